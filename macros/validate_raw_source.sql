@@ -1,0 +1,106 @@
+{#-
+  on-run-start guard for `dbt build` / `dbt run`: checks the raw file before any relation is
+  replaced, so a bad file stops the run with a message that names the file and the problem, and the
+  marts of the last good build stay untouched. Checks, in order:
+    1. the file exists (else: how to get it, and where it is looked for);
+    2. it is not empty (no header, no lines);
+    3. the header holds exactly the eight expected columns;
+    4. the file has at least one data line;
+    5. no required field is empty and every date, quantity, price and customer id parses.
+-#}
+{% macro validate_raw_source(source_name='online_retail', table_name='raw_lines') %}
+    {%- if not execute or flags.WHICH not in ('build', 'run') -%}
+        {{ return('') }}
+    {%- endif -%}
+
+    {%- set source_node = graph.sources.values()
+        | selectattr('source_name', 'equalto', source_name)
+        | selectattr('name', 'equalto', table_name) | first -%}
+    {%- set raw_path = source_node.meta.raw_path -%}
+    {%- set expected = source_node.meta.expected_columns -%}
+    {%- set where = "Raw data file '" ~ raw_path ~ "'" -%}
+
+    {#- 1. the file exists -#}
+    {%- set found = run_query("select count(*) from glob('" ~ raw_path ~ "')").columns[0].values()[0] -%}
+    {%- if found == 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "Raw data file not found: '" ~ raw_path ~ "'.\n"
+            ~ "Paths tried, in order: $RETAIL_RAW_PATH (" ~ (env_var('RETAIL_RAW_PATH', 'not set')) ~ "), "
+            ~ "data/raw/online_retail.csv.zst, ../shared/data/online_retail.csv.zst "
+            ~ "(`make build` tries all three; plain `dbt build` reads $RETAIL_RAW_PATH or data/raw/).\n"
+            ~ "Get the data: UCI Machine Learning Repository, 'Online Retail' (id 352), "
+            ~ "https://archive.ics.uci.edu/dataset/352/online+retail ; save it as a zstd-compressed, "
+            ~ "latin-1 CSV with header " ~ (expected | join(',')) ~ " and set RETAIL_RAW_PATH to it.") }}
+    {%- endif -%}
+
+    {%- set as_text -%}
+        read_csv('{{ raw_path }}', header = true, delim = ',', quote = '"',
+                 encoding = 'latin-1', all_varchar = true)
+    {%- endset -%}
+
+    {#- 2. not empty: DuckDB names the single column of a file without any line 'column0' -#}
+    {%- set header = run_query("describe select * from " ~ as_text).columns[0].values() | list -%}
+    {%- if header == ['column0'] -%}
+        {%- set n_text_lines = run_query(
+            "select count(*) from read_csv('" ~ raw_path ~ "', header = false, all_varchar = true)"
+        ).columns[0].values()[0] -%}
+        {%- if n_text_lines == 0 -%}
+            {{ exceptions.raise_compiler_error(where ~ " is empty: no header line and no data lines.") }}
+        {%- endif -%}
+    {%- endif -%}
+
+    {#- 3. the header -#}
+    {%- set missing = expected | reject('in', header) | list -%}
+    {%- set unexpected = header | reject('in', expected) | list -%}
+    {%- if missing or unexpected -%}
+        {{ exceptions.raise_compiler_error(
+            where ~ " does not have the expected columns.\n"
+            ~ "  missing: " ~ (missing | join(', ') or 'none') ~ "\n"
+            ~ "  unexpected: " ~ (unexpected | join(', ') or 'none') ~ "\n"
+            ~ "  expected header: " ~ (expected | join(','))) }}
+    {%- endif -%}
+
+    {#- 4 and 5. one scan over the file as text -#}
+    {%- set checks = [
+        ('InvoiceNo', 'are empty', "InvoiceNo is null"),
+        ('StockCode', 'are empty', "StockCode is null"),
+        ('Country', 'are empty', "Country is null"),
+        ('Quantity', 'are empty or not an integer', "try_cast(Quantity as integer) is null"),
+        ('UnitPrice', 'are empty or not a number', "try_cast(UnitPrice as double) is null"),
+        ('InvoiceDate', 'are empty or do not parse as M/D/YYYY H:MM', "try_strptime(InvoiceDate, '%m/%d/%Y %H:%M') is null"),
+        ('CustomerID', 'are not an integer', "CustomerID is not null and try_cast(CustomerID as integer) is null"),
+    ] -%}
+    {%- set scan_sql -%}
+        with lines as (
+            select row_number() over () as data_line, * from {{ as_text }}
+        )
+        select
+            count(*) as n_lines
+            {%- for column, problem, condition in checks %},
+            count(*) filter (where {{ condition }}) as bad_{{ loop.index }},
+            min(data_line) filter (where {{ condition }}) as first_line_{{ loop.index }},
+            arg_min({{ column }}, data_line) filter (where {{ condition }}) as first_value_{{ loop.index }}
+            {%- endfor %}
+        from lines
+    {%- endset -%}
+    {%- set scan = run_query(scan_sql).rows[0] -%}
+    {%- if scan['n_lines'] == 0 -%}
+        {{ exceptions.raise_compiler_error(where ~ " holds no data lines (only a header, or nothing).") }}
+    {%- endif -%}
+    {%- set problems = [] -%}
+    {%- for column, problem, condition in checks -%}
+        {%- set n_bad = scan['bad_' ~ loop.index] -%}
+        {%- if n_bad > 0 -%}
+            {%- do problems.append(
+                "  column " ~ column ~ ": " ~ n_bad ~ " value(s) " ~ problem
+                ~ " (first on line " ~ (scan['first_line_' ~ loop.index] + 1) ~ " of the file: '"
+                ~ scan['first_value_' ~ loop.index] ~ "')") -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if problems -%}
+        {{ exceptions.raise_compiler_error(
+            where ~ " has values that would not load cleanly; nothing was built:\n" ~ (problems | join('\n'))) }}
+    {%- endif -%}
+    {{ log("Raw data file '" ~ raw_path ~ "': " ~ scan['n_lines'] ~ " lines validated.", info=true) }}
+    {{ return('') }}
+{% endmacro %}

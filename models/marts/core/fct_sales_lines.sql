@@ -1,0 +1,58 @@
+with
+
+screened as (
+
+    select * from {{ ref('int_sales_lines__screened') }}
+
+),
+
+cancellations as (
+
+    select * from {{ ref('int_sales_lines__cancellations_matched') }}
+
+),
+
+kept as (
+
+    select * from screened where removal_step is null
+
+),
+
+joined as (
+
+    select
+        kept.*,
+        coalesce(cancellations.quantity_canceled, 0) as quantity_canceled
+    from kept
+    left join cancellations
+        on cancellations.source_row_number = kept.source_row_number
+
+),
+
+final as (
+
+    select
+        -- ids
+        source_row_number,
+        invoice_no,
+        stock_code,
+        customer_id,
+
+        -- descriptive
+        description,
+        country,
+
+        -- numerics
+        quantity,
+        cast(quantity_canceled as integer) as quantity_canceled,
+        unit_price,
+        unit_price * (quantity - quantity_canceled) as total_price,
+
+        -- timestamps
+        invoice_at
+
+    from joined
+
+)
+
+select * from final

@@ -1,0 +1,5 @@
+import sys
+
+from retail_segments.cli import main
+
+sys.exit(main())

@@ -1,0 +1,88 @@
+"""Where the raw file and the warehouse live.
+
+The raw UCI file is never part of the repository. `resolve_raw_path` looks for it, in order:
+
+1. the path in the environment variable ``RETAIL_RAW_PATH``, when set;
+2. ``data/raw/online_retail.csv.zst`` inside the project (gitignored);
+3. ``../shared/data/online_retail.csv.zst`` beside the project.
+
+When none exists it raises `RawDataNotFoundError`, whose message names the variable, the paths
+tried and where to get the data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RAW_PATH_ENV = "RETAIL_RAW_PATH"
+WAREHOUSE_PATH_ENV = "RETAIL_DUCKDB_PATH"
+RAW_FILE_NAME = "online_retail.csv.zst"
+DEFAULT_WAREHOUSE = Path("warehouse") / "retail_segments.duckdb"
+UCI_DATASET_URL = "https://archive.ics.uci.edu/dataset/352/online+retail"
+
+
+class RawDataNotFoundError(FileNotFoundError):
+    """No raw data file at any of the places it is looked for."""
+
+
+def raw_path_candidates(
+    project_root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None
+) -> list[tuple[str, Path]]:
+    """Return the places the raw file is looked for, in order, each with where it came from."""
+    environ = os.environ if environ is None else environ
+    candidates: list[tuple[str, Path]] = []
+    if environ.get(RAW_PATH_ENV):
+        candidates.append((f"${RAW_PATH_ENV}", Path(environ[RAW_PATH_ENV]).expanduser()))
+    candidates.append(("project data/raw/", project_root / "data" / "raw" / RAW_FILE_NAME))
+    candidates.append(("../shared/data/", project_root.parent / "shared" / "data" / RAW_FILE_NAME))
+    return candidates
+
+
+def resolve_raw_path(
+    project_root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None
+) -> Path:
+    """Return the absolute path of the raw file to build from.
+
+    An explicitly set ``RETAIL_RAW_PATH`` that points at nothing is an error, not a reason to fall
+    back silently to another file.
+    """
+    environ = os.environ if environ is None else environ
+    candidates = raw_path_candidates(project_root, environ)
+    if environ.get(RAW_PATH_ENV):
+        label, path = candidates[0]
+        if path.is_file():
+            return path.resolve()
+        raise RawDataNotFoundError(_not_found_message([(label, path)], explicit=True))
+    for _label, path in candidates:
+        if path.is_file():
+            return path.resolve()
+    raise RawDataNotFoundError(_not_found_message(candidates, explicit=False))
+
+
+def _not_found_message(tried: list[tuple[str, Path]], explicit: bool) -> str:
+    lines = [
+        f"{RAW_PATH_ENV} points at a file that does not exist."
+        if explicit
+        else "The raw data file (online_retail.csv.zst) was not found.",
+        "Paths tried, in order:",
+        *(f"  - {path} ({label})" for label, path in tried),
+        "Get the data: UCI Machine Learning Repository, 'Online Retail' (id 352),",
+        f"  {UCI_DATASET_URL}",
+        "Save it as a zstd-compressed latin-1 CSV with the header",
+        "  InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+        f"and set {RAW_PATH_ENV} to its path, or put it at data/raw/{RAW_FILE_NAME}.",
+    ]
+    return "\n".join(lines)
+
+
+def warehouse_path(
+    project_root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None
+) -> Path:
+    """Return the DuckDB file dbt builds into (``RETAIL_DUCKDB_PATH`` or the default)."""
+    environ = os.environ if environ is None else environ
+    configured = environ.get(WAREHOUSE_PATH_ENV)
+    path = Path(configured).expanduser() if configured else project_root / DEFAULT_WAREHOUSE
+    return path if path.is_absolute() else (project_root / path)
