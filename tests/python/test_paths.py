@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+
+from retail_segments.cli import main
+from retail_segments.paths import RawDataNotFoundError, raw_path_candidates, resolve_raw_path
+
+
+def _project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    (root / "data" / "raw").mkdir(parents=True)
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    return root
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def test_environment_variable_wins_over_the_other_places(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _touch(root / "data" / "raw" / "online_retail.csv.zst")
+    chosen = _touch(tmp_path / "elsewhere" / "mine.csv.zst")
+    assert resolve_raw_path(root, {"RETAIL_RAW_PATH": str(chosen)}) == chosen.resolve()
+
+
+def test_project_copy_is_preferred_over_shared(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    in_repo = _touch(root / "data" / "raw" / "online_retail.csv.zst")
+    _touch(tmp_path / "shared" / "data" / "online_retail.csv.zst")
+    assert resolve_raw_path(root, {}) == in_repo.resolve()
+
+
+def test_shared_copy_is_the_last_resort(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    shared = _touch(tmp_path / "shared" / "data" / "online_retail.csv.zst")
+    assert resolve_raw_path(root, {}) == shared.resolve()
+
+
+def test_missing_everywhere_names_variable_paths_and_uci(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    with pytest.raises(RawDataNotFoundError) as caught:
+        resolve_raw_path(root, {})
+    message = str(caught.value)
+    assert "RETAIL_RAW_PATH" in message
+    assert "(id 352)" in message and "archive.ics.uci.edu" in message
+    for _label, path in raw_path_candidates(root, {}):
+        assert str(path) in message
+
+
+def test_explicit_variable_pointing_nowhere_does_not_fall_back(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    _touch(root / "data" / "raw" / "online_retail.csv.zst")
+    missing = tmp_path / "typo.csv.zst"
+    with pytest.raises(RawDataNotFoundError, match="points at a file that does not exist"):
+        resolve_raw_path(root, {"RETAIL_RAW_PATH": str(missing)})
+
+
+def test_build_command_reports_missing_data_and_exits_nonzero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nothing-here.csv.zst"
+    monkeypatch.setenv("RETAIL_RAW_PATH", str(missing))
+    assert main(["build"]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "UCI" in err
