@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 build: $(STAMP)
 	$(PY) -m retail_segments build
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -1,0 +1,68 @@
+{#-
+  One row per customer of customer_rfm: the RFM-score segment, the part I cluster (PCA) name, the
+  part II segment (t-SNE clusters; classifier for everyone not clustered) and its strategy.
+-#}
+with
+
+rfm as (
+
+    select * from {{ ref('customer_rfm') }}
+
+),
+
+embeddings as (
+
+    select customer_id, pca_segment_name
+    from {{ ref('customer_embeddings') }}
+
+),
+
+scores as (
+
+    select * from {{ ref('ml_customer_segment_scores') }}
+
+),
+
+segment_profiles as (
+
+    select segment_name, strategy
+    from {{ ref('cluster_profiles') }}
+    where stage = 'tsne'
+
+),
+
+final as (
+
+    select
+        -- ids
+        rfm.customer_id,
+
+        -- rfm
+        rfm.recency_days,
+        rfm.frequency,
+        rfm.monetary,
+        rfm.r_score,
+        rfm.f_score,
+        rfm.m_score,
+        rfm.rfm_segment,
+        rfm.rfm_strategy,
+        rfm.is_outlier,
+
+        -- clusters
+        cast(embeddings.pca_segment_name as varchar) as cluster_name,
+        cast(scores.segment_name as varchar) as segment_name,
+        cast(scores.assignment_method as varchar) as assignment_method,
+        segment_profiles.strategy as segment_strategy,
+        cast(scores.model_version as varchar) as model_version,
+
+        -- timestamps
+        rfm.rfm_as_of
+
+    from rfm
+    left join embeddings on embeddings.customer_id = rfm.customer_id
+    left join scores on scores.customer_id = rfm.customer_id
+    left join segment_profiles on segment_profiles.segment_name = scores.segment_name
+
+)
+
+select * from final

@@ -1,0 +1,25 @@
+with
+
+fit as (
+
+    select * from {{ ref('ml_segmentation_fit') }}
+    where result_table = 'cluster_model_selection'
+
+),
+
+final as (
+
+    select
+        cast(stage as varchar) as stage,
+        cast(algorithm as varchar) as algorithm,
+        cast(n_clusters as integer) as n_clusters,
+        cast(silhouette as double) as silhouette,
+        cast(calinski_harabasz as double) as calinski_harabasz,
+        cast(davies_bouldin as double) as davies_bouldin,
+        cast(is_selected as boolean) as is_selected,
+        cast(selection_reason as varchar) as selection_reason
+    from fit
+
+)
+
+select * from final

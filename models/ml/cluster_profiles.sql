@@ -1,0 +1,30 @@
+with
+
+fit as (
+
+    select * from {{ ref('ml_segmentation_fit') }}
+    where result_table = 'cluster_profiles'
+
+),
+
+final as (
+
+    select
+        cast(stage as varchar) as stage,
+        cast(cluster_id as integer) as cluster_id,
+        cast(segment_name as varchar) as segment_name,
+        cast(n_customers as integer) as n_customers,
+        cast(mean_recency_days as double) as mean_recency_days,
+        cast(median_recency_days as double) as median_recency_days,
+        cast(mean_frequency as double) as mean_frequency,
+        cast(median_frequency as double) as median_frequency,
+        cast(mean_monetary as double) as mean_monetary,
+        cast(median_monetary as double) as median_monetary,
+        cast(revenue_share as double) as revenue_share,
+        cast(strategy as varchar) as strategy,
+        cast(archetype_distance as double) as archetype_distance
+    from fit
+
+)
+
+select * from final

@@ -1,0 +1,24 @@
+with
+
+fit as (
+
+    select * from {{ ref('ml_segmentation_fit') }}
+    where result_table = 'embedding_summary'
+
+),
+
+final as (
+
+    select
+        cast(stage as varchar) as stage,
+        cast(component as integer) as component,
+        cast(explained_variance_ratio as double) as explained_variance_ratio,
+        cast(kl_divergence as double) as kl_divergence,
+        cast(loading_recency as double) as loading_recency,
+        cast(loading_frequency as double) as loading_frequency,
+        cast(loading_monetary as double) as loading_monetary
+    from fit
+
+)
+
+select * from final

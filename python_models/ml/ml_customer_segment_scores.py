@@ -1,0 +1,32 @@
+"""Every customer's part II segment: clustered customers keep their cluster's name; outliers,
+DBSCAN noise and any customer not in the clustering are scored by the classifier, loaded from
+ml.model_registry (skops, type allowlist) at the version this build trained.
+
+One row per customer of marts.customer_rfm. Thin shell over retail_segments.classifier.
+"""
+
+from retail_segments.artifacts import load_model
+from retail_segments.classifier import assign_segments
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    rfm = dbt.ref("customer_rfm").project("customer_id, recency_days, frequency, monetary").df()
+    segments = dbt.ref("customer_embeddings").project("customer_id, tsne_segment_name").df()
+    version = (
+        dbt.ref("ml_segment_classifier_fit")
+        .filter("result_table = 'model_registry'")
+        .project("model_version")
+        .fetchall()[0][0]
+    )
+    artifact = (
+        dbt.ref("model_registry")
+        .filter(f"model_version = '{version}'")
+        .project("artifact")
+        .fetchall()[0][0]
+    )
+    assigned = assign_segments(
+        rfm, segments, load_model(artifact), segment_column="tsne_segment_name"
+    )
+    assigned["model_version"] = version
+    return assigned

@@ -1,0 +1,325 @@
+"""Entry points of parts I and II that the dbt Python models call.
+
+``run_pca_stage`` and ``run_tsne_stage`` each take the ``marts.customer_rfm`` frame, the validated
+archetypes and a plain config dict (dbt model ``config.meta``), and return a dict of frames:
+
+- ``cluster_model_selection``: one row per candidate clustering (``SELECTION_COLUMNS``)
+- ``embedding_summary``: PCA components with loadings, or the t-SNE KL divergence row
+- ``customer_embeddings``: ``customer_id``, the two stage coordinates, ``<stage>_cluster_id`` and
+  ``<stage>_segment_name`` (one row per non-outlier customer, sorted by ``customer_id``)
+- ``cluster_profiles``: profile, name and strategy of every cluster (``CLUSTER_PROFILE_COLUMNS``)
+
+``combine_stages`` stacks the two results into the warehouse tables (``customer_embeddings`` then
+has ``customer_id, pca_1, pca_2, tsne_1, tsne_2, pca_cluster_id, tsne_cluster_id`` first).
+Only non-outlier customers are embedded and clustered. Cluster id -1 marks DBSCAN noise: such
+customers have no segment name here and are scored by the classifier later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from retail_segments.clustering import (
+    ALGORITHMS,
+    PROFILE_COLUMNS,
+    evaluate_candidates,
+    order_clusters,
+    profile_clusters,
+    select_candidate,
+    selected_key,
+)
+from retail_segments.embedding import (
+    build_pca_pipeline,
+    build_tsne_pipeline,
+    fit_embedding,
+    pca_summary,
+    rfm_features,
+    tsne_summary,
+)
+from retail_segments.naming import name_clusters
+
+CLUSTER_PROFILE_COLUMNS: tuple[str, ...] = (
+    "stage",
+    "cluster_id",
+    "segment_name",
+    *PROFILE_COLUMNS[2:],
+    "strategy",
+    "archetype_distance",
+)
+
+_COMMON_DEFAULTS: dict[str, Any] = {
+    "algorithm": None,
+    "n_clusters": None,
+    "include_dbscan": True,
+    "random_state": 42,
+    "n_init": 10,
+    "dbscan_min_samples": 4,
+    "dbscan_core_fraction": 0.9,
+    "max_threads": 1,
+}
+
+PCA_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        **_COMMON_DEFAULTS,
+        "k_range": [2, 10],
+        "agglomerative_k_range": [2, 10],
+    }
+)
+
+TSNE_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        **_COMMON_DEFAULTS,
+        "k_range": [3, 8],
+        "agglomerative_k_range": [2, 8],
+        "perplexity": 50.0,
+        "embedding_random_state": 100,
+        "n_jobs": None,
+    }
+)
+
+
+def validate_config(
+    config: Mapping[str, Any] | None, defaults: Mapping[str, Any], *, name: str
+) -> dict[str, Any]:
+    """Merge a user config over ``defaults`` after checking its keys.
+
+    Parameters
+    ----------
+    config : user values (may be ``None`` or empty).
+    defaults : every allowed key with its default value.
+    name : label used in error messages (e.g. 'pca stage config').
+
+    Returns
+    -------
+    New dict with every key of ``defaults``. Raises ``ValueError`` naming any unknown key.
+    """
+    config = dict(config or {})
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        raise ValueError(f"{name}: unknown key(s) {unknown}; allowed keys are {sorted(defaults)}")
+    return {**defaults, **config}
+
+
+def _check_int(
+    config: Mapping[str, Any], key: str, minimum: int, *, optional: bool = False
+) -> None:
+    value = config[key]
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"config key {key!r} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_range(config: Mapping[str, Any], key: str) -> None:
+    value = config[key]
+    valid = (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value)
+        and 2 <= value[0] <= value[1]
+    )
+    if not valid:
+        raise ValueError(f"config key {key!r} must be [k_min, k_max] with 2 <= k_min <= k_max")
+
+
+def stage_config(stage: str, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Validate a stage config and fill in the defaults.
+
+    Parameters
+    ----------
+    stage : 'pca' (defaults ``PCA_DEFAULTS``) or 'tsne' (defaults ``TSNE_DEFAULTS``).
+    config : user overrides. Keys: ``algorithm`` (pin one of ``ALGORITHMS``, or None),
+        ``n_clusters`` (pin k, or None), ``k_range`` (inclusive [min, max] for KMeans and
+        GaussianMixture), ``agglomerative_k_range``, ``include_dbscan``, ``random_state``,
+        ``n_init``, ``dbscan_min_samples``, ``dbscan_core_fraction``, ``max_threads`` (OpenMP/BLAS
+        threads during the stage via threadpoolctl; default 1, null = library default; results do
+        not depend on it, but with dbt running models in parallel on two cores, multi-threaded
+        t-SNE/KMeans were several times slower than one thread); for stage 'tsne' also
+        ``perplexity``, ``embedding_random_state`` and ``n_jobs``. Both embeddings have two
+        components (the table contract has two coordinates per stage).
+
+    Returns
+    -------
+    Complete config dict. Raises ``ValueError`` naming an unknown key or an invalid value.
+    """
+    defaults = {"pca": PCA_DEFAULTS, "tsne": TSNE_DEFAULTS}.get(stage)
+    if defaults is None:
+        raise ValueError(f"unknown stage {stage!r}; expected 'pca' or 'tsne'")
+    merged = validate_config(config, defaults, name=f"{stage} stage config")
+    if merged["algorithm"] is not None and merged["algorithm"] not in ALGORITHMS:
+        raise ValueError(f"config key 'algorithm' must be one of {ALGORITHMS} or null")
+    _check_int(merged, "n_clusters", 2, optional=True)
+    _check_int(merged, "random_state", 0)
+    _check_int(merged, "n_init", 1)
+    _check_int(merged, "dbscan_min_samples", 2)
+    _check_int(merged, "max_threads", 1, optional=True)
+    _check_range(merged, "k_range")
+    _check_range(merged, "agglomerative_k_range")
+    if not isinstance(merged["include_dbscan"], bool):
+        raise ValueError("config key 'include_dbscan' must be true or false")
+    fraction = merged["dbscan_core_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+        raise ValueError("config key 'dbscan_core_fraction' must be a number in (0, 1]")
+    if stage == "tsne":
+        _check_int(merged, "embedding_random_state", 0)
+        _check_int(merged, "n_jobs", -1, optional=True)
+        perplexity = merged["perplexity"]
+        numeric = isinstance(perplexity, int | float) and not isinstance(perplexity, bool)
+        if not numeric or perplexity <= 0:
+            raise ValueError("config key 'perplexity' must be a positive number")
+    return merged
+
+
+def clustered_customers(rfm: pd.DataFrame) -> pd.DataFrame:
+    """Return the non-outlier rows of ``rfm`` sorted by ``customer_id`` with a fresh index."""
+    required = ["customer_id", "recency_days", "frequency", "monetary", "is_outlier"]
+    missing = [column for column in required if column not in rfm.columns]
+    if missing:
+        raise ValueError(f"customer_rfm frame is missing columns: {missing}")
+    kept = rfm.loc[~rfm["is_outlier"].astype("bool"), required[:4]]
+    return kept.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def _cluster_stage(
+    stage: str,
+    customers: pd.DataFrame,
+    coordinates: np.ndarray,
+    archetypes: pd.DataFrame,
+    config: Mapping[str, Any],
+) -> dict[str, pd.DataFrame]:
+    k_min, k_max = config["k_range"]
+    agglomerative_min, agglomerative_max = config["agglomerative_k_range"]
+    scores, labels = evaluate_candidates(
+        coordinates,
+        stage=stage,
+        k_values={
+            "kmeans": range(k_min, k_max + 1),
+            "gaussian_mixture": range(k_min, k_max + 1),
+            "agglomerative": range(agglomerative_min, agglomerative_max + 1),
+        },
+        include_dbscan=config["include_dbscan"],
+        random_state=config["random_state"],
+        n_init=config["n_init"],
+        dbscan_min_samples=config["dbscan_min_samples"],
+        dbscan_core_fraction=config["dbscan_core_fraction"],
+    )
+    selection = select_candidate(
+        scores,
+        config["algorithm"],
+        config["n_clusters"],
+        k_bounds=(min(k_min, agglomerative_min), max(k_max, agglomerative_max)),
+    )
+    cluster_ids = order_clusters(labels[selected_key(selection)], customers)
+    profiles = profile_clusters(customers, cluster_ids, stage=stage)
+    names = name_clusters(profiles, archetypes, stage=stage)
+    profiles = profiles.merge(names, on="cluster_id", how="left", validate="one_to_one")
+    embeddings = pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"].astype("int64"),
+            f"{stage}_1": coordinates[:, 0],
+            f"{stage}_2": coordinates[:, 1],
+            f"{stage}_cluster_id": cluster_ids,
+        }
+    )
+    embeddings[f"{stage}_segment_name"] = (
+        embeddings[f"{stage}_cluster_id"]
+        .map(names.set_index("cluster_id")["segment_name"])
+        .astype("str")
+    )
+    return {
+        "cluster_model_selection": selection,
+        "customer_embeddings": embeddings,
+        "cluster_profiles": profiles.loc[:, list(CLUSTER_PROFILE_COLUMNS)],
+    }
+
+
+def run_pca_stage(
+    rfm: pd.DataFrame, archetypes: pd.DataFrame, config: Mapping[str, Any] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Part I: PCA of the standardised RFM of non-outliers, clustering, profiles and names.
+
+    Parameters
+    ----------
+    rfm : ``marts.customer_rfm`` (``customer_id, recency_days, frequency, monetary, is_outlier``).
+    archetypes : output of ``naming.load_archetypes``.
+    config : optional overrides, see ``stage_config``.
+
+    Returns
+    -------
+    ``{"cluster_model_selection", "embedding_summary", "customer_embeddings",
+    "cluster_profiles"}`` as described in the module docstring.
+    """
+    settings = stage_config("pca", config)
+    customers = clustered_customers(rfm)
+    pipeline = build_pca_pipeline(n_components=2)
+    with threadpool_limits(limits=settings["max_threads"]):
+        coordinates = fit_embedding(pipeline, rfm_features(customers))
+        frames = _cluster_stage("pca", customers, coordinates, archetypes, settings)
+    return {**frames, "embedding_summary": pca_summary(pipeline)}
+
+
+def run_tsne_stage(
+    rfm: pd.DataFrame, archetypes: pd.DataFrame, config: Mapping[str, Any] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Part II: t-SNE of the standardised RFM of non-outliers, clustering, profiles and names.
+
+    Same inputs and outputs as ``run_pca_stage``; the embedding is
+    ``Pipeline(StandardScaler, TSNE(perplexity=50, random_state=100))`` by default and the
+    summary is the single KL-divergence row.
+    """
+    settings = stage_config("tsne", config)
+    customers = clustered_customers(rfm)
+    pipeline = build_tsne_pipeline(
+        perplexity=float(settings["perplexity"]),
+        random_state=settings["embedding_random_state"],
+        n_components=2,
+        n_jobs=settings["n_jobs"],
+    )
+    with threadpool_limits(limits=settings["max_threads"]):
+        coordinates = fit_embedding(pipeline, rfm_features(customers))
+        frames = _cluster_stage("tsne", customers, coordinates, archetypes, settings)
+    return {**frames, "embedding_summary": tsne_summary(pipeline)}
+
+
+def combine_stages(
+    pca: Mapping[str, pd.DataFrame], tsne: Mapping[str, pd.DataFrame]
+) -> dict[str, pd.DataFrame]:
+    """Stack the outputs of ``run_pca_stage`` and ``run_tsne_stage`` into the warehouse tables.
+
+    Returns the same four keys; ``customer_embeddings`` is joined on ``customer_id`` (both stages
+    embed the same customers) with columns ``customer_id, pca_1, pca_2, tsne_1, tsne_2,
+    pca_cluster_id, tsne_cluster_id, pca_segment_name, tsne_segment_name``.
+    """
+    pca_ids = set(pca["customer_embeddings"]["customer_id"])
+    if pca_ids != set(tsne["customer_embeddings"]["customer_id"]):
+        raise ValueError("the PCA and t-SNE stages embedded different customers")
+    embeddings = pca["customer_embeddings"].merge(
+        tsne["customer_embeddings"], on="customer_id", how="inner", validate="one_to_one"
+    )
+    columns = [
+        "customer_id",
+        "pca_1",
+        "pca_2",
+        "tsne_1",
+        "tsne_2",
+        "pca_cluster_id",
+        "tsne_cluster_id",
+        "pca_segment_name",
+        "tsne_segment_name",
+    ]
+    stacked = {
+        key: pd.concat([pca[key], tsne[key]], ignore_index=True)
+        for key in ("cluster_model_selection", "embedding_summary", "cluster_profiles")
+    }
+    return {
+        **stacked,
+        "customer_embeddings": embeddings.loc[:, columns]
+        .sort_values("customer_id", kind="stable")
+        .reset_index(drop=True),
+    }

@@ -1,0 +1,159 @@
+"""skops artifacts: DuckDB BLOB round trip, allowlist enforcement and the registry row."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import sklearn
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.svm import SVC
+
+from retail_segments.artifacts import (
+    REGISTRY_COLUMNS,
+    UntrustedArtifactError,
+    artifact_types,
+    build_model_registry_row,
+    load_model,
+    serialize_model,
+)
+
+CREATED_AT = datetime(2024, 1, 2, 3, 4, 5)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(
+        {
+            "recency_days": rng.integers(0, 365, 200).astype("float64"),
+            "frequency": rng.integers(1, 20, 200).astype("float64"),
+            "monetary": rng.lognormal(6, 1, 200),
+        }
+    )
+    y = np.where(X["recency_days"] < 100, "loyal", np.where(X["monetary"] > 400, "at risk", "lost"))
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def forest(data: tuple[pd.DataFrame, np.ndarray]) -> RandomForestClassifier:
+    X, y = data
+    return RandomForestClassifier(n_estimators=20, max_depth=5, random_state=42).fit(X, y)
+
+
+def registry_row(estimator, metrics: dict | None = None) -> pd.DataFrame:
+    return build_model_registry_row(
+        estimator,
+        model_name="segment_classifier",
+        metrics=metrics or {"cv_accuracy": 0.9, "test_accuracy": 0.88},
+        training_seconds=1.25,
+        n_training_rows=200,
+        data_window_start="2010-12-01",
+        data_window_end="2011-12-09",
+        created_at=CREATED_AT,
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RandomForestClassifier(n_estimators=10, random_state=42),
+        lambda: HistGradientBoostingClassifier(max_iter=20, random_state=42),
+    ],
+)
+def test_artifact_round_trips_through_a_duckdb_blob(
+    data: tuple[pd.DataFrame, np.ndarray], make
+) -> None:
+    X, y = data
+    estimator = make().fit(X, y)
+    row = registry_row(estimator)
+    connection = duckdb.connect()
+    connection.register("registry_row", row)
+    connection.execute("create table model_registry as select * from registry_row")
+    column_types = {
+        row[0]: row[1] for row in connection.execute("describe model_registry").fetchall()
+    }
+    assert column_types["artifact"] == "BLOB"
+    assert column_types["created_at"] == "TIMESTAMP"
+    blob, version = connection.execute(
+        "select artifact, model_version from model_registry"
+    ).fetchone()
+    connection.close()
+
+    loaded = load_model(bytes(blob))
+    assert type(loaded) is type(estimator)
+    np.testing.assert_array_equal(loaded.predict(X), estimator.predict(X))
+    np.testing.assert_array_equal(loaded.predict_proba(X), estimator.predict_proba(X))
+    assert version == row.at[0, "model_version"]
+
+
+def test_registry_row_contract(forest: RandomForestClassifier) -> None:
+    row = registry_row(forest)
+    assert list(row.columns) == list(REGISTRY_COLUMNS)
+    assert len(row) == 1
+    record = row.iloc[0]
+    assert record["model_class"] == "RandomForestClassifier"
+    assert json.loads(record["params"])["max_depth"] == 5
+    assert json.loads(record["metrics"]) == {"cv_accuracy": 0.9, "test_accuracy": 0.88}
+    assert record["sklearn_version"] == sklearn.__version__
+    assert record["created_at"] == pd.Timestamp(CREATED_AT)
+    assert record["data_window_end"] == pd.Timestamp("2011-12-09")
+    assert record["n_training_rows"] == 200
+    assert len(record["model_version"]) == 16
+    assert isinstance(record["artifact"], bytes)
+
+
+def test_model_version_is_reproducible_and_content_sensitive(
+    data: tuple[pd.DataFrame, np.ndarray], forest: RandomForestClassifier
+) -> None:
+    X, y = data
+    refit = RandomForestClassifier(n_estimators=20, max_depth=5, random_state=42).fit(X, y)
+    other = RandomForestClassifier(n_estimators=20, max_depth=5, random_state=7).fit(X, y)
+    version = registry_row(forest).at[0, "model_version"]
+
+    assert registry_row(refit).at[0, "model_version"] == version
+    assert registry_row(other).at[0, "model_version"] != version
+    assert registry_row(forest, {"cv_accuracy": 0.5}).at[0, "model_version"] != version
+
+
+def test_types_outside_the_allowlist_are_refused(data: tuple[pd.DataFrame, np.ndarray]) -> None:
+    X, y = data
+    svc = SVC().fit(X, y)
+    with pytest.raises(UntrustedArtifactError, match=r"sklearn\.svm\._classes\.SVC"):
+        load_model(serialize_model(svc))
+    log = FunctionTransformer(np.log1p).fit(X)
+    with pytest.raises(UntrustedArtifactError, match="FunctionTransformer"):
+        load_model(serialize_model(log))
+
+
+def test_tampered_artifact_is_refused(forest: RandomForestClassifier) -> None:
+    blob = serialize_model(forest)
+    source = zipfile.ZipFile(io.BytesIO(blob))
+    tampered = io.BytesIO()
+    with zipfile.ZipFile(tampered, "w") as target:
+        for name in source.namelist():
+            content = source.read(name)
+            if name == "schema.json":
+                schema = json.loads(content)
+                schema["__module__"], schema["__class__"] = "os", "system"
+                content = json.dumps(schema).encode()
+            target.writestr(name, content)
+    assert "os.system" in artifact_types(tampered.getvalue())
+    with pytest.raises(UntrustedArtifactError, match=r"os\.system"):
+        load_model(tampered.getvalue())
+    with pytest.raises(UntrustedArtifactError, match="not a readable skops artifact"):
+        load_model(b"definitely not a zip archive")
+
+
+def test_an_explicit_allowlist_can_be_narrower(forest: RandomForestClassifier) -> None:
+    blob = serialize_model(forest)
+    narrow = frozenset(artifact_types(blob)) - {"sklearn.tree._tree.Tree"}
+    with pytest.raises(UntrustedArtifactError, match=r"sklearn\.tree\._tree\.Tree"):
+        load_model(blob, allowed_types=narrow)

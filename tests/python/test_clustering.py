@@ -1,0 +1,321 @@
+"""Candidate clusterings, selection, stable cluster ids, profiles and the stage entry points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.neighbors import NearestNeighbors
+
+from retail_segments.clustering import (
+    ALGORITHMS,
+    NOISE_LABEL,
+    SELECTION_COLUMNS,
+    dbscan_eps,
+    evaluate_candidates,
+    order_clusters,
+    profile_clusters,
+    score_labels,
+    select_candidate,
+    selected_key,
+)
+from retail_segments.naming import load_archetypes
+from retail_segments.segmentation import (
+    CLUSTER_PROFILE_COLUMNS,
+    combine_stages,
+    run_pca_stage,
+    run_tsne_stage,
+    stage_config,
+)
+
+SEED_FILE = Path(__file__).resolve().parents[2] / "seeds" / "segment_archetypes.csv"
+
+
+@pytest.fixture(scope="module")
+def blobs() -> tuple[np.ndarray, np.ndarray]:
+    return make_blobs(
+        n_samples=400,
+        centers=[[-10, -10], [-10, 10], [10, -10], [10, 10]],
+        cluster_std=1.0,
+        random_state=0,
+    )
+
+
+@pytest.fixture(scope="module")
+def rfm() -> pd.DataFrame:
+    """Three obvious groups (recent big spenders, middling, long-lost) plus a few outliers."""
+    rng = np.random.default_rng(11)
+    groups = [(15, 12, 4000.0), (150, 4, 900.0), (320, 1, 150.0)]
+    rows = []
+    for recency, frequency, monetary in groups:
+        for _ in range(50):
+            rows.append(
+                (
+                    max(0, int(rng.normal(recency, 8))),
+                    max(1, int(rng.normal(frequency, 1))),
+                    float(rng.normal(monetary, monetary / 10)),
+                    False,
+                )
+            )
+    rows += [(1, 200, 250000.0, True), (3, 150, 180000.0, True)]
+    frame = pd.DataFrame(rows, columns=["recency_days", "frequency", "monetary", "is_outlier"])
+    frame.insert(0, "customer_id", rng.permutation(np.arange(10000, 10000 + len(frame))))
+    return frame.astype({"recency_days": "int64", "frequency": "int64"})
+
+
+@pytest.fixture(scope="module")
+def archetypes() -> pd.DataFrame:
+    return load_archetypes(SEED_FILE)
+
+
+def test_selection_finds_the_four_blobs(blobs: tuple[np.ndarray, np.ndarray]) -> None:
+    X, truth = blobs
+    k_range = range(2, 9)
+    scores, labels = evaluate_candidates(
+        X,
+        stage="pca",
+        k_values={"kmeans": k_range, "gaussian_mixture": k_range, "agglomerative": k_range},
+    )
+    selection = select_candidate(scores)
+
+    assert set(selection["algorithm"]) == set(ALGORITHMS)
+    assert selection["is_selected"].sum() == 1
+    chosen = selection.loc[selection["is_selected"]].iloc[0]
+    assert chosen["n_clusters"] == 4
+    assert chosen["selection_reason"] == "highest silhouette"
+    assert chosen["silhouette"] == selection["silhouette"].max()
+    found = labels[selected_key(selection)]
+    clustered = found != NOISE_LABEL
+    assert clustered.mean() > 0.9
+    assert pd.crosstab(found[clustered], truth[clustered]).gt(0).sum(axis=1).eq(1).all()
+
+
+def test_every_kbased_algorithm_scores_best_at_four(blobs: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = blobs
+    k_range = range(2, 9)
+    scores, _ = evaluate_candidates(
+        X, stage="tsne", k_values={name: k_range for name in ALGORITHMS[:3]}, include_dbscan=False
+    )
+    assert "dbscan" not in set(scores["algorithm"])
+    for algorithm, group in scores.groupby("algorithm"):
+        best = group.loc[group["silhouette"].idxmax()]
+        assert best["n_clusters"] == 4, algorithm
+        assert group["calinski_harabasz"].idxmax() == best.name
+        assert group["davies_bouldin"].idxmin() == best.name
+
+
+def test_pins_override_the_silhouette_choice(blobs: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = blobs
+    scores, _ = evaluate_candidates(
+        X, stage="pca", k_values={"kmeans": range(2, 7), "agglomerative": range(2, 7)}
+    )
+    both = select_candidate(scores, "agglomerative", 3)
+    chosen = both.loc[both["is_selected"]].iloc[0]
+    assert (chosen["algorithm"], chosen["n_clusters"]) == ("agglomerative", 3)
+    assert chosen["selection_reason"] == "pinned by config"
+
+    only_k = select_candidate(scores, n_clusters=5)
+    chosen = only_k.loc[only_k["is_selected"]].iloc[0]
+    at_five = scores.loc[scores["n_clusters"] == 5, "silhouette"]
+    assert chosen["n_clusters"] == 5
+    assert chosen["silhouette"] == at_five.max()
+    assert chosen["selection_reason"].startswith("n_clusters pinned")
+
+    only_algorithm = select_candidate(scores, algorithm="agglomerative")
+    chosen = only_algorithm.loc[only_algorithm["is_selected"]].iloc[0]
+    assert (chosen["algorithm"], chosen["n_clusters"]) == ("agglomerative", 4)
+    excluded = only_algorithm.loc[only_algorithm["algorithm"] == "kmeans", "selection_reason"]
+    assert (excluded == "excluded by pinned config").all()
+
+
+def test_select_candidate_rules_on_a_hand_made_table() -> None:
+    scores = pd.DataFrame(
+        {
+            "stage": "pca",
+            "algorithm": ["dbscan", "agglomerative", "kmeans", "kmeans", "gaussian_mixture"],
+            "n_clusters": [40, 3, 3, 2, 2],
+            "silhouette": [0.9, 0.6, 0.6, np.nan, 0.5],
+            "calinski_harabasz": 1.0,
+            "davies_bouldin": 1.0,
+        }
+    )
+    selection = select_candidate(scores, k_bounds=(2, 10))
+
+    assert list(selection.columns) == list(SELECTION_COLUMNS)
+    assert selection["algorithm"].tolist() == [
+        "kmeans",
+        "kmeans",
+        "gaussian_mixture",
+        "agglomerative",
+        "dbscan",
+    ]
+    chosen = selection.loc[selection["is_selected"]]
+    assert chosen[["algorithm", "n_clusters"]].values.tolist() == [["kmeans", 3]]
+    reasons = dict(
+        zip(
+            selection["algorithm"] + selection["n_clusters"].astype(str),
+            selection["selection_reason"],
+            strict=True,
+        )
+    )
+    assert reasons["kmeans2"].startswith("not scored")
+    assert reasons["dbscan40"] == "n_clusters outside the configured k range"
+    assert select_candidate(scores).loc[lambda t: t["is_selected"], "algorithm"].item() == "dbscan"
+    with pytest.raises(ValueError, match="no scorable"):
+        select_candidate(scores, "kmeans", 2)
+    with pytest.raises(ValueError, match="unknown pinned algorithm"):
+        select_candidate(scores, "spectral")
+
+
+def test_score_labels_ignores_noise_and_needs_two_clusters(
+    blobs: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, truth = blobs
+    with_noise = truth.copy()
+    with_noise[:25] = NOISE_LABEL
+    expected = score_labels(X[25:], truth[25:])
+    assert score_labels(X, with_noise) == pytest.approx(expected)
+    assert np.isnan(score_labels(X, np.zeros(len(X), dtype="int64"))).all()
+    assert np.isnan(score_labels(X, np.full(len(X), NOISE_LABEL))).all()
+
+
+def test_dbscan_eps_makes_the_requested_share_of_core_points(
+    blobs: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, _ = blobs
+    eps = dbscan_eps(X, min_samples=4, core_fraction=0.8)
+    distances, _ = NearestNeighbors(n_neighbors=4).fit(X).kneighbors(X)
+    core_share = float(np.mean(distances[:, -1] <= eps))
+    assert 0.8 <= core_share <= 0.8 + 2 / len(X)
+    assert dbscan_eps(X, min_samples=4, core_fraction=0.9) > eps
+
+
+def test_order_clusters_follows_the_documented_rule(rfm: pd.DataFrame) -> None:
+    rng = np.random.default_rng(5)
+    raw = rng.integers(0, 4, len(rfm))
+    raw[:3] = NOISE_LABEL
+    ids = order_clusters(raw, rfm)
+
+    assert (ids[:3] == NOISE_LABEL).all()
+    kept = rfm.assign(cluster_id=ids).loc[lambda f: f["cluster_id"] != NOISE_LABEL]
+    assert sorted(kept["cluster_id"].unique()) == list(range(len(np.unique(raw[3:]))))
+    means = kept.groupby("cluster_id")["monetary"].mean()
+    assert means.is_monotonic_decreasing
+    for relabel in (lambda x: 10 - x, lambda x: (x + 2) % 4, lambda x: 7 * x + 3):
+        relabelled = np.where(raw == NOISE_LABEL, NOISE_LABEL, relabel(raw))
+        np.testing.assert_array_equal(order_clusters(relabelled, rfm), ids)
+
+
+def test_order_clusters_breaks_ties_by_recency_then_frequency() -> None:
+    rfm = pd.DataFrame(
+        {
+            "customer_id": [1, 2, 3, 4, 5, 6],
+            "recency_days": [90, 90, 10, 10, 10, 10],
+            "frequency": [3, 3, 1, 1, 5, 5],
+            "monetary": [100.0, 100.0, 100.0, 100.0, 100.0, 100.0],
+        }
+    )
+    ids = order_clusters(np.array([7, 7, 8, 8, 9, 9]), rfm)
+    assert ids.tolist() == [2, 2, 1, 1, 0, 0]
+
+
+def test_profiles_match_a_direct_computation(rfm: pd.DataFrame) -> None:
+    ids = np.arange(len(rfm)) % 3
+    ids[-1] = NOISE_LABEL
+    profiles = profile_clusters(rfm, ids, stage="pca")
+    clustered = rfm.assign(cluster_id=ids).loc[lambda f: f["cluster_id"] >= 0]
+
+    assert profiles["cluster_id"].tolist() == [0, 1, 2]
+    assert profiles["n_customers"].sum() == len(rfm) - 1
+    assert profiles["revenue_share"].sum() == pytest.approx(1.0)
+    one = clustered.loc[clustered["cluster_id"] == 1]
+    row = profiles.set_index("cluster_id").loc[1]
+    assert row["median_recency_days"] == one["recency_days"].median()
+    assert row["mean_monetary"] == pytest.approx(one["monetary"].mean())
+    assert row["revenue_share"] == pytest.approx(
+        one["monetary"].sum() / clustered["monetary"].sum()
+    )
+
+
+def test_pca_stage_contract_and_determinism(rfm: pd.DataFrame, archetypes: pd.DataFrame) -> None:
+    first = run_pca_stage(rfm, archetypes)
+    second = run_pca_stage(rfm.sample(frac=1.0, random_state=1), archetypes)
+
+    for key, frame in first.items():
+        pd.testing.assert_frame_equal(frame, second[key])
+    selection = first["cluster_model_selection"]
+    assert selection["is_selected"].sum() == 1
+    embeddings = first["customer_embeddings"]
+    assert embeddings["customer_id"].tolist() == sorted(rfm.loc[~rfm["is_outlier"], "customer_id"])
+    profiles = first["cluster_profiles"]
+    assert list(profiles.columns) == list(CLUSTER_PROFILE_COLUMNS)
+    assert selected_key(selection)[1] == len(profiles) == 3
+    assert profiles["segment_name"].tolist() == ["loyal", "intermediate", "lost"]
+    assert profiles["strategy"].str.len().gt(0).all()
+    assert len(first["embedding_summary"]) == 2
+
+
+def test_pca_stage_honours_a_pinned_choice(rfm: pd.DataFrame, archetypes: pd.DataFrame) -> None:
+    result = run_pca_stage(rfm, archetypes, {"algorithm": "kmeans", "n_clusters": 5})
+    selection = result["cluster_model_selection"]
+    assert selected_key(selection) == ("kmeans", 5)
+    assert len(result["cluster_profiles"]) == 5
+    assert result["cluster_profiles"]["segment_name"].is_unique
+
+
+def test_tsne_stage_and_combined_tables(rfm: pd.DataFrame, archetypes: pd.DataFrame) -> None:
+    config = {"perplexity": 30.0, "k_range": [3, 5], "agglomerative_k_range": [2, 5]}
+    tsne = run_tsne_stage(rfm, archetypes, config)
+    pca = run_pca_stage(rfm, archetypes, {"k_range": [2, 5], "agglomerative_k_range": [2, 5]})
+    combined = combine_stages(pca, tsne)
+
+    selection = tsne["cluster_model_selection"]
+    assert selection["n_clusters"].loc[selection["algorithm"] != "dbscan"].between(2, 5).all()
+    assert tsne["embedding_summary"]["kl_divergence"].notna().all()
+    assert list(combined["customer_embeddings"].columns[:7]) == [
+        "customer_id",
+        "pca_1",
+        "pca_2",
+        "tsne_1",
+        "tsne_2",
+        "pca_cluster_id",
+        "tsne_cluster_id",
+    ]
+    assert len(combined["customer_embeddings"]) == int((~rfm["is_outlier"]).sum())
+    assert set(combined["cluster_profiles"]["stage"]) == {"pca", "tsne"}
+    assert combined["cluster_model_selection"].groupby("stage")["is_selected"].sum().eq(1).all()
+    tsne_names = set(tsne["cluster_profiles"]["segment_name"])
+    assert tsne_names <= set(archetypes.loc[archetypes["stage"] == "tsne", "segment_name"])
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"n_cluster": 3}, "n_cluster"),
+        ({"algorithm": "spectral"}, "algorithm"),
+        ({"n_clusters": 1}, "n_clusters"),
+        ({"k_range": [5, 3]}, "k_range"),
+        ({"k_range": [1, 4]}, "k_range"),
+        ({"dbscan_core_fraction": 1.5}, "dbscan_core_fraction"),
+        ({"include_dbscan": "yes"}, "include_dbscan"),
+        ({"perplexity": 50.0}, "perplexity"),
+        ({"max_threads": 0}, "max_threads"),
+    ],
+)
+def test_pca_config_validation(config: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        stage_config("pca", config)
+
+
+def test_tsne_config_defaults_and_validation() -> None:
+    defaults = stage_config("tsne")
+    assert (defaults["perplexity"], defaults["embedding_random_state"]) == (50.0, 100)
+    assert defaults["k_range"] == [3, 8]
+    assert stage_config("tsne", {"perplexity": 30})["perplexity"] == 30
+    with pytest.raises(ValueError, match="perplexity"):
+        stage_config("tsne", {"perplexity": -1})
+    with pytest.raises(ValueError, match="unknown stage"):
+        stage_config("umap")
