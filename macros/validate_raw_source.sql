@@ -1,44 +1,50 @@
 {#-
-  on-run-start guard for `dbt build` / `dbt run`: checks the raw file before any relation is
-  replaced, so a bad file stops the run with a message that names the file and the problem, and the
-  marts of the last good build stay untouched. Checks, in order:
-    1. the file exists (else: how to get it, and where it is looked for);
-    2. it is not empty (no header, no lines);
-    3. the header holds exactly the eight expected columns;
-    4. the file has at least one data line;
-    5. no required field is empty and every date, quantity, price and customer id parses.
+  on-run-start guard for `dbt build` / `dbt run`: checks every raw file of the online_retail
+  sources before any relation is replaced, so a bad file stops the run with a message that names
+  the file and the problem, and the marts of the last good build stay untouched.
+  raw_lines (the raw file) must exist; incoming_lines (daily files, a glob) may match nothing.
 -#}
-{% macro validate_raw_source(source_name='online_retail', table_name='raw_lines') %}
+{% macro validate_raw_source(source_name='online_retail') %}
     {%- if not execute or flags.WHICH not in ('build', 'run') -%}
         {{ return('') }}
     {%- endif -%}
+    {%- for node in graph.sources.values()
+            | selectattr('source_name', 'equalto', source_name)
+            | sort(attribute='name') -%}
+        {%- set pattern = node.meta.raw_path -%}
+        {%- set files = run_query("select file from glob('" ~ pattern ~ "') order by file").columns[0].values() -%}
+        {%- if files | length == 0 and not node.meta.optional -%}
+            {{ exceptions.raise_compiler_error(
+                "Raw data file not found: '" ~ pattern ~ "'.\n"
+                ~ "Paths tried, in order: $RETAIL_RAW_PATH (" ~ (env_var('RETAIL_RAW_PATH', 'not set')) ~ "), "
+                ~ "data/raw/online_retail.csv.zst, ../shared/data/online_retail.csv.zst "
+                ~ "(`make build` tries all three; plain `dbt build` reads $RETAIL_RAW_PATH or data/raw/).\n"
+                ~ "Get the data: UCI Machine Learning Repository, 'Online Retail' (id 352), "
+                ~ "https://archive.ics.uci.edu/dataset/352/online+retail ; save it as a zstd-compressed, "
+                ~ "latin-1 CSV with header " ~ (node.meta.expected_columns | join(','))
+                ~ " and set RETAIL_RAW_PATH to it.") }}
+        {%- endif -%}
+        {%- for file in files -%}
+            {{ validate_raw_file(file, node.meta.expected_columns) }}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return('') }}
+{% endmacro %}
 
-    {%- set source_node = graph.sources.values()
-        | selectattr('source_name', 'equalto', source_name)
-        | selectattr('name', 'equalto', table_name) | first -%}
-    {%- set raw_path = source_node.meta.raw_path -%}
-    {%- set expected = source_node.meta.expected_columns -%}
+
+{#-
+  Checks one raw file, in order: it is not empty (no header, no lines); the header holds exactly
+  the expected columns; it has at least one data line; no required field is empty and every date,
+  quantity, price and customer id parses. Raises a compiler error naming the file otherwise.
+-#}
+{% macro validate_raw_file(raw_path, expected) %}
     {%- set where = "Raw data file '" ~ raw_path ~ "'" -%}
-
-    {#- 1. the file exists -#}
-    {%- set found = run_query("select count(*) from glob('" ~ raw_path ~ "')").columns[0].values()[0] -%}
-    {%- if found == 0 -%}
-        {{ exceptions.raise_compiler_error(
-            "Raw data file not found: '" ~ raw_path ~ "'.\n"
-            ~ "Paths tried, in order: $RETAIL_RAW_PATH (" ~ (env_var('RETAIL_RAW_PATH', 'not set')) ~ "), "
-            ~ "data/raw/online_retail.csv.zst, ../shared/data/online_retail.csv.zst "
-            ~ "(`make build` tries all three; plain `dbt build` reads $RETAIL_RAW_PATH or data/raw/).\n"
-            ~ "Get the data: UCI Machine Learning Repository, 'Online Retail' (id 352), "
-            ~ "https://archive.ics.uci.edu/dataset/352/online+retail ; save it as a zstd-compressed, "
-            ~ "latin-1 CSV with header " ~ (expected | join(',')) ~ " and set RETAIL_RAW_PATH to it.") }}
-    {%- endif -%}
-
     {%- set as_text -%}
         read_csv('{{ raw_path }}', header = true, delim = ',', quote = '"',
                  encoding = 'latin-1', all_varchar = true)
     {%- endset -%}
 
-    {#- 2. not empty: DuckDB names the single column of a file without any line 'column0' -#}
+    {#- not empty: DuckDB names the single column of a file without any line 'column0' -#}
     {%- set header = run_query("describe select * from " ~ as_text).columns[0].values() | list -%}
     {%- if header == ['column0'] -%}
         {%- set n_text_lines = run_query(
@@ -49,7 +55,7 @@
         {%- endif -%}
     {%- endif -%}
 
-    {#- 3. the header -#}
+    {#- the header -#}
     {%- set missing = expected | reject('in', header) | list -%}
     {%- set unexpected = header | reject('in', expected) | list -%}
     {%- if missing or unexpected -%}
@@ -60,7 +66,7 @@
             ~ "  expected header: " ~ (expected | join(','))) }}
     {%- endif -%}
 
-    {#- 4 and 5. one scan over the file as text -#}
+    {#- data lines and values: one scan over the file as text -#}
     {%- set checks = [
         ('InvoiceNo', 'are empty', "InvoiceNo is null"),
         ('StockCode', 'are empty', "StockCode is null"),
@@ -102,5 +108,4 @@
             where ~ " has values that would not load cleanly; nothing was built:\n" ~ (problems | join('\n'))) }}
     {%- endif -%}
     {{ log("Raw data file '" ~ raw_path ~ "': " ~ scan['n_lines'] ~ " lines validated.", info=true) }}
-    {{ return('') }}
 {% endmacro %}

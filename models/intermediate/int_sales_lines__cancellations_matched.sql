@@ -9,7 +9,18 @@
   When several returns match the same purchase line, the latest return in file order wins
   (the value is overwritten, not added).
   Only lines that survive steps 1-2 (customer id present, not a duplicate) take part.
+  Incremental: a later build matches only the returns past the last one that matched, against
+  every loaded purchase, and replaces the rows of the purchases they land on (a later return
+  overwrites, as in a full build). This assumes new lines are not dated before loaded returns;
+  a backdated file needs `dbt build --full-refresh`.
 -#}
+{{ config(
+    materialized='incremental',
+    unique_key='source_row_number',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail'
+) }}
+
 with
 
 screened as (
@@ -36,6 +47,9 @@ returns as (
         -quantity as quantity_returned
     from eligible_lines
     where quantity < 0
+    {%- if is_incremental() %}
+      and source_row_number > (select coalesce(max(canceled_by_row_number), 0) from {{ this }})
+    {%- endif %}
 
 ),
 

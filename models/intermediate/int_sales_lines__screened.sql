@@ -2,12 +2,37 @@
   Applies the study's line-level cleaning rules in order and records, for every raw line, the first
   step that removes it (removal_step). Step 3 (cancellation matching) removes nothing; it lives in
   int_sales_lines__cancellations_matched.
+  Incremental: a full build reads the raw file and the incoming files; a later build appends only
+  incoming lines numbered past what is loaded, and a new line is a duplicate when an identical line
+  is already loaded or comes earlier in the new batch (the same rule as a full build).
 -#}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='fail') }}
+
 with
+
+raw_lines as (
+
+    select * from {{ ref('stg_online_retail__lines') }}
+
+),
+
+incoming_lines as (
+
+    select * from {{ ref('stg_online_retail__incoming_lines') }}
+
+),
 
 lines as (
 
-    select * from {{ ref('stg_online_retail__lines') }}
+    {% if is_incremental() -%}
+    select {{ raw_line_columns() }}
+    from incoming_lines
+    where source_row_number > (select max(source_row_number) from {{ this }})
+    {%- else -%}
+    select {{ raw_line_columns() }} from raw_lines
+    union all
+    select {{ raw_line_columns() }} from incoming_lines
+    {%- endif %}
 
 ),
 
@@ -31,7 +56,21 @@ flag_duplicates as (
                 invoice_no, stock_code, description, quantity,
                 invoice_at, unit_price, customer_id, country
             order by source_row_number
-        ) > 1 as is_exact_duplicate
+        ) > 1
+        {%- if is_incremental() %}
+        or exists (
+            select 1
+            from {{ this }} as loaded
+            where loaded.invoice_no = flag_missing_customer.invoice_no
+              and loaded.stock_code = flag_missing_customer.stock_code
+              and loaded.description is not distinct from flag_missing_customer.description
+              and loaded.quantity = flag_missing_customer.quantity
+              and loaded.invoice_at = flag_missing_customer.invoice_at
+              and loaded.unit_price = flag_missing_customer.unit_price
+              and loaded.customer_id is not distinct from flag_missing_customer.customer_id
+              and loaded.country = flag_missing_customer.country
+        )
+        {%- endif %} as is_exact_duplicate
     from flag_missing_customer
 
 ),

@@ -32,7 +32,7 @@ ML_TABLES = [
 def _checksums(workspace: Workspace) -> dict[str, tuple]:
     """Row count and an order-independent hash of every row, per table."""
     return {
-        table: workspace.query(f"select count(*), sum(hash(t.*)) from {table} as t")[0]
+        table: workspace.query(f"select count(*), sum(hash(t)) from {table} as t")[0]
         for table in ML_TABLES
     }
 

@@ -42,7 +42,7 @@ order_stats as (
     select
         customer_id,
         count(*) as n_orders,
-        sum(order_value) as revenue,
+        {{ money_sum('order_value') }} as revenue,
         min(invoice_at) as first_purchase_at,
         max(invoice_at) as last_purchase_at
     from orders

@@ -17,7 +17,7 @@ aggregated as (
         count(distinct stock_code) as n_products,
         sum(quantity) as quantity,
         sum(quantity_canceled) as quantity_canceled,
-        sum(total_price) as order_value
+        {{ money_sum('total_price') }} as order_value
     from lines
     group by invoice_no
 

@@ -1,3 +1,14 @@
+{#-
+  Incremental: a later build inserts the kept lines past what is loaded and re-writes the loaded
+  purchase lines that a newly arrived return cancels (their quantity_canceled and total_price).
+-#}
+{{ config(
+    materialized='incremental',
+    unique_key='source_row_number',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail'
+) }}
+
 with
 
 screened as (
@@ -14,7 +25,19 @@ cancellations as (
 
 kept as (
 
-    select * from screened where removal_step is null
+    select *
+    from screened
+    where removal_step is null
+    {%- if is_incremental() %}
+      and (
+        source_row_number > (select max(source_row_number) from {{ this }})
+        or source_row_number in (
+            select source_row_number
+            from cancellations
+            where canceled_by_row_number > (select max(source_row_number) from {{ this }})
+        )
+      )
+    {%- endif %}
 
 ),
 

@@ -31,7 +31,7 @@ per_hour as (
     select
         hour_of_day,
         count(*) as n_orders,
-        sum(order_value) as revenue
+        {{ money_sum('order_value') }} as revenue
     from with_hour
     group by hour_of_day
 

@@ -22,7 +22,7 @@ per_weekday as (
         iso_weekday,
         count(*) as n_orders,
         count(distinct order_date) as n_trading_days,
-        sum(order_value) as revenue
+        {{ money_sum('order_value') }} as revenue
     from with_day
     group by iso_weekday
 
@@ -41,7 +41,7 @@ final as (
         cast(n_trading_days as integer) as n_trading_days,
         cast(n_orders as double) / n_trading_days as mean_daily_orders,
         revenue,
-        revenue / sum(revenue) over () as revenue_share
+        revenue / {{ money_sum('revenue', '()') }} as revenue_share
     from per_weekday
 
 )

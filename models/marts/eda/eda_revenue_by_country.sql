@@ -12,7 +12,7 @@ per_country as (
         country,
         count(*) as n_orders,
         count(distinct customer_id) as n_customers,
-        sum(order_value) as revenue
+        {{ money_sum('order_value') }} as revenue
     from orders
     group by country
 
@@ -25,7 +25,7 @@ final as (
         cast(n_orders as integer) as n_orders,
         cast(n_customers as integer) as n_customers,
         revenue,
-        revenue / sum(revenue) over () as revenue_share,
+        revenue / {{ money_sum('revenue', '()') }} as revenue_share,
         revenue / n_orders as avg_order_value,
         cast(rank() over (order by revenue desc) as integer) as revenue_rank
     from per_country

@@ -12,7 +12,7 @@ monthly as (
         cast({{ dbt.date_trunc('month', 'invoice_at') }} as date) as month_start,
         count(*) as n_orders,
         count(distinct customer_id) as n_customers,
-        sum(order_value) as revenue
+        {{ money_sum('order_value') }} as revenue
     from orders
     group by 1
 

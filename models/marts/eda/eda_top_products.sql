@@ -10,7 +10,7 @@ ranked as (
 
     select
         *,
-        revenue / sum(revenue) over () as revenue_share,
+        revenue / {{ money_sum('revenue', '()') }} as revenue_share,
         rank() over (order by revenue desc, stock_code) as revenue_rank
     from products
 

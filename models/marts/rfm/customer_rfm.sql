@@ -51,7 +51,7 @@ per_customer as (
         rfm_as_of,
         max(invoice_at) as last_purchase_at,
         count(distinct invoice_no) as frequency,
-        sum(total_price) as monetary
+        {{ money_sum('total_price') }} as monetary
     from purchases_before_as_of
     group by customer_id, rfm_as_of
 

@@ -1,0 +1,139 @@
+"""Incremental loading: daily incoming files are cleaned and merged into the loaded lines, returns
+in them cancel purchases already loaded, and the result equals a rebuild from scratch."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from dbt_helpers import Workspace, assert_built
+
+from retail_segments import reference
+from retail_segments.dbt_runner import run_dbt
+from retail_segments.synthetic import generate_raw_lines, write_raw_file
+
+pytestmark = pytest.mark.dbt
+
+INCOMING_OFFSET = 1_000_000_000
+SELECTION = [
+    "--select",
+    "+fct_orders",
+    "+dim_customers",
+    "+customer_rfm",
+    "+cleaning_audit",
+    "--indirect-selection",
+    "cautious",
+]
+TABLES = [
+    "intermediate.int_sales_lines__screened",
+    "intermediate.int_sales_lines__cancellations_matched",
+    "marts.fct_sales_lines",
+    "marts.fct_orders",
+    "marts.dim_customers",
+    "marts.customer_rfm",
+    "marts.cleaning_audit",
+]
+
+
+def _invoice_boundary(lines: pd.DataFrame, share: float) -> int:
+    """First row index at or after ``share`` of the lines where a new invoice starts."""
+    index = int(len(lines) * share)
+    while lines.InvoiceNo.iat[index] == lines.InvoiceNo.iat[index - 1]:
+        index += 1
+    return index
+
+
+@pytest.fixture(scope="module")
+def split_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One synthetic history cut into a raw file (80%) and two daily files (10% each)."""
+    lines = generate_raw_lines(n_customers=150, seed=11)
+    first, second = _invoice_boundary(lines, 0.8), _invoice_boundary(lines, 0.9)
+    root = tmp_path_factory.mktemp("incremental")
+    return {
+        "raw": write_raw_file(lines.iloc[:first], root / "raw.csv.zst"),
+        "day_1": write_raw_file(lines.iloc[first:second], root / "staged" / "2011-11-01.csv.zst"),
+        "day_2": write_raw_file(lines.iloc[second:], root / "staged" / "2011-11-02.csv.zst"),
+        "incoming": root / "incoming",
+    }
+
+
+@dataclass(frozen=True)
+class IncrementalWorkspace(Workspace):
+    """A workspace whose builds also read the incoming daily files of ``incoming``."""
+
+    incoming: Path
+
+    def run(self, raw: Path, *args: str):
+        env = {
+            **os.environ,
+            "RETAIL_RAW_PATH": str(raw),
+            "RETAIL_DUCKDB_PATH": str(self.warehouse),
+            "RETAIL_INCOMING_GLOB": str(self.incoming / "*.csv.zst"),
+        }
+        dirs = ["--target-path", str(self.root / "target"), "--log-path", str(self.root / "logs")]
+        return run_dbt(["build", *SELECTION, *args, *dirs], env, capture=True)
+
+    def checksums(self) -> dict[str, tuple]:
+        return {t: self.query(f"select count(*), sum(hash(t)) from {t} as t")[0] for t in TABLES}
+
+
+@pytest.fixture(scope="module")
+def loaded(split_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    """Full build on the raw file, then one incremental build per arriving daily file."""
+    workspace = IncrementalWorkspace(
+        tmp_path_factory.mktemp("incremental_build"), split_files["incoming"]
+    )
+    workspace.incoming.mkdir()
+    assert_built(workspace.run(split_files["raw"]))
+    before = workspace.query("select count(*) from marts.fct_sales_lines")[0][0]
+    for day in ("day_1", "day_2"):
+        split_files[day].rename(workspace.incoming / split_files[day].name)
+        assert_built(workspace.run(split_files["raw"]))
+    assert workspace.query("select count(*) from marts.fct_sales_lines")[0][0] > before
+    return workspace
+
+
+def test_incremental_loads_equal_a_rebuild_from_scratch(
+    loaded: IncrementalWorkspace, split_files: dict[str, Path]
+) -> None:
+    incremental = loaded.checksums()
+    assert_built(loaded.run(split_files["raw"], "--full-refresh"))
+    assert loaded.checksums() == incremental
+
+
+def test_incremental_lines_equal_the_reference_on_the_whole_history(
+    loaded: IncrementalWorkspace, split_files: dict[str, Path]
+) -> None:
+    files = [split_files["raw"], *sorted(loaded.incoming.glob("*.csv.zst"))]
+    raw = pd.concat([reference.read_raw(path) for path in files], ignore_index=True)
+    raw["source_row_number"] = np.arange(1, len(raw) + 1)
+    expected = reference.clean(raw)
+    actual = loaded.frame(
+        "select invoice_no, stock_code, quantity, quantity_canceled, total_price"
+        " from marts.fct_sales_lines order by source_row_number"
+    )
+    assert actual.invoice_no.tolist() == expected.invoice_no.tolist()
+    assert actual.quantity_canceled.tolist() == expected.quantity_canceled.astype(int).tolist()
+    np.testing.assert_allclose(actual.total_price, expected.total_price, rtol=1e-9)
+
+
+def test_returns_in_new_files_cancel_purchases_already_loaded(
+    loaded: IncrementalWorkspace,
+) -> None:
+    rows = loaded.query(
+        "select count(*) from intermediate.int_sales_lines__cancellations_matched"
+        f" where source_row_number < {INCOMING_OFFSET}"
+        f" and canceled_by_row_number > {INCOMING_OFFSET}"
+    )
+    assert rows[0][0] > 0
+    mismatched = loaded.query(
+        "select count(*) from marts.fct_sales_lines as lines"
+        " join intermediate.int_sales_lines__cancellations_matched as matched"
+        " using (source_row_number)"
+        " where lines.quantity_canceled <> matched.quantity_canceled"
+    )
+    assert mismatched[0][0] == 0
