@@ -6,6 +6,13 @@ lines as (
 
 ),
 
+categories as (
+
+    select stock_code, product_category, product_category_label
+    from {{ ref('product_category_assignments') }}
+
+),
+
 description_counts as (
 
     select stock_code, description, count(*) as n_lines
@@ -41,8 +48,8 @@ product_stats as (
         count(distinct invoice_no) as n_orders,
         count(distinct customer_id) as n_customers,
         sum(quantity - quantity_canceled) as net_quantity,
-        sum(total_price) as revenue,
-        avg(unit_price) as mean_unit_price,
+        {{ money_sum('total_price') }} as revenue,
+        {{ money_sum('unit_price') }} / count(*) as mean_unit_price,
         {{ percentile_cont('unit_price', 0.5) }} as median_unit_price,
         min(invoice_at) as first_sold_at,
         max(invoice_at) as last_sold_at
@@ -60,6 +67,8 @@ final as (
         -- descriptive
         main_description.description,
         cast(product_stats.n_descriptions as integer) as n_descriptions,
+        categories.product_category,
+        categories.product_category_label,
 
         -- numerics
         cast(product_stats.n_lines as integer) as n_lines,
@@ -76,6 +85,7 @@ final as (
 
     from product_stats
     left join main_description on main_description.stock_code = product_stats.stock_code
+    left join categories on categories.stock_code = product_stats.stock_code
 
 )
 

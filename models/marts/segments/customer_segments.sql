@@ -1,6 +1,7 @@
 {#-
   One row per customer of customer_rfm: the RFM-score segment, the part I cluster (PCA) name, the
-  part II segment (t-SNE clusters; classifier for everyone not clustered) and its strategy.
+  part II segment (t-SNE clusters; classifier for everyone not clustered) and its strategy, and
+  the customer's interest category (product categories they spend on).
 -#}
 with
 
@@ -20,6 +21,13 @@ embeddings as (
 scores as (
 
     select * from {{ ref('ml_customer_segment_scores') }}
+
+),
+
+interests as (
+
+    select customer_id, interest_name
+    from {{ ref('customer_interests') }}
 
 ),
 
@@ -54,6 +62,7 @@ final as (
         cast(scores.assignment_method as varchar) as assignment_method,
         segment_profiles.strategy as segment_strategy,
         cast(scores.model_version as varchar) as model_version,
+        interests.interest_name,
 
         -- timestamps
         rfm.rfm_as_of
@@ -62,6 +71,7 @@ final as (
     left join embeddings on embeddings.customer_id = rfm.customer_id
     left join scores on scores.customer_id = rfm.customer_id
     left join segment_profiles on segment_profiles.segment_name = scores.segment_name
+    left join interests on interests.customer_id = rfm.customer_id
 
 )
 

@@ -1,0 +1,69 @@
+with
+
+categories as (
+
+    select * from {{ ref('product_categories_fit') }}
+    where result_table = 'product_categories'
+
+),
+
+assignments as (
+
+    select * from {{ ref('product_category_assignments') }}
+
+),
+
+lines as (
+
+    select stock_code, total_price from {{ ref('fct_sales_lines') }}
+
+),
+
+product_counts as (
+
+    select
+        product_category,
+        count(*) as n_products,
+        sum(case when assignment_method = 'nearest_category' then 1 else 0 end)
+            as n_products_assigned_later,
+        {{ percentile_cont('median_unit_price', 0.5) }} as median_unit_price
+    from assignments
+    group by product_category
+
+),
+
+category_revenue as (
+
+    select assignments.product_category, sum(lines.total_price) as revenue
+    from lines
+    inner join assignments on assignments.stock_code = lines.stock_code
+    group by assignments.product_category
+
+),
+
+final as (
+
+    select
+        -- ids
+        cast(categories.product_category as integer) as product_category,
+
+        -- descriptive
+        cast(categories.product_category_label as varchar) as product_category_label,
+        cast(categories.top_terms as varchar) as top_terms,
+
+        -- numerics
+        cast(product_counts.n_products as integer) as n_products,
+        cast(categories.n_products_fit as integer) as n_products_fit,
+        cast(product_counts.n_products_assigned_later as integer) as n_products_assigned_later,
+        product_counts.median_unit_price,
+        coalesce(category_revenue.revenue, 0) as revenue,
+        coalesce(category_revenue.revenue, 0)
+            / sum(coalesce(category_revenue.revenue, 0)) over () as revenue_share
+
+    from categories
+    left join product_counts on product_counts.product_category = categories.product_category
+    left join category_revenue on category_revenue.product_category = categories.product_category
+
+)
+
+select * from final
