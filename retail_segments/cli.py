@@ -1,16 +1,36 @@
-"""Command line: ``python -m retail_segments build|bench``.
+"""Command line: ``python -m retail_segments build|bench|report|backfill``.
 
 ``build`` finds the raw file (see `retail_segments.paths`), then runs ``dbt build``; any further
-arguments go to dbt unchanged (e.g. ``build --select customer_rfm+``).
+arguments go to dbt unchanged (e.g. ``build --select customer_rfm+``). When dbt exits 0 (every
+model built, every test passed) it publishes the read-only serving copy
+(`retail_segments.publish`); otherwise nothing is published.
+
+``backfill [--start YYYY-MM] [--end YYYY-MM]`` adds customer RFM and segments as of each month end
+to ``marts.customer_segment_history`` (`retail_segments.backfill`) and, when every month succeeded,
+publishes like ``build``.
+
+``report`` renders the self-contained HTML report (`retail_segments.report`) from the serving copy
+(or ``--warehouse PATH``) to ``--out PATH``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import duckdb
 
 from retail_segments.dbt_runner import dbt_environment, run_dbt
-from retail_segments.paths import RawDataNotFoundError
+from retail_segments.paths import (
+    PROJECT_ROOT,
+    RAW_PATH_ENV,
+    WAREHOUSE_PATH_ENV,
+    RawDataNotFoundError,
+    warehouse_path,
+)
+from retail_segments.publish import SERVING_DB_NAME, new_build_info, publish, serving_dir
 
 
 def _build(dbt_args: list[str]) -> int:
@@ -20,7 +40,34 @@ def _build(dbt_args: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"Raw data: {env['RETAIL_RAW_PATH']}\nWarehouse: {env['RETAIL_DUCKDB_PATH']}", flush=True)
-    return run_dbt(["build", *dbt_args], env).returncode
+    returncode = run_dbt(["build", *dbt_args], env).returncode
+    if returncode != 0:
+        print(
+            "dbt build did not succeed: nothing was published; the serving copy is unchanged.",
+            file=sys.stderr,
+        )
+        return returncode
+    return _publish(env)
+
+
+def _publish(env: Mapping[str, str]) -> int:
+    """Publish the freshly built warehouse named in env; 0 on success, 1 (with the reason on
+    stderr) when publishing failed and the previous serving copy was left in place."""
+    warehouse = Path(env[WAREHOUSE_PATH_ENV])
+    info = new_build_info(env[RAW_PATH_ENV], PROJECT_ROOT)
+    try:
+        published = publish(warehouse, serving_dir(warehouse, env), info)
+    except (duckdb.Error, OSError, RuntimeError) as error:
+        print(f"error: publishing failed, serving copy unchanged: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"Published build {published.build_id}:\n"
+        f"  {published.database} (open read-only)\n"
+        f"  {published.parquet_dir}/ ({len(list(published.parquet_dir.glob('*.parquet')))}"
+        " Parquet files)",
+        flush=True,
+    )
+    return 0
 
 
 def _bench(bench_args: list[str]) -> int:
@@ -29,13 +76,59 @@ def _bench(bench_args: list[str]) -> int:
     return bench_main(bench_args)
 
 
+def _backfill(backfill_args: list[str]) -> int:
+    from retail_segments.backfill import main as backfill_main
+
+    try:
+        env = dbt_environment()
+    except RawDataNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    returncode = backfill_main(backfill_args, env)
+    return _publish(env) if returncode == 0 else returncode
+
+
+def _report(report_args: list[str]) -> int:
+    from retail_segments.report import write_report
+
+    default_warehouse = serving_dir(warehouse_path()) / SERVING_DB_NAME
+    default_out = warehouse_path().parent / "retail_segments_report.html"
+    parser = argparse.ArgumentParser(prog="retail-segments report")
+    parser.add_argument(
+        "--warehouse",
+        type=Path,
+        default=default_warehouse,
+        help=f"DuckDB file to read, opened read-only (default: {default_warehouse})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=default_out,
+        help=f"HTML file to write (default: {default_out})",
+    )
+    args = parser.parse_args(report_args)
+    if not args.warehouse.is_file():
+        print(
+            f"error: no warehouse at {args.warehouse}; run `make build` first or pass --warehouse",
+            file=sys.stderr,
+        )
+        return 2
+    written = write_report(args.warehouse, args.out)
+    print(f"Report: {written}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retail-segments", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["build", "bench"])
+    parser.add_argument("command", choices=["build", "bench", "report", "backfill"])
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="passed on (to dbt for build)")
     args = parser.parse_args(argv)
     if args.command == "build":
         return _build(args.rest)
+    if args.command == "report":
+        return _report(args.rest)
+    if args.command == "backfill":
+        return _backfill(args.rest)
     return _bench(args.rest)
 
 

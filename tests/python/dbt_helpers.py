@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import duckdb
 
 from retail_segments.dbt_runner import run_dbt
+from retail_segments.paths import PROJECT_ROOT
 
 
 @dataclass(frozen=True)
@@ -50,3 +55,74 @@ class Workspace:
 def assert_built(result: subprocess.CompletedProcess[str]) -> None:
     """Fail the test with dbt's own output when a dbt command did not succeed."""
     assert result.returncode == 0, f"dbt failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
+
+
+def copy_workspace(source: Workspace, root: Path) -> Workspace:
+    """A new workspace at root whose warehouse is a copy of source's (no dbt run needed)."""
+    root.mkdir(parents=True, exist_ok=True)
+    workspace = Workspace(root)
+    shutil.copyfile(source.warehouse, workspace.warehouse)
+    wal = source.warehouse.with_name(source.warehouse.name + ".wal")
+    if wal.exists():
+        shutil.copyfile(wal, workspace.warehouse.with_name(workspace.warehouse.name + ".wal"))
+    return workspace
+
+
+def run_cli(workspace: Workspace, raw_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m retail_segments <args>`` against raw_path into this workspace (dbt's target
+    and log directories inside it); never raises on a non-zero exit."""
+    env = {
+        **os.environ,
+        "RETAIL_RAW_PATH": str(raw_path),
+        "RETAIL_DUCKDB_PATH": str(workspace.warehouse),
+        "DBT_TARGET_PATH": str(workspace.root / "target"),
+        "DBT_LOG_PATH": str(workspace.root / "logs"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "retail_segments", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        text=True,
+        capture_output=True,
+        check=False,
+    )
+
+
+def _checksum_expression(column: str, data_type: str, significant_digits: int | None) -> str:
+    quoted = f'"{column}"'
+    if significant_digits is None or data_type not in {"DOUBLE", "FLOAT", "REAL"}:
+        return quoted
+    digits = f"{significant_digits} - cast(ceil(log10(abs({quoted}))) as integer)"
+    return (
+        f"case when {quoted} = 0 or not isfinite({quoted}) then {quoted}"
+        f" else round({quoted}, {digits}) end as {quoted}"
+    )
+
+
+def table_checksums(
+    workspace: Workspace,
+    ignore: Mapping[str, Sequence[str]] = MappingProxyType({}),
+    significant_digits: int | None = None,
+) -> dict[str, tuple[int, int | None]]:
+    """Row count and an order-independent hash of all rows of every table and view, keyed by
+    'schema.name'. ``ignore`` maps a relation to columns left out of its hash. With
+    ``significant_digits``, floating-point values are hashed rounded to that many significant
+    digits (DuckDB adds doubles up in parallel, in no fixed order, so the last bits of a float sum
+    may differ between two runs on the same data)."""
+    with duckdb.connect(str(workspace.warehouse), read_only=True) as connection:
+        columns = connection.sql(
+            "select table_schema, table_name, column_name, data_type"
+            " from information_schema.columns order by table_schema, table_name, ordinal_position"
+        ).fetchall()
+        selected: dict[str, list[str]] = {}
+        for schema, name, column, data_type in columns:
+            key = f'"{schema}"."{name}"'
+            selected.setdefault(key, [])
+            if column not in ignore.get(f"{schema}.{name}", ()):
+                selected[key].append(_checksum_expression(column, data_type, significant_digits))
+        return {
+            key.replace('"', ""): connection.sql(
+                f"select count(*), sum(hash(t)) from (select {', '.join(expressions)} from {key}) t"
+            ).fetchall()[0]
+            for key, expressions in selected.items()
+        }

@@ -110,9 +110,11 @@ final as (
         coalesce(to_state, 'churned') as to_segment,
 
         -- revenue: lifetime revenue at to_as_of (the last known value for a customer no longer
-        -- in the history) and the part of it bought between the two dates
+        -- in the history) and the part of it bought between the two dates; rounded to 1e-6
+        -- (prices have at most 3 decimals) so that two float sums over the same purchases give 0
         coalesce(to_monetary, from_monetary) as monetary,
-        coalesce(to_monetary, from_monetary) - coalesce(from_monetary, 0) as period_revenue
+        round(coalesce(to_monetary, from_monetary) - coalesce(from_monetary, 0), 6)
+            as period_revenue
 
     from paired
 

@@ -1,0 +1,127 @@
+{#-
+  The RFM query for any as-of moment (midnight; only purchases strictly before it count):
+  marts.customer_rfm calls it with var('rfm_as_of'), and int_customer_rfm__history with the
+  backfill's as-of date to add one date to the segment history.
+  as_of: a date or timestamp literal without quotes, e.g. '2011-06-01'.
+-#}
+{% macro customer_rfm_as_of(as_of) %}
+with
+
+lines as (
+
+    select customer_id, invoice_no, total_price, invoice_at
+    from {{ ref('fct_sales_lines') }}
+
+),
+
+segment_map as (
+
+    select * from {{ ref('rfm_segment_map') }}
+
+),
+
+strategies as (
+
+    select * from {{ ref('rfm_segment_strategies') }}
+
+),
+
+as_of as (
+
+    select cast('{{ as_of }}' as timestamp) as rfm_as_of
+
+),
+
+purchases_before_as_of as (
+
+    select lines.*, as_of.rfm_as_of
+    from lines
+    cross join as_of
+    where lines.invoice_at < as_of.rfm_as_of
+
+),
+
+per_customer as (
+
+    select
+        customer_id,
+        rfm_as_of,
+        max(invoice_at) as last_purchase_at,
+        count(distinct invoice_no) as frequency,
+        {{ money_sum('total_price') }} as monetary
+    from purchases_before_as_of
+    group by customer_id, rfm_as_of
+
+),
+
+with_recency as (
+
+    select
+        *,
+        cast(floor({{ dbt.datediff('last_purchase_at', 'rfm_as_of', 'second') }} / 86400.0) as integer)
+            as recency_days
+    from per_customer
+
+),
+
+thresholds as (
+
+    -- 95th percentiles over all customers, linear interpolation (pandas' default quantile)
+    select
+        {{ percentile_cont('frequency', 0.95) }} as frequency_p95,
+        {{ percentile_cont('monetary', 0.95) }} as monetary_p95
+    from with_recency
+
+),
+
+scored as (
+
+    select
+        *,
+        ntile(5) over (order by recency_days desc, customer_id) as r_score,
+        ntile(5) over (order by frequency, customer_id) as f_score,
+        ntile(5) over (order by monetary, customer_id) as m_score
+    from with_recency
+
+),
+
+final as (
+
+    select
+        -- ids
+        scored.customer_id,
+
+        -- numerics
+        scored.recency_days,
+        cast(scored.frequency as integer) as frequency,
+        scored.monetary,
+
+        -- scores and segment
+        cast(scored.r_score as integer) as r_score,
+        cast(scored.f_score as integer) as f_score,
+        cast(scored.m_score as integer) as m_score,
+        cast(scored.r_score as varchar) || cast(scored.f_score as varchar)
+            || cast(scored.m_score as varchar) as rfm_cell,
+        segment_map.rfm_segment,
+        strategies.strategy as rfm_strategy,
+
+        -- outliers
+        scored.frequency > thresholds.frequency_p95
+            or scored.monetary > thresholds.monetary_p95 as is_outlier,
+
+        -- timestamps
+        scored.last_purchase_at,
+        scored.rfm_as_of
+
+    from scored
+    cross join thresholds
+    inner join segment_map
+        on segment_map.r_score = scored.r_score
+        and segment_map.f_score = scored.f_score
+    inner join strategies
+        on strategies.rfm_segment = segment_map.rfm_segment
+
+)
+
+select * from final
+{% endmacro %}

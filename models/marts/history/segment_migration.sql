@@ -1,0 +1,35 @@
+{#-
+  Segment migration between consecutive as-of dates of the segment history: how many customers,
+  and how much revenue, moved from each state to each other state (or stayed). States, 'new' and
+  'churned' are defined in int_customer_segment_transitions. Only observed moves have a row.
+-#}
+with
+
+transitions as (
+
+    select * from {{ ref('int_customer_segment_transitions') }}
+
+),
+
+final as (
+
+    select
+        -- timestamps
+        from_as_of,
+        to_as_of,
+
+        -- states
+        from_segment,
+        to_segment,
+
+        -- numerics
+        cast(count(*) as integer) as n_customers,
+        {{ money_sum('monetary') }} as monetary,
+        {{ money_sum('period_revenue') }} as period_revenue
+
+    from transitions
+    group by from_as_of, to_as_of, from_segment, to_segment
+
+)
+
+select * from final

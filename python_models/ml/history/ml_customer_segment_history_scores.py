@@ -1,0 +1,33 @@
+"""The part II segment of every customer at every as-of date of the RFM history, all predicted by
+the registry's current classifier: the version this build's ml_segment_classifier_fit trained
+(the one marts.customer_segments uses), loaded from ml.model_registry through skops with the type
+allowlist. A backfill never retrains: it only adds RFM dates, and every date is scored again here.
+
+One row per customer and as-of date of int_customer_rfm__history. Thin shell over
+retail_segments.history.
+"""
+
+from retail_segments.artifacts import load_model
+from retail_segments.history import classify_history
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    rfm_history = (
+        dbt.ref("int_customer_rfm__history")
+        .project("customer_id, rfm_as_of, recency_days, frequency, monetary")
+        .df()
+    )
+    version = (
+        dbt.ref("ml_segment_classifier_fit")
+        .filter("result_table = 'model_registry'")
+        .project("model_version")
+        .fetchall()[0][0]
+    )
+    artifact = (
+        dbt.ref("model_registry")
+        .filter(f"model_version = '{version}'")
+        .project("artifact")
+        .fetchall()[0][0]
+    )
+    return classify_history(rfm_history, load_model(artifact), version)

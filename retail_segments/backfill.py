@@ -1,0 +1,243 @@
+"""Backfill of the segment history: customer RFM and segments as of every month end in a range.
+
+``python -m retail_segments backfill [--start YYYY-MM] [--end YYYY-MM]`` adds one as-of date per
+month to ``marts.customer_segment_history``. A month's end is the as-of moment at midnight after
+its last day (December 2010 ends at 2011-01-01 00:00), the same semantics as ``var('rfm_as_of')``:
+only purchases strictly before it count. By default the range is every month of the data: from
+the month of the first purchase to the last month whose end is at most the day after the last
+purchase (the data must cover the whole month).
+
+Nothing runs until the whole range is valid: a malformed month, a month ending before the first
+purchase or after the data ends, or a start after the end is a ``BackfillError`` naming the
+problem and the valid range, and the warehouse is left untouched.
+
+Each month end then runs ``dbt build --select int_customer_rfm__history --vars '{rfm_as_of: ...}'``,
+which replaces that date's rows of the RFM history (so running a backfill twice changes nothing);
+the last one also builds everything downstream (``int_customer_rfm__history+``): the history is
+scored again with the registry's current classifier and the migration marts are rebuilt. No
+classifier is trained and ``marts.customer_rfm`` / ``marts.customer_segments`` are not touched.
+dbt parses the project once and the month ends reuse that manifest (dbt renders ``var()`` in model
+SQL when it compiles a node, with the invocation's ``--vars``), which saves a full re-parse per
+month.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from retail_segments.paths import PROJECT_ROOT, WAREHOUSE_PATH_ENV
+
+HISTORY_MODEL = "int_customer_rfm__history"
+REQUIRED_RELATIONS: tuple[str, ...] = (
+    "marts.fct_sales_lines",
+    f"intermediate.{HISTORY_MODEL}",
+    "ml.ml_segment_classifier_fit",
+    "ml.model_registry",
+)
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+
+
+class BackfillError(ValueError):
+    """The backfill cannot run as asked; nothing was run and nothing written."""
+
+
+@dataclass(frozen=True)
+class DataWindow:
+    """First and last purchase of the cleaned sales lines (``marts.fct_sales_lines``)."""
+
+    first_purchase_at: datetime
+    last_purchase_at: datetime
+
+    @property
+    def first_month(self) -> date:
+        """The month of the first purchase: the earliest month that can be backfilled."""
+        return self.first_purchase_at.date().replace(day=1)
+
+    @property
+    def latest_as_of(self) -> datetime:
+        """Midnight after the last purchase day: the latest as-of moment the data covers."""
+        return datetime.combine(
+            self.last_purchase_at.date() + timedelta(days=1), datetime.min.time()
+        )
+
+    @property
+    def last_month(self) -> date:
+        """The last month whose end is at most ``latest_as_of``."""
+        return _previous_month(self.latest_as_of.date().replace(day=1))
+
+
+def _previous_month(month: date) -> date:
+    return (month - timedelta(days=1)).replace(day=1)
+
+
+def month_end(month: date) -> datetime:
+    """The as-of moment of a month's end: midnight of the first day of the next month."""
+    following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return datetime.combine(following, datetime.min.time())
+
+
+def parse_month(text: str, option: str) -> date:
+    """Parse ``YYYY-MM`` into the first day of that month.
+
+    Raises ``BackfillError`` naming ``option`` (e.g. '--start') when ``text`` is not a month.
+    """
+    message = f"{option} {text!r} is not a month: expected YYYY-MM, e.g. 2011-06"
+    match = _MONTH.fullmatch(text.strip())
+    if match is None:
+        raise BackfillError(message)
+    try:
+        return date(int(match.group(1)), int(match.group(2)), 1)
+    except ValueError as error:  # month 00 or 13 and above, year 0000
+        raise BackfillError(message) from error
+
+
+def as_of_dates(
+    window: DataWindow, start: str | None = None, end: str | None = None
+) -> list[datetime]:
+    """The month-end as-of moments from ``start`` to ``end`` (``YYYY-MM``, both inclusive).
+
+    Parameters
+    ----------
+    window : the data's first and last purchase.
+    start, end : first and last month to backfill; ``None`` means the first / last month of the
+        data (``DataWindow.first_month`` / ``last_month``).
+
+    Returns
+    -------
+    One ``datetime`` (midnight) per month, ascending. Raises ``BackfillError`` when a month is
+    malformed, ends at or before the first purchase (no customer yet), ends after the data does
+    (``window.latest_as_of``), or when start is after end; the message names the valid range.
+    """
+    valid = f"months with data are {window.first_month:%Y-%m} to {window.last_month:%Y-%m}"
+    first = parse_month(start, "--start") if start is not None else window.first_month
+    last = parse_month(end, "--end") if end is not None else window.last_month
+    for option, month in (("--start", first), ("--end", last)):
+        as_of = month_end(month)
+        if as_of <= window.first_purchase_at:
+            raise BackfillError(
+                f"{option} {month:%Y-%m} ends ({as_of:%Y-%m-%d %H:%M}) before the data starts "
+                f"(first purchase {window.first_purchase_at:%Y-%m-%d %H:%M}); {valid}"
+            )
+        if as_of > window.latest_as_of:
+            raise BackfillError(
+                f"{option} {month:%Y-%m} ends ({as_of:%Y-%m-%d %H:%M}) after the data ends "
+                f"(last purchase {window.last_purchase_at:%Y-%m-%d %H:%M}); {valid}"
+            )
+    if first > last:
+        raise BackfillError(f"--start {first:%Y-%m} is after --end {last:%Y-%m}")
+    dates = []
+    month = first
+    while month <= last:
+        dates.append(month_end(month))
+        month = month_end(month).date()
+    return dates
+
+
+def read_data_window(warehouse: Path) -> DataWindow:
+    """Read the data window from a built warehouse (read-only).
+
+    Raises ``BackfillError`` when the file is missing or locked by a writer, or lacks a relation
+    the backfill needs (``REQUIRED_RELATIONS``: the project must have been built first).
+    """
+    if not warehouse.is_file():
+        raise BackfillError(f"no warehouse at {warehouse}: run `make build` first")
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as connection:
+            existing = {
+                f"{schema}.{name}"
+                for schema, name in connection.sql(
+                    "select table_schema, table_name from information_schema.tables"
+                ).fetchall()
+            }
+            missing = [name for name in REQUIRED_RELATIONS if name not in existing]
+            if missing:
+                raise BackfillError(
+                    f"warehouse {warehouse} lacks {', '.join(missing)}: run `make build` first"
+                )
+            first, last = connection.sql(
+                "select min(invoice_at), max(invoice_at) from marts.fct_sales_lines"
+            ).fetchall()[0]
+    except duckdb.IOException as error:
+        raise BackfillError(
+            f"cannot open {warehouse} ({error}); close any tool holding it open for writing"
+        ) from error
+    if first is None:
+        raise BackfillError(f"marts.fct_sales_lines in {warehouse} is empty: nothing to backfill")
+    return DataWindow(first_purchase_at=first, last_purchase_at=last)
+
+
+def run_backfill(dates: Sequence[datetime], project_root: Path = PROJECT_ROOT) -> bool:
+    """Run dbt in this process for each as-of date in order; the environment must already point
+    at the raw file and the warehouse. Stops at the first failing date; returns whether every
+    date succeeded. ``main`` runs it in a child process (``python -m retail_segments.backfill``),
+    so the caller's process holds no connection to the warehouse afterwards."""
+    from dbt.cli.main import dbtRunner
+
+    project = ["--project-dir", str(project_root), "--profiles-dir", str(project_root)]
+    parsed = dbtRunner().invoke(["parse", *project])
+    if not parsed.success:
+        print("error: dbt could not parse the project; nothing was backfilled", file=sys.stderr)
+        return False
+    runner = dbtRunner(manifest=parsed.result)
+    for number, as_of in enumerate(dates, start=1):
+        last = number == len(dates)
+        print(f"[{number}/{len(dates)}] as of {as_of:%Y-%m-%d %H:%M}", flush=True)
+        result = runner.invoke(
+            [
+                "build",
+                "--select",
+                f"{HISTORY_MODEL}+" if last else HISTORY_MODEL,
+                "--vars",
+                json.dumps({"rfm_as_of": f"{as_of:%Y-%m-%d}"}),
+                *project,
+            ]
+        )
+        if not result.success:
+            done = ", ".join(f"{d:%Y-%m-%d}" for d in dates[: number - 1]) or "none"
+            print(
+                f"error: the backfill failed at {as_of:%Y-%m-%d}; dates completed: {done}. "
+                "Running it again is safe: every date replaces its own rows.",
+                file=sys.stderr,
+            )
+            return False
+    return True
+
+
+def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path = PROJECT_ROOT) -> int:
+    """``backfill [--start YYYY-MM] [--end YYYY-MM]`` with ``env`` (raw file and warehouse
+    resolved, see ``dbt_runner.dbt_environment``). Returns the exit code: 0 done, 1 dbt failed,
+    2 bad input (nothing run, nothing written)."""
+    parser = argparse.ArgumentParser(
+        prog="retail-segments backfill",
+        description="Add customer RFM and segments as of each month end to "
+        "marts.customer_segment_history.",
+    )
+    parser.add_argument("--start", help="first month, YYYY-MM (default: the data's first)")
+    parser.add_argument("--end", help="last month, YYYY-MM (default: the data's last full month)")
+    args = parser.parse_args(argv)
+    try:
+        window = read_data_window(Path(env[WAREHOUSE_PATH_ENV]))
+        dates = as_of_dates(window, args.start, args.end)
+    except BackfillError as error:
+        print(f"error: {error}\nNothing was backfilled.", file=sys.stderr)
+        return 2
+    print(
+        f"Backfilling {len(dates)} month end(s), {dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}",
+        flush=True,
+    )
+    child = [sys.executable, "-m", "retail_segments.backfill", *(d.isoformat() for d in dates)]
+    return subprocess.run(child, cwd=project_root, env=dict(env), check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(0 if run_backfill([datetime.fromisoformat(text) for text in sys.argv[1:]]) else 1)

@@ -1,0 +1,163 @@
+"""Segment history and retraining stability: the classifier applied across as-of dates.
+
+``classify_history`` gives every row of the RFM history (one row per customer and as-of date) the
+part II segment predicted by one classifier, the registry's current one, so a segment name means
+the same thing (the same region of R, F, M) at every date and a move between segments is a change
+in the customer's behaviour, never a change of model.
+
+``retraining_stability`` measures what a retrain does to the names: the share of customers whose
+predicted segment differs between the current classifier and the one registered for the
+previous data window, both applied to the same as-of data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+from sklearn.base import ClassifierMixin
+
+from retail_segments.artifacts import load_model
+from retail_segments.embedding import rfm_features
+
+HISTORY_SCORE_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "rfm_as_of",
+    "segment_name",
+    "model_version",
+)
+STABILITY_DTYPES: Mapping[str, str] = MappingProxyType(
+    {
+        "model_version": "str",
+        "previous_model_version": "str",
+        "previous_data_window_end": "datetime64[us]",
+        "scored_as_of": "datetime64[us]",
+        "n_customers": "int64",
+        "n_changed": "int64",
+        "share_changed": "float64",
+    }
+)
+
+
+def classify_history(
+    rfm_history: pd.DataFrame, estimator: ClassifierMixin, model_version: str
+) -> pd.DataFrame:
+    """Predict the segment of every customer at every as-of date with one classifier.
+
+    Parameters
+    ----------
+    rfm_history : one row per customer and as-of date with ``customer_id``, ``rfm_as_of`` and the
+        R/F/M columns (``int_customer_rfm__history``).
+    estimator : the fitted segment classifier.
+    model_version : its registry version, copied to every row.
+
+    Returns
+    -------
+    DataFrame ``customer_id, rfm_as_of, segment_name, model_version`` sorted by ``rfm_as_of``
+    then ``customer_id``; empty (with those columns) when ``rfm_history`` is empty.
+    """
+    frame = rfm_history.sort_values(["rfm_as_of", "customer_id"], kind="stable").reset_index(
+        drop=True
+    )
+    names = estimator.predict(rfm_features(frame)) if len(frame) else np.array([], dtype="str")
+    return pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].astype("int64"),
+            "rfm_as_of": pd.to_datetime(frame["rfm_as_of"]),
+            "segment_name": pd.Series(names, dtype="str"),
+            "model_version": pd.Series([model_version] * len(frame), dtype="str"),
+        },
+        columns=list(HISTORY_SCORE_COLUMNS),
+    )
+
+
+def changed_share(
+    rfm: pd.DataFrame, previous: ClassifierMixin, current: ClassifierMixin
+) -> tuple[int, int]:
+    """Score the same customers with two classifiers.
+
+    Returns ``(n_customers, n_changed)``: how many rows ``rfm`` has and on how many the two
+    predicted segments differ.
+    """
+    features = rfm_features(rfm)
+    if features.empty:
+        return 0, 0
+    changed = previous.predict(features) != current.predict(features)
+    return len(features), int(np.count_nonzero(changed))
+
+
+def previous_versions(registry: pd.DataFrame, current_version: str) -> pd.DataFrame:
+    """Registry rows of the data window just before the current version's.
+
+    Parameters
+    ----------
+    registry : ``model_registry`` rows of one model name (``model_version``,
+        ``data_window_end``, ``artifact``).
+    current_version : the version whose predecessor is wanted.
+
+    Returns
+    -------
+    The rows whose ``data_window_end`` is the latest one strictly before the current version's
+    (several when several versions share that window), sorted by ``model_version``; empty when
+    the current version has the earliest window. Raises ``ValueError`` if ``current_version`` is
+    not in ``registry``.
+    """
+    current = registry.loc[registry["model_version"] == current_version]
+    if current.empty:
+        raise ValueError(f"model version {current_version!r} is not in the registry")
+    window_end = current["data_window_end"].iloc[0]
+    earlier = registry.loc[registry["data_window_end"] < window_end]
+    if earlier.empty:
+        return earlier
+    latest = earlier.loc[earlier["data_window_end"] == earlier["data_window_end"].max()]
+    return latest.sort_values("model_version", kind="stable").reset_index(drop=True)
+
+
+def retraining_stability(
+    rfm: pd.DataFrame,
+    registry: pd.DataFrame,
+    current_version: str,
+    *,
+    load: Callable[[bytes], ClassifierMixin] = load_model,
+) -> pd.DataFrame:
+    """Share of customers whose segment changes between the previous and the current classifier.
+
+    Parameters
+    ----------
+    rfm : the as-of data both classifiers score (``marts.customer_rfm`` of the current model's
+        training as-of date: ``customer_id``, R/F/M and ``rfm_as_of``).
+    registry : ``model_registry`` rows of the segment classifier (``model_version``,
+        ``data_window_end``, ``artifact``).
+    current_version : the registry version of the current classifier.
+    load : turns an artifact into an estimator (``artifacts.load_model``, with its allowlist).
+
+    Returns
+    -------
+    One row per previous version (see ``previous_versions``; none for the first model) with the
+    columns of ``STABILITY_DTYPES``: the two versions, the previous data window end, the as-of
+    date scored, customers scored, how many changed segment and their share (0 when nobody was
+    scored).
+    """
+    previous = previous_versions(registry, current_version)
+    rows: list[tuple] = []
+    if not previous.empty:
+        artifact = registry.loc[registry["model_version"] == current_version, "artifact"].iloc[0]
+        current = load(artifact)
+        scored_as_of = pd.Timestamp(rfm["rfm_as_of"].max())
+        for row in previous.itertuples(index=False):
+            n_customers, n_changed = changed_share(rfm, load(row.artifact), current)
+            share = n_changed / n_customers if n_customers else 0.0
+            rows.append(
+                (
+                    current_version,
+                    row.model_version,
+                    pd.Timestamp(row.data_window_end),
+                    scored_as_of,
+                    n_customers,
+                    n_changed,
+                    share,
+                )
+            )
+    return pd.DataFrame(rows, columns=list(STABILITY_DTYPES)).astype(STABILITY_DTYPES)

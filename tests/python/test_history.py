@@ -1,0 +1,178 @@
+"""Unit tests of the backfill's month-end arithmetic and input checks, and of the history scoring
+and retraining-stability functions (no dbt)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.tree import DecisionTreeClassifier
+
+from retail_segments.artifacts import serialize_model
+from retail_segments.backfill import BackfillError, DataWindow, as_of_dates, month_end, parse_month
+from retail_segments.history import (
+    changed_share,
+    classify_history,
+    previous_versions,
+    retraining_stability,
+)
+
+# the real file's window
+WINDOW = DataWindow(datetime(2010, 12, 1, 8, 26), datetime(2011, 12, 9, 12, 50))
+
+
+def test_a_month_ends_at_midnight_after_its_last_day() -> None:
+    assert month_end(date(2010, 12, 1)) == datetime(2011, 1, 1)
+    assert month_end(date(2011, 2, 1)) == datetime(2011, 3, 1)
+    assert month_end(date(2011, 11, 1)) == datetime(2011, 12, 1)
+
+
+def test_default_range_is_every_month_the_data_covers() -> None:
+    dates = as_of_dates(WINDOW)
+    assert dates[0] == datetime(2011, 1, 1)
+    assert dates[-1] == datetime(2011, 12, 1)
+    assert len(dates) == 12
+    assert WINDOW.latest_as_of == datetime(2011, 12, 10)
+
+
+def test_a_range_gives_one_as_of_per_month_both_ends_included() -> None:
+    assert as_of_dates(WINDOW, "2011-03", "2011-05") == [
+        datetime(2011, 4, 1),
+        datetime(2011, 5, 1),
+        datetime(2011, 6, 1),
+    ]
+    assert as_of_dates(WINDOW, "2011-11", "2011-11") == [datetime(2011, 12, 1)]
+    assert as_of_dates(WINDOW, start="2011-10") == [datetime(2011, 11, 1), datetime(2011, 12, 1)]
+
+
+def test_the_last_month_must_be_covered_to_its_end() -> None:
+    window = DataWindow(datetime(2011, 1, 5, 9, 0), datetime(2011, 3, 31, 23, 59))
+    assert as_of_dates(window)[-1] == datetime(2011, 4, 1)
+    window = DataWindow(datetime(2011, 1, 5, 9, 0), datetime(2011, 3, 30, 10, 0))
+    assert as_of_dates(window)[-1] == datetime(2011, 3, 1)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "phrases"),
+    [
+        ("2011-13", None, ["--start '2011-13' is not a month", "YYYY-MM"]),
+        ("11-2011", None, ["--start '11-2011' is not a month"]),
+        (None, "2011/05", ["--end '2011/05' is not a month"]),
+        ("2010-11", None, ["--start 2010-11 ends (2010-12-01 00:00) before the data starts"]),
+        (None, "2011-12", ["--end 2011-12 ends (2012-01-01 00:00) after the data ends"]),
+        ("2011-06", "2011-05", ["--start 2011-06 is after --end 2011-05"]),
+    ],
+)
+def test_bad_ranges_are_refused_with_the_reason(
+    start: str | None, end: str | None, phrases: list[str]
+) -> None:
+    with pytest.raises(BackfillError) as raised:
+        as_of_dates(WINDOW, start, end)
+    for phrase in phrases:
+        assert phrase in str(raised.value)
+
+
+def test_out_of_range_errors_name_the_valid_months() -> None:
+    with pytest.raises(BackfillError, match="months with data are 2010-12 to 2011-11"):
+        as_of_dates(WINDOW, end="2012-01")
+
+
+def test_parse_month_accepts_surrounding_spaces_only() -> None:
+    assert parse_month(" 2011-06 ", "--start") == date(2011, 6, 1)
+    for text in ("2011-6", "0000-01", "2011-00"):
+        with pytest.raises(BackfillError, match="is not a month"):
+            parse_month(text, "--start")
+
+
+class _ByRecency:
+    """A stand-in classifier: 'recent' below a recency threshold, 'lapsed' otherwise."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        return np.where(features["recency_days"] < self.threshold, "recent", "lapsed")
+
+
+def _rfm(recency: list[int]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": range(1, len(recency) + 1),
+            "recency_days": recency,
+            "frequency": 1,
+            "monetary": 10.0,
+            "rfm_as_of": pd.Timestamp("2011-12-01"),
+        }
+    )
+
+
+def test_classify_history_scores_every_row_with_one_version() -> None:
+    history = pd.concat(
+        [
+            _rfm([5, 50]).assign(rfm_as_of=pd.Timestamp("2011-12-01")),
+            _rfm([40, 80]).assign(rfm_as_of=pd.Timestamp("2011-11-01")),
+        ]
+    )
+    scored = classify_history(history, _ByRecency(45), "v1")
+    assert scored.columns.tolist() == ["customer_id", "rfm_as_of", "segment_name", "model_version"]
+    assert scored.rfm_as_of.dt.month.tolist() == [11, 11, 12, 12]
+    assert scored.segment_name.tolist() == ["recent", "lapsed", "recent", "lapsed"]
+    assert set(scored.model_version) == {"v1"}
+    assert classify_history(history.iloc[:0], _ByRecency(45), "v1").empty
+
+
+def test_changed_share_counts_customers_whose_prediction_differs() -> None:
+    rfm = _rfm([10, 30, 50, 70])
+    assert changed_share(rfm, _ByRecency(40), _ByRecency(60)) == (4, 1)
+    assert changed_share(rfm, _ByRecency(40), _ByRecency(40)) == (4, 0)
+    assert changed_share(rfm.iloc[:0], _ByRecency(40), _ByRecency(60)) == (0, 0)
+
+
+def _registry(windows: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "model_version": list(windows),
+            "data_window_end": pd.to_datetime(list(windows.values())),
+            "artifact": [version.encode() for version in windows],
+        }
+    )
+
+
+def test_previous_versions_are_those_of_the_window_just_before() -> None:
+    registry = _registry(
+        {"oct": "2011-10-01", "nov_b": "2011-11-01", "nov_a": "2011-11-01", "dec": "2011-12-01"}
+    )
+    assert previous_versions(registry, "dec").model_version.tolist() == ["nov_a", "nov_b"]
+    assert previous_versions(registry, "nov_a").model_version.tolist() == ["oct"]
+    assert previous_versions(registry, "oct").empty
+    with pytest.raises(ValueError, match="'jan' is not in the registry"):
+        previous_versions(registry, "jan")
+
+
+def test_retraining_stability_compares_current_with_the_previous_window() -> None:
+    registry = _registry({"oct": "2011-10-01", "nov": "2011-11-01", "dec": "2011-12-01"})
+    thresholds = {b"oct": 20.0, b"nov": 40.0, b"dec": 60.0}
+    stability = retraining_stability(
+        _rfm([10, 30, 50, 70]), registry, "dec", load=lambda blob: _ByRecency(thresholds[blob])
+    )
+    row = stability.iloc[0]
+    assert len(stability) == 1
+    assert (row.model_version, row.previous_model_version) == ("dec", "nov")
+    assert (row.n_customers, row.n_changed, row.share_changed) == (4, 1, 0.25)
+    assert row.previous_data_window_end == pd.Timestamp("2011-11-01")
+    assert row.scored_as_of == pd.Timestamp("2011-12-01")
+    first = retraining_stability(_rfm([10]), registry, "oct", load=lambda blob: _ByRecency(0))
+    assert first.empty
+    assert first.columns.tolist() == list(stability.columns)
+
+
+def test_retraining_stability_loads_real_artifacts_through_the_allowlist() -> None:
+    x = pd.DataFrame({"recency_days": [1.0, 90.0], "frequency": 1.0, "monetary": 1.0})
+    recent = DecisionTreeClassifier(random_state=0).fit(x, ["recent", "lapsed"])
+    swapped = DecisionTreeClassifier(random_state=0).fit(x, ["lapsed", "recent"])
+    registry = _registry({"old": "2011-11-01", "new": "2011-12-01"})
+    registry["artifact"] = [serialize_model(recent), serialize_model(swapped)]
+    stability = retraining_stability(_rfm([1, 90, 2]), registry, "new")
+    assert stability.iloc[0][["n_customers", "n_changed"]].tolist() == [3, 3]

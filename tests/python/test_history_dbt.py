@@ -1,0 +1,339 @@
+"""Segment history on the synthetic file: the backfill command, what it adds and leaves alone,
+idempotence, bad input, a build killed mid-run, and the record of retraining stability.
+
+Each test works on a copy of the session's clean build (``synthetic_build``), so nothing here
+changes the shared fixture."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from itertools import pairwise
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from dbt_helpers import (
+    Workspace,
+    assert_built,
+    copy_workspace,
+    run_cli,
+    table_checksums,
+)
+
+from retail_segments import cli, reference
+from retail_segments.artifacts import build_model_registry_row, load_model
+from retail_segments.classifier import train_segment_classifier
+from retail_segments.dbt_runner import dbt_executable
+from retail_segments.embedding import rfm_features
+from retail_segments.naming import load_archetypes
+from retail_segments.paths import PROJECT_ROOT
+from retail_segments.segmentation import run_tsne_stage
+
+pytestmark = pytest.mark.dbt
+
+BUILD_AS_OF = pd.Timestamp("2011-12-10")
+BACKFILL = ("--start", "2011-10", "--end", "2011-11")
+BACKFILLED_AS_OF = [pd.Timestamp("2011-11-01"), pd.Timestamp("2011-12-01")]
+CHURN_DAYS = 180
+HISTORY_RELATIONS = {
+    "intermediate.int_customer_rfm__history",
+    "intermediate.int_customer_segment_transitions",
+    "ml.ml_customer_segment_history_scores",
+    "marts.customer_segment_history",
+    "marts.segment_migration",
+    "marts.customer_segment_last_change",
+}
+# Not reproducible between builds by nature: skops archives are not byte-identical (the registry
+# version hashes their arrays instead) and fit times are wall-clock seconds.
+NOT_REPRODUCIBLE = {"ml.ml_segment_classifier_fit": ("artifact", "fit_seconds", "training_seconds")}
+# Tables that are computed again are compared with doubles rounded to this many significant digits:
+# DuckDB adds doubles up in parallel in no fixed order, so a float sum's last bits may vary.
+DIGITS = 12
+
+
+@pytest.fixture(scope="module")
+def expected_clean(synthetic_raw: Path) -> pd.DataFrame:
+    return reference.clean(reference.read_raw(synthetic_raw))
+
+
+@pytest.fixture(scope="module")
+def backfilled(
+    tmp_path_factory: pytest.TempPathFactory, synthetic_build: Workspace, synthetic_raw: Path
+) -> Workspace:
+    """A copy of the clean build with two month ends backfilled through the command line."""
+    workspace = copy_workspace(synthetic_build, tmp_path_factory.mktemp("backfilled"))
+    assert_built(run_cli(workspace, synthetic_raw, "backfill", *BACKFILL))
+    return workspace
+
+
+def _history(workspace: Workspace) -> pd.DataFrame:
+    return workspace.frame("select * from marts.customer_segment_history order by all")
+
+
+def test_backfill_adds_the_rfm_of_each_month_end(
+    backfilled: Workspace, expected_clean: pd.DataFrame
+) -> None:
+    history = _history(backfilled)
+    assert sorted(history.rfm_as_of.unique()) == [*BACKFILLED_AS_OF, BUILD_AS_OF]
+    for as_of in [*BACKFILLED_AS_OF, BUILD_AS_OF]:
+        actual = history.loc[history.rfm_as_of == as_of].sort_values("customer_id")
+        expected = reference.rfm(expected_clean, as_of=as_of).sort_values("customer_id")
+        assert actual.customer_id.tolist() == expected.customer_id.astype(int).tolist()
+        for column in ("recency_days", "frequency", "r_score", "f_score", "m_score"):
+            assert actual[column].tolist() == expected[column].astype(int).tolist(), column
+        assert actual.is_outlier.tolist() == expected.is_outlier.astype(bool).tolist()
+        np.testing.assert_allclose(actual.monetary, expected.monetary, rtol=1e-9)
+
+
+def test_every_month_is_scored_by_the_current_classifier(backfilled: Workspace) -> None:
+    version, blob = backfilled.query(
+        "select model_version, artifact from ml.model_registry"
+        " where model_version = (select any_value(model_version) from marts.customer_segments)"
+    )[0]
+    history = _history(backfilled)
+    assert set(history.model_version) == {version}
+    predicted = load_model(blob).predict(rfm_features(history))
+    assert predicted.tolist() == history.segment_name.tolist()
+
+
+def test_backfill_leaves_the_current_marts_and_the_registry_alone(
+    backfilled: Workspace, synthetic_build: Workspace
+) -> None:
+    after = table_checksums(backfilled)
+    before = table_checksums(synthetic_build)
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed <= HISTORY_RELATIONS
+    assert before.keys() == after.keys()
+    assert backfilled.query("select distinct rfm_as_of from marts.customer_rfm") == [
+        (BUILD_AS_OF.to_pydatetime(),)
+    ]
+
+
+def _states(history: pd.DataFrame) -> pd.DataFrame:
+    churned = history.recency_days >= CHURN_DAYS
+    return history.assign(state=history.segment_name.where(~churned, "churned"))
+
+
+def test_migration_counts_every_move_between_consecutive_dates(backfilled: Workspace) -> None:
+    states = _states(_history(backfilled))
+    dates = sorted(states.rfm_as_of.unique())
+    expected = []
+    for earlier, later in pairwise(dates):
+        moves = states.loc[states.rfm_as_of == earlier, ["customer_id", "state"]].merge(
+            states.loc[states.rfm_as_of == later, ["customer_id", "state", "monetary"]],
+            on="customer_id",
+            how="right",
+            suffixes=("_from", "_to"),
+        )
+        moves["state_from"] = moves.state_from.fillna("new")
+        counts = moves.groupby(["state_from", "state_to"]).agg(
+            n_customers=("customer_id", "size"), monetary=("monetary", "sum")
+        )
+        expected.append(counts.reset_index().assign(to_as_of=later))
+    expected_frame = pd.concat(expected).sort_values(["to_as_of", "state_from", "state_to"])
+    actual = backfilled.frame(
+        "select to_as_of, from_segment, to_segment, n_customers, monetary"
+        " from marts.segment_migration order by to_as_of, from_segment, to_segment"
+    )
+    assert actual.to_as_of.tolist() == expected_frame.to_as_of.tolist()
+    assert actual.from_segment.tolist() == expected_frame.state_from.tolist()
+    assert actual.to_segment.tolist() == expected_frame.state_to.tolist()
+    assert actual.n_customers.tolist() == expected_frame.n_customers.tolist()
+    np.testing.assert_allclose(actual.monetary, expected_frame.monetary, rtol=1e-9)
+    assert {"new", "churned"} <= set(actual.from_segment)
+
+
+def test_last_change_is_the_latest_date_the_state_changed(backfilled: Workspace) -> None:
+    states = _states(_history(backfilled))
+    wide = states.pivot(index="customer_id", columns="rfm_as_of", values="state")
+    dates = list(wide.columns)
+    expected = {}
+    for customer, row in wide.iterrows():
+        before = row.shift(1).fillna("new")
+        changed = [d for d in dates[1:] if pd.notna(row[d]) and row[d] != before[d]]
+        expected[customer] = changed[-1] if changed else pd.NaT
+    actual = backfilled.frame(
+        "select customer_id, last_changed_at from marts.customer_segment_last_change"
+        " order by customer_id"
+    )
+    expected_series = pd.Series(expected).sort_index()
+    assert actual.customer_id.tolist() == expected_series.index.tolist()
+    assert actual.last_changed_at.isna().tolist() == expected_series.isna().tolist()
+    known = actual.last_changed_at.notna().to_numpy()
+    assert actual.last_changed_at[known].tolist() == expected_series[known].tolist()
+    assert known.any() and not known.all()
+
+
+def test_running_the_backfill_twice_changes_nothing(
+    backfilled: Workspace, synthetic_raw: Path
+) -> None:
+    before = table_checksums(backfilled, significant_digits=DIGITS)
+    assert_built(run_cli(backfilled, synthetic_raw, "backfill", *BACKFILL))
+    assert table_checksums(backfilled, significant_digits=DIGITS) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start", "2011-13"], "--start '2011-13' is not a month: expected YYYY-MM"),
+        (["--end", "Nov 2011"], "--end 'Nov 2011' is not a month"),
+        (["--start", "2010-11"], "--start 2010-11 ends (2010-12-01 00:00) before the data starts"),
+        (["--end", "2011-12"], "--end 2011-12 ends (2012-01-01 00:00) after the data ends"),
+        (["--start", "2011-11", "--end", "2011-10"], "--start 2011-11 is after --end 2011-10"),
+    ],
+)
+def test_bad_backfill_input_is_refused_and_writes_nothing(
+    args: list[str],
+    message: str,
+    backfilled: Workspace,
+    synthetic_raw: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = table_checksums(backfilled)
+    monkeypatch.setenv("RETAIL_RAW_PATH", str(synthetic_raw))
+    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(backfilled.warehouse))
+    assert cli.main(["backfill", *args]) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Nothing was backfilled." in error, error
+    assert table_checksums(backfilled) == before
+
+
+def test_backfill_before_any_build_says_to_build_first(
+    tmp_path: Path,
+    synthetic_raw: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("RETAIL_RAW_PATH", str(synthetic_raw))
+    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(tmp_path / "never_built.duckdb"))
+    assert cli.main(["backfill"]) == 2
+    assert "run `make build` first" in capsys.readouterr().err
+    assert not (tmp_path / "never_built.duckdb").exists()
+
+
+def _kill_once_started(workspace: Workspace, raw_path: Path, node: str) -> None:
+    """Start ``dbt build`` in its own process group and SIGKILL the group once dbt reports that
+    node as started."""
+    env = {
+        **os.environ,
+        "RETAIL_RAW_PATH": str(raw_path),
+        "RETAIL_DUCKDB_PATH": str(workspace.warehouse),
+    }
+    command = [
+        dbt_executable(),
+        "build",
+        "--project-dir",
+        str(PROJECT_ROOT),
+        "--profiles-dir",
+        str(PROJECT_ROOT),
+        "--target-path",
+        str(workspace.root / "target"),
+        "--log-path",
+        str(workspace.root / "logs"),
+    ]
+    with subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if "START" in line and node in line:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "".join(seen[-40:])
+
+
+def test_a_killed_build_leaves_a_usable_warehouse_equal_to_a_clean_build(
+    tmp_path: Path, synthetic_build: Workspace, synthetic_raw: Path
+) -> None:
+    """Kill ``dbt build`` (SIGKILL) over a built warehouse while it rewrites the incremental RFM
+    history, build again, and compare every table with the session's clean build: the second full
+    build on the same input gives identical tables, nothing half-written survives."""
+    workspace = copy_workspace(synthetic_build, tmp_path / "killed")
+    _kill_once_started(workspace, synthetic_raw, "intermediate.int_customer_rfm__history")
+    assert_built(workspace.build(synthetic_raw))
+    assert table_checksums(workspace, NOT_REPRODUCIBLE, DIGITS) == table_checksums(
+        synthetic_build, NOT_REPRODUCIBLE, DIGITS
+    )
+    leftovers = workspace.query(
+        "select table_name from information_schema.tables"
+        " where table_name like '%__dbt_tmp%' or table_name like '%__dbt_backup%'"
+    )
+    assert leftovers == []
+
+
+def _classifier_row(clean: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The registry row the dbt build would register at ``as_of`` (same functions, defaults)."""
+    rfm = reference.rfm(clean, as_of=as_of).assign(rfm_as_of=as_of)
+    archetypes = load_archetypes(PROJECT_ROOT / "seeds" / "segment_archetypes.csv")
+    segments = run_tsne_stage(rfm, archetypes)["customer_embeddings"]
+    result = train_segment_classifier(
+        rfm, segments, {"n_jobs": 1}, segment_column="tsne_segment_name"
+    )
+    return build_model_registry_row(
+        result.estimator,
+        model_name="segment_classifier",
+        metrics={"model": result.model_name},
+        training_seconds=result.fit_seconds,
+        n_training_rows=result.n_training_rows,
+        data_window_start=clean.invoice_at.min(),
+        data_window_end=as_of,
+        created_at=as_of,
+    )
+
+
+def test_retraining_one_month_later_is_measured_and_recorded(
+    tmp_path: Path, synthetic_build: Workspace, synthetic_raw: Path, expected_clean: pd.DataFrame
+) -> None:
+    """Register the model of one month earlier (trained on data before 2011-11-10), let the build
+    record retraining stability against it, and check the record against our own measurement:
+    both registry artifacts scoring the same as-of data (customer_rfm as of 2011-12-10)."""
+    workspace = copy_workspace(synthetic_build, tmp_path / "retrain")
+    previous = _classifier_row(expected_clean, BUILD_AS_OF - pd.DateOffset(months=1))
+    with duckdb.connect(str(workspace.warehouse)) as connection:
+        connection.register("previous", previous)
+        connection.execute("insert into ml.model_registry by name select * from previous")
+    result = workspace.build(synthetic_raw, "--select", "ml_retraining_stability+")
+    assert_built(result)
+
+    recorded = workspace.frame("select * from ml.retraining_stability")
+    current_version, current_blob = workspace.query(
+        "select model_version, artifact from ml.model_registry"
+        " where model_version = (select any_value(model_version) from marts.customer_segments)"
+    )[0]
+    rfm = workspace.frame("select * from marts.customer_rfm")
+    features = rfm_features(rfm)
+    changed = load_model(previous.artifact.iloc[0]).predict(features) != load_model(
+        current_blob
+    ).predict(features)
+    row = recorded.iloc[0]
+    assert len(recorded) == 1
+    assert (row.model_version, row.previous_model_version) == (
+        current_version,
+        previous.model_version.iloc[0],
+    )
+    assert row.scored_as_of == BUILD_AS_OF
+    assert (row.n_customers, row.n_changed) == (len(rfm), int(changed.sum()))
+    assert row.share_changed == pytest.approx(changed.mean())
+    run_results = json.loads((workspace.root / "target" / "run_results.json").read_text())
+    share_test = [
+        node["status"]
+        for node in run_results["results"]
+        if node["unique_id"].startswith(
+            "test.retail_segments.expect_column_values_to_be_between_retraining_stability_share"
+        )
+    ]
+    assert share_test == ["warn" if row.share_changed > 0.2 else "pass"]
