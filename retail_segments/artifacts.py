@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import sklearn
@@ -235,3 +236,25 @@ def build_model_registry_row(
         },
         columns=list(REGISTRY_COLUMNS),
     )
+
+
+def current_model_version(fit: duckdb.DuckDBPyRelation) -> str:
+    """The model version this build trained: the ``model_version`` of the ``model_registry`` row
+    in a stacked classifier-fit relation (``ml_segment_classifier_fit``)."""
+    rows = fit.filter("result_table = 'model_registry'").project("model_version").fetchall()
+    if len(rows) != 1:
+        raise ValueError(f"expected one registry row in the classifier fit, found {len(rows)}")
+    return str(rows[0][0])
+
+
+def load_registered_model(registry: duckdb.DuckDBPyRelation, version: str) -> Any:
+    """Load the estimator of ``version`` from a ``model_registry`` relation through
+    ``load_model`` (the type allowlist). Raises ``KeyError`` if the version is not registered."""
+    rows = (
+        registry.filter(f"model_version = '{version.replace(chr(39), '')}'")
+        .project("artifact")
+        .fetchall()
+    )
+    if not rows:
+        raise KeyError(f"model version {version!r} is not in the registry")
+    return load_model(rows[0][0])

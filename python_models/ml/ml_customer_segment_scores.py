@@ -5,7 +5,7 @@ ml.model_registry (skops, type allowlist) at the version this build trained.
 One row per customer of marts.customer_rfm. Thin shell over retail_segments.classifier.
 """
 
-from retail_segments.artifacts import load_model
+from retail_segments.artifacts import current_model_version, load_registered_model
 from retail_segments.classifier import assign_segments
 
 
@@ -13,20 +13,8 @@ def model(dbt, session):
     dbt.config(materialized="table")
     rfm = dbt.ref("customer_rfm").project("customer_id, recency_days, frequency, monetary").df()
     segments = dbt.ref("customer_embeddings").project("customer_id, tsne_segment_name").df()
-    version = (
-        dbt.ref("ml_segment_classifier_fit")
-        .filter("result_table = 'model_registry'")
-        .project("model_version")
-        .fetchall()[0][0]
-    )
-    artifact = (
-        dbt.ref("model_registry")
-        .filter(f"model_version = '{version}'")
-        .project("artifact")
-        .fetchall()[0][0]
-    )
-    assigned = assign_segments(
-        rfm, segments, load_model(artifact), segment_column="tsne_segment_name"
-    )
+    version = current_model_version(dbt.ref("ml_segment_classifier_fit"))
+    estimator = load_registered_model(dbt.ref("model_registry"), version)
+    assigned = assign_segments(rfm, segments, estimator, segment_column="tsne_segment_name")
     assigned["model_version"] = version
     return assigned

@@ -21,7 +21,9 @@ from retail_segments.artifacts import (
     UntrustedArtifactError,
     artifact_types,
     build_model_registry_row,
+    current_model_version,
     load_model,
+    load_registered_model,
     serialize_model,
 )
 
@@ -157,3 +159,33 @@ def test_an_explicit_allowlist_can_be_narrower(forest: RandomForestClassifier) -
     narrow = frozenset(artifact_types(blob)) - {"sklearn.tree._tree.Tree"}
     with pytest.raises(UntrustedArtifactError, match=r"sklearn\.tree\._tree\.Tree"):
         load_model(blob, allowed_types=narrow)
+
+
+def test_registered_model_is_found_by_the_version_the_fit_registered(
+    forest: RandomForestClassifier,
+) -> None:
+    connection = duckdb.connect()
+    registry = build_model_registry_row(
+        forest,
+        model_name="segment_classifier",
+        metrics={"test_accuracy": 1.0},
+        training_seconds=0.1,
+        n_training_rows=10,
+        data_window_start="2010-12-01",
+        data_window_end="2011-12-10",
+        created_at="2011-12-10",
+    )
+    fit = pd.DataFrame(
+        {
+            "result_table": ["classifier_metrics", "model_registry"],
+            "model_version": [None, registry.model_version.iloc[0]],
+        }
+    )
+    connection.register("registry", registry)
+    connection.register("fit", fit)
+    version = current_model_version(connection.table("fit"))
+    loaded = load_registered_model(connection.table("registry"), version)
+    assert version == registry.model_version.iloc[0]
+    assert type(loaded) is RandomForestClassifier
+    with pytest.raises(KeyError, match="not in the registry"):
+        load_registered_model(connection.table("registry"), "no-such-version")

@@ -7,7 +7,7 @@ One row per customer and as-of date of int_customer_rfm__history. Thin shell ove
 retail_segments.history.
 """
 
-from retail_segments.artifacts import load_model
+from retail_segments.artifacts import current_model_version, load_registered_model
 from retail_segments.history import classify_history
 
 
@@ -18,16 +18,6 @@ def model(dbt, session):
         .project("customer_id, rfm_as_of, recency_days, frequency, monetary")
         .df()
     )
-    version = (
-        dbt.ref("ml_segment_classifier_fit")
-        .filter("result_table = 'model_registry'")
-        .project("model_version")
-        .fetchall()[0][0]
-    )
-    artifact = (
-        dbt.ref("model_registry")
-        .filter(f"model_version = '{version}'")
-        .project("artifact")
-        .fetchall()[0][0]
-    )
-    return classify_history(rfm_history, load_model(artifact), version)
+    version = current_model_version(dbt.ref("ml_segment_classifier_fit"))
+    estimator = load_registered_model(dbt.ref("model_registry"), version)
+    return classify_history(rfm_history, estimator, version)

@@ -6,6 +6,7 @@ One row per (current version, previous version). Artifacts load through skops wi
 allowlist. Thin shell over retail_segments.history; ml.retraining_stability keeps the rows.
 """
 
+from retail_segments.artifacts import current_model_version
 from retail_segments.history import retraining_stability
 
 
@@ -16,12 +17,7 @@ def model(dbt, session):
         .project("customer_id, recency_days, frequency, monetary, rfm_as_of")
         .df()
     )
-    version = (
-        dbt.ref("ml_segment_classifier_fit")
-        .filter("result_table = 'model_registry'")
-        .project("model_version")
-        .fetchall()[0][0]
-    )
+    version = current_model_version(dbt.ref("ml_segment_classifier_fit"))
     registry = (
         dbt.ref("model_registry")
         .filter("model_name = 'segment_classifier'")
