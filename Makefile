@@ -6,16 +6,39 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: build test bench lint docs clean
+# Debian's Chromium renders the HTML report in the browser test (installed once; CI runs as root).
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: build test bench bench-scale lint docs clean backfill report
 
 build: $(STAMP)
 	$(PY) -m retail_segments build
 
-test: lint
+test: lint $(CHROMIUM)
 	$(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) -m retail_segments bench
+
+# Fresh builds of the real file, 10x and 100x synthetic files (generated once into BENCH_DATA and
+# reused; the 100x file takes minutes and ~550 MB) and the pandas baseline at 1x.
+BENCH_DATA ?= data/bench
+bench-scale: $(STAMP)
+	$(PY) -m retail_segments bench --scales 1,10,100 --data-dir $(BENCH_DATA)
+
+# Segment history as of each month end (default: every month of the data), e.g.
+#   make backfill START=2011-01 END=2011-06
+backfill: $(STAMP)
+	$(PY) -m retail_segments backfill $(if $(START),--start $(START)) $(if $(END),--end $(END))
+
+# The HTML report from the published serving copy (after `make build`).
+report: $(STAMP)
+	$(PY) -m retail_segments report
+
+# dbt's docs site (models, columns, lineage graph, exposures) on http://localhost:8080.
+docs: $(STAMP)
+	$(VENV)/bin/dbt docs generate --profiles-dir .
+	$(VENV)/bin/dbt docs serve --profiles-dir . --no-browser
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check retail_segments python_models tests
@@ -26,6 +49,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 clean:
 	rm -rf target logs dbt_packages

@@ -1,8 +1,17 @@
-"""Benchmark: ``python -m retail_segments bench`` (``make bench``).
+"""Benchmark: ``python -m retail_segments bench`` (``make bench``, ``make bench-scale``).
 
-Builds the warehouse from scratch in a temporary directory (so nothing of yours is touched) and
-prints the wall time of the whole ``dbt build``, the peak resident memory of the dbt process, and
-the time of every model from dbt's ``run_results.json``. Figures are printed, never asserted.
+For every scale of ``--scales`` (default ``1``) builds the warehouse from scratch with
+``dbt build`` in a fresh temporary directory (so nothing of yours is touched) and prints the wall
+time of the whole build, the peak resident memory of that dbt process (``ru_maxrss`` from
+``wait4`` in a small wrapper process, so every build is measured on its own; `run_measured`) and
+the time of every model from dbt's ``run_results.json``. Scale 1 is the real file (found like
+``make build`` finds it); scale N > 1 is a synthetic file with N times its customers
+(`retail_segments.synthetic`), generated once into ``--data-dir`` and reused.
+
+For every scale of ``--baseline-scales`` (default ``1``; the notebook baseline is quadratic, so
+hours at 10x) it also runs the pandas baseline of the study's cleaning and RFM
+(`retail_segments.baseline`) on the same file and prints how many times faster the SQL cleaning
+and RFM models were. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -10,19 +19,39 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from retail_segments import baseline
 from retail_segments.classifier import train_segment_classifier
-from retail_segments.dbt_runner import dbt_environment, run_dbt
-from retail_segments.paths import RawDataNotFoundError, warehouse_path
+from retail_segments.dbt_runner import dbt_environment, dbt_executable
+from retail_segments.paths import (
+    PROJECT_ROOT,
+    RAW_PATH_ENV,
+    RawDataNotFoundError,
+    resolve_raw_path,
+    warehouse_path,
+)
+from retail_segments.synthetic import iter_raw_chunks, scaled_customers, write_raw_file
+
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data" / "bench"
+SYNTHETIC_SEED = 0
+# The issue's targets on the 2-core, 24 GiB machine.
+TARGET_1X_SECONDS = 60.0
+TARGET_100X_SECONDS = 600.0
+TARGET_100X_PEAK_MIB = 8 * 1024.0
+TARGET_BASELINE_RATIO = 100.0
+# The SQL models that do what the pandas baseline does: read the file, clean it, RFM.
+CLEANING_MODEL_PREFIXES: tuple[str, ...] = ("stg_", "int_")
+CLEANING_MODELS: tuple[str, ...] = ("fct_sales_lines", "customer_rfm")
 
 
 @dataclass(frozen=True)
@@ -33,6 +62,24 @@ class NodeTiming:
     resource_type: str
     status: str
     seconds: float
+
+    @property
+    def name(self) -> str:
+        """The node's name (last part of its unique id)."""
+        return self.unique_id.split(".")[-1]
+
+
+@dataclass(frozen=True)
+class BuildMeasurement:
+    """One measured ``dbt build``: its raw file, wall seconds, peak RSS and node timings."""
+
+    scale: int
+    raw_path: Path
+    wall_seconds: float
+    peak_rss_mib: float
+    timings: list[NodeTiming]
+    raw_lines: int | None
+    customers: int | None
 
 
 def read_run_results(path: Path) -> list[NodeTiming]:
@@ -50,40 +97,216 @@ def read_run_results(path: Path) -> list[NodeTiming]:
     return sorted(timings, key=lambda timing: timing.seconds, reverse=True)
 
 
-def format_report(wall_seconds: float, peak_rss_mib: float, timings: list[NodeTiming]) -> str:
-    """Render the benchmark figures as a plain-text table."""
-    models = [t for t in timings if t.resource_type == "model"]
-    tests = [t for t in timings if t.resource_type in ("test", "unit_test")]
-    lines = [
-        f"whole dbt build (wall):        {wall_seconds:8.1f} s",
-        f"peak resident memory (dbt):    {peak_rss_mib:8.0f} MiB",
-        f"models: {len(models)}, summed {sum(t.seconds for t in models):.1f} s; "
-        f"tests: {len(tests)}, summed {sum(t.seconds for t in tests):.1f} s",
-        "",
-        f"{'model':<60} {'seconds':>8}  status",
-    ]
-    lines += [f"{t.unique_id.split('.')[-1]:<60} {t.seconds:8.2f}  {t.status}" for t in models]
-    return "\n".join(lines)
+def cleaning_seconds(timings: Sequence[NodeTiming]) -> float:
+    """Summed time of the SQL models that read, clean and compute RFM (the baseline's work):
+    staging and intermediate models, ``fct_sales_lines`` and ``customer_rfm``."""
+    return sum(
+        timing.seconds
+        for timing in timings
+        if timing.resource_type == "model"
+        and (timing.name.startswith(CLEANING_MODEL_PREFIXES) or timing.name in CLEANING_MODELS)
+    )
+
+
+def hook_seconds(timings: Sequence[NodeTiming]) -> float:
+    """Summed time of the project hooks (the raw-file validation before anything is built)."""
+    return sum(timing.seconds for timing in timings if timing.resource_type == "operation")
+
+
+def parse_scales(text: str) -> list[int]:
+    """Parse ``"1,10,100"`` into ``[1, 10, 100]``; every scale must be a positive integer."""
+    try:
+        scales = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"scales must be integers, got {text!r}") from error
+    if not scales or min(scales) < 1:
+        raise argparse.ArgumentTypeError(f"scales must be positive integers, got {text!r}")
+    return scales
+
+
+def raw_file_for_scale(scale: int, data_dir: Path, environ: Mapping[str, str]) -> Path:
+    """The raw file of a scale: the real file for 1, else the cached synthetic file
+    ``<data_dir>/synthetic-x<scale>-seed0.csv.zst``, generated first when it is missing (written
+    under a temporary name and renamed, so an interrupted run leaves no partial file)."""
+    if scale == 1:
+        return resolve_raw_path(environ=environ)
+    path = data_dir / f"synthetic-x{scale}-seed{SYNTHETIC_SEED}.csv.zst"
+    if not path.exists():
+        n_customers = scaled_customers(scale)
+        print(f"generating {path} ({n_customers:,} customers) ...", flush=True)
+        partial = path.with_name(f"partial-{path.name}")
+        write_raw_file(iter_raw_chunks(n_customers, SYNTHETIC_SEED), partial)
+        partial.replace(path)
+    return path
+
+
+# Runs argv[2:] as its child and writes that child's peak RSS (KiB) to argv[1]. The measured
+# command is forked from this small process: a child forked from the benchmark itself would carry
+# the benchmark's own peak into its ru_maxrss (Linux keeps the pre-exec high-water mark).
+_MEASURE_CHILD = """\
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as out:
+    out.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_measured(
+    command: Sequence[str], env: Mapping[str, str], log_path: Path
+) -> tuple[int, float, float]:
+    """Run a command with its output in ``log_path``; return its exit code, wall seconds and
+    peak resident memory in MiB: ``ru_maxrss`` of that process (and of the children it waited
+    for), taken by a minimal wrapper process, so each command is measured on its own."""
+    rss_path = log_path.with_suffix(".maxrss")
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        finished = subprocess.run(
+            [sys.executable, "-c", _MEASURE_CHILD, str(rss_path), *command],
+            cwd=PROJECT_ROOT,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    wall = time.perf_counter() - started
+    return finished.returncode, wall, int(rss_path.read_text()) / 1024
+
+
+def _raw_size(warehouse: Path) -> tuple[int | None, int | None]:
+    """Lines and customers of the raw file, from the built warehouse's raw profile."""
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as connection:
+            query = "select n_rows, n_customers from marts.eda_raw_profile"
+            rows = connection.sql(query).fetchall()
+    except duckdb.Error:
+        return None, None
+    return (int(rows[0][0]), int(rows[0][1])) if rows else (None, None)
 
 
 def run_build_benchmark(
-    work_dir: Path, dbt_args: list[str]
-) -> tuple[float, float, list[NodeTiming]]:
-    """Run ``dbt build`` into a fresh warehouse under work_dir; return wall seconds, peak RSS in
-    MiB of the dbt child, and node timings. Raises RuntimeError if the build fails."""
-    env = dbt_environment({**os.environ, "RETAIL_DUCKDB_PATH": str(work_dir / "bench.duckdb")})
+    work_dir: Path, dbt_args: Sequence[str], raw_path: Path | None = None, scale: int = 1
+) -> BuildMeasurement:
+    """Run ``dbt build`` on ``raw_path`` (default: the file ``make build`` would use) into a fresh
+    warehouse under ``work_dir`` and measure it. Raises RuntimeError if the build fails."""
+    environ = dict(os.environ)
+    if raw_path is not None:
+        environ[RAW_PATH_ENV] = str(raw_path)
+    env = dbt_environment({**environ, "RETAIL_DUCKDB_PATH": str(work_dir / "bench.duckdb")})
     target = work_dir / "target"
-    started = time.perf_counter()
-    finished = run_dbt(
-        ["build", "--target-path", str(target), "--log-path", str(work_dir / "logs"), *dbt_args],
-        env,
-        capture=True,
+    command = [
+        dbt_executable(),
+        "build",
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(work_dir / "logs"),
+        *dbt_args,
+        "--project-dir",
+        str(PROJECT_ROOT),
+        "--profiles-dir",
+        str(PROJECT_ROOT),
+    ]
+    log_path = work_dir / "dbt-build.log"
+    returncode, wall, peak = run_measured(command, env, log_path)
+    if returncode != 0:
+        output = log_path.read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"dbt build failed during the benchmark:\n{output}")
+    lines, customers = _raw_size(work_dir / "bench.duckdb")
+    return BuildMeasurement(
+        scale=scale,
+        raw_path=Path(env[RAW_PATH_ENV]),
+        wall_seconds=wall,
+        peak_rss_mib=peak,
+        timings=read_run_results(target / "run_results.json"),
+        raw_lines=lines,
+        customers=customers,
     )
-    wall = time.perf_counter() - started
-    if finished.returncode != 0:
-        raise RuntimeError(f"dbt build failed during the benchmark:\n{finished.stdout[-4000:]}")
-    peak_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, peak_rss_mib, read_run_results(target / "run_results.json")
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def format_report(measurement: BuildMeasurement) -> str:
+    """Render one build's figures as a plain-text table."""
+    timings = measurement.timings
+    models = [t for t in timings if t.resource_type == "model"]
+    tests = [t for t in timings if t.resource_type in ("test", "unit_test")]
+    size = (
+        f"{measurement.raw_lines:,} raw lines, {measurement.customers:,} customers"
+        if measurement.raw_lines is not None and measurement.customers is not None
+        else "size unknown"
+    )
+    lines = [
+        f"== scale {measurement.scale}x: {measurement.raw_path} ({size})",
+        f"whole dbt build (wall):        {measurement.wall_seconds:8.1f} s",
+        f"peak resident memory (dbt):    {measurement.peak_rss_mib:8.0f} MiB",
+        f"models: {len(models)}, summed {sum(t.seconds for t in models):.1f} s; "
+        f"tests: {len(tests)}, summed {sum(t.seconds for t in tests):.1f} s; "
+        f"raw-file validation hook {hook_seconds(timings):.1f} s",
+        f"SQL read + cleaning + RFM models, summed: {cleaning_seconds(timings):.1f} s",
+        "",
+        f"{'model':<60} {'seconds':>8}  status",
+    ]
+    lines += [f"{t.name:<60} {t.seconds:8.2f}  {t.status}" for t in models]
+    return "\n".join(lines)
+
+
+def format_targets(measurements: Sequence[BuildMeasurement]) -> str:
+    """One summary line per scale, with the issue's targets where they apply."""
+    lines = [f"{'scale':>5} {'wall s':>8} {'peak MiB':>9} {'models s':>9}  slowest models"]
+    for m in measurements:
+        models = [t for t in m.timings if t.resource_type == "model"]
+        slowest = ", ".join(f"{t.name} {t.seconds:.0f}s" for t in models[:3])
+        lines.append(
+            f"{m.scale:>4}x {m.wall_seconds:8.1f} {m.peak_rss_mib:9.0f} "
+            f"{sum(t.seconds for t in models):9.1f}  {slowest}"
+        )
+        if m.scale == 1:
+            lines.append(
+                f"      target: 1x build under {TARGET_1X_SECONDS:.0f} s: "
+                f"{_verdict(m.wall_seconds < TARGET_1X_SECONDS)}"
+            )
+        if m.scale == 100:
+            lines.append(
+                f"      targets: 100x under {TARGET_100X_SECONDS:.0f} s: "
+                f"{_verdict(m.wall_seconds < TARGET_100X_SECONDS)}; peak under "
+                f"{TARGET_100X_PEAK_MIB:.0f} MiB: {_verdict(m.peak_rss_mib < TARGET_100X_PEAK_MIB)}"
+            )
+    return "\n".join(lines)
+
+
+def time_baseline(raw_path: Path) -> float:
+    """Run the pandas baseline (read, clean, RFM) on a raw file; return its wall seconds."""
+    started = time.perf_counter()
+    baseline.clean_and_rfm(raw_path)
+    return time.perf_counter() - started
+
+
+def format_baseline(measurement: BuildMeasurement, baseline_seconds: float) -> str:
+    """The pandas baseline against the SQL models of the same build."""
+    sql = cleaning_seconds(measurement.timings)
+    with_hook = sql + hook_seconds(measurement.timings)
+    ratio = baseline_seconds / sql
+    return "\n".join(
+        [
+            f"pandas baseline (read + clean + RFM, retail_segments.baseline) at "
+            f"{measurement.scale}x: {baseline_seconds:.1f} s",
+            f"SQL read + cleaning + RFM models: {sql:.2f} s -> {ratio:.0f}x faster"
+            + (
+                f" (target >= {TARGET_BASELINE_RATIO:.0f}x: "
+                f"{_verdict(ratio >= TARGET_BASELINE_RATIO)})"
+                if measurement.scale == 1
+                else ""
+            ),
+            f"including the raw-file validation hook: {with_hook:.2f} s -> "
+            f"{baseline_seconds / with_hook:.0f}x faster",
+        ]
+    )
 
 
 def compare_classifier_searches(warehouse: Path) -> pd.DataFrame:
@@ -95,7 +318,7 @@ def compare_classifier_searches(warehouse: Path) -> pd.DataFrame:
             "select customer_id, recency_days, frequency, monetary from marts.customer_rfm"
         ).df()
         segments = connection.sql(
-            "select customer_id, tsne_segment_name from ml.customer_embeddings"
+            "select customer_id, tsne_segment_name, is_fit_sample from ml.customer_embeddings"
         ).df()
     rows = []
     for search in ("fast", "full"):
@@ -132,9 +355,33 @@ def format_classifier_comparison(comparison: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retail-segments bench", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--scales",
+        type=parse_scales,
+        default=[1],
+        help="comma-separated scale factors to build, e.g. 1,10,100 (default 1: the real file)",
+    )
+    parser.add_argument(
+        "--baseline-scales",
+        type=parse_scales,
+        default=[1],
+        help="scales (among --scales) at which to also time the pandas baseline (default 1)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"where synthetic files are generated and reused (default {DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="parent of the temporary build directories (default: the system's temp dir)",
     )
     parser.add_argument(
         "--classifier-searches",
@@ -143,18 +390,30 @@ def main(argv: list[str] | None = None) -> int:
         " on the built warehouse (RETAIL_DUCKDB_PATH or the default); takes many minutes",
     )
     parser.add_argument("dbt_args", nargs=argparse.REMAINDER, help="extra arguments for dbt build")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.classifier_searches:
         print(format_classifier_comparison(compare_classifier_searches(warehouse_path())))
         return 0
+    measurements = []
     try:
-        with tempfile.TemporaryDirectory(prefix="retail-bench-") as tmp:
-            wall, peak, timings = run_build_benchmark(Path(tmp), args.dbt_args)
+        for scale in args.scales:
+            raw_path = raw_file_for_scale(scale, args.data_dir, os.environ)
+            with tempfile.TemporaryDirectory(prefix="retail-bench-", dir=args.work_dir) as tmp:
+                measurement = run_build_benchmark(Path(tmp), args.dbt_args, raw_path, scale)
+            measurements.append(measurement)
+            print(format_report(measurement), flush=True)
+            if scale in args.baseline_scales:
+                print(format_baseline(measurement, time_baseline(raw_path)), flush=True)
+            print(flush=True)
     except RawDataNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(format_report(wall, peak, timings))
+    print(format_targets(measurements))
     return 0

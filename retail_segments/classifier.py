@@ -182,7 +182,9 @@ def training_frame(
     ----------
     rfm : frame with ``customer_id`` and the R/F/M columns.
     segments : frame with ``customer_id`` and ``segment_column``; rows with a null name (DBSCAN
-        noise) are dropped.
+        noise) are dropped, and so are rows whose ``is_fit_sample`` (when the column is there) is
+        false: customers assigned to a cluster after the fit carry a predicted name, not one the
+        clustering found, so they are neither trained nor tested on.
     segment_column : the name column in ``segments``.
 
     Returns
@@ -190,7 +192,10 @@ def training_frame(
     DataFrame ``customer_id, recency_days, frequency, monetary, segment_name`` sorted by
     ``customer_id`` (so the split does not depend on the input row order).
     """
-    named = segments.loc[segments[segment_column].notna(), ["customer_id", segment_column]]
+    usable = segments[segment_column].notna()
+    if "is_fit_sample" in segments.columns:
+        usable &= segments["is_fit_sample"].astype("bool")
+    named = segments.loc[usable, ["customer_id", segment_column]]
     named = named.rename(columns={segment_column: "segment_name"})
     features = rfm.loc[:, ["customer_id", *RFM_FEATURES]]
     frame = features.merge(named, on="customer_id", how="inner", validate="one_to_one")

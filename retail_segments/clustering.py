@@ -13,17 +13,28 @@ they are not clustered, not profiled, and later get a segment from the classifie
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from joblib import Memory
 from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from sklearn.metrics import (
+    calinski_harabasz_score,
+    davies_bouldin_score,
+    pairwise_distances,
+    silhouette_score,
+)
 from sklearn.mixture import GaussianMixture
-from sklearn.neighbors import NearestNeighbors
+from sklearn.neighbors import NearestCentroid, NearestNeighbors
 
 ALGORITHMS: tuple[str, ...] = ("kmeans", "gaussian_mixture", "agglomerative", "dbscan")
 NOISE_LABEL = -1
+# Up to this many points, evaluate_candidates computes the silhouette exactly, from one distance
+# matrix shared by all candidates (n^2 float64: 200 MB at 5,000 points). Beyond it the silhouette,
+# quadratic in time, is estimated on a seeded random sample of this many points.
+EXACT_SILHOUETTE_MAX_SAMPLES = 10_000
 
 SELECTION_COLUMNS: tuple[str, ...] = (
     "stage",
@@ -73,6 +84,7 @@ def fit_labels(
     n_init: int = 10,
     dbscan_min_samples: int = 4,
     dbscan_core_fraction: float = 0.9,
+    memory: Memory | None = None,
 ) -> np.ndarray:
     """Cluster the rows of ``X`` with one algorithm and return raw integer labels.
 
@@ -84,6 +96,9 @@ def fit_labels(
     random_state : seed of KMeans and GaussianMixture.
     n_init : KMeans restarts.
     dbscan_min_samples, dbscan_core_fraction : see ``dbscan_eps``.
+    memory : optional joblib cache for the agglomerative (ward) tree. The full tree is always
+        built and then cut at ``n_clusters``, so with a cache the tree of ``X`` is built once for
+        every k; the labels are the same with or without it.
 
     Returns
     -------
@@ -96,7 +111,10 @@ def fit_labels(
         model = GaussianMixture(n_components=n_clusters, random_state=random_state)
         labels = model.fit(X).predict(X)
     elif algorithm == "agglomerative":
-        labels = AgglomerativeClustering(n_clusters=n_clusters, linkage="ward").fit_predict(X)
+        model = AgglomerativeClustering(
+            n_clusters=n_clusters, linkage="ward", memory=memory, compute_full_tree=True
+        )
+        labels = model.fit_predict(X)
     elif algorithm == "dbscan":
         eps = dbscan_eps(X, dbscan_min_samples, dbscan_core_fraction)
         labels = DBSCAN(eps=eps, min_samples=dbscan_min_samples).fit_predict(X)
@@ -105,12 +123,25 @@ def fit_labels(
     return np.asarray(labels, dtype="int64")
 
 
-def score_labels(X: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+def score_labels(
+    X: np.ndarray,
+    labels: np.ndarray,
+    *,
+    distances: np.ndarray | None = None,
+    silhouette_sample_size: int | None = None,
+    random_state: int = 42,
+) -> tuple[float, float, float]:
     """Return ``(silhouette, calinski_harabasz, davies_bouldin)`` of a labelling.
 
     Points labelled ``NOISE_LABEL`` (DBSCAN noise) are left out, so DBSCAN is scored on its
     non-noise points only. If fewer than two clusters remain (or every point is its own cluster)
     the scores are undefined and all three are NaN.
+
+    ``distances``, the Euclidean distance matrix of ``X`` (``sklearn.metrics.pairwise_distances
+    (X)``), when given, is used for the silhouette instead of recomputing it; the score is the
+    same. Otherwise, with ``silhouette_sample_size``, the silhouette is estimated on that many
+    scored points drawn with ``random_state`` (scikit-learn's ``sample_size``) when there are more.
+    Calinski-Harabasz and Davies-Bouldin are always computed on every scored point.
     """
     keep = labels != NOISE_LABEL
     kept_labels = labels[keep]
@@ -118,8 +149,18 @@ def score_labels(X: np.ndarray, labels: np.ndarray) -> tuple[float, float, float
     if n_found < 2 or n_found >= kept_labels.size:
         return (np.nan, np.nan, np.nan)
     kept = X[keep]
+    if distances is not None:
+        kept_distances = distances if keep.all() else distances[np.ix_(keep, keep)]
+        silhouette = silhouette_score(kept_distances, kept_labels, metric="precomputed")
+    else:
+        sample_size = silhouette_sample_size
+        if sample_size is not None and sample_size >= kept_labels.size:
+            sample_size = None
+        silhouette = silhouette_score(
+            kept, kept_labels, sample_size=sample_size, random_state=random_state
+        )
     return (
-        float(silhouette_score(kept, kept_labels)),
+        float(silhouette),
         float(calinski_harabasz_score(kept, kept_labels)),
         float(davies_bouldin_score(kept, kept_labels)),
     )
@@ -152,6 +193,13 @@ def evaluate_candidates(
     scores : DataFrame with columns ``stage, algorithm, n_clusters, silhouette,
         calinski_harabasz, davies_bouldin``, rows ordered by ``ALGORITHMS`` then ``n_clusters``.
     labels : ``{(algorithm, n_clusters): raw labels}`` for every row of ``scores``.
+
+    The work is shared between candidates: the ward tree is built once (cached in a temporary
+    directory) and cut at every k, and when ``X`` has at most ``EXACT_SILHOUETTE_MAX_SAMPLES``
+    rows the silhouettes reuse one distance matrix. Both are exact: the scores and labels are
+    those of fitting and scoring each candidate on its own. With more rows each silhouette is
+    estimated on ``EXACT_SILHOUETTE_MAX_SAMPLES`` points drawn with ``random_state`` (see
+    ``score_labels``), so scoring stays linear in the rows.
     """
     unknown = sorted(set(k_values) - set(ALGORITHMS[:3]))
     if unknown:
@@ -169,13 +217,21 @@ def evaluate_candidates(
     ]
     if include_dbscan:
         runs.append(("dbscan", None))
+    exact = len(X) <= EXACT_SILHOUETTE_MAX_SAMPLES
+    scoring = {
+        "distances": pairwise_distances(X) if exact else None,
+        "silhouette_sample_size": None if exact else EXACT_SILHOUETTE_MAX_SAMPLES,
+        "random_state": random_state,
+    }
     rows = []
     labels_by_key: dict[tuple[str, int], np.ndarray] = {}
-    for algorithm, k in runs:
-        labels = fit_labels(X, algorithm, k, **options)
-        found = int(np.unique(labels[labels != NOISE_LABEL]).size) if k is None else k
-        labels_by_key[(algorithm, found)] = labels
-        rows.append((stage, algorithm, found, *score_labels(X, labels)))
+    with tempfile.TemporaryDirectory(prefix="ward-tree-") as cache:
+        memory = Memory(cache, verbose=0)
+        for algorithm, k in runs:
+            labels = fit_labels(X, algorithm, k, memory=memory, **options)
+            found = int(np.unique(labels[labels != NOISE_LABEL]).size) if k is None else k
+            labels_by_key[(algorithm, found)] = labels
+            rows.append((stage, algorithm, found, *score_labels(X, labels, **scoring)))
     scores = pd.DataFrame(rows, columns=list(SELECTION_COLUMNS[:6]))
     scores["n_clusters"] = scores["n_clusters"].astype("int64")
     return scores, labels_by_key
@@ -263,6 +319,56 @@ def selected_key(selection: pd.DataFrame) -> tuple[str, int]:
     return str(row["algorithm"]), int(row["n_clusters"])
 
 
+def assign_clusters(
+    X: np.ndarray,
+    labels: np.ndarray,
+    X_new: np.ndarray,
+    algorithm: str,
+    n_clusters: int,
+    *,
+    random_state: int = 42,
+    n_init: int = 10,
+    dbscan_min_samples: int = 4,
+    dbscan_core_fraction: float = 0.9,
+) -> np.ndarray:
+    """Give new points the raw label the clustering of ``X`` implies for them.
+
+    Parameters
+    ----------
+    X, labels : the points a candidate was fitted on and its raw labels (``fit_labels``).
+    X_new : float array ``(n_new, n_dims)`` in the same space as ``X``.
+    algorithm, n_clusters : the candidate (``selected_key``).
+    random_state, n_init, dbscan_min_samples, dbscan_core_fraction : as given to ``fit_labels``.
+
+    Returns
+    -------
+    int64 array ``(n_new,)`` of raw labels in the label space of ``labels``:
+
+    - ``kmeans`` and ``gaussian_mixture``: the model is refitted on ``X`` with the same parameters
+      (deterministic, so it is the model that produced ``labels``) and ``predict`` assigns;
+    - ``agglomerative`` (no ``predict``): the nearest cluster centroid (mean of its points);
+    - ``dbscan``: DBSCAN's own rule for a border point: the label of the nearest core point if it
+      lies within ``eps``, else noise (``NOISE_LABEL``).
+    """
+    labels = np.asarray(labels, dtype="int64")
+    if algorithm == "kmeans":
+        model = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state).fit(X)
+        assigned = model.predict(X_new)
+    elif algorithm == "gaussian_mixture":
+        model = GaussianMixture(n_components=n_clusters, random_state=random_state).fit(X)
+        assigned = model.predict(X_new)
+    elif algorithm == "agglomerative":
+        assigned = NearestCentroid().fit(X, labels).predict(X_new)
+    elif algorithm == "dbscan":
+        eps = dbscan_eps(X, dbscan_min_samples, dbscan_core_fraction)
+        core = DBSCAN(eps=eps, min_samples=dbscan_min_samples).fit(X).core_sample_indices_
+        distance, nearest = NearestNeighbors(n_neighbors=1).fit(X[core]).kneighbors(X_new)
+        assigned = np.where(distance[:, 0] <= eps, labels[core][nearest[:, 0]], NOISE_LABEL)
+    else:
+        raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
+    return np.asarray(assigned, dtype="int64")
+
+
 def order_clusters(labels: np.ndarray, rfm: pd.DataFrame) -> np.ndarray:
     """Replace raw cluster labels by stable cluster ids ``0 .. k-1``.
 
@@ -343,3 +449,33 @@ def profile_clusters(rfm: pd.DataFrame, cluster_ids: np.ndarray, *, stage: str) 
     float_columns = [c for c in PROFILE_COLUMNS if c.startswith(("mean_", "median_"))]
     profiles[float_columns] = profiles[float_columns].astype("float64")
     return profiles.loc[:, list(PROFILE_COLUMNS)].reset_index(drop=True)
+
+
+def select_kmeans(
+    X: np.ndarray,
+    *,
+    stage: str,
+    k_range: Sequence[int],
+    n_clusters: int | None,
+    random_state: int,
+    n_init: int,
+) -> tuple[KMeans, pd.DataFrame]:
+    """Choose the number of clusters of a KMeans by silhouette.
+
+    Scores KMeans for every k from ``k_range[0]`` to ``k_range[1]`` (capped at n_samples - 1) with
+    ``evaluate_candidates`` and keeps the highest silhouette, or the pinned ``n_clusters``
+    (``select_candidate``). Returns an unfitted ``KMeans`` at the selected k, for the caller's
+    pipeline, and the selection table (``SELECTION_COLUMNS``).
+    """
+    k_min, k_max = k_range
+    scores, _ = evaluate_candidates(
+        X,
+        stage=stage,
+        k_values={"kmeans": range(k_min, min(k_max, len(X) - 1) + 1)},
+        include_dbscan=False,
+        random_state=random_state,
+        n_init=n_init,
+    )
+    selection = select_candidate(scores, None, n_clusters)
+    kmeans = KMeans(n_clusters=selected_key(selection)[1], n_init=n_init, random_state=random_state)
+    return kmeans, selection

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -101,6 +102,50 @@ def fit_embedding(pipeline: Pipeline, features: pd.DataFrame) -> np.ndarray:
     float64 array of shape ``(n_customers, n_components)``, rows in the order of ``features``.
     """
     return np.asarray(pipeline.fit_transform(features), dtype="float64")
+
+
+def assign_by_neighbours(
+    pipeline: Pipeline,
+    fit_features: pd.DataFrame,
+    fit_coordinates: np.ndarray,
+    fit_labels: np.ndarray,
+    features: pd.DataFrame,
+    *,
+    n_neighbors: int = 10,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Place customers an embedding was not fitted on, by their nearest fitted customers.
+
+    For t-SNE, which cannot ``transform``. Distances are taken in the pipeline's standardised
+    space (its fitted ``scale`` step), where t-SNE's neighbourhoods were defined. Each customer
+    gets the distance-weighted vote of its ``n_neighbors`` nearest fitted customers' labels
+    (``KNeighborsClassifier``) and the distance-weighted mean of their coordinates
+    (``KNeighborsRegressor``); a customer equal to fitted ones takes theirs.
+
+    Parameters
+    ----------
+    pipeline : the fitted pipeline (``build_tsne_pipeline``) whose first step is ``scale``.
+    fit_features, fit_coordinates, fit_labels : the fitted customers' RFM features, embedding
+        and cluster labels, aligned row by row.
+    features : RFM features of the customers to place.
+    n_neighbors : fitted customers consulted (at most as many as there are).
+
+    Returns
+    -------
+    ``(coordinates, labels)``: float64 ``(n, n_components)`` and int64 ``(n,)``, rows in the
+    order of ``features``.
+    """
+    scale = pipeline.named_steps["scale"]
+    fitted = scale.transform(fit_features)
+    new = scale.transform(features)
+    k = min(n_neighbors, len(fitted))
+    labels = KNeighborsClassifier(n_neighbors=k, weights="distance").fit(fitted, fit_labels)
+    coordinates = KNeighborsRegressor(n_neighbors=k, weights="distance").fit(
+        fitted, fit_coordinates
+    )
+    return (
+        np.asarray(coordinates.predict(new), dtype="float64"),
+        np.asarray(labels.predict(new), dtype="int64"),
+    )
 
 
 def pca_summary(pipeline: Pipeline) -> pd.DataFrame:

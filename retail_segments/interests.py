@@ -44,14 +44,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from retail_segments.clustering import evaluate_candidates, select_candidate, selected_key
+from retail_segments.clustering import select_kmeans
 from retail_segments.products import MODEL_FIT_COLUMNS, SELECTION_COLUMNS
 from retail_segments.segmentation import validate_config
 
@@ -345,20 +344,13 @@ def _fit_clustering(
     Returns ``(fitted Pipeline(log, scale, kmeans), selection table)``."""
     preprocessing = build_preprocessing(categories)
     scaled = preprocessing.fit_transform(X)
-    k_min, k_max = settings["k_range"]
-    scores, _ = evaluate_candidates(
+    kmeans, selection = select_kmeans(
         scaled,
         stage="customer_interests",
-        k_values={"kmeans": range(k_min, min(k_max, len(X) - 1) + 1)},
-        include_dbscan=False,
+        k_range=settings["k_range"],
+        n_clusters=settings["n_clusters"],
         random_state=settings["random_state"],
         n_init=settings["n_init"],
-    )
-    selection = select_candidate(scores, None, settings["n_clusters"])
-    kmeans = KMeans(
-        n_clusters=selected_key(selection)[1],
-        n_init=settings["n_init"],
-        random_state=settings["random_state"],
     )
     clustering = Pipeline([*preprocessing.steps, ("kmeans", kmeans)]).fit(X)
     return clustering, selection.loc[:, list(SELECTION_COLUMNS)]

@@ -41,14 +41,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import Normalizer
 from threadpoolctl import threadpool_limits
 
-from retail_segments.clustering import evaluate_candidates, select_candidate, selected_key
+from retail_segments.clustering import select_kmeans
 from retail_segments.segmentation import validate_config
 
 COLOUR_WORDS: frozenset[str] = frozenset(
@@ -367,20 +366,13 @@ def _fit_pipeline(
         settings["n_components"], settings["min_df"], settings["random_state"]
     )
     vectors = fit_text_features(features, training["description"])
-    k_min, k_max = settings["k_range"]
-    scores, _ = evaluate_candidates(
+    kmeans, selection = select_kmeans(
         vectors,
         stage="product_categories",
-        k_values={"kmeans": range(k_min, min(k_max, len(training) - 1) + 1)},
-        include_dbscan=False,
+        k_range=settings["k_range"],
+        n_clusters=settings["n_clusters"],
         random_state=settings["random_state"],
         n_init=settings["n_init"],
-    )
-    selection = select_candidate(scores, None, settings["n_clusters"])
-    kmeans = KMeans(
-        n_clusters=selected_key(selection)[1],
-        n_init=settings["n_init"],
-        random_state=settings["random_state"],
     )
     pipeline = Pipeline([*features.steps, ("kmeans", kmeans)]).fit(training["description"])
     return pipeline, selection.loc[:, list(SELECTION_COLUMNS)]

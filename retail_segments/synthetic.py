@@ -59,6 +59,7 @@ SCRIPT_INSTANCES = 3
 SCRIPT_SLOTS = 7
 SCRIPTED_CUSTOMERS = SCRIPT_INSTANCES * SCRIPT_SLOTS
 MIN_CUSTOMERS = SCRIPTED_CUSTOMERS + 19
+REAL_CUSTOMERS = 4_372  # customers with an id in the real file: scale factor 1
 DEFAULT_CHUNK_LINES = 1_000_000
 
 # ---------------------------------------------------------------------------------------------
@@ -1129,6 +1130,19 @@ def generate_raw_lines(n_customers: int, seed: int = 0) -> pd.DataFrame:
     return pd.concat(iter_raw_chunks(n_customers, seed), ignore_index=True)
 
 
+def scaled_customers(scale: float) -> int:
+    """Number of customers of a file ``scale`` times the real one (``REAL_CUSTOMERS``).
+
+    Raises ``ValueError`` when that is fewer than ``MIN_CUSTOMERS`` or ``scale`` is not positive.
+    """
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    n_customers = round(scale * REAL_CUSTOMERS)
+    if n_customers < MIN_CUSTOMERS:
+        raise ValueError(f"scale {scale} gives {n_customers} customers; at least {MIN_CUSTOMERS}")
+    return n_customers
+
+
 def _format_dates(values: pd.Series) -> np.ndarray:
     """``M/D/YYYY H:MM`` without zero padding of month, day and hour."""
     minutes = values.to_numpy().astype("datetime64[m]").astype(np.int64)
@@ -1170,19 +1184,27 @@ def write_raw_file(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m retail_segments.synthetic --customers N --seed S --out PATH``."""
+    """CLI: ``python -m retail_segments.synthetic (--customers N | --scale F) --seed S --out PATH``.
+
+    ``--scale F`` means ``F`` times the real file's ``REAL_CUSTOMERS`` customers (rounded).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, required=True, help="number of customers")
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument("--customers", type=int, help="number of customers")
+    size.add_argument(
+        "--scale", type=float, help=f"scale factor: this many times {REAL_CUSTOMERS:,} customers"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", type=Path, required=True, help="output .csv.zst path")
     parser.add_argument(
         "--chunk-lines", type=int, default=DEFAULT_CHUNK_LINES, help="lines per chunk in memory"
     )
     args = parser.parse_args(argv)
+    n_customers = args.customers if args.scale is None else scaled_customers(args.scale)
     path = write_raw_file(
-        iter_raw_chunks(args.customers, args.seed, chunk_lines=args.chunk_lines), args.out
+        iter_raw_chunks(n_customers, args.seed, chunk_lines=args.chunk_lines), args.out
     )
-    print(f"wrote {path} ({math.ceil(path.stat().st_size / 1024)} KiB)")
+    print(f"wrote {path} ({n_customers} customers, {math.ceil(path.stat().st_size / 1024)} KiB)")
     return 0
 
 

@@ -22,7 +22,8 @@ final as (
         cast(median_monetary as double) as median_monetary,
         cast(revenue_share as double) as revenue_share,
         cast(strategy as varchar) as strategy,
-        cast(archetype_distance as double) as archetype_distance
+        cast(archetype_distance as double) as archetype_distance,
+        cast(n_fit_sample as integer) as n_fit_sample
     from fit
 
 )

@@ -18,7 +18,8 @@ final as (
         cast(pca_cluster_id as integer) as pca_cluster_id,
         cast(tsne_cluster_id as integer) as tsne_cluster_id,
         cast(pca_segment_name as varchar) as pca_segment_name,
-        cast(tsne_segment_name as varchar) as tsne_segment_name
+        cast(tsne_segment_name as varchar) as tsne_segment_name,
+        cast(is_fit_sample as boolean) as is_fit_sample
     from fit
 
 )

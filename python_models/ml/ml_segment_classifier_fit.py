@@ -2,7 +2,8 @@
 
 Searches RandomForest and GradientBoosting (fast search by default, the study's full grids with
 meta.classifier.search = 'full'), keeps the better, and serialises it with skops into a registry
-row. Thin shell over retail_segments.classifier and retail_segments.artifacts; returns the metric
+row. Only the customers the clustering was fitted on (is_fit_sample) are trained and tested on.
+Thin shell over retail_segments.classifier and retail_segments.artifacts; returns the metric
 tables and the registry row stacked (retail_segments.tables.stack_tables).
 """
 
@@ -16,7 +17,9 @@ def model(dbt, session):
     settings = dbt.config.get("meta") or {}
     rfm_relation = dbt.ref("customer_rfm")
     rfm = rfm_relation.project("customer_id, recency_days, frequency, monetary").df()
-    segments = dbt.ref("customer_embeddings").project("customer_id, tsne_segment_name").df()
+    segments = (
+        dbt.ref("customer_embeddings").project("customer_id, tsne_segment_name, is_fit_sample").df()
+    )
     as_of = rfm_relation.aggregate("max(rfm_as_of)").fetchall()[0][0]
     window_start = dbt.ref("fct_sales_lines").aggregate("min(invoice_at)").fetchall()[0][0]
 

@@ -1,0 +1,145 @@
+"""The scale benchmark's parts: scales, cached raw files, per-build memory, the report and the
+pandas baseline (same results as the reference, notebook style)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from retail_segments import baseline, bench, reference
+from retail_segments.bench import BuildMeasurement, NodeTiming
+
+
+def _timings() -> list[NodeTiming]:
+    rows = [
+        ("operation.retail_segments.retail_segments-on-run-start-0", 1.5),
+        ("model.retail_segments.stg_online_retail__lines", 0.25),
+        ("model.retail_segments.int_sales_lines__screened", 2.0),
+        ("model.retail_segments.fct_sales_lines", 1.0),
+        ("model.retail_segments.customer_rfm", 0.5),
+        ("model.retail_segments.fct_orders", 4.0),
+        ("model.retail_segments.ml_segmentation_fit", 30.0),
+        ("test.retail_segments.not_null_fct_sales_lines_customer_id.abc", 0.25),
+    ]
+    return [NodeTiming(uid, uid.split(".", 1)[0], "success", seconds) for uid, seconds in rows]
+
+
+def _measurement(scale: int, wall: float, peak: float) -> BuildMeasurement:
+    return BuildMeasurement(
+        scale=scale,
+        raw_path=Path(f"/data/x{scale}.csv.zst"),
+        wall_seconds=wall,
+        peak_rss_mib=peak,
+        timings=_timings(),
+        raw_lines=541_909 * scale,
+        customers=4_372 * scale,
+    )
+
+
+def test_scales_parse_and_refuse_nonsense() -> None:
+    assert bench.parse_scales("1,10,100") == [1, 10, 100]
+    for text in ("", "0", "1,x", "-10"):
+        with pytest.raises(Exception, match="scales"):
+            bench.parse_scales(text)
+
+
+def test_run_results_are_read_slowest_first(tmp_path: Path) -> None:
+    results = [
+        {"unique_id": timing.unique_id, "status": "success", "execution_time": timing.seconds}
+        for timing in _timings()
+    ]
+    path = tmp_path / "run_results.json"
+    path.write_text(json.dumps({"results": results}))
+    timings = bench.read_run_results(path)
+    assert timings[0].name == "ml_segmentation_fit"
+    assert [t.seconds for t in timings] == sorted((t.seconds for t in timings), reverse=True)
+    assert {t.resource_type for t in timings} == {"operation", "model", "test"}
+
+
+def test_cleaning_time_sums_the_models_the_baseline_replaces() -> None:
+    assert bench.cleaning_seconds(_timings()) == 0.25 + 2.0 + 1.0 + 0.5
+    assert bench.hook_seconds(_timings()) == 1.5
+
+
+def test_synthetic_files_are_generated_once_then_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench, "scaled_customers", lambda scale: 40)
+    path = bench.raw_file_for_scale(10, tmp_path, {})
+    assert path == tmp_path / "synthetic-x10-seed0.csv.zst"
+    assert list(tmp_path.iterdir()) == [path]  # no partial file left behind
+    written = path.stat().st_mtime_ns
+    assert bench.raw_file_for_scale(10, tmp_path, {}) == path
+    assert path.stat().st_mtime_ns == written
+
+
+def test_scale_one_is_the_real_file(tmp_path: Path) -> None:
+    real = tmp_path / "real.csv.zst"
+    real.write_bytes(b"x")
+    assert bench.raw_file_for_scale(1, tmp_path / "unused", {"RETAIL_RAW_PATH": str(real)}) == real
+
+
+def test_peak_memory_is_measured_per_child(tmp_path: Path) -> None:
+    allocate = "import time; block = b'x' * (300 * 2**20); time.sleep(0.1)"
+    code, _, big = bench.run_measured(
+        [sys.executable, "-c", allocate], {"PATH": ""}, tmp_path / "a.log"
+    )
+    assert code == 0
+    code, _, small = bench.run_measured(
+        [sys.executable, "-c", "pass"], {"PATH": ""}, tmp_path / "b.log"
+    )
+    assert code == 0
+    assert big >= 300
+    assert small < 100  # not the running maximum over all children
+    failed, _, _ = bench.run_measured(
+        [sys.executable, "-c", "raise SystemExit(3)"], {}, tmp_path / "c.log"
+    )
+    assert failed == 3
+
+
+def test_report_and_targets_say_what_was_met() -> None:
+    report = bench.format_report(_measurement(10, 120.0, 900.0))
+    assert "5,419,090 raw lines" in report
+    assert "SQL read + cleaning + RFM models, summed: 3.8 s" in report
+    assert "ml_segmentation_fit" in report
+    assert "not_null" not in report
+    targets = bench.format_targets([_measurement(1, 45.0, 800.0), _measurement(100, 700.0, 6000.0)])
+    assert "1x build under 60 s: met" in targets
+    assert "100x under 600 s: MISSED" in targets
+    assert "peak under 8192 MiB: met" in targets
+    comparison = bench.format_baseline(_measurement(1, 45.0, 800.0), 760.0)
+    assert "3.75 s -> 203x faster (target >= 100x: met)" in comparison
+
+
+def test_main_builds_every_scale_and_times_the_baseline_where_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built, timed = [], []
+    monkeypatch.setattr(bench, "raw_file_for_scale", lambda scale, data_dir, environ: Path("f"))
+    monkeypatch.setattr(
+        bench,
+        "run_build_benchmark",
+        lambda work_dir, dbt_args, raw_path, scale: (
+            built.append(scale) or _measurement(scale, 10.0 * scale, 500.0)
+        ),
+    )
+    monkeypatch.setattr(bench, "time_baseline", lambda raw_path: timed.append(raw_path) or 400.0)
+    assert bench.main(["--scales", "1,10", "--work-dir", str(tmp_path)]) == 0
+    assert built == [1, 10]
+    assert timed == [Path("f")]
+    output = capsys.readouterr().out
+    assert "== scale 10x" in output
+    assert "pandas baseline" in output
+
+
+def test_the_notebook_baseline_equals_the_reference(synthetic_raw: Path) -> None:
+    raw = reference.read_raw(synthetic_raw)
+    expected = reference.clean(raw)
+    actual = baseline.clean(raw)
+    pd.testing.assert_frame_equal(actual, expected)
+    _, rfm = baseline.clean_and_rfm(synthetic_raw)
+    pd.testing.assert_frame_equal(rfm, reference.rfm(expected))
