@@ -40,7 +40,7 @@
 {% macro validate_raw_file(raw_path, expected) %}
     {%- set where = "Raw data file '" ~ raw_path ~ "'" -%}
     {%- set as_text -%}
-        read_csv('{{ raw_path }}', header = true, delim = ',', quote = '"',
+        read_csv('{{ raw_path }}', header = true, delim = ',', quote = '"', escape = '"',
                  encoding = 'latin-1', all_varchar = true)
     {%- endset -%}
 
