@@ -21,6 +21,7 @@ def _timings() -> list[NodeTiming]:
         ("model.retail_segments.int_sales_lines__screened", 2.0),
         ("model.retail_segments.fct_sales_lines", 1.0),
         ("model.retail_segments.customer_rfm", 0.5),
+        ("model.retail_segments.int_customer_rfm__history", 0.75),
         ("model.retail_segments.fct_orders", 4.0),
         ("model.retail_segments.ml_segmentation_fit", 30.0),
         ("test.retail_segments.not_null_fct_sales_lines_customer_id.abc", 0.25),
