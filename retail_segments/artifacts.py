@@ -15,7 +15,7 @@ import json
 import zipfile
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import numpy as np
@@ -258,3 +258,46 @@ def load_registered_model(registry: duckdb.DuckDBPyRelation, version: str) -> An
     if not rows:
         raise KeyError(f"model version {version!r} is not in the registry")
     return load_model(rows[0][0])
+
+
+class RegisteredModel(NamedTuple):
+    """A model loaded from the registry: its version and the estimator."""
+
+    version: str
+    estimator: Any
+
+
+def previous_registered_model(
+    connection: duckdb.DuckDBPyConnection,
+    *,
+    database: str,
+    schema: str,
+    model_name: str,
+    before: date | datetime | str,
+) -> RegisteredModel | None:
+    """The registered model of the latest data window that ends strictly before ``before``.
+
+    Reads ``"database"."schema".model_registry`` directly: the segmentation fit that asks for
+    the previous model is upstream of the registry in the DAG, so it cannot ``ref`` it. Returns
+    ``None`` when the registry does not exist yet (first build, or after ``--full-refresh``) or
+    holds no earlier window. Several versions of that window (possible when parameters changed
+    between builds of the same data) resolve to the smallest ``model_version``, so the choice is
+    deterministic. The estimator is loaded through ``load_model`` (type allowlist).
+    """
+    exists = connection.execute(
+        "select count(*) from information_schema.tables"
+        " where table_catalog = ? and table_schema = ? and table_name = 'model_registry'",
+        [database, schema],
+    ).fetchall()[0][0]
+    if not exists:
+        return None
+    rows = connection.execute(
+        f'select model_version, artifact from "{database}"."{schema}".model_registry'
+        " where model_name = ? and data_window_end < cast(? as timestamp)"
+        " order by data_window_end desc, model_version limit 1",
+        [model_name, pd.Timestamp(before).to_pydatetime()],
+    ).fetchall()
+    if not rows:
+        return None
+    version, blob = rows[0]
+    return RegisteredModel(str(version), load_model(blob))

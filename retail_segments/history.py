@@ -7,7 +7,12 @@ in the customer's behaviour, never a change of model.
 
 ``retraining_stability`` measures what a retrain does to the names: the share of customers whose
 predicted segment differs between the current classifier and the one registered for the
-previous data window, both applied to the same as-of data.
+previous data window, both applied to the same as-of data. It also records the share that would
+still differ under the best one-to-one renaming of the current segments to the previous ones
+(``linear_sum_assignment`` on the cross-tab of the two predictions): what the retrain moved by
+shifting boundaries between segments, which no naming rule can undo. The gap between the two
+shares is what naming alone moved; names inherited from the previous model
+(``naming.inherit_names``) keep it near zero.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import linear_sum_assignment
 from sklearn.base import ClassifierMixin
 
 from retail_segments.artifacts import load_model
@@ -37,6 +43,8 @@ STABILITY_DTYPES: Mapping[str, str] = MappingProxyType(
         "n_customers": "int64",
         "n_changed": "int64",
         "share_changed": "float64",
+        "n_changed_after_renaming": "int64",
+        "share_changed_after_renaming": "float64",
     }
 )
 
@@ -75,17 +83,23 @@ def classify_history(
 
 def changed_share(
     rfm: pd.DataFrame, previous: ClassifierMixin, current: ClassifierMixin
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Score the same customers with two classifiers.
 
-    Returns ``(n_customers, n_changed)``: how many rows ``rfm`` has and on how many the two
-    predicted segments differ.
+    Returns ``(n_customers, n_changed, n_changed_after_renaming)``: how many rows ``rfm`` has, on
+    how many the two predicted segments differ, and on how many they still differ after the
+    current segment names are renamed one-to-one to the previous ones in the way that makes the
+    most predictions agree (a current segment without a partner keeps all its customers changed).
     """
     features = rfm_features(rfm)
     if features.empty:
-        return 0, 0
-    changed = previous.predict(features) != current.predict(features)
-    return len(features), int(np.count_nonzero(changed))
+        return 0, 0, 0
+    before = np.asarray(previous.predict(features), dtype="str")
+    after = np.asarray(current.predict(features), dtype="str")
+    counts = pd.crosstab(after, before).to_numpy()
+    rows, columns = linear_sum_assignment(-counts)
+    kept = int(counts[rows, columns].sum())
+    return len(features), int(np.count_nonzero(before != after)), len(features) - kept
 
 
 def previous_versions(registry: pd.DataFrame, current_version: str) -> pd.DataFrame:
@@ -137,8 +151,8 @@ def retraining_stability(
     -------
     One row per previous version (see ``previous_versions``; none for the first model) with the
     columns of ``STABILITY_DTYPES``: the two versions, the previous data window end, the as-of
-    date scored, customers scored, how many changed segment and their share (0 when nobody was
-    scored).
+    date scored, customers scored, how many changed segment and their share, and how many would
+    still change under the best renaming and their share (shares are 0 when nobody was scored).
     """
     previous = previous_versions(registry, current_version)
     rows: list[tuple] = []
@@ -147,8 +161,7 @@ def retraining_stability(
         current = load(artifact)
         scored_as_of = pd.Timestamp(rfm["rfm_as_of"].max())
         for row in previous.itertuples(index=False):
-            n_customers, n_changed = changed_share(rfm, load(row.artifact), current)
-            share = n_changed / n_customers if n_customers else 0.0
+            n_customers, n_changed, n_renamed = changed_share(rfm, load(row.artifact), current)
             rows.append(
                 (
                     current_version,
@@ -157,7 +170,9 @@ def retraining_stability(
                     scored_as_of,
                     n_customers,
                     n_changed,
-                    share,
+                    n_changed / n_customers if n_customers else 0.0,
+                    n_renamed,
+                    n_renamed / n_customers if n_customers else 0.0,
                 )
             )
     return pd.DataFrame(rows, columns=list(STABILITY_DTYPES)).astype(STABILITY_DTYPES)

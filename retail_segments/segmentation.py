@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from retail_segments.artifacts import RegisteredModel
 from retail_segments.clustering import (
     ALGORITHMS,
     PROFILE_COLUMNS,
@@ -60,7 +61,7 @@ from retail_segments.embedding import (
     rfm_features,
     tsne_summary,
 )
-from retail_segments.naming import name_clusters
+from retail_segments.naming import DEFAULT_MIN_OVERLAP, inherit_names, name_clusters
 
 CLUSTER_PROFILE_COLUMNS: tuple[str, ...] = (
     "stage",
@@ -70,6 +71,8 @@ CLUSTER_PROFILE_COLUMNS: tuple[str, ...] = (
     "strategy",
     "archetype_distance",
     "n_fit_sample",
+    "name_source",
+    "previous_model_version",
 )
 
 _COMMON_DEFAULTS: dict[str, Any] = {
@@ -100,6 +103,7 @@ TSNE_DEFAULTS: Mapping[str, Any] = MappingProxyType(
         "embedding_random_state": 100,
         "n_jobs": None,
         "assign_neighbors": 10,
+        "inherit_min_overlap": DEFAULT_MIN_OVERLAP,
     }
 )
 
@@ -170,8 +174,10 @@ def stage_config(stage: str, config: Mapping[str, Any] | None = None) -> dict[st
         threads during the stage via threadpoolctl; default 1, null = library default; results do
         not depend on it, but with dbt running models in parallel on two cores, multi-threaded
         t-SNE/KMeans were several times slower than one thread); for stage 'tsne' also
-        ``perplexity``, ``embedding_random_state``, ``n_jobs`` and ``assign_neighbors`` (how
-        many fitted customers place a customer outside the fit sample). Both embeddings have two
+        ``perplexity``, ``embedding_random_state``, ``n_jobs``, ``assign_neighbors`` (how
+        many fitted customers place a customer outside the fit sample) and
+        ``inherit_min_overlap`` (share of a cluster the previous model's segment must hold for the
+        cluster to inherit its name, see ``naming.inherit_names``). Both embeddings have two
         components (the table contract has two coordinates per stage).
 
     Returns
@@ -204,6 +210,10 @@ def stage_config(stage: str, config: Mapping[str, Any] | None = None) -> dict[st
         numeric = isinstance(perplexity, int | float) and not isinstance(perplexity, bool)
         if not numeric or perplexity <= 0:
             raise ValueError("config key 'perplexity' must be a positive number")
+        overlap = merged["inherit_min_overlap"]
+        numeric = isinstance(overlap, int | float) and not isinstance(overlap, bool)
+        if not numeric or not 0 < overlap <= 1:
+            raise ValueError("config key 'inherit_min_overlap' must be a number in (0, 1]")
     return merged
 
 
@@ -320,11 +330,23 @@ def _stage_tables(
     coordinates: np.ndarray,
     raw_labels: np.ndarray,
     archetypes: pd.DataFrame,
+    previous: RegisteredModel | None = None,
+    min_overlap: float = DEFAULT_MIN_OVERLAP,
 ) -> dict[str, pd.DataFrame]:
-    """Order, profile and name the clusters of all customers (fitted and assigned)."""
+    """Order, profile and name the clusters of all customers (fitted and assigned); with a
+    ``previous`` model, clusters inherit its names first (``naming.inherit_names``)."""
     cluster_ids = order_clusters(raw_labels, customers)
     profiles = profile_clusters(customers, cluster_ids, stage=stage)
-    names = name_clusters(profiles, archetypes, stage=stage)
+    inherited = None
+    if previous is not None:
+        previous_names = previous.estimator.predict(rfm_features(customers))
+        inherited = inherit_names(cluster_ids, previous_names, min_overlap=min_overlap)
+    names = name_clusters(profiles, archetypes, stage=stage, inherited=inherited)
+    version = previous.version if previous is not None else None
+    names["previous_model_version"] = pd.Series(
+        [version if source == "previous_model" else None for source in names["name_source"]],
+        dtype="str",
+    )
     profiles = profiles.merge(names, on="cluster_id", how="left", validate="one_to_one")
     fitted_ids = pd.Series(cluster_ids[fit]).value_counts()
     profiles["n_fit_sample"] = (
@@ -404,10 +426,16 @@ def run_tsne_stage(
     archetypes: pd.DataFrame,
     config: Mapping[str, Any] | None = None,
     sampling: Mapping[str, Any] | None = None,
+    previous: RegisteredModel | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Part II: t-SNE of the standardised RFM of non-outliers, clustering, profiles and names.
 
-    Same inputs and outputs as ``run_pca_stage``; the embedding is
+    Same inputs and outputs as ``run_pca_stage``, plus ``previous``: the segment classifier of an
+    earlier data window (the registry's, see ``artifacts.previous_registered_model``). When given,
+    the clusters are named after the segments it predicts for their customers where they overlap
+    enough (config ``inherit_min_overlap``), so a retrain keeps names on the same customers;
+    the other clusters are named by archetype. ``cluster_profiles.name_source`` and
+    ``previous_model_version`` say which. The embedding is
     ``Pipeline(StandardScaler, TSNE(perplexity=50, random_state=100))`` by default and the
     summary is the single KL-divergence row. Customers outside the fit sample get the cluster
     and the (distance-weighted) mean coordinates of their ``assign_neighbors`` nearest fitted
@@ -439,7 +467,16 @@ def run_tsne_stage(
                 features.loc[~fit],
                 n_neighbors=settings["assign_neighbors"],
             )
-    tables = _stage_tables("tsne", customers, fit, coordinates, raw_labels, archetypes)
+    tables = _stage_tables(
+        "tsne",
+        customers,
+        fit,
+        coordinates,
+        raw_labels,
+        archetypes,
+        previous,
+        settings["inherit_min_overlap"],
+    )
     return {
         **tables,
         "cluster_model_selection": selection,

@@ -23,7 +23,9 @@ final as (
         cast(revenue_share as double) as revenue_share,
         cast(strategy as varchar) as strategy,
         cast(archetype_distance as double) as archetype_distance,
-        cast(n_fit_sample as integer) as n_fit_sample
+        cast(n_fit_sample as integer) as n_fit_sample,
+        cast(name_source as varchar) as name_source,
+        cast(previous_model_version as varchar) as previous_model_version
     from fit
 
 )

@@ -24,6 +24,7 @@ from retail_segments.artifacts import (
     current_model_version,
     load_model,
     load_registered_model,
+    previous_registered_model,
     serialize_model,
 )
 
@@ -189,3 +190,48 @@ def test_registered_model_is_found_by_the_version_the_fit_registered(
     assert type(loaded) is RandomForestClassifier
     with pytest.raises(KeyError, match="not in the registry"):
         load_registered_model(connection.table("registry"), "no-such-version")
+
+
+def test_previous_model_is_the_latest_earlier_window_of_the_registry_table(
+    forest: RandomForestClassifier, data: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    """No table yet -> None; otherwise the latest window strictly before the as-of date (the
+    same window is this build's own model, never its predecessor), other model names ignored."""
+    X, y = data
+    other = RandomForestClassifier(n_estimators=5, max_depth=2, random_state=1).fit(X, y)
+    connection = duckdb.connect()
+    connection.execute("create schema ml")
+    where = {"database": "memory", "schema": "ml", "model_name": "segment_classifier"}
+    assert previous_registered_model(connection, before="2011-12-10", **where) is None
+
+    def row(estimator, window_end: str, name: str = "segment_classifier") -> pd.DataFrame:
+        return build_model_registry_row(
+            estimator,
+            model_name=name,
+            metrics={},
+            training_seconds=0.1,
+            n_training_rows=len(X),
+            data_window_start="2010-12-01",
+            data_window_end=window_end,
+            created_at=window_end,
+        )
+
+    rows = pd.concat(
+        [
+            row(other, "2011-10-01"),
+            row(forest, "2011-11-01"),
+            row(other, "2011-12-10"),
+            row(other, "2011-11-20", name="interest_classifier"),
+        ]
+    )
+    connection.register("rows", rows)
+    connection.execute("create table ml.model_registry as select * from rows")
+    found = previous_registered_model(connection, before="2011-12-10", **where)
+    assert found is not None
+    assert found.version == rows.model_version.iloc[1]
+    np.testing.assert_array_equal(found.estimator.predict(X), forest.predict(X))
+    assert (
+        previous_registered_model(connection, before="2011-11-01", **where).version
+        == (rows.model_version.iloc[0])
+    )
+    assert previous_registered_model(connection, before="2011-10-01", **where) is None

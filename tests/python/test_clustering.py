@@ -10,6 +10,7 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
 
+from retail_segments.artifacts import RegisteredModel
 from retail_segments.clustering import (
     ALGORITHMS,
     NOISE_LABEL,
@@ -319,3 +320,37 @@ def test_tsne_config_defaults_and_validation() -> None:
         stage_config("tsne", {"perplexity": -1})
     with pytest.raises(ValueError, match="unknown stage"):
         stage_config("umap")
+
+
+class _RecencyBands:
+    """Stand-in for last month's registered classifier: names by recency band, deliberately not
+    the names the archetypes would give (the recent big spenders are called 'lost')."""
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        recency = features["recency_days"].to_numpy()
+        return np.select([recency < 80, recency < 250], ["lost", "loyal"], "promising")
+
+
+def test_tsne_clusters_inherit_the_previous_models_names(
+    rfm: pd.DataFrame, archetypes: pd.DataFrame
+) -> None:
+    """With a previous model, each cluster takes the name it predicts for most of the
+    cluster's customers, even against the archetype levels, and says where the name came from;
+    without one, the same clustering is named by archetype."""
+    config = {"perplexity": 30.0, "algorithm": "kmeans", "n_clusters": 3}
+    previous = RegisteredModel("v-last-month", _RecencyBands())
+    plain = run_tsne_stage(rfm, archetypes, config)["cluster_profiles"]
+    inherited = run_tsne_stage(rfm, archetypes, config, previous=previous)["cluster_profiles"]
+
+    assert plain["name_source"].eq("archetype").all()
+    assert plain["previous_model_version"].isna().all()
+    by_recency = inherited.sort_values("mean_recency_days")
+    assert by_recency["segment_name"].tolist() == ["lost", "loyal", "promising"]
+    assert by_recency["name_source"].eq("previous_model").all()
+    assert by_recency["previous_model_version"].eq("v-last-month").all()
+    assert plain.set_index("cluster_id")["segment_name"].to_dict() != (
+        inherited.set_index("cluster_id")["segment_name"].to_dict()
+    )
+    # the clustering itself is the same: only the names differ
+    columns = ["cluster_id", "n_customers", "mean_recency_days"]
+    pd.testing.assert_frame_equal(plain[columns], inherited[columns])

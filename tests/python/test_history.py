@@ -125,9 +125,24 @@ def test_classify_history_scores_every_row_with_one_version() -> None:
 
 def test_changed_share_counts_customers_whose_prediction_differs() -> None:
     rfm = _rfm([10, 30, 50, 70])
-    assert changed_share(rfm, _ByRecency(40), _ByRecency(60)) == (4, 1)
-    assert changed_share(rfm, _ByRecency(40), _ByRecency(40)) == (4, 0)
-    assert changed_share(rfm.iloc[:0], _ByRecency(40), _ByRecency(60)) == (0, 0)
+    assert changed_share(rfm, _ByRecency(40), _ByRecency(60)) == (4, 1, 1)
+    assert changed_share(rfm, _ByRecency(40), _ByRecency(40)) == (4, 0, 0)
+    assert changed_share(rfm.iloc[:0], _ByRecency(40), _ByRecency(60)) == (0, 0, 0)
+
+
+class _Swapped(_ByRecency):
+    """_ByRecency with its two names swapped: every prediction differs, no boundary moved."""
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        names = super().predict(features)
+        return np.where(names == "recent", "lapsed", "recent")
+
+
+def test_changed_share_separates_renamed_segments_from_moved_boundaries() -> None:
+    rfm = _rfm([10, 30, 50, 70])
+    assert changed_share(rfm, _ByRecency(40), _Swapped(40)) == (4, 4, 0)
+    # swapped names and a boundary moved from 40 to 60: the customer at 50 moved for real
+    assert changed_share(rfm, _ByRecency(40), _Swapped(60)) == (4, 3, 1)
 
 
 def _registry(windows: dict[str, str]) -> pd.DataFrame:
@@ -161,6 +176,7 @@ def test_retraining_stability_compares_current_with_the_previous_window() -> Non
     assert len(stability) == 1
     assert (row.model_version, row.previous_model_version) == ("dec", "nov")
     assert (row.n_customers, row.n_changed, row.share_changed) == (4, 1, 0.25)
+    assert (row.n_changed_after_renaming, row.share_changed_after_renaming) == (1, 0.25)
     assert row.previous_data_window_end == pd.Timestamp("2011-11-01")
     assert row.scored_as_of == pd.Timestamp("2011-12-01")
     first = retraining_stability(_rfm([10]), registry, "oct", load=lambda blob: _ByRecency(0))
@@ -176,3 +192,4 @@ def test_retraining_stability_loads_real_artifacts_through_the_allowlist() -> No
     registry["artifact"] = [serialize_model(recent), serialize_model(swapped)]
     stability = retraining_stability(_rfm([1, 90, 2]), registry, "new")
     assert stability.iloc[0][["n_customers", "n_changed"]].tolist() == [3, 3]
+    assert stability.iloc[0]["n_changed_after_renaming"] == 0

@@ -12,7 +12,9 @@ from retail_segments.clustering import order_clusters, profile_clusters
 from retail_segments.naming import (
     ARCHETYPE_COLUMNS,
     LEVEL_COLUMNS,
+    base_name,
     cluster_levels,
+    inherit_names,
     load_archetypes,
     name_clusters,
 )
@@ -197,3 +199,102 @@ def test_unknown_stage_has_no_archetypes(archetypes: pd.DataFrame) -> None:
     )
     with pytest.raises(ValueError, match="no archetypes"):
         name_clusters(profiles, archetypes, stage="umap")
+
+
+def test_inherit_names_follows_the_majority_of_each_cluster() -> None:
+    """Cluster 0 is mostly last model's 'loyal', cluster 1 mostly 'lost'; cluster 2 is split
+    between two old segments below the overlap threshold, so it inherits nothing; noise (-1)
+    is ignored."""
+    cluster_ids = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, -1, -1])
+    previous = np.array(
+        ["loyal", "loyal", "loyal", "lost", "lost", "lost", "at risk",
+         "at risk", "at risk", "sleeping", "sleeping", "loyal", "loyal"]
+    )  # fmt: skip
+    assert inherit_names(cluster_ids, previous) == {0: "loyal", 1: "lost", 2: "at risk"}
+    assert inherit_names(cluster_ids, previous, min_overlap=0.6) == {0: "loyal", 1: "lost"}
+
+
+def test_inherit_names_gives_each_old_name_to_one_cluster_only() -> None:
+    """Two clusters are both mostly 'loyal': the one holding more of them inherits it."""
+    cluster_ids = np.array([0, 0, 0, 1, 1, 1, 1])
+    previous = np.array(["loyal", "loyal", "lost", "loyal", "loyal", "loyal", "lost"])
+    assert inherit_names(cluster_ids, previous) == {1: "loyal"}
+    assert inherit_names(np.array([-1, -1]), np.array(["a", "b"])) == {}
+
+
+@pytest.mark.parametrize(
+    ("cluster_ids", "previous", "min_overlap", "message"),
+    [
+        ([0, 1], ["a"], 0.5, "differ in length"),
+        ([0, 1], ["a", "b"], 0.0, "min_overlap"),
+        ([0, 1], ["a", "b"], 1.5, "min_overlap"),
+    ],
+)
+def test_inherit_names_rejects_bad_input(cluster_ids, previous, min_overlap, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        inherit_names(np.array(cluster_ids), np.array(previous), min_overlap=min_overlap)
+
+
+def test_inherited_names_win_over_archetype_levels(archetypes: pd.DataFrame) -> None:
+    """Profiles built from the archetypes would get their own names; inheriting swaps two of
+    them and the remaining clusters are named by archetype among the free names."""
+    tsne = archetypes.loc[archetypes["stage"] == "tsne"].reset_index(drop=True)
+    profiles = profiles_from_levels(tsne)
+    plain = name_clusters(profiles, archetypes, stage="tsne")
+    assert plain["name_source"].eq("archetype").all()
+    first, second = plain.at[0, "segment_name"], plain.at[1, "segment_name"]
+    names = name_clusters(
+        profiles, archetypes, stage="tsne", inherited={0: second, 1: first}
+    ).set_index("cluster_id")
+    assert names.loc[0, "segment_name"] == second and names.loc[1, "segment_name"] == first
+    assert names.loc[[0, 1], "name_source"].eq("previous_model").all()
+    assert names.loc[2:, "name_source"].eq("archetype").all()
+    assert names["segment_name"].is_unique
+    assert set(names["segment_name"]) == set(tsne["segment_name"])
+    strategies = tsne.set_index("segment_name")["strategy"]
+    assert names.loc[0, "strategy"] == strategies[second]
+    # the distance is to the inherited name's archetype, so it is no longer 0
+    assert names.loc[0, "archetype_distance"] > 0
+
+
+def test_inherited_suffixed_names_keep_their_archetype_and_free_the_base_name(
+    archetypes: pd.DataFrame,
+) -> None:
+    tsne = archetypes.loc[archetypes["stage"] == "tsne"].reset_index(drop=True)
+    profiles = profiles_from_levels(tsne)
+    names = name_clusters(profiles, archetypes, stage="tsne", inherited={3: "sleeping (2)"})
+    assert names.at[3, "segment_name"] == "sleeping (2)"
+    assert base_name("sleeping (2)") == "sleeping" and base_name("at risk") == "at risk"
+    strategies = tsne.set_index("segment_name")["strategy"]
+    assert names.at[3, "strategy"] == strategies["sleeping"]
+    assert names["segment_name"].is_unique
+    assert len(names) == len(tsne)
+
+
+def test_a_name_whose_archetype_is_gone_is_not_inherited(archetypes: pd.DataFrame) -> None:
+    tsne = archetypes.loc[archetypes["stage"] == "tsne"].reset_index(drop=True)
+    profiles = profiles_from_levels(tsne)
+    names = name_clusters(profiles, archetypes, stage="tsne", inherited={0: "champions"})
+    assert names.at[0, "name_source"] == "archetype"
+    assert names.at[0, "segment_name"] == tsne.at[0, "segment_name"]
+
+
+def test_more_clusters_than_free_names_get_numbered_after_the_inherited_ones(
+    archetypes: pd.DataFrame,
+) -> None:
+    """Six PCA clusters, three archetypes, two names inherited (one a suffixed name): every
+    name is unique and suffixes skip the one already taken."""
+    rng = np.random.default_rng(2)
+    profiles = pd.DataFrame(
+        {
+            "cluster_id": np.arange(6),
+            "mean_recency_days": rng.permutation(6) * 50.0,
+            "mean_frequency": rng.permutation(6) + 1.0,
+            "mean_monetary": rng.permutation(6) * 400.0,
+        }
+    )
+    names = name_clusters(profiles, archetypes, stage="pca", inherited={0: "lost (2)", 1: "loyal"})
+    assert names["segment_name"].is_unique
+    assert names.at[0, "segment_name"] == "lost (2)" and names.at[1, "segment_name"] == "loyal"
+    assert "lost (2)" not in names.loc[2:, "segment_name"].tolist()
+    assert names.loc[2:, "name_source"].eq("archetype").all()

@@ -35,7 +35,9 @@ final as (
         -- numerics
         cast(n_customers as integer) as n_customers,
         cast(n_changed as integer) as n_changed,
-        cast(share_changed as double) as share_changed
+        cast(share_changed as double) as share_changed,
+        cast(n_changed_after_renaming as integer) as n_changed_after_renaming,
+        cast(share_changed_after_renaming as double) as share_changed_after_renaming
 
     from stability
     {% if is_incremental() %}
