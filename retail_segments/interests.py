@@ -17,22 +17,38 @@ period only orders before the cutoff count).
 1. Features (``interest_features``): the spend share of every product category plus
    ``BASKET_FEATURES``. ``build_preprocessing`` takes ``log1p`` of the basket features (money and
    counts are heavy-tailed) and standardises every column.
-2. Clustering: KMeans on the ``before_cutoff`` rows for every k of ``k_range``, the highest
-   silhouette kept (``clustering.evaluate_candidates`` / ``select_candidate``). Interest category
-   ids are stable: 0 has the most customers, ties to the smallest customer id.
-3. Names (``name_interests``) from each category's profile, e.g. "christmas / decoration / tree
-   (low spend)".
-4. Every customer's interest category: the fitted clustering applied to its ``whole_history``
+2. Fit sample (``interest_fit_sample``): at most ``sampling.sample_size`` training customers
+   (``before_cutoff`` rows), drawn as the segmentation draws its fit sample
+   (``segmentation.fit_sample_mask``, stratified by recency, orders and spend before the
+   cutoff, reproducible from ``random_state``). With fewer training customers than that, as in
+   the real file, everyone is in it and nothing changes.
+3. Clustering: KMeans on the fit sample's ``before_cutoff`` rows for every k of ``k_range``, the
+   highest silhouette kept (``clustering.evaluate_candidates`` / ``select_candidate``). The other
+   training customers are assigned to the nearest centroid (KMeans ``predict``). Interest
+   category ids are stable: 0 has the most training customers (fitted and assigned), ties to the
+   smallest customer id.
+4. Names (``name_interests``) from each category's profile over all training customers, e.g.
+   "christmas / decoration / tree (low spend)".
+5. Every customer's interest category: the fitted clustering applied to its ``whole_history``
    row. For a new customer this is the "truth" its predictions are judged against.
-5. Classifier: a random forest fitted on the ``first_orders`` rows of the training customers
+6. Classifier: a random forest fitted on the ``first_orders`` rows of the fit sample's customers
    (before the cutoff), each labelled with the customer's fitted interest category. It predicts
    the interest category of every new customer from its first 1, 2, ... orders; the nearest
    fitted cluster of the same features is kept beside it as a reference.
 
+Every score row carries ``is_fit_sample``: the customer's rows trained both fits (always false
+for new customers).
+
+Scaling: KMeans with ``n_init`` restarts per candidate k and the random forest grow with the
+number of training customers (the forest faster than linearly); on the fit sample both cost what
+they cost on the real file, and only the nearest-centroid assignment and the scoring grow
+(linearly).
+
 Nothing here sees a line on or after the cutoff except to score it: both fits use only the
-``before_cutoff`` and training ``first_orders`` rows, and ``model_fits`` records the last order
-time each fit saw. Fits are deterministic (fixed ``random_state``), so rebuilding with later lines
-added reproduces the same models and only scores the new rows.
+``before_cutoff`` and training ``first_orders`` rows, and ``model_fits`` records the rows and the
+last order time each fit saw. Fits are deterministic (fixed ``random_state``, and a fit sample
+drawn from the training customers only), so rebuilding with later lines added reproduces the same
+models and only scores the new rows.
 """
 
 from __future__ import annotations
@@ -52,7 +68,7 @@ from threadpoolctl import threadpool_limits
 
 from retail_segments.clustering import select_kmeans
 from retail_segments.products import MODEL_FIT_COLUMNS, SELECTION_COLUMNS
-from retail_segments.segmentation import validate_config
+from retail_segments.segmentation import fit_sample_mask, sampling_config, validate_config
 
 KEY_COLUMNS: tuple[str, ...] = ("customer_id", "feature_window", "orders_seen")
 FEATURE_WINDOWS: tuple[str, ...] = ("before_cutoff", "whole_history", "first_orders")
@@ -87,12 +103,14 @@ CLUSTER_COLUMNS: tuple[str, ...] = (
     "focus_product_category",
     "focus_lift",
     "n_customers_fit",
+    "n_fit_sample",
 )
 SCORE_COLUMNS: tuple[str, ...] = (
     *KEY_COLUMNS,
     "interest_category",
     "nearest_interest_category",
     "prediction_probability",
+    "is_fit_sample",
 )
 
 
@@ -225,6 +243,7 @@ def name_interests(
     interest_ids: np.ndarray,
     category_labels: Mapping[int, str],
     focus_lift: float = 1.5,
+    fit_sample: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Name every interest category from its profile.
 
@@ -243,15 +262,18 @@ def name_interests(
     features : ``interest_features`` rows of the clustered customers.
     interest_ids : their stable interest category ids.
     category_labels : ``{product category id: label}`` for every product category.
+    fit_sample : bool per row, true where the customer is in the fit sample (None: all are).
 
     Returns
     -------
-    DataFrame with ``CLUSTER_COLUMNS``, one row per interest category, sorted by id.
+    DataFrame with ``CLUSTER_COLUMNS``, one row per interest category, sorted by id:
+    ``n_customers_fit`` counts its rows, ``n_fit_sample`` those in the fit sample.
     """
     categories = sorted(category_labels)
     share_columns = [share_column(c) for c in categories]
+    in_sample = np.ones(len(features), dtype=bool) if fit_sample is None else fit_sample
     frame = features.loc[:, [*share_columns, "total_spend", "n_orders"]].assign(
-        interest=interest_ids
+        interest=interest_ids, in_sample=np.asarray(in_sample, dtype=bool)
     )
     grouped = frame.groupby("interest", sort=True)
     mean_shares = grouped[share_columns].mean()
@@ -280,6 +302,7 @@ def name_interests(
             "focus_product_category": pd.Series(focus, dtype="int64"),
             "focus_lift": pd.Series(focus_value, dtype="float64"),
             "n_customers_fit": pd.Series(grouped.size().to_numpy(), dtype="int64"),
+            "n_fit_sample": pd.Series(grouped["in_sample"].sum().to_numpy(), dtype="int64"),
         },
         columns=list(CLUSTER_COLUMNS),
     )
@@ -379,12 +402,39 @@ def _model_fit_row(
     }
 
 
+def interest_fit_sample(
+    rows: pd.DataFrame, cutoff: str | pd.Timestamp, sampling: Mapping[str, Any] | None = None
+) -> np.ndarray:
+    """Choose the training customers the clustering and the classifier are fitted on.
+
+    ``rows`` are the ``before_cutoff`` rows (one per training customer, with ``n_orders``,
+    ``total_spend`` and ``last_order_at``). They are drawn with ``segmentation.fit_sample_mask``
+    and the ``sampling`` config (``segmentation.sampling_config``: ``sample_size``,
+    ``random_state``, ``strata_bins``), stratified by recency (days from ``last_order_at`` to the
+    cutoff), frequency (``n_orders``) and monetary value (``total_spend``). All rows when there are
+    at most ``sample_size``; the same rows in the same order give the same sample.
+
+    Returns
+    -------
+    bool array aligned with ``rows``.
+    """
+    rfm = pd.DataFrame(
+        {
+            "recency_days": (pd.Timestamp(cutoff) - rows["last_order_at"]) / pd.Timedelta(days=1),
+            "frequency": rows["n_orders"],
+            "monetary": rows["total_spend"],
+        }
+    )
+    return fit_sample_mask(rfm, **sampling_config(sampling))
+
+
 def fit_customer_interests(
     baskets: pd.DataFrame,
     shares: pd.DataFrame,
     category_labels: Mapping[int, str],
     cutoff: str | pd.Timestamp,
     config: Mapping[str, Any] | None = None,
+    sampling: Mapping[str, Any] | None = None,
 ) -> CustomerInterests:
     """Cluster the training customers into interest categories, score every customer and
     predict the new customers' categories from their first orders (module docstring).
@@ -395,15 +445,17 @@ def fit_customer_interests(
     category_labels : ``{product category id: label}`` for every product category.
     cutoff : the new-customer cutoff, recorded in ``model_fits``.
     config : overrides of ``INTEREST_DEFAULTS`` (see ``interest_config``).
+    sampling : overrides of the fit sample's config (see ``interest_fit_sample``).
 
     Returns
     -------
     ``CustomerInterests``. ``scores`` has one row per training customer's ``before_cutoff``
-    window (its fitted category; the other two columns null), per customer's ``whole_history``
-    (the fitted clustering's category; ``nearest_interest_category`` the same) and per new
-    customer's ``first_orders`` window (the classifier's prediction, its probability, and the
-    nearest cluster). ``model_fits`` has one row for 'customer_interest_clustering' and one for
-    'customer_interest_classifier'.
+    window (its fitted or nearest-centroid category; the other two columns null), per
+    customer's ``whole_history`` (the fitted clustering's category; ``nearest_interest_category``
+    the same) and per new customer's ``first_orders`` window (the classifier's prediction, its
+    probability, and the nearest cluster); ``is_fit_sample`` is true on the rows of the fit
+    sample's customers. ``model_fits`` has one row for 'customer_interest_clustering' and one for
+    'customer_interest_classifier', each with the rows it was fitted on.
     """
     settings = interest_config(config)
     cutoff = pd.Timestamp(cutoff)
@@ -418,12 +470,17 @@ def fit_customer_interests(
     fit_rows = features.loc[window == "before_cutoff"].reset_index(drop=True)
     history = features.loc[window == "whole_history"].reset_index(drop=True)
     first = features.loc[window == "first_orders"]
-    train_first = first.loc[~new].reset_index(drop=True)
     new_first = first.loc[new].reset_index(drop=True)
+    fit = interest_fit_sample(fit_rows, cutoff, sampling)
+    sample_ids = fit_rows.loc[fit, "customer_id"]
+    train_first = first.loc[~new & first["customer_id"].isin(sample_ids)].reset_index(drop=True)
 
     with threadpool_limits(limits=settings["max_threads"]):
-        clustering, selection = _fit_clustering(fit_rows[columns], categories, settings)
-        raw = clustering.named_steps["kmeans"].labels_
+        clustering, selection = _fit_clustering(fit_rows.loc[fit, columns], categories, settings)
+        raw = np.empty(len(fit_rows), dtype="int64")
+        raw[fit] = clustering.named_steps["kmeans"].labels_
+        if not fit.all():
+            raw[~fit] = clustering.predict(fit_rows.loc[~fit, columns])
         fit_ids = stable_interest_ids(raw, fit_rows["customer_id"])
         mapping = dict(zip(raw.tolist(), fit_ids.tolist(), strict=True))
         history_ids = nearest_interest(clustering, mapping, history[columns])
@@ -435,24 +492,33 @@ def fit_customer_interests(
             predicted = np.empty(0, dtype="int64")
             probability = np.empty(0, dtype="float64")
         else:
-            predicted = classifier.predict(new_first[columns]).astype("int64")
-            probability = classifier.predict_proba(new_first[columns]).max(axis=1)
+            # what classifier.predict returns, without running the trees twice
+            proba = classifier.predict_proba(new_first[columns])
+            predicted = classifier.classes_[proba.argmax(axis=1)].astype("int64")
+            probability = proba.max(axis=1)
         nearest_new = nearest_interest(clustering, mapping, new_first[columns])
 
     clusters = name_interests(
-        fit_rows, fit_ids, category_labels, focus_lift=float(settings["focus_lift"])
+        fit_rows,
+        fit_ids,
+        category_labels,
+        focus_lift=float(settings["focus_lift"]),
+        fit_sample=fit,
     )
     keys = list(KEY_COLUMNS)
     scores = pd.concat(
         [
-            fit_rows[keys].assign(interest_category=fit_ids),
+            fit_rows[keys].assign(interest_category=fit_ids, is_fit_sample=fit),
             history[keys].assign(
-                interest_category=history_ids, nearest_interest_category=history_ids
+                interest_category=history_ids,
+                nearest_interest_category=history_ids,
+                is_fit_sample=history["customer_id"].isin(sample_ids).to_numpy(),
             ),
             new_first[keys].assign(
                 interest_category=predicted,
                 nearest_interest_category=nearest_new,
                 prediction_probability=probability,
+                is_fit_sample=False,
             ),
         ],
         ignore_index=True,
@@ -462,6 +528,7 @@ def fit_customer_interests(
             "interest_category": "int64",
             "nearest_interest_category": "Int64",
             "prediction_probability": "Float64",
+            "is_fit_sample": "bool",
         }
     )
     selected = selection.loc[selection["is_selected"]].iloc[0]
@@ -470,7 +537,7 @@ def fit_customer_interests(
             _model_fit_row(
                 "customer_interest_clustering",
                 "kmeans",
-                fit_rows,
+                fit_rows.loc[fit],
                 "customer",
                 cutoff,
                 n_clusters=int(selected["n_clusters"]),

@@ -6,6 +6,12 @@ The flow (``categorize_products``), given the cleaned sales lines and the cutoff
 2. ``product_catalogue`` makes one row per stock code from a set of lines: the description on most
    lines (ties to the first alphabetically) and the median unit price. The catalogue of the
    training lines is what the categories are fitted on.
+
+The lines may come grouped (``aggregate_lines``, in SQL): one row per stock code, description,
+unit price and side of the cutoff, with ``n_lines`` and the first and last invoice time. Only
+those columns decide the result, so the grouped lines give exactly what the lines give, while
+pandas holds one row per product variant instead of one per sales line (at 100 times the real
+file's size, tens of thousands of rows instead of 40 million).
 3. Text features (``build_text_features``): ``description_tokens`` normalises each description
    (see below), TF-IDF weighs the terms (sublinear tf, terms in at least ``min_df`` products),
    ``TruncatedSVD`` reduces them to ``n_components`` latent topics (LSA) and rows are scaled to
@@ -39,6 +45,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import TruncatedSVD
@@ -103,6 +110,15 @@ SELECTION_COLUMNS: tuple[str, ...] = (
     "davies_bouldin",
     "is_selected",
     "selection_reason",
+)
+LINE_GROUP_COLUMNS: tuple[str, ...] = (
+    "stock_code",
+    "description",
+    "unit_price",
+    "is_before_cutoff",
+    "n_lines",
+    "first_invoice_at",
+    "last_invoice_at",
 )
 MODEL_FIT_COLUMNS: tuple[str, ...] = (
     "model_name",
@@ -184,9 +200,74 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
-def split_at_cutoff(lines: pd.DataFrame, cutoff: str | pd.Timestamp) -> pd.DataFrame:
-    """Return the lines whose ``invoice_at`` is strictly before ``cutoff`` (the training lines)."""
-    return lines.loc[lines["invoice_at"] < pd.Timestamp(cutoff)]
+def _timestamp_literal(cutoff: str | pd.Timestamp) -> str:
+    """``TIMESTAMP '...'`` SQL literal of ``cutoff`` (validated by ``pd.Timestamp``)."""
+    return f"TIMESTAMP '{pd.Timestamp(cutoff).strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+
+def aggregate_lines(lines: duckdb.DuckDBPyRelation, cutoff: str | pd.Timestamp) -> pd.DataFrame:
+    """Group the sales lines in DuckDB before they reach pandas.
+
+    Parameters
+    ----------
+    lines : relation with ``stock_code, description, unit_price, invoice_at`` (e.g.
+        ``dbt.ref("fct_sales_lines")``); other columns are not read.
+    cutoff : lines with ``invoice_at`` strictly before it are training lines.
+
+    Returns
+    -------
+    DataFrame with ``LINE_GROUP_COLUMNS``: one row per stock code, description, unit price and
+    ``is_before_cutoff`` (nulls form their own groups), with ``n_lines`` (how many lines) and
+    ``first_invoice_at`` / ``last_invoice_at`` (their first and last invoice time), sorted by the
+    four keys. ``categorize_products`` gives the same result on it as on the lines.
+    """
+    keys = "stock_code, description, unit_price, is_before_cutoff"
+    split = lines.project(
+        "stock_code, description, unit_price, invoice_at,"
+        f" coalesce(invoice_at < {_timestamp_literal(cutoff)}, false) as is_before_cutoff"
+    )
+    grouped = split.aggregate(
+        f"{keys}, count(*) as n_lines, min(invoice_at) as first_invoice_at,"
+        " max(invoice_at) as last_invoice_at",
+        keys,
+    )
+    return grouped.order(f"{keys} nulls last").df().loc[:, list(LINE_GROUP_COLUMNS)]
+
+
+def _as_line_groups(lines: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """``lines`` as ``LINE_GROUP_COLUMNS``: grouped lines (with ``n_lines``) as they are, plain
+    sales lines (with ``invoice_at``) as groups of one line."""
+    if "n_lines" in lines.columns:
+        return lines
+    return lines.assign(
+        is_before_cutoff=lines["invoice_at"] < cutoff,
+        n_lines=1,
+        first_invoice_at=lines["invoice_at"],
+        last_invoice_at=lines["invoice_at"],
+    )
+
+
+def median_unit_price(lines: pd.DataFrame) -> pd.Series:
+    """Median ``unit_price`` per ``stock_code`` over the lines, a row counting ``n_lines`` times
+    (once without that column); missing prices are skipped.
+
+    The same number pandas' ``groupby(...).median()`` gives on the lines themselves: the middle
+    price, or the mean of the two middle prices ``(a + b) / 2`` for an even count. Returns a
+    float64 Series indexed by stock code (codes without any price left out), sorted.
+    """
+    priced = lines.loc[lines["unit_price"].notna()]
+    weights = priced["n_lines"] if "n_lines" in priced.columns else pd.Series(1, priced.index)
+    counts = weights.groupby([priced["stock_code"], priced["unit_price"]], sort=True).sum()
+    if counts.empty:
+        return pd.Series(dtype="float64", index=pd.Index([], name="stock_code"))
+    prices = counts.index.get_level_values(1).to_numpy(dtype="float64")
+    ends = np.cumsum(counts.to_numpy(dtype="int64"))
+    totals = counts.groupby(level=0, sort=True).sum()
+    n = totals.to_numpy(dtype="int64")
+    starts = np.concatenate([[0], np.cumsum(n)[:-1]])
+    low = prices[np.searchsorted(ends, starts + (n - 1) // 2, side="right")]
+    high = prices[np.searchsorted(ends, starts + n // 2, side="right")]
+    return pd.Series((low + high) / 2, index=totals.index.rename("stock_code"), dtype="float64")
 
 
 def product_catalogue(lines: pd.DataFrame) -> pd.DataFrame:
@@ -194,16 +275,23 @@ def product_catalogue(lines: pd.DataFrame) -> pd.DataFrame:
 
     Parameters
     ----------
-    lines : sales lines with ``stock_code, description, unit_price``.
+    lines : sales lines with ``stock_code, description, unit_price``, or grouped lines
+        (``aggregate_lines``), where a row with ``n_lines`` stands for that many lines.
 
     Returns
     -------
     DataFrame ``stock_code, description, median_unit_price`` sorted by ``stock_code``:
     ``description`` is the description on most of the code's lines (ties to the first
-    alphabetically; an empty string when no line has one).
+    alphabetically; an empty string when no line has one), ``median_unit_price`` from
+    ``median_unit_price``.
     """
     described = lines.assign(description=lines["description"].fillna("").astype("str"))
-    counts = described.groupby(["stock_code", "description"], sort=False).size()
+    weights = described["n_lines"] if "n_lines" in described.columns else 1
+    counts = (
+        described.assign(n_lines=weights)
+        .groupby(["stock_code", "description"], sort=False)["n_lines"]
+        .sum()
+    )
     main = (
         counts.rename("n_lines")
         .reset_index()
@@ -211,7 +299,7 @@ def product_catalogue(lines: pd.DataFrame) -> pd.DataFrame:
         .drop_duplicates("stock_code")
         .set_index("stock_code")["description"]
     )
-    prices = lines.groupby("stock_code")["unit_price"].median()
+    prices = median_unit_price(lines)
     catalogue = pd.DataFrame({"description": main, "median_unit_price": prices}).reset_index()
     catalogue = catalogue.rename(columns={"index": "stock_code"})
     catalogue["stock_code"] = catalogue["stock_code"].astype("str")
@@ -385,7 +473,8 @@ def categorize_products(
 
     Parameters
     ----------
-    lines : cleaned sales lines with ``stock_code, description, unit_price, invoice_at``.
+    lines : cleaned sales lines with ``stock_code, description, unit_price, invoice_at``, or
+        the same lines grouped by ``aggregate_lines`` with this cutoff (same result).
     cutoff : lines strictly before it train the categories; later lines are only assigned.
     config : overrides of ``PRODUCT_CATEGORY_DEFAULTS`` (see ``product_config``).
 
@@ -400,11 +489,12 @@ def categorize_products(
     """
     settings = product_config(config)
     cutoff = pd.Timestamp(cutoff)
-    training_lines = split_at_cutoff(lines, cutoff)
+    groups = _as_line_groups(lines, cutoff)
+    training_lines = groups.loc[groups["is_before_cutoff"].astype("bool")]
     if training_lines.empty:
         raise ValueError(f"no sales lines before the cutoff {cutoff}")
     training = product_catalogue(training_lines)
-    later = product_catalogue(lines.loc[~lines["stock_code"].isin(training["stock_code"])])
+    later = product_catalogue(groups.loc[~groups["stock_code"].isin(training["stock_code"])])
     with threadpool_limits(limits=settings["max_threads"]):
         pipeline, selection = _fit_pipeline(training, settings)
         raw_labels = pipeline.named_steps["kmeans"].labels_
@@ -448,8 +538,8 @@ def categorize_products(
             "silhouette": selection.loc[selection["is_selected"], "silhouette"].to_numpy(),
             "n_training_rows": pd.Series([len(training)], dtype="int64"),
             "training_unit": pd.Series(["product"], dtype="str"),
-            "fit_window_start": [training_lines["invoice_at"].min()],
-            "fit_window_end": [training_lines["invoice_at"].max()],
+            "fit_window_start": [training_lines["first_invoice_at"].min()],
+            "fit_window_end": [training_lines["last_invoice_at"].max()],
             "cutoff_at": [cutoff],
         },
         columns=list(MODEL_FIT_COLUMNS),

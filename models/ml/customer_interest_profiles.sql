@@ -9,7 +9,7 @@ clusters as (
 
 fit_scores as (
 
-    select customer_id, interest_category
+    select customer_id, interest_category, is_fit_sample
     from {{ ref('customer_interest_fit') }}
     where result_table = 'customer_interest_scores' and feature_window = 'before_cutoff'
 
@@ -41,6 +41,7 @@ fit_profile as (
     select
         fit_scores.interest_category,
         count(*) as n_customers,
+        count(*) filter (where fit_scores.is_fit_sample) as n_fit_sample,
         avg(fit_baskets.n_orders) as mean_n_orders,
         avg(fit_baskets.mean_basket_value) as mean_basket_value,
         {{ percentile_cont('fit_baskets.total_spend', 0.5) }} as median_total_spend,
@@ -68,6 +69,7 @@ final as (
         cast(clusters.focus_lift as double) as focus_lift,
         cast(fit_profile.n_customers as integer) as n_customers_fit,
         fit_profile.n_customers / sum(fit_profile.n_customers) over () as customer_share_fit,
+        cast(fit_profile.n_fit_sample as integer) as n_fit_sample,
         fit_profile.mean_n_orders,
         fit_profile.mean_basket_value,
         fit_profile.median_total_spend,

@@ -2,7 +2,7 @@ with
 
 scores as (
 
-    select customer_id, interest_category
+    select customer_id, interest_category, is_fit_sample
     from {{ ref('customer_interest_fit') }}
     where result_table = 'customer_interest_scores' and feature_window = 'whole_history'
 
@@ -35,6 +35,7 @@ final as (
         cast(case when baskets.is_new_customer then 'scored' else 'clustered' end as varchar)
             as assignment_method,
         baskets.is_new_customer,
+        cast(scores.is_fit_sample as boolean) as is_fit_sample,
 
         -- numerics
         baskets.n_orders,

@@ -2,7 +2,9 @@
 customer's spend shares per product category and basket statistics before
 var('new_customer_cutoff'), a random forest predicting that category from a customer's first
 orders, and the scoring of every customer's whole history and every new customer's first
-orders. Thin shell over retail_segments.interests.
+orders. Both fits use a reproducible stratified sample of the training customers (meta
+sampling); the others are assigned to the nearest centroid (is_fit_sample says which). Thin shell
+over retail_segments.interests.
 
 Returns the result tables stacked (retail_segments.tables.stack_tables); the contracted SQL models
 in models/ml/ (customer_interest_*, new_customer_*) select them back out.
@@ -38,5 +40,6 @@ def model(dbt, session):
         labels,
         settings["new_customer_cutoff"],
         settings.get("customer_interests"),
+        settings.get("sampling"),
     )
     return stack_tables(result.tables())

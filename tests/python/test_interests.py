@@ -1,5 +1,6 @@
 """Customer interest categories: features, scaling, k by silhouette, names, the classifier on
-first orders, and the cutoff (new customers never reach a fit), on small hand-made customers."""
+first orders, the cutoff (new customers never reach a fit) and the fit sample (everyone else
+assigned to the nearest centroid), on small hand-made customers."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from retail_segments.interests import (
     fit_customer_interests,
     interest_config,
     interest_features,
+    interest_fit_sample,
     name_interests,
     share_column,
     spend_levels,
     stable_interest_ids,
 )
+from retail_segments.segmentation import fit_sample_mask
 
 CUTOFF = pd.Timestamp("2011-10-01")
 LABELS = {0: "christmas / tree", 1: "tea / mug", 2: "bead / necklace"}
@@ -35,13 +38,14 @@ GROUPS = [
 ]
 
 
-def _orders() -> pd.DataFrame:
-    """Orders of the training customers (all before the cutoff) and three new customers."""
+def _orders(copies: int = 1) -> pd.DataFrame:
+    """Orders of the training customers (all before the cutoff; ``copies`` times as many per
+    group) and three new customers."""
     rng = np.random.default_rng(0)
     rows = []
     customer_id = 100
     for group, n_customers, n_orders, basket, split in GROUPS:
-        for _ in range(n_customers):
+        for _ in range(n_customers * copies):
             customer_id += 1
             for order in range(n_orders):
                 at = pd.Timestamp("2011-02-01") + pd.Timedelta(days=int(rng.integers(0, 200)))
@@ -295,3 +299,97 @@ def test_new_customers_do_not_change_the_fit(result, orders) -> None:
 def test_bad_config_is_refused(config: dict) -> None:
     with pytest.raises(ValueError, match="config"):
         interest_config(config)
+
+
+# ---------------------------------------------------------------- fit sample
+COPIES = 10  # 380 training customers
+SAMPLE = {"sample_size": 100}
+
+
+@pytest.fixture(scope="module")
+def large_windows() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return _windows(_orders(COPIES))
+
+
+@pytest.fixture(scope="module")
+def sampled(large_windows: tuple[pd.DataFrame, pd.DataFrame]):
+    baskets, shares = large_windows
+    return fit_customer_interests(baskets, shares, LABELS, CUTOFF, SMALL, SAMPLE)
+
+
+def test_everyone_is_fitted_when_the_population_fits_the_sample(result, windows) -> None:
+    scores = result.scores
+    new = scores.customer_id.isin([901, 902, 903])
+    assert scores.loc[~new, "is_fit_sample"].all()
+    assert not scores.loc[new, "is_fit_sample"].any()
+    assert (result.clusters.n_fit_sample == result.clusters.n_customers_fit).all()
+    # a sample size at or above the population changes nothing
+    baskets, shares = windows
+    capped = fit_customer_interests(baskets, shares, LABELS, CUTOFF, SMALL, {"sample_size": 100})
+    for name, frame in result.tables().items():
+        pd.testing.assert_frame_equal(capped.tables()[name], frame)
+
+
+def test_the_fit_sample_is_the_stratified_segmentation_sample(large_windows) -> None:
+    baskets, _ = large_windows
+    rows = baskets.loc[baskets.feature_window == "before_cutoff"].reset_index(drop=True)
+    fit = interest_fit_sample(rows, CUTOFF, SAMPLE)
+    assert fit.sum() == 100
+    rfm = pd.DataFrame(
+        {
+            "recency_days": (CUTOFF - rows.last_order_at).dt.total_seconds() / 86_400,
+            "frequency": rows.n_orders,
+            "monetary": rows.total_spend,
+        }
+    )
+    np.testing.assert_array_equal(fit, fit_sample_mask(rfm, 100, random_state=42, strata_bins=5))
+    np.testing.assert_array_equal(fit, interest_fit_sample(rows, CUTOFF, SAMPLE))
+    other = interest_fit_sample(rows, CUTOFF, {**SAMPLE, "random_state": 7})
+    assert other.sum() == 100 and (other != fit).any()
+
+
+def test_the_sampled_fit_is_reproducible(sampled, large_windows) -> None:
+    baskets, shares = large_windows
+    again = fit_customer_interests(baskets, shares, LABELS, CUTOFF, SMALL, SAMPLE)
+    for name, frame in sampled.tables().items():
+        pd.testing.assert_frame_equal(again.tables()[name], frame)
+
+
+def test_is_fit_sample_marks_the_sampled_customers_everywhere(sampled) -> None:
+    scores = sampled.scores
+    before = scores.loc[scores.feature_window == "before_cutoff"]
+    history = scores.loc[scores.feature_window == "whole_history"]
+    first = scores.loc[scores.feature_window == "first_orders"]
+    n_training = sum(n for _, n, _, _, _ in GROUPS) * COPIES
+    assert len(before) == n_training
+    assert before.is_fit_sample.sum() == 100
+    sample = set(before.loc[before.is_fit_sample, "customer_id"])
+    assert set(history.loc[history.is_fit_sample, "customer_id"]) == sample
+    assert not first.is_fit_sample.any()  # new customers never reach a fit
+    assert sampled.clusters.n_fit_sample.sum() == 100
+    assert sampled.clusters.n_customers_fit.sum() == n_training
+    fits = sampled.model_fits.set_index("model_name")["n_training_rows"]
+    assert fits["customer_interest_clustering"] == 100
+    # the classifier learns from the first orders of the sampled customers only: 1..3 orders
+    # for the customers with that many (the groups have 2 or 9 orders)
+    orders_of = {cid: n for cid, n in zip(history.customer_id, history.orders_seen, strict=True)}
+    assert fits["customer_interest_classifier"] == sum(min(orders_of[c], 3) for c in sample)
+
+
+def test_assigned_customers_get_the_nearest_centroid(sampled, large_windows) -> None:
+    baskets, shares = large_windows
+    features = interest_features(baskets, shares, sorted(LABELS))
+    rows = features.loc[features.feature_window == "before_cutoff"].reset_index(drop=True)
+    scores = sampled.scores.loc[sampled.scores.feature_window == "before_cutoff"]
+    scores = scores.set_index("customer_id").loc[rows.customer_id]
+    scaled = sampled.clustering[:-1].transform(rows[feature_columns(sorted(LABELS))])
+    centers = sampled.clustering.named_steps["kmeans"].cluster_centers_
+    distances = ((scaled[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+    nearest = np.array([sampled.interest_of_label[label] for label in distances.argmin(axis=1)])
+    assigned = ~scores.is_fit_sample.to_numpy()
+    assert assigned.sum() == len(rows) - 100
+    np.testing.assert_array_equal(scores.interest_category.to_numpy()[assigned], nearest[assigned])
+    # the groups are well separated: the assigned customers land with their own group
+    groups = _group_of(_orders(COPIES)).loc[rows.customer_id].to_numpy()
+    crosstab = pd.crosstab(groups, scores.interest_category.to_numpy())
+    assert crosstab.gt(0).sum(axis=1).eq(1).all()

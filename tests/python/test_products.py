@@ -3,17 +3,21 @@ cutoff (nothing after it reaches the fit), on small hand-made catalogues."""
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from retail_segments.products import (
     ASSIGNMENT_COLUMNS,
+    LINE_GROUP_COLUMNS,
+    aggregate_lines,
     build_text_features,
     categorize_products,
     category_labels,
     description_tokens,
     fit_text_features,
+    median_unit_price,
     product_catalogue,
     product_config,
     singular,
@@ -229,3 +233,71 @@ def test_labels_take_more_terms_until_they_differ() -> None:
 def test_bad_config_is_refused(config: dict) -> None:
     with pytest.raises(ValueError, match="config"):
         product_config(config)
+
+
+# ---------------------------------------------------------------- lines grouped in SQL first
+def _varied_lines(lines: pd.DataFrame) -> pd.DataFrame:
+    """The fixture's lines plus repeats with other prices and descriptions, a missing
+    description and price, and lines on both sides of the cutoff for the same product."""
+    rng = np.random.default_rng(5)
+    extra = lines.sample(60, replace=True, random_state=1).reset_index(drop=True)
+    extra["unit_price"] = rng.choice([0.85, 1.25, 1.65, 2.1, 4.95], len(extra))
+    shift = pd.to_timedelta(rng.integers(0, 300, len(extra)), "D")
+    extra["invoice_at"] = extra["invoice_at"] + shift
+    extra.loc[::7, "description"] = extra.loc[::7, "description"] + " WHITE"
+    extra.loc[3, "description"] = None
+    extra.loc[4, "unit_price"] = np.nan
+    return pd.concat([lines, extra], ignore_index=True)
+
+
+def _aggregated(lines: pd.DataFrame, cutoff: str = CUTOFF) -> pd.DataFrame:
+    with duckdb.connect() as connection:
+        return aggregate_lines(connection.from_df(lines), cutoff)
+
+
+def test_grouped_lines_count_every_line_once() -> None:
+    lines = _varied_lines(_lines(CATALOGUE, LATER))
+    groups = _aggregated(lines)
+    assert list(groups.columns) == list(LINE_GROUP_COLUMNS)
+    assert groups.n_lines.sum() == len(lines)
+    before = lines.invoice_at < pd.Timestamp(CUTOFF)
+    assert groups.loc[groups.is_before_cutoff, "n_lines"].sum() == before.sum()
+    assert groups.loc[groups.is_before_cutoff, "last_invoice_at"].max() < pd.Timestamp(CUTOFF)
+    assert groups.loc[~groups.is_before_cutoff, "first_invoice_at"].min() >= pd.Timestamp(CUTOFF)
+    keys = ["stock_code", "description", "unit_price", "is_before_cutoff"]
+    assert not groups.duplicated(keys).any()
+    assert len(groups) < len(lines)
+
+
+def test_median_price_of_grouped_lines_is_the_median_of_the_lines() -> None:
+    rng = np.random.default_rng(11)
+    n = 2_000
+    lines = pd.DataFrame(
+        {
+            "stock_code": rng.choice(["A", "B", "C", "D"], n),
+            "description": "X",
+            "unit_price": rng.choice([0.1, 0.2, 0.3, 0.55, 1.7, 2.08, np.nan], n),
+            "invoice_at": pd.Timestamp("2011-01-01"),
+        }
+    )
+    lines.loc[lines.stock_code == "D", "unit_price"] = np.nan
+    lines = pd.concat([lines, lines.iloc[:1].assign(stock_code="E", unit_price=0.3)])
+    expected = lines.groupby("stock_code")["unit_price"].median()
+    grouped = median_unit_price(_aggregated(lines))
+    pd.testing.assert_series_equal(median_unit_price(lines), expected.dropna(), check_names=False)
+    pd.testing.assert_series_equal(grouped, expected.dropna(), check_names=False)
+    catalogue = product_catalogue(_aggregated(lines)).set_index("stock_code")
+    assert np.isnan(catalogue.at["D", "median_unit_price"])
+
+
+def test_grouped_lines_give_the_result_of_the_lines() -> None:
+    lines = _varied_lines(_lines(CATALOGUE, LATER))
+    from_lines = categorize_products(lines, CUTOFF, SMALL)
+    from_groups = categorize_products(_aggregated(lines), CUTOFF, SMALL)
+    for name, frame in from_lines.tables().items():
+        pd.testing.assert_frame_equal(from_groups.tables()[name], frame)
+    catalogue = product_catalogue(_aggregated(lines)).set_index("stock_code")
+    reference = lines.assign(description=lines.description.fillna(""))
+    assert catalogue.median_unit_price.to_dict() == (
+        reference.groupby("stock_code")["unit_price"].median().to_dict()
+    )
