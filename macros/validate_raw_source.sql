@@ -3,6 +3,12 @@
   sources before any relation is replaced, so a bad file stops the run with a message that names
   the file and the problem, and the marts of the last good build stay untouched.
   raw_lines (the raw file) must exist; incoming_lines (daily files, a glob) may match nothing.
+
+  A file that passed is recorded in ops.raw_file_validations with its size and modification time;
+  later runs skip a file whose path, size and modification time match a record (a daily
+  incremental run then scans only the new day's file, not the whole history again). Any change
+  to the file changes its size or modification time and validates it again; `--full-refresh`
+  validates every file again.
 -#}
 {% macro validate_raw_source(source_name='online_retail') %}
     {%- if not execute or flags.WHICH not in ('build', 'run') -%}
@@ -24,8 +30,33 @@
                 ~ "latin-1 CSV with header " ~ (node.meta.expected_columns | join(','))
                 ~ " and set RETAIL_RAW_PATH to it.") }}
         {%- endif -%}
+        {%- if files | length > 0 -%}
+            {%- do run_query(
+                "create schema if not exists ops;"
+                ~ " create table if not exists ops.raw_file_validations ("
+                ~ " file varchar not null, size_bytes bigint not null,"
+                ~ " last_modified timestamp with time zone not null, n_lines bigint not null,"
+                ~ " primary key (file))") -%}
+        {%- endif -%}
         {%- for file in files -%}
-            {{ validate_raw_file(file, node.meta.expected_columns) }}
+            {%- set file_sql = file | replace("'", "''") -%}
+            {%- set known = run_query(
+                "select recorded.n_lines from read_blob('" ~ file_sql ~ "') as current_file"
+                ~ " join ops.raw_file_validations as recorded"
+                ~ " on recorded.file = current_file.filename"
+                ~ " and recorded.size_bytes = current_file.size"
+                ~ " and recorded.last_modified = current_file.last_modified"
+            ).columns[0].values() -%}
+            {%- if known | length > 0 and not flags.FULL_REFRESH -%}
+                {{ log("Raw data file '" ~ file ~ "': unchanged since it was validated ("
+                       ~ known[0] ~ " lines); not scanned again.", info=true) }}
+            {%- else -%}
+                {%- set n_lines = validate_raw_file(file, node.meta.expected_columns) -%}
+                {%- do run_query(
+                    "insert or replace into ops.raw_file_validations"
+                    ~ " select filename, size, last_modified, " ~ n_lines
+                    ~ " from read_blob('" ~ file_sql ~ "')") -%}
+            {%- endif -%}
         {%- endfor -%}
     {%- endfor -%}
     {{ return('') }}
@@ -108,4 +139,5 @@
             where ~ " has values that would not load cleanly; nothing was built:\n" ~ (problems | join('\n'))) }}
     {%- endif -%}
     {{ log("Raw data file '" ~ raw_path ~ "': " ~ scan['n_lines'] ~ " lines validated.", info=true) }}
+    {{ return(scan['n_lines']) }}
 {% endmacro %}

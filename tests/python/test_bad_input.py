@@ -115,3 +115,34 @@ def test_bad_raw_file_fails_clearly_and_keeps_last_good_marts(
     for phrase in expected_phrases:
         assert phrase in output, f"{phrase!r} not in:\n{output[-3000:]}"
     assert good_build.query(CHECKSUM_SQL) == before
+
+
+def test_validated_files_are_skipped_until_they_change(tmp_path: Path, synthetic_raw: Path) -> None:
+    """The hook records a file that passed; an unchanged file is not scanned again, but a file
+    rewritten in place (new size and modification time) is, and its problem still stops the run;
+    --full-refresh validates again."""
+    workspace = Workspace(tmp_path / "cache")
+    raw = _write(tmp_path / "raw.csv.zst", _text(synthetic_raw))
+    n_lines = len(_text(synthetic_raw).splitlines()) - 1
+    select = ("run", "--select", "stg_online_retail__lines")
+
+    first = workspace.dbt(raw, *select)
+    assert_built(first)
+    assert f"{n_lines} lines validated" in first.stdout
+    assert workspace.query("select file, n_lines from ops.raw_file_validations") == [
+        (str(raw), n_lines)
+    ]
+    second = workspace.dbt(raw, *select)
+    assert_built(second)
+    assert "unchanged since it was validated" in second.stdout
+    assert "lines validated" not in second.stdout
+
+    _write(raw, _replace_field(_text(synthetic_raw), "Quantity", 9, "six"))
+    changed = workspace.dbt(raw, *select)
+    assert changed.returncode != 0
+    assert f"Raw data file '{raw}'" in changed.stdout and "'six'" in changed.stdout
+
+    _write(raw, _text(synthetic_raw))
+    refreshed = workspace.dbt(raw, *select, "--full-refresh")
+    assert_built(refreshed)
+    assert f"{n_lines} lines validated" in refreshed.stdout
