@@ -48,6 +48,12 @@ def test_every_customer_has_one_segment(synthetic_build: Workspace) -> None:
         "select distinct assignment_method from marts.customer_segments where is_outlier"
     )
     assert outliers == [("classified",)]
+    # at this scale the whole population is the fit sample: every clustered customer was fitted
+    fitted = synthetic_build.query(
+        "select assignment_method, bool_and(is_fit_sample), bool_or(is_fit_sample)"
+        " from marts.customer_segments group by all order by all"
+    )
+    assert fitted == [("classified", False, False), ("clustered", True, True)]
 
 
 def test_classified_segments_come_from_the_registry_artifact(synthetic_build: Workspace) -> None:

@@ -1,7 +1,9 @@
 {#-
   One row per customer of customer_rfm: the RFM-score segment, the part I cluster (PCA) name, the
   part II segment (t-SNE clusters; classifier for everyone not clustered) and its strategy, and
-  the customer's interest category (product categories they spend on).
+  the customer's interest category (product categories they spend on). is_fit_sample says whether
+  the customer was in the sample the embeddings and clusterings were fitted on (everyone clustered
+  at the real file's scale) or was placed in a cluster afterwards.
 -#}
 with
 
@@ -13,7 +15,7 @@ rfm as (
 
 embeddings as (
 
-    select customer_id, pca_segment_name
+    select customer_id, pca_segment_name, is_fit_sample
     from {{ ref('customer_embeddings') }}
 
 ),
@@ -60,6 +62,7 @@ final as (
         cast(embeddings.pca_segment_name as varchar) as cluster_name,
         cast(scores.segment_name as varchar) as segment_name,
         cast(scores.assignment_method as varchar) as assignment_method,
+        coalesce(embeddings.is_fit_sample, false) as is_fit_sample,
         segment_profiles.strategy as segment_strategy,
         cast(scores.model_version as varchar) as model_version,
         interests.interest_name,
