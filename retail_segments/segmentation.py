@@ -182,8 +182,8 @@ def stage_config(stage: str, config: Mapping[str, Any] | None = None) -> dict[st
         many fitted customers place a customer outside the fit sample) and
         ``inherit_min_overlap`` (share of a cluster the previous model's segment must hold for the
         cluster to inherit its name, see ``naming.inherit_names``) and ``embedding_max_threads``
-        (OpenMP threads of the t-SNE fit alone; its result does not depend on them). Both embeddings have two
-        components (the table contract has two coordinates per stage).
+        (OpenMP threads of the t-SNE fit alone; its result does not depend on them). Both
+        embeddings have two components (the table contract has two coordinates per stage).
 
     Returns
     -------
@@ -494,7 +494,9 @@ def run_tsne_stage(
 def combine_stages(
     pca: Mapping[str, pd.DataFrame], tsne: Mapping[str, pd.DataFrame]
 ) -> dict[str, pd.DataFrame]:
-    """Stack the outputs of ``run_pca_stage`` and ``run_tsne_stage`` into the warehouse tables.
+    """Stack the outputs of ``run_pca_stage`` and ``run_tsne_stage`` into the warehouse tables,
+    in memory (tests, notebooks). The dbt build runs the stages as two Python models and does
+    the same combination in SQL (``models/ml/customer_embeddings.sql`` and the other three).
 
     Returns the same four keys; ``customer_embeddings`` is joined on ``customer_id`` (both stages
     embed the same customers) with columns ``customer_id, pca_1, pca_2, tsne_1, tsne_2,

@@ -1,9 +1,24 @@
 with
 
+pca_fit as (
+
+    select * from {{ ref('ml_segmentation_pca_fit') }}
+    where result_table = 'cluster_profiles'
+
+),
+
+tsne_fit as (
+
+    select * from {{ ref('ml_segmentation_tsne_fit') }}
+    where result_table = 'cluster_profiles'
+
+),
+
 fit as (
 
-    select * from {{ ref('ml_segmentation_fit') }}
-    where result_table = 'cluster_profiles'
+    select * from pca_fit
+    union all by name
+    select * from tsne_fit
 
 ),
 

@@ -23,7 +23,7 @@ def _timings() -> list[NodeTiming]:
         ("model.retail_segments.customer_rfm", 0.5),
         ("model.retail_segments.int_customer_rfm__history", 0.75),
         ("model.retail_segments.fct_orders", 4.0),
-        ("model.retail_segments.ml_segmentation_fit", 30.0),
+        ("model.retail_segments.ml_segmentation_tsne_fit", 30.0),
         ("test.retail_segments.not_null_fct_sales_lines_customer_id.abc", 0.25),
     ]
     return [NodeTiming(uid, uid.split(".", 1)[0], "success", seconds) for uid, seconds in rows]
@@ -56,7 +56,7 @@ def test_run_results_are_read_slowest_first(tmp_path: Path) -> None:
     path = tmp_path / "run_results.json"
     path.write_text(json.dumps({"results": results}))
     timings = bench.read_run_results(path)
-    assert timings[0].name == "ml_segmentation_fit"
+    assert timings[0].name == "ml_segmentation_tsne_fit"
     assert [t.seconds for t in timings] == sorted((t.seconds for t in timings), reverse=True)
     assert {t.resource_type for t in timings} == {"operation", "model", "test"}
 
@@ -106,7 +106,7 @@ def test_report_and_targets_say_what_was_met() -> None:
     report = bench.format_report(_measurement(10, 120.0, 900.0))
     assert "5,419,090 raw lines" in report
     assert "SQL read + cleaning + RFM models, summed: 3.8 s" in report
-    assert "ml_segmentation_fit" in report
+    assert "ml_segmentation_tsne_fit" in report
     assert "not_null" not in report
     targets = bench.format_targets([_measurement(1, 45.0, 800.0), _measurement(100, 700.0, 6000.0)])
     assert "1x build under 60 s: met" in targets

@@ -313,7 +313,7 @@ def test_retraining_one_month_later_keeps_names_and_is_recorded(
     with duckdb.connect(str(workspace.warehouse)) as connection:
         connection.register("previous", previous)
         connection.execute("insert into ml.model_registry by name select * from previous")
-    result = workspace.build(synthetic_raw, "--select", "ml_segmentation_fit+")
+    result = workspace.build(synthetic_raw, "--select", "ml_segmentation_tsne_fit+")
     assert_built(result)
 
     previous_model = load_model(previous.artifact.iloc[0])
