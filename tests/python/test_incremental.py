@@ -49,14 +49,21 @@ def _invoice_boundary(lines: pd.DataFrame, share: float) -> int:
 
 @pytest.fixture(scope="module")
 def split_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One synthetic history cut into a raw file (80%) and two daily files (10% each)."""
+    """One synthetic history cut into a raw file (80%) and two daily files (10% each). Each daily
+    file also repeats a purchase line already loaded (the raw file's last one, one of day 1's),
+    older than all its other lines: an exact duplicate across files."""
     lines = generate_raw_lines(n_customers=150, seed=11)
     first, second = _invoice_boundary(lines, 0.8), _invoice_boundary(lines, 0.9)
+    purchases = (lines.Quantity > 0) & lines.CustomerID.notna()
+    raw_copy = lines.iloc[:first].loc[purchases.iloc[:first]].iloc[[-1]]
+    day_1_copy = lines.iloc[first:second].loc[purchases.iloc[first:second]].iloc[[0]]
+    day_1 = pd.concat([raw_copy, lines.iloc[first:second]])
+    day_2 = pd.concat([lines.iloc[second : second + 5], day_1_copy, lines.iloc[second + 5 :]])
     root = tmp_path_factory.mktemp("incremental")
     return {
         "raw": write_raw_file(lines.iloc[:first], root / "raw.csv.zst"),
-        "day_1": write_raw_file(lines.iloc[first:second], root / "staged" / "2011-11-01.csv.zst"),
-        "day_2": write_raw_file(lines.iloc[second:], root / "staged" / "2011-11-02.csv.zst"),
+        "day_1": write_raw_file(day_1, root / "staged" / "2011-11-01.csv.zst"),
+        "day_2": write_raw_file(day_2, root / "staged" / "2011-11-02.csv.zst"),
         "incoming": root / "incoming",
     }
 
@@ -137,3 +144,15 @@ def test_returns_in_new_files_cancel_purchases_already_loaded(
         " where lines.quantity_canceled <> matched.quantity_canceled"
     )
     assert mismatched[0][0] == 0
+
+
+def test_lines_identical_to_loaded_ones_are_duplicates(loaded: IncrementalWorkspace) -> None:
+    """The repeated lines (first line of day 1, sixth of day 2) are removed as duplicates of the
+    lines loaded earlier, as a full build removes them."""
+    repeated = loaded.query(
+        "select source_row_number % 1000000000, removal_step"
+        " from intermediate.int_sales_lines__screened"
+        f" where source_row_number > {INCOMING_OFFSET} and removal_step = 2"
+        " order by source_row_number"
+    )
+    assert (1, 2) in repeated and (6, 2) in repeated
