@@ -40,6 +40,19 @@ def profiles_from_levels(levels: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def six_shuffled_profiles() -> pd.DataFrame:
+    """Six clusters (twice the PCA archetypes) with shuffled mean R, F and M."""
+    rng = np.random.default_rng(2)
+    return pd.DataFrame(
+        {
+            "cluster_id": np.arange(6),
+            "mean_recency_days": rng.permutation(6) * 50.0,
+            "mean_frequency": rng.permutation(6) + 1.0,
+            "mean_monetary": rng.permutation(6) * 400.0,
+        }
+    )
+
+
 def test_seed_has_the_study_segments(archetypes: pd.DataFrame) -> None:
     assert list(archetypes.columns) == list(ARCHETYPE_COLUMNS)
     by_stage = archetypes.groupby("stage")["segment_name"].apply(set)
@@ -136,15 +149,7 @@ def test_fewer_clusters_than_archetypes_use_a_best_subset(archetypes: pd.DataFra
 def test_more_clusters_than_archetypes_get_unique_fallback_names(
     archetypes: pd.DataFrame,
 ) -> None:
-    rng = np.random.default_rng(2)
-    profiles = pd.DataFrame(
-        {
-            "cluster_id": np.arange(6),
-            "mean_recency_days": rng.permutation(6) * 50.0,
-            "mean_frequency": rng.permutation(6) + 1.0,
-            "mean_monetary": rng.permutation(6) * 400.0,
-        }
-    )
+    profiles = six_shuffled_profiles()
     names = name_clusters(profiles, archetypes, stage="pca")
     assert names["segment_name"].is_unique
     plain = names.loc[~names["segment_name"].str.contains(r" \(\d+\)$"), "segment_name"]
@@ -284,15 +289,7 @@ def test_more_clusters_than_free_names_get_numbered_after_the_inherited_ones(
 ) -> None:
     """Six PCA clusters, three archetypes, two names inherited (one a suffixed name): every
     name is unique and suffixes skip the one already taken."""
-    rng = np.random.default_rng(2)
-    profiles = pd.DataFrame(
-        {
-            "cluster_id": np.arange(6),
-            "mean_recency_days": rng.permutation(6) * 50.0,
-            "mean_frequency": rng.permutation(6) + 1.0,
-            "mean_monetary": rng.permutation(6) * 400.0,
-        }
-    )
+    profiles = six_shuffled_profiles()
     names = name_clusters(profiles, archetypes, stage="pca", inherited={0: "lost (2)", 1: "loyal"})
     assert names["segment_name"].is_unique
     assert names.at[0, "segment_name"] == "lost (2)" and names.at[1, "segment_name"] == "loyal"
