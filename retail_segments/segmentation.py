@@ -9,8 +9,9 @@ archetypes and a plain config dict (dbt model ``config.meta``), and return a dic
   ``<stage>_segment_name`` (one row per non-outlier customer, sorted by ``customer_id``)
 - ``cluster_profiles``: profile, name and strategy of every cluster (``CLUSTER_PROFILE_COLUMNS``)
 
-``combine_stages`` stacks the two results into the warehouse tables (``customer_embeddings`` then
-has ``customer_id, pca_1, pca_2, tsne_1, tsne_2, pca_cluster_id, tsne_cluster_id`` first).
+``combine_stages`` stacks the two results into the warehouse tables in memory
+(``customer_embeddings`` then has ``customer_id, pca_1, pca_2, tsne_1, tsne_2, pca_cluster_id,
+tsne_cluster_id`` first); the dbt build does the same in SQL over the two stages' Python models.
 Only non-outlier customers are embedded and clustered. Cluster id -1 marks DBSCAN noise: such
 customers have no segment name here and are scored by the classifier later.
 
@@ -179,7 +180,7 @@ def stage_config(stage: str, config: Mapping[str, Any] | None = None) -> dict[st
         not depend on it, but with dbt running models in parallel on two cores, multi-threaded
         t-SNE/KMeans were several times slower than one thread); for stage 'tsne' also
         ``perplexity``, ``embedding_random_state``, ``n_jobs``, ``assign_neighbors`` (how
-        many fitted customers place a customer outside the fit sample) and
+        many fitted customers place a customer outside the fit sample),
         ``inherit_min_overlap`` (share of a cluster the previous model's segment must hold for the
         cluster to inherit its name, see ``naming.inherit_names``) and ``embedding_max_threads``
         (OpenMP threads of the t-SNE fit alone; its result does not depend on them). Both
