@@ -9,8 +9,8 @@ model built, every test passed) it publishes the read-only serving copy
 to ``marts.customer_segment_history`` (`retail_segments.backfill`) and, when every month succeeded,
 publishes like ``build``.
 
-``report`` renders the self-contained HTML report (`retail_segments.report`) from the serving copy
-(or ``--warehouse PATH``) to ``--out PATH``.
+``report`` renders the self-contained HTML report (`retail_segments.report`, plotly charts) from
+the serving copy (or ``--warehouse PATH``) to ``--out PATH``.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _backfill(backfill_args: list[str]) -> int:
 
 
 def _report(report_args: list[str]) -> int:
-    from retail_segments.report import write_report
+    from retail_segments.report import ReportDataError, write_report
 
     default_warehouse = serving_dir(warehouse_path()) / SERVING_DB_NAME
     default_out = warehouse_path().parent / "retail_segments_report.html"
@@ -113,7 +113,11 @@ def _report(report_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    written = write_report(args.warehouse, args.out)
+    try:
+        written = write_report(args.warehouse, args.out)
+    except ReportDataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"Report: {written}")
     return 0
 

@@ -1,0 +1,120 @@
+"""Every query of the report, in one place, run read-only against the serving copy.
+
+The report reads only ``marts.*``, the ``ml`` tables `QUERIES` names and (when present) the serving
+copy's ``serving.build_info``; it never writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+QUERIES: dict[str, str] = {
+    "revenue_by_month": "select * from marts.eda_revenue_by_month order by month_start",
+    "revenue_by_country": "select * from marts.eda_revenue_by_country order by revenue desc",
+    "orders_by_weekday": "select * from marts.eda_orders_by_weekday order by iso_weekday",
+    "orders_by_hour": "select * from marts.eda_orders_by_hour order by hour_of_day",
+    "customers": (
+        "select customer_id, recency_days, frequency, monetary, is_outlier"
+        " from marts.customer_segments"
+    ),
+    "segment_summary": "select * from marts.segment_summary order by scheme, segment_rank",
+    "cluster_profiles": "select * from ml.cluster_profiles order by stage, cluster_id",
+    # The maps' hover shows each customer's R, F and M next to the embedding.
+    "embeddings": (
+        "select embedding.*, customer.recency_days, customer.frequency, customer.monetary"
+        " from ml.customer_embeddings as embedding"
+        " left join marts.customer_segments as customer using (customer_id)"
+        " order by embedding.customer_id"
+    ),
+    "model_selection": (
+        "select * from ml.cluster_model_selection order by stage, algorithm, n_clusters"
+    ),
+    "confusion": "select * from ml.classifier_confusion_matrix",
+    "classifier": "select * from ml.classifier_metrics where is_selected",
+    "migration": (
+        "select * from marts.segment_migration"
+        " where to_as_of = (select max(to_as_of) from marts.segment_migration)"
+    ),
+}
+
+
+class ReportDataError(RuntimeError):
+    """The file read is not a warehouse the report can be drawn from (a table is missing)."""
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the report shows.
+
+    Attributes
+    ----------
+    frames : dict[str, pandas.DataFrame]
+        One frame per query of `QUERIES`, under the same key.
+    build_info : dict[str, object]
+        The serving copy's ``serving.build_info`` row (build_id, built_at, ...), empty when the
+        file read is not a published serving copy (e.g. the build warehouse).
+    """
+
+    frames: dict[str, pd.DataFrame]
+    build_info: dict[str, object]
+
+
+def load_report_data(warehouse: Path) -> ReportData:
+    """Run every query of the report against a DuckDB file, opened read-only.
+
+    Parameters
+    ----------
+    warehouse : Path
+        The serving copy (or a build warehouse) written by ``make build``.
+
+    Returns
+    -------
+    ReportData
+        The frames of `QUERIES` and the build info.
+
+    Raises
+    ------
+    ReportDataError
+        When the file cannot be opened as DuckDB or a table the report reads is missing (names
+        the file and the fix).
+    """
+    try:
+        connection = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error as error:
+        raise ReportDataError(
+            f"cannot open {warehouse} read-only as a DuckDB file ({str(error).splitlines()[0]});"
+            " pass the serving copy written by `make build` with --warehouse"
+        ) from error
+    with connection:
+        try:
+            frames = {name: connection.sql(sql).df() for name, sql in QUERIES.items()}
+        except duckdb.CatalogException as error:
+            raise ReportDataError(
+                f"{warehouse} is not a retail-segments warehouse the report can read"
+                f" ({str(error).splitlines()[0]}); run `make build` and pass its serving copy"
+                " with --warehouse"
+            ) from error
+        catalog = connection.sql("select current_database()").fetchall()[0][0]
+        has_build_info = connection.sql(
+            "select count(*) from information_schema.tables"
+            " where table_catalog = current_database()"
+            " and table_schema = 'serving' and table_name = 'build_info'"
+        ).fetchall()[0][0]
+        build_info = (
+            connection.sql(f'select * from "{_quoted(catalog)}".serving.build_info')
+            .df()
+            .iloc[0]
+            .to_dict()
+            if has_build_info
+            else {}
+        )
+    return ReportData(frames, build_info)
+
+
+def _quoted(identifier: str) -> str:
+    """Return identifier escaped for use inside double quotes in SQL."""
+    return identifier.replace('"', '""')
