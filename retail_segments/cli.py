@@ -1,9 +1,13 @@
-"""Command line: ``python -m retail_segments build|bench|report|backfill``.
+"""Command line: ``python -m retail_segments build|prepare|bench|report|backfill``.
 
-``build`` finds the raw file (see `retail_segments.paths`), then runs ``dbt build``; any further
-arguments go to dbt unchanged (e.g. ``build --select customer_rfm+``). When dbt exits 0 (every
-model built, every test passed) it publishes the read-only serving copy
+``build`` prepares the run (`retail_segments.ops.preflight`: finds the raw file, checks the
+settings and every input file, lands them, decides whether the warehouse must be rebuilt from
+scratch), then runs ``dbt build``; any further arguments go to dbt (e.g. ``build --select
+customer_rfm+``). A problem found while preparing stops with exit code 2 and nothing is built.
+When dbt exits 0 (every model built, every test passed) it publishes the read-only serving copy
 (`retail_segments.publish`); otherwise nothing is published.
+
+``prepare [dbt args]`` only prepares, for running ``dbt build`` (with the same ``--vars``) yourself.
 
 ``backfill [--start YYYY-MM] [--end YYYY-MM]`` adds customer RFM and segments as of each month end
 to ``marts.customer_segment_history`` (`retail_segments.backfill`) and, when every month succeeded,
@@ -16,38 +20,68 @@ the serving copy (or ``--warehouse PATH``) to ``--out PATH``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
 
-from retail_segments.dbt_runner import dbt_environment, run_dbt
-from retail_segments.paths import (
-    PROJECT_ROOT,
-    RAW_PATH_ENV,
-    WAREHOUSE_PATH_ENV,
-    RawDataNotFoundError,
-    warehouse_path,
-)
+from retail_segments.dbt_runner import run_dbt
+from retail_segments.ops.preflight import PreflightError, PreparedBuild, prepare
+from retail_segments.paths import PROJECT_ROOT, RAW_PATH_ENV, WAREHOUSE_PATH_ENV, warehouse_path
 from retail_segments.publish import SERVING_DB_NAME, new_build_info, publish, serving_dir
 
 
-def _build(dbt_args: list[str]) -> int:
+def _prepare(dbt_args: list[str], fits: bool = True) -> PreparedBuild | int:
+    """Prepare a dbt run; on a problem print it and return exit code 2."""
     try:
-        env = dbt_environment()
-    except RawDataNotFoundError as error:
+        return prepare(PROJECT_ROOT, os.environ, dbt_args, fits=fits)
+    except PreflightError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"Raw data: {env['RETAIL_RAW_PATH']}\nWarehouse: {env['RETAIL_DUCKDB_PATH']}", flush=True)
-    returncode = run_dbt(["build", *dbt_args], env).returncode
+
+
+def _announce(prepared: PreparedBuild) -> None:
+    raw = prepared.raw
+    reused = "checked before, unchanged" if raw.reused else "checked"
+    print(
+        f"Raw data: {raw.path} ({raw.n_rows:,} lines, {raw.encoding}, {reused})\n"
+        f"Incoming files: {len(prepared.incoming)}\n"
+        f"Warehouse: {prepared.env[WAREHOUSE_PATH_ENV]}",
+        flush=True,
+    )
+    if prepared.identity.full_refresh:
+        print(
+            f"Input changed: {prepared.identity.summary()}; rebuilding from scratch"
+            " (dbt build --full-refresh).",
+            flush=True,
+        )
+
+
+def _build(dbt_args: list[str]) -> int:
+    prepared = _prepare(dbt_args)
+    if isinstance(prepared, int):
+        return prepared
+    _announce(prepared)
+    returncode = run_dbt(["build", *prepared.dbt_args], prepared.env).returncode
     if returncode != 0:
         print(
             "dbt build did not succeed: nothing was published; the serving copy is unchanged.",
             file=sys.stderr,
         )
         return returncode
-    return _publish(env)
+    return _publish(prepared.env)
+
+
+def _prepare_only(dbt_args: list[str]) -> int:
+    prepared = _prepare(dbt_args)
+    if isinstance(prepared, int):
+        return prepared
+    _announce(prepared)
+    refresh = " --full-refresh" if prepared.identity.full_refresh else ""
+    print(f"Prepared: {prepared.stamp}\nNext: dbt build{refresh} with the same --vars.")
+    return 0
 
 
 def _publish(env: Mapping[str, str]) -> int:
@@ -79,13 +113,11 @@ def _bench(bench_args: list[str]) -> int:
 def _backfill(backfill_args: list[str]) -> int:
     from retail_segments.backfill import main as backfill_main
 
-    try:
-        env = dbt_environment()
-    except RawDataNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    returncode = backfill_main(backfill_args, env)
-    return _publish(env) if returncode == 0 else returncode
+    prepared = _prepare([], fits=False)
+    if isinstance(prepared, int):
+        return prepared
+    returncode = backfill_main(backfill_args, prepared.env)
+    return _publish(prepared.env) if returncode == 0 else returncode
 
 
 def _report(report_args: list[str]) -> int:
@@ -124,11 +156,13 @@ def _report(report_args: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retail-segments", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["build", "bench", "report", "backfill"])
+    parser.add_argument("command", choices=["build", "prepare", "bench", "report", "backfill"])
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="passed on (to dbt for build)")
     args = parser.parse_args(argv)
     if args.command == "build":
         return _build(args.rest)
+    if args.command == "prepare":
+        return _prepare_only(args.rest)
     if args.command == "report":
         return _report(args.rest)
     if args.command == "backfill":

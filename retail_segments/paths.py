@@ -64,16 +64,17 @@ def resolve_raw_path(
 
 def _not_found_message(tried: list[tuple[str, Path]], explicit: bool) -> str:
     lines = [
-        f"{RAW_PATH_ENV} points at a file that does not exist."
+        f"{RAW_PATH_ENV} points at a file that does not exist; nothing was built."
         if explicit
-        else "The raw data file (online_retail.csv.zst) was not found.",
+        else "The raw data file (online_retail.csv.zst) was not found; nothing was built.",
         "Paths tried, in order:",
         *(f"  - {path} ({label})" for label, path in tried),
         "Get the data: UCI Machine Learning Repository, 'Online Retail' (id 352),",
         f"  {UCI_DATASET_URL}",
-        "Save it as a zstd-compressed latin-1 CSV with the header",
+        f"and set {RAW_PATH_ENV} to the downloaded zip (or the .xlsx inside it), or to a CSV with",
+        "the header",
         "  InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
-        f"and set {RAW_PATH_ENV} to its path, or put it at data/raw/{RAW_FILE_NAME}.",
+        "(plain, .gz or .zst; latin-1 or UTF-8), or put it at data/raw/online_retail.csv.zst.",
     ]
     return "\n".join(lines)
 

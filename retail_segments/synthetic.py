@@ -1175,7 +1175,7 @@ def write_raw_file(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     chunks = [lines] if isinstance(lines, pd.DataFrame) else lines
-    compressor = zstandard.ZstdCompressor(level=level)
+    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
     with path.open("wb") as handle, compressor.stream_writer(handle, closefd=False) as out:
         out.write((",".join(RAW_COLUMNS) + "\n").encode("latin-1"))
         for chunk in chunks:

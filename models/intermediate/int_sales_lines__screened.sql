@@ -109,6 +109,10 @@ final as (
         -- timestamps
         invoice_at,
 
+        -- lineage: the file the line came from and its content fingerprint
+        source_file,
+        source_sha256,
+
         -- cleaning
         is_cancellation,
         is_exact_duplicate,

@@ -14,6 +14,7 @@ from types import MappingProxyType
 import duckdb
 
 from retail_segments.dbt_runner import run_dbt
+from retail_segments.ops.preflight import prepare
 from retail_segments.paths import PROJECT_ROOT
 
 
@@ -27,15 +28,20 @@ class Workspace:
     def warehouse(self) -> Path:
         return self.root / "warehouse.duckdb"
 
-    def dbt(self, raw_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run dbt on the project against raw_path into this workspace's warehouse."""
-        env = {
+    def dbt(
+        self, raw_path: Path, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run dbt on the project against raw_path into this workspace's warehouse, as a user runs
+        it by hand: `python -m retail_segments prepare` with the same arguments first (for build
+        and run), then dbt with the arguments unchanged."""
+        environ = {
             **os.environ,
+            **(env or {}),
             "RETAIL_RAW_PATH": str(raw_path),
             "RETAIL_DUCKDB_PATH": str(self.warehouse),
         }
         dirs = ["--target-path", str(self.root / "target"), "--log-path", str(self.root / "logs")]
-        return run_dbt([*args, *dirs], env, capture=True)
+        return run_prepared_dbt([*args, *dirs], environ)
 
     def build(self, raw_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         """Run ``dbt build`` (plus args)."""
@@ -50,6 +56,16 @@ class Workspace:
         """Run sql read-only against the warehouse and return a pandas DataFrame."""
         with duckdb.connect(str(self.warehouse), read_only=True) as connection:
             return connection.sql(sql).df()
+
+
+def run_prepared_dbt(
+    args: Sequence[str], env: Mapping[str, str], capture: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``prepare`` (for build and run), then ``dbt <args>`` with the prepared environment; the
+    arguments are passed unchanged (a needed --full-refresh is not added: plain dbt semantics)."""
+    if args and args[0] in ("build", "run"):
+        env = prepare(PROJECT_ROOT, env, args).env
+    return run_dbt(args, env, capture=capture)
 
 
 def assert_built(result: subprocess.CompletedProcess[str]) -> None:
@@ -68,11 +84,15 @@ def copy_workspace(source: Workspace, root: Path) -> Workspace:
     return workspace
 
 
-def run_cli(workspace: Workspace, raw_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    workspace: Workspace, raw_path: Path, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m retail_segments <args>`` against raw_path into this workspace (dbt's target
-    and log directories inside it); never raises on a non-zero exit."""
+    and log directories inside it), with env added to the environment; never raises on a
+    non-zero exit."""
     env = {
         **os.environ,
+        **(env or {}),
         "RETAIL_RAW_PATH": str(raw_path),
         "RETAIL_DUCKDB_PATH": str(workspace.warehouse),
         "DBT_TARGET_PATH": str(workspace.root / "target"),

@@ -32,6 +32,7 @@ from retail_segments.classifier import train_segment_classifier
 from retail_segments.dbt_runner import dbt_executable
 from retail_segments.embedding import rfm_features
 from retail_segments.naming import load_archetypes
+from retail_segments.ops.preflight import prepare
 from retail_segments.paths import PROJECT_ROOT
 from retail_segments.segmentation import run_tsne_stage
 
@@ -226,6 +227,7 @@ def _kill_once_started(workspace: Workspace, raw_path: Path, node: str) -> None:
         "RETAIL_RAW_PATH": str(raw_path),
         "RETAIL_DUCKDB_PATH": str(workspace.warehouse),
     }
+    env = prepare(PROJECT_ROOT, env, ["build"]).env
     command = [
         dbt_executable(),
         "build",

@@ -3,17 +3,18 @@ in them cancel purchases already loaded, and the result equals a rebuild from sc
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from dbt_helpers import Workspace, assert_built
+from dbt_helpers import Workspace, assert_built, run_prepared_dbt
 
 from retail_segments import reference
-from retail_segments.dbt_runner import run_dbt
 from retail_segments.synthetic import generate_raw_lines, write_raw_file
 
 pytestmark = pytest.mark.dbt
@@ -48,7 +49,7 @@ def _invoice_boundary(lines: pd.DataFrame, share: float) -> int:
 
 
 @pytest.fixture(scope="module")
-def split_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def split_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One synthetic history cut into a raw file (80%) and two daily files (10% each). Each daily
     file also repeats a purchase line already loaded (the raw file's last one, one of day 1's),
     older than all its other lines: an exact duplicate across files."""
@@ -60,7 +61,11 @@ def split_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     day_1 = pd.concat([raw_copy, lines.iloc[first:second]])
     day_2 = pd.concat([lines.iloc[second : second + 5], day_1_copy, lines.iloc[second + 5 :]])
     root = tmp_path_factory.mktemp("incremental")
+    # RFM as of the midnight after the raw file's last line: inside the data of every build
+    raw_end = pd.to_datetime(lines.InvoiceDate.iloc[:first], format="%m/%d/%Y %H:%M").max()
+    rfm_vars = {"rfm_as_of": f"{raw_end.normalize() + pd.Timedelta(days=1):%Y-%m-%d}"}
     return {
+        "vars": json.dumps(rfm_vars),
         "raw": write_raw_file(lines.iloc[:first], root / "raw.csv.zst"),
         "day_1": write_raw_file(day_1, root / "staged" / "2011-11-01.csv.zst"),
         "day_2": write_raw_file(day_2, root / "staged" / "2011-11-02.csv.zst"),
@@ -73,6 +78,7 @@ class IncrementalWorkspace(Workspace):
     """A workspace whose builds also read the incoming daily files of ``incoming``."""
 
     incoming: Path
+    vars: str
 
     def run(self, raw: Path, *args: str):
         env = {
@@ -82,17 +88,17 @@ class IncrementalWorkspace(Workspace):
             "RETAIL_INCOMING_GLOB": str(self.incoming / "*.csv.zst"),
         }
         dirs = ["--target-path", str(self.root / "target"), "--log-path", str(self.root / "logs")]
-        return run_dbt(["build", *SELECTION, *args, *dirs], env, capture=True)
+        return run_prepared_dbt(["build", *SELECTION, *args, "--vars", self.vars, *dirs], env)
 
     def checksums(self) -> dict[str, tuple]:
         return {t: self.query(f"select count(*), sum(hash(t)) from {t} as t")[0] for t in TABLES}
 
 
 @pytest.fixture(scope="module")
-def loaded(split_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+def loaded(split_files: dict[str, Any], tmp_path_factory: pytest.TempPathFactory):
     """Full build on the raw file, then one incremental build per arriving daily file."""
     workspace = IncrementalWorkspace(
-        tmp_path_factory.mktemp("incremental_build"), split_files["incoming"]
+        tmp_path_factory.mktemp("incremental_build"), split_files["incoming"], split_files["vars"]
     )
     workspace.incoming.mkdir()
     assert_built(workspace.run(split_files["raw"]))
@@ -105,7 +111,7 @@ def loaded(split_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
 
 
 def test_incremental_loads_equal_a_rebuild_from_scratch(
-    loaded: IncrementalWorkspace, split_files: dict[str, Path]
+    loaded: IncrementalWorkspace, split_files: dict[str, Any]
 ) -> None:
     incremental = loaded.checksums()
     assert_built(loaded.run(split_files["raw"], "--full-refresh"))
@@ -113,7 +119,7 @@ def test_incremental_loads_equal_a_rebuild_from_scratch(
 
 
 def test_incremental_lines_equal_the_reference_on_the_whole_history(
-    loaded: IncrementalWorkspace, split_files: dict[str, Path]
+    loaded: IncrementalWorkspace, split_files: dict[str, Any]
 ) -> None:
     files = [split_files["raw"], *sorted(loaded.incoming.glob("*.csv.zst"))]
     raw = pd.concat([reference.read_raw(path) for path in files], ignore_index=True)

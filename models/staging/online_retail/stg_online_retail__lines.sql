@@ -1,3 +1,8 @@
+{#-
+  The raw file's lines, renamed and typed (the source is already typed: every value was checked
+  and landed exactly by `python -m retail_segments prepare`). source_row_number is the line's
+  position in the file, recorded when the file was landed.
+-#}
 with
 
 source as (
@@ -6,21 +11,11 @@ source as (
 
 ),
 
-numbered as (
-
-    -- DuckDB reads the file in order; row_number() over () keeps that order as the line's identity
-    select
-        row_number() over () as source_row_number,
-        *
-    from source
-
-),
-
 renamed as (
 
     select
         -- ids
-        cast(source_row_number as bigint) as source_row_number,
+        cast(file_row_number as bigint) as source_row_number,
         InvoiceNo as invoice_no,
         StockCode as stock_code,
         CustomerID as customer_id,
@@ -37,9 +32,13 @@ renamed as (
         InvoiceDate as invoice_at,
 
         -- flags
-        InvoiceNo like 'C%' as is_cancellation
+        InvoiceNo like 'C%' as is_cancellation,
 
-    from numbered
+        -- lineage
+        source_file,
+        source_sha256
+
+    from source
 
 ),
 

@@ -1,0 +1,141 @@
+{#-
+  on-run-start guard for `dbt build` / `dbt run`. The inputs are checked and landed before dbt
+  runs, by `python -m retail_segments prepare` (which `make build`, `python -m retail_segments
+  build` and `backfill` run first; retail_segments/ops/preflight.py). This hook makes sure that
+  what was prepared is what this run is about to build, before any relation is replaced:
+
+  - a prepared set exists (landing/current/prepared.json) for this warehouse;
+  - RETAIL_RAW_PATH still names the prepared raw file, and every prepared file still exists with
+    the same bytes (SHA-256), and RETAIL_INCOMING_GLOB matches exactly the prepared daily files;
+  - every var has the value that was checked;
+  - when the inputs are not the ones the warehouse was built from, the run is a --full-refresh.
+
+  Anything else stops the run with what changed and the fix (run prepare again, or make build).
+-#}
+{% macro check_prepared_inputs() %}
+    {%- if not execute or flags.WHICH not in ('build', 'run') -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set stamp_path = landing_dir() ~ '/current/prepared.json' -%}
+    {%- set fix = "run `python -m retail_segments prepare` with the same --vars (or simply `make build`,"
+        ~ " which prepares and builds), then this command again" -%}
+    {%- set found = run_query("select count(*) from glob(" ~ string_literal(stamp_path) ~ ")")
+        .columns[0].values()[0] -%}
+    {%- if found == 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "The inputs are not prepared (no " ~ stamp_path ~ "); nothing was built.\n  Fix: " ~ fix ~ ".") }}
+    {%- endif -%}
+    {%- set stamp_sql = "from read_json(" ~ string_literal(stamp_path) ~ ")" -%}
+    {%- set stamp = run_query(
+        "select warehouse, raw_path, incoming_glob, full_refresh, array_to_string(reasons, '; ') as reasons "
+        ~ stamp_sql).rows[0] -%}
+    {%- set problems = [] -%}
+
+    {#- the warehouse and the raw path this run uses -#}
+    {%- set database_path = run_query(
+        "select path from duckdb_databases() where database_name = current_database()").columns[0].values()[0] -%}
+    {%- if database_path and stamp['warehouse'] != database_path
+          and not stamp['warehouse'].endswith('/' ~ (database_path | replace('./', ''))) -%}
+        {%- do problems.append("the inputs were prepared for the warehouse " ~ stamp['warehouse']
+            ~ ", not " ~ database_path ~ " (set RETAIL_LANDING_DIR per warehouse)") -%}
+    {%- endif -%}
+    {%- set raw_setting = env_var('RETAIL_RAW_PATH', 'data/raw/online_retail.csv.zst') -%}
+    {%- if stamp['raw_path'] != raw_setting
+          and not stamp['raw_path'].endswith('/' ~ (raw_setting | replace('./', ''))) -%}
+        {%- do problems.append("RETAIL_RAW_PATH is " ~ raw_setting ~ " but the prepared raw file is "
+            ~ stamp['raw_path']) -%}
+    {%- endif -%}
+
+    {#- every prepared file unchanged, and no daily file added or removed -#}
+    {%- set files = run_query("select f.role, f.path, f.sha256 from (select unnest(files) as f "
+        ~ stamp_sql ~ ")") -%}
+    {%- set prepared_incoming = [] -%}
+    {%- for file in files.rows -%}
+        {%- if file['role'] == 'incoming' -%}{%- do prepared_incoming.append(file['path']) -%}{%- endif -%}
+        {%- set exists = run_query("select count(*) from glob(" ~ string_literal(file['path']) ~ ")")
+            .columns[0].values()[0] -%}
+        {%- if exists == 0 -%}
+            {%- do problems.append("the prepared " ~ file['role'] ~ " file " ~ file['path'] ~ " is gone") -%}
+        {%- else -%}
+            {%- set sha = run_query("select sha256(content) from read_blob(" ~ string_literal(file['path']) ~ ")")
+                .columns[0].values()[0] -%}
+            {%- if sha != file['sha256'] -%}
+                {%- do problems.append("the " ~ file['role'] ~ " file " ~ file['path']
+                    ~ " changed since it was prepared") -%}
+            {%- endif -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set matched = run_query("select file from glob(" ~ string_literal(stamp['incoming_glob']) ~ ") order by file")
+        .columns[0].values() | list -%}
+    {%- for path in matched -%}
+        {%- if path not in prepared_incoming and path != stamp['raw_path'] -%}
+            {%- do problems.append("the incoming file " ~ path ~ " arrived after the inputs were prepared") -%}
+        {%- endif -%}
+    {%- endfor -%}
+
+    {#- the vars that were checked -#}
+    {%- set checked = run_query("select v.name, v.value from (select unnest(vars) as v " ~ stamp_sql ~ ")") -%}
+    {%- for row in checked.rows -%}
+        {%- if (var(row['name']) | string) != row['value'] -%}
+            {%- do problems.append("var " ~ row['name'] ~ " is " ~ (var(row['name']) | string)
+                ~ " but was checked as " ~ row['value']) -%}
+        {%- endif -%}
+    {%- endfor -%}
+
+    {%- if problems -%}
+        {{ exceptions.raise_compiler_error(
+            "What this run would build is not what was prepared; nothing was built:\n  - "
+            ~ (problems | join('\n  - ')) ~ "\n  Fix: " ~ fix ~ ".") }}
+    {%- endif -%}
+    {%- if stamp['full_refresh'] and not flags.FULL_REFRESH -%}
+        {{ exceptions.raise_compiler_error(
+            "The warehouse was built from other input (" ~ stamp['reasons'] ~ "); a plain run would mix"
+            ~ " old and new lines, so nothing was built.\n  Fix: run `dbt build --full-refresh` (or `make build`,"
+            ~ " which does so by itself).") }}
+    {%- endif -%}
+    {{ log("Inputs: as prepared (" ~ (files.rows | length) ~ " file(s), unchanged).", info=true) }}
+    {{ return('') }}
+{% endmacro %}
+
+
+{#-
+  The directory the inputs are prepared in: RETAIL_LANDING_DIR, else landing/ beside the warehouse
+  (RETAIL_DUCKDB_PATH). retail_segments.ops.preflight.landing_dir is the same rule.
+-#}
+{% macro landing_dir() -%}
+    {%- set configured = env_var('RETAIL_LANDING_DIR', '') -%}
+    {%- if configured -%}
+        {{ return(configured) }}
+    {%- endif -%}
+    {%- set warehouse = env_var('RETAIL_DUCKDB_PATH', 'warehouse/retail_segments.duckdb') -%}
+    {{ return((warehouse.rsplit('/', 1)[0] if '/' in warehouse else '.') ~ '/landing') }}
+{%- endmacro %}
+
+
+{#-
+  on-run-start, after check_prepared_inputs(): the sources online_retail.raw_lines and
+  online_retail.incoming_lines as relations over the prepared Parquet (landing/current/...), so
+  models read them with source(). Without an incoming file, incoming_lines is empty with the same
+  columns.
+-#}
+{% macro register_prepared_inputs() -%}
+    {%- if not execute or flags.WHICH not in ('build', 'run') -%}
+        {{ return('') }}
+    {%- endif -%}
+    {{ return(adapter.dispatch('register_prepared_inputs', 'retail_segments')()) }}
+{%- endmacro %}
+
+{% macro default__register_prepared_inputs() -%}
+    {%- set current = landing_dir() ~ '/current' -%}
+    {%- set n_incoming = run_query("select count(*) from glob(" ~ string_literal(current ~ '/incoming/*.parquet') ~ ")")
+        .columns[0].values()[0] -%}
+    create schema if not exists landing;
+    create or replace view landing.raw_lines as
+        select * from read_parquet({{ string_literal(current ~ '/raw/*.parquet') }});
+    create or replace view landing.incoming_lines as
+    {%- if n_incoming > 0 %}
+        select * from read_parquet({{ string_literal(current ~ '/incoming/*.parquet') }});
+    {%- else %}
+        select * from landing.raw_lines where false;
+    {%- endif %}
+{%- endmacro %}

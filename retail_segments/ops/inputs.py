@@ -1,0 +1,837 @@
+"""Raw input files: identified by their content, checked byte for byte, parsed exactly, landed as
+typed Parquet before dbt reads anything.
+
+Every file a build reads (the raw export and each incoming daily file) goes through `land_file`:
+
+1. **Identity.** The SHA-256 of the file's bytes (with its size and modification time).
+2. **Container.** The first bytes decide what the file is (zstd, gzip, zip, plain text); the
+   name's extension must say the same (``.csv.zst``, ``.csv.gz``, ``.csv``, ``.zip``, ``.xlsx``).
+3. **Whole bytes.** A compressed file is decompressed to its very end: a truncated stream, a
+   failed checksum (zstd's XXH64 when the frame has one, gzip's and zip's CRC-32) or trailing
+   bytes that are not a frame stop here. The same pass decides the text's **encoding**: valid
+   UTF-8 (with or without a byte-order mark) is read as UTF-8; otherwise the file must be latin-1
+   (ISO-8859-1, as the UCI CSV is), and bytes 0x80-0x9F (control characters in latin-1, letters
+   in Windows-1252) are refused rather than guessed. UTF-16/32 and NUL bytes are refused.
+4. **Columns by name.** The header is parsed and matched by name, in any order, to the Online
+   Retail layout (`RAW_COLUMNS`) or to the Online Retail II layout (`ONLINE_RETAIL_II_COLUMNS`,
+   mapped to the same names). Missing, unexpected or repeated names stop with the expected header.
+5. **Exact values.** DuckDB reads every field as text (no sniffing, strict CSV), then one scan
+   checks each column against its declared type (`VALUE_CHECKS`): integers are whole numbers in
+   the INTEGER range (``1.5`` is refused, never rounded), prices are finite decimals with at most
+   15 significant digits (so a double holds them exactly as written), dates are ``M/D/YYYY H:MM``
+   or ISO ``YYYY-MM-DD HH:MM[:SS]`` with a four-digit year, customer ids are whole numbers
+   (``17850`` or ``17850.0``) or empty, and invoice, stock code and country are not empty.
+6. **Landing.** The typed rows, with their position in the file (``file_row_number``), the file's
+   path and its SHA-256, are written to ``<landing>/cache/<key>.parquet`` (written under a
+   temporary name, renamed when complete). The file is keyed by content, path and
+   `LANDING_VERSION`, so an unchanged file is landed once and reused by later builds.
+
+Excel workbooks (the UCI download: ``online+retail.zip`` holding ``Online Retail.xlsx``, or the
+``.xlsx`` itself; also Online Retail II's two sheets) are first converted to a UTF-8 CSV in the
+cache (openpyxl, read-only, every sheet in order) and then go through the same checks.
+
+Any failure raises `InputError`, whose message names the file, the problem, the line and value
+where there is one, and the fix.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import hashlib
+import io
+import os
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+import duckdb
+import zstandard
+
+RAW_COLUMNS: tuple[str, ...] = (
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
+)
+# Online Retail II (UCI id 502): its header name -> ours.
+ONLINE_RETAIL_II_COLUMNS: dict[str, str] = {
+    "Invoice": "InvoiceNo",
+    "StockCode": "StockCode",
+    "Description": "Description",
+    "Quantity": "Quantity",
+    "InvoiceDate": "InvoiceDate",
+    "Price": "UnitPrice",
+    "Customer ID": "CustomerID",
+    "Country": "Country",
+}
+LAYOUTS: dict[str, dict[str, str]] = {
+    "online_retail": {name: name for name in RAW_COLUMNS},
+    "online_retail_ii": ONLINE_RETAIL_II_COLUMNS,
+}
+# Bump when the landed Parquet's content or checks change: every cached file is landed again.
+LANDING_VERSION = 1
+CHUNK_BYTES = 1 << 20
+MAX_HEADER_BYTES = 64 * 1024
+MAX_SIGNIFICANT_DIGITS = 15
+_C1_BYTES = bytes(range(0x80, 0xA0))
+
+SUFFIX_CONTAINERS: dict[str, str] = {
+    ".csv.zst": "zstd",
+    ".csv.zstd": "zstd",
+    ".csv.gz": "gzip",
+    ".csv": "plain",
+    ".zip": "zip",
+    ".xlsx": "xlsx",
+}
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x1f\x8b", "gzip"),
+    (b"PK\x03\x04", "zip"),
+)
+_CONTAINER_WORDS = {
+    "zstd": "zstd-compressed",
+    "gzip": "gzip-compressed",
+    "zip": "a zip archive (or an Excel workbook)",
+    "plain": "plain text",
+    "xlsx": "an Excel workbook",
+}
+_FORMAT_FIX = (
+    "give the file the name its contents have (.csv.zst for zstd, .csv.gz for gzip, .csv for"
+    " plain text, .zip or .xlsx for the UCI download), or export it again"
+)
+
+
+class InputError(ValueError):
+    """A raw input file that cannot be loaded exactly as written."""
+
+    def __init__(self, path: Path | str, problem: str, details: Sequence[str] = (), fix: str = ""):
+        self.path = str(path)
+        self.problem = problem
+        self.details = tuple(details)
+        self.fix = fix
+        lines = [f"Raw data file '{self.path}' {problem}; nothing was built or replaced."]
+        lines += [f"  {detail}" for detail in self.details]
+        if fix:
+            lines.append(f"  Fix: {fix}.")
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """One input file as checked and landed.
+
+    ``path`` is the file as the user named it (absolute); ``parquet`` the typed rows in the landing
+    cache; ``container`` zstd, gzip, plain, zip or xlsx; ``encoding`` utf-8 or latin-1 (of the text
+    that was parsed); ``layout`` online_retail or online_retail_ii; ``first_invoice_at`` and
+    ``last_invoice_at`` the range of InvoiceDate.
+    """
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    mtime_ns: int
+    container: str
+    encoding: str
+    layout: str
+    n_rows: int
+    first_invoice_at: datetime
+    last_invoice_at: datetime
+    parquet: Path
+    reused: bool = False
+
+
+@dataclass(frozen=True)
+class _TextFacts:
+    encoding: str
+    header: bytes
+    n_bytes: int
+
+
+# ---------------------------------------------------------------------------------------------
+# 1-2. identity and container
+# ---------------------------------------------------------------------------------------------
+
+
+def file_sha256(path: Path) -> str:
+    """Return the hex SHA-256 of the file's bytes (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def declared_container(path: Path) -> str:
+    """Return the container the file's name declares (see `SUFFIX_CONTAINERS`); raise
+    `InputError` for a name with none of those endings."""
+    name = path.name.lower()
+    for suffix, container in SUFFIX_CONTAINERS.items():
+        if name.endswith(suffix):
+            return container
+    raise InputError(
+        path,
+        "has a name ending this product does not read",
+        [f"supported endings: {', '.join(SUFFIX_CONTAINERS)}"],
+        "rename the file to one of these endings (the one its contents have)",
+    )
+
+
+def sniff_container(path: Path) -> str:
+    """Return what the file's first bytes say it is: zstd, gzip, zip, or plain (anything else)."""
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    for magic, container in _MAGIC:
+        if head.startswith(magic):
+            return container
+    return "plain"
+
+
+def check_container(path: Path) -> str:
+    """Return the file's container when its name and contents agree; raise `InputError`
+    otherwise (e.g. a gzip file named ``.csv.zst``)."""
+    declared = declared_container(path)
+    found = sniff_container(path)
+    expected = "zip" if declared == "xlsx" else declared
+    if found != expected:
+        raise InputError(
+            path,
+            f"is {_CONTAINER_WORDS[found]} but its name says {_CONTAINER_WORDS[declared]}",
+            fix=_FORMAT_FIX,
+        )
+    return declared
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. whole bytes and encoding
+# ---------------------------------------------------------------------------------------------
+
+
+def _zstd_chunks(path: Path) -> Iterator[bytes]:
+    """Decompress every zstd frame of the file to its end; raise `InputError` when a frame is
+    truncated, fails its checksum, or bytes after the last frame are not a frame."""
+    decompressor = zstandard.ZstdDecompressor()
+    with path.open("rb") as handle:
+        frame = decompressor.decompressobj()
+        pending = b""
+        while True:
+            data = pending or handle.read(CHUNK_BYTES)
+            pending = b""
+            if not data:
+                break
+            try:
+                out = frame.decompress(data)
+            except zstandard.ZstdError as error:
+                raise InputError(
+                    path,
+                    "is damaged: its zstd data does not decompress",
+                    [f"zstd says: {error}"],
+                    "copy or download the file again",
+                ) from error
+            if out:
+                yield out
+            if frame.eof:
+                pending = frame.unused_data
+                frame = decompressor.decompressobj()
+                if pending and not pending.startswith(b"\x28\xb5\x2f\xfd"):
+                    raise InputError(
+                        path,
+                        "is damaged: bytes follow the end of its zstd data",
+                        fix="copy or download the file again",
+                    )
+                if not pending:
+                    pending = handle.read(CHUNK_BYTES)
+                    if not pending:
+                        return
+        if not frame.eof:
+            raise InputError(
+                path,
+                "is truncated: its zstd data ends in the middle of a frame",
+                fix="copy or download the whole file again",
+            )
+
+
+def _gzip_chunks(path: Path) -> Iterator[bytes]:
+    try:
+        with gzip.open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK_BYTES):
+                yield chunk
+    except EOFError as error:
+        raise InputError(
+            path,
+            "is truncated: its gzip data ends before the end-of-stream marker",
+            fix="copy or download the whole file again",
+        ) from error
+    except (OSError, zlib.error) as error:
+        raise InputError(
+            path,
+            "is damaged: its gzip data does not decompress",
+            [f"gzip says: {error}"],
+            "copy or download the file again",
+        ) from error
+
+
+def _plain_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            yield chunk
+
+
+def text_chunks(path: Path, container: str) -> Iterator[bytes]:
+    """The file's decompressed bytes, in chunks, checked to the end (zstd, gzip or plain)."""
+    if container == "zstd":
+        return _zstd_chunks(path)
+    if container == "gzip":
+        return _gzip_chunks(path)
+    return _plain_chunks(path)
+
+
+def _line_of(prefix_newlines: int, chunk: bytes, offset: int) -> int:
+    return prefix_newlines + chunk.count(b"\n", 0, offset) + 1
+
+
+def scan_text(path: Path, chunks: Iterator[bytes]) -> _TextFacts:
+    """Read the whole text once: decide its encoding (see the module docstring) and keep its
+    header line. Raises `InputError` for UTF-16/32, NUL bytes and latin-1 control bytes."""
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    is_utf8 = True
+    first_c1: tuple[int, int] | None = None
+    header = b""
+    header_done = False
+    newlines = 0
+    n_bytes = 0
+    first = True
+    for chunk in chunks:
+        if first:
+            first = False
+            for bom, name in (
+                (codecs.BOM_UTF32_LE, "UTF-32"),
+                (codecs.BOM_UTF32_BE, "UTF-32"),
+                (codecs.BOM_UTF16_LE, "UTF-16"),
+                (codecs.BOM_UTF16_BE, "UTF-16"),
+            ):
+                if chunk.startswith(bom):
+                    raise InputError(
+                        path,
+                        f"is {name} text, which this product does not read",
+                        fix="save it as UTF-8 or latin-1 (ISO-8859-1) CSV",
+                    )
+        nul = chunk.find(b"\x00")
+        if nul >= 0:
+            raise InputError(
+                path,
+                "is not a text CSV: it holds NUL bytes",
+                [f"first on line {_line_of(newlines, chunk, nul)}"],
+                "export it again as a UTF-8 or latin-1 CSV (not UTF-16, not a binary format)",
+            )
+        if not header_done:
+            end = chunk.find(b"\n")
+            header += chunk if end < 0 else chunk[:end]
+            header_done = end >= 0
+            if len(header) > MAX_HEADER_BYTES:
+                raise InputError(
+                    path,
+                    "does not start with a header line",
+                    [f"no line break in its first {MAX_HEADER_BYTES} bytes"],
+                    f"the first line must be the header {','.join(RAW_COLUMNS)}",
+                )
+        if is_utf8:
+            try:
+                utf8.decode(chunk)
+            except UnicodeDecodeError:
+                is_utf8 = False
+        if first_c1 is None and len(chunk.translate(None, _C1_BYTES)) < len(chunk):
+            index = min(i for i in (chunk.find(bytes([c])) for c in _C1_BYTES) if i >= 0)
+            first_c1 = (_line_of(newlines, chunk, index), chunk[index])
+        newlines += chunk.count(b"\n")
+        n_bytes += len(chunk)
+    if is_utf8:
+        try:
+            utf8.decode(b"", final=True)
+        except UnicodeDecodeError:
+            is_utf8 = False
+    if n_bytes == 0:
+        raise InputError(path, "is empty: no header line and no data lines")
+    if not is_utf8 and first_c1 is not None:
+        line, byte = first_c1
+        raise InputError(
+            path,
+            "is neither UTF-8 nor latin-1 text",
+            [
+                f"byte 0x{byte:02X} on line {line} is a control character in latin-1; the file "
+                "is probably Windows-1252 or another code page, which would load as wrong letters"
+            ],
+            "save it as UTF-8 (or latin-1) CSV",
+        )
+    return _TextFacts("utf-8" if is_utf8 else "latin-1", header, n_bytes)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. columns by name
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_header(path: Path, facts: _TextFacts) -> list[str]:
+    """Return the header's column names, decoded with the file's encoding (byte-order mark and
+    line end removed)."""
+    text = facts.header.decode(facts.encoding).removeprefix("\ufeff").rstrip("\r")
+    return next(csv.reader([text]), [])
+
+
+def map_header(path: Path, names: Sequence[str]) -> tuple[str, list[str]]:
+    """Match the header by name to one of `LAYOUTS`; return the layout and our column name for
+    each column in file order. Raises `InputError` with the expected header otherwise."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    for layout, mapping in LAYOUTS.items():
+        if not repeated and len(names) == len(mapping) and set(names) == set(mapping):
+            return layout, [mapping[name] for name in names]
+    expected = list(RAW_COLUMNS)
+    missing = [name for name in expected if name not in names]
+    unexpected = [name for name in names if name not in expected]
+    details = [
+        f"missing: {', '.join(missing) or 'none'}",
+        f"unexpected: {', '.join(unexpected) or 'none'}",
+    ]
+    if repeated:
+        details.append(f"repeated: {', '.join(repeated)}")
+    details += [
+        f"found header: {','.join(names)}",
+        f"expected header (any order): {','.join(expected)}",
+        f"or the Online Retail II header: {','.join(ONLINE_RETAIL_II_COLUMNS)}",
+    ]
+    raise InputError(
+        path,
+        "does not have the expected columns",
+        details,
+        "export the file with exactly these column names in its first line",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. exact values
+# ---------------------------------------------------------------------------------------------
+
+_MDY = r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4} [0-9]{1,2}:[0-9]{2}"
+_ISO = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?"
+_DECIMAL = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
+_SIGNIFICANT = (
+    "length(rtrim(ltrim(regexp_replace(regexp_replace(lower(trim(UnitPrice)), 'e.*$', ''),"
+    " '[^0-9]', '', 'g'), '0'), '0'))"
+)
+
+# The typed value of each column, as landed. Only applied after VALUE_CHECKS passed, so every
+# cast is exact.
+TYPED_COLUMNS: dict[str, str] = {
+    "InvoiceNo": "InvoiceNo",
+    "StockCode": "StockCode",
+    "Description": "Description",
+    "Quantity": "cast(trim(Quantity) as integer)",
+    "InvoiceDate": (
+        f"case when regexp_full_match(trim(InvoiceDate), '{_MDY}')"
+        " then strptime(trim(InvoiceDate), '%m/%d/%Y %H:%M')"
+        " else cast(replace(trim(InvoiceDate), 'T', ' ') as timestamp) end"
+    ),
+    "UnitPrice": "cast(trim(UnitPrice) as double)",
+    "CustomerID": "cast(split_part(trim(CustomerID), '.', 1) as integer)",
+    "Country": "Country",
+}
+
+# (column, what is wrong, SQL condition that flags a bad value). Checked in this order; a value
+# is reported by its first failing check only.
+VALUE_CHECKS: tuple[tuple[str, str, str], ...] = (
+    ("InvoiceNo", "are empty", "InvoiceNo is null"),
+    ("StockCode", "are empty", "StockCode is null"),
+    ("Country", "are empty", "Country is null"),
+    (
+        "Quantity",
+        "are empty or not an integer (a whole number)",
+        "not coalesce(regexp_full_match(trim(Quantity), '[+-]?[0-9]+'), false)",
+    ),
+    (
+        "Quantity",
+        "are outside the INTEGER range -2147483648..2147483647",
+        "regexp_full_match(trim(Quantity), '[+-]?[0-9]+')"
+        " and try_cast(trim(Quantity) as integer) is null",
+    ),
+    (
+        "UnitPrice",
+        "are empty or not a number (a finite decimal such as 2.55)",
+        f"not coalesce(regexp_full_match(trim(UnitPrice), '{_DECIMAL}'), false)",
+    ),
+    (
+        "UnitPrice",
+        f"have more than {MAX_SIGNIFICANT_DIGITS} significant digits, which a double would round",
+        f"regexp_full_match(trim(UnitPrice), '{_DECIMAL}')"
+        f" and {_SIGNIFICANT} > {MAX_SIGNIFICANT_DIGITS}",
+    ),
+    (
+        "UnitPrice",
+        "are too large for a double",
+        f"regexp_full_match(trim(UnitPrice), '{_DECIMAL}')"
+        " and not isfinite(try_cast(trim(UnitPrice) as double))",
+    ),
+    (
+        "InvoiceDate",
+        "are empty or do not parse as M/D/YYYY H:MM (or YYYY-MM-DD HH:MM[:SS])",
+        f"not coalesce((regexp_full_match(trim(InvoiceDate), '{_MDY}')"
+        " and try_strptime(trim(InvoiceDate), '%m/%d/%Y %H:%M') is not null)"
+        f" or (regexp_full_match(trim(InvoiceDate), '{_ISO}')"
+        " and try_cast(replace(trim(InvoiceDate), 'T', ' ') as timestamp) is not null), false)",
+    ),
+    (
+        "CustomerID",
+        "are not an integer (a whole number, or empty for no customer)",
+        "CustomerID is not null and not regexp_full_match(trim(CustomerID), '[+-]?[0-9]+(\\.0*)?')",
+    ),
+    (
+        "CustomerID",
+        "are outside the INTEGER range -2147483648..2147483647",
+        "regexp_full_match(trim(CustomerID), '[+-]?[0-9]+(\\.0*)?')"
+        " and try_cast(split_part(trim(CustomerID), '.', 1) as integer) is null",
+    ),
+)
+
+_VALUE_FIX = (
+    "correct these values in the file (or export it again) so that every field is written as its"
+    " column declares; the README's 'Pointing it at the data' shows the format"
+)
+
+
+def _csv_relation_sql(names: Sequence[str]) -> str:
+    """A read_csv call with every column read as text under our names, in file order. The path,
+    encoding and compression are bound parameters ($path, $encoding, $compression)."""
+    columns = ", ".join(f"'{name}': 'VARCHAR'" for name in names)
+    return (
+        "read_csv($path, header = true, auto_detect = false, delim = ',', quote = '\"',"
+        " escape = '\"', strict_mode = true, encoding = $encoding,"
+        f" compression = $compression, columns = {{{columns}}})"
+    )
+
+
+def _numbered_sql(names: Sequence[str]) -> str:
+    # DuckDB keeps a file's order in a scan (insertion order is preserved), so the row number is
+    # the line's position among the data lines.
+    return f"select row_number() over () as file_row_number, * from {_csv_relation_sql(names)}"
+
+
+def check_values(
+    connection: duckdb.DuckDBPyConnection, path: Path, parameters: dict[str, str], names: list[str]
+) -> int:
+    """Run every `VALUE_CHECKS` over the file in one scan; return the number of data rows or raise
+    `InputError` listing, per failing check, how many values, the first line and its value."""
+    flags = ", ".join(
+        f"coalesce({condition}, false) as bad_{index}"
+        for index, (_column, _problem, condition) in enumerate(VALUE_CHECKS)
+    )
+    aggregates = ["count(*) as n_rows"]
+    for index, (column, _problem, _condition) in enumerate(VALUE_CHECKS):
+        aggregates += [
+            f"count(*) filter (where bad_{index}) as bad_{index}",
+            f"min(file_row_number) filter (where bad_{index}) as line_{index}",
+            f"arg_min({column}, file_row_number) filter (where bad_{index}) as value_{index}",
+        ]
+    sql = (
+        f"with flagged as (select *, {flags} from ({_numbered_sql(names)}))"
+        f" select {', '.join(aggregates)} from flagged"
+    )
+    row = _fetch_one(connection, path, sql, parameters)
+    n_rows = int(row[0])
+    if n_rows == 0:
+        raise InputError(path, "holds no data lines (only a header, or nothing)")
+    problems = []
+    for index, (column, problem, _condition) in enumerate(VALUE_CHECKS):
+        n_bad, first_row, value = row[1 + 3 * index : 4 + 3 * index]
+        if n_bad:
+            shown = "empty" if value is None else f"'{value}'"
+            problems.append(
+                f"column {column}: {n_bad} value(s) {problem}"
+                f" (first on line {first_row + 1} of the file: {shown})"
+            )
+    if problems:
+        raise InputError(
+            path, "has values that would not load exactly as written", problems, _VALUE_FIX
+        )
+    return n_rows
+
+
+def _fetch_one(
+    connection: duckdb.DuckDBPyConnection, path: Path, sql: str, parameters: dict[str, str]
+) -> tuple:
+    try:
+        rows = connection.execute(sql, parameters).fetchall()
+    except duckdb.Error as error:
+        raise _csv_error(path, error) from error
+    return rows[0]
+
+
+def _csv_error(path: Path, error: duckdb.Error) -> InputError:
+    """Turn DuckDB's CSV reader error into an `InputError` keeping DuckDB's own first lines
+    (they name the line and show it), without its generic advice."""
+    kept = []
+    for line in str(error).splitlines():
+        if line.startswith(("Possible fixes", "* ", "  file=", "Possible Solution")):
+            break
+        if line.strip():
+            kept.append(line.strip())
+    return InputError(
+        path,
+        "is not a well-formed CSV",
+        kept[:4],
+        "every line must have the header's columns, separated by commas, with text that holds"
+        " commas or quotes in double quotes (a quote inside doubled)",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. landing
+# ---------------------------------------------------------------------------------------------
+
+
+def landing_key(sha256: str, path: Path) -> str:
+    """The cache name of a file's landed Parquet: its content hash, a hash of its path (the path
+    is a column of the landed rows) and the landing version."""
+    path_hash = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:12]
+    return f"{sha256}-{path_hash}-v{LANDING_VERSION}"
+
+
+def _write_parquet(
+    connection: duckdb.DuckDBPyConnection,
+    path: Path,
+    parameters: dict[str, str],
+    names: list[str],
+    sha256: str,
+    target: Path,
+) -> tuple[datetime, datetime]:
+    typed = ", ".join(f"{expression} as {column}" for column, expression in TYPED_COLUMNS.items())
+    staged = target.with_name(f".{target.name}.tmp")
+    sql = (
+        f"copy (select file_row_number, {typed},"
+        " cast($source_file as varchar) as source_file,"
+        " cast($source_sha256 as varchar) as source_sha256"
+        f" from ({_numbered_sql(names)}))"
+        " to $target (format parquet, compression zstd)"
+    )
+    try:
+        connection.execute(
+            sql,
+            {
+                **parameters,
+                "source_file": str(path),
+                "source_sha256": sha256,
+                "target": str(staged),
+            },
+        )
+        first, last = connection.execute(
+            "select min(InvoiceDate), max(InvoiceDate) from read_parquet($target)",
+            {"target": str(staged)},
+        ).fetchall()[0]
+    except duckdb.Error as error:
+        staged.unlink(missing_ok=True)
+        raise _csv_error(path, error) from error
+    os.replace(staged, target)
+    return first, last
+
+
+def scratch_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection for reading files, without a progress bar."""
+    connection = duckdb.connect()
+    connection.execute("set enable_progress_bar = false")
+    return connection
+
+
+def _read_landed(parquet: Path) -> tuple[int, datetime, datetime]:
+    with scratch_connection() as connection:
+        return connection.execute(
+            "select count(*), min(InvoiceDate), max(InvoiceDate) from read_parquet($p)",
+            {"p": str(parquet)},
+        ).fetchall()[0]
+
+
+def land_file(path: Path, cache_dir: Path) -> LandedFile:
+    """Check one input file completely and land it as typed Parquet in cache_dir (reused while
+    its content and path are unchanged). Raises `InputError` when it cannot be read exactly."""
+    path = path.resolve()
+    if not path.is_file():
+        raise InputError(path, "does not exist (or is not a file)", fix="check the path")
+    stat = path.stat()
+    container = check_container(path)
+    sha256 = file_sha256(path)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = landing_key(sha256, path)
+    parquet = cache_dir / f"{key}.parquet"
+    facts_file = cache_dir / f"{key}.facts"
+    if parquet.is_file() and facts_file.is_file():
+        encoding, layout = facts_file.read_text().split()
+        n_rows, first, last = _read_landed(parquet)
+        return LandedFile(
+            path, sha256, stat.st_size, stat.st_mtime_ns, container, encoding, layout,
+            n_rows, first, last, parquet, reused=True,
+        )  # fmt: skip
+    text_path, text_container = path, container
+    if container in ("zip", "xlsx"):
+        text_path = convert_download(path, container, cache_dir / f"{key}.csv")
+        text_container = "plain"
+    facts = scan_text(path, text_chunks(text_path, text_container))
+    layout, names = map_header(path, parse_header(path, facts))
+    parameters = {
+        "path": str(text_path),
+        "encoding": facts.encoding,
+        "compression": {"zstd": "zstd", "gzip": "gzip"}.get(text_container, "none"),
+    }
+    with scratch_connection() as connection:
+        n_rows = check_values(connection, path, parameters, names)
+        first, last = _write_parquet(connection, path, parameters, names, sha256, parquet)
+    facts_file.write_text(f"{facts.encoding} {layout}\n")
+    return LandedFile(
+        path, sha256, stat.st_size, stat.st_mtime_ns, container, facts.encoding, layout,
+        n_rows, first, last, parquet,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Excel downloads
+# ---------------------------------------------------------------------------------------------
+
+
+def convert_download(path: Path, container: str, target: Path) -> Path:
+    """Convert the UCI download (a zip holding one .xlsx or .csv, or the .xlsx itself) to a UTF-8
+    CSV at target, once: an existing target (same content key) is reused. Returns target."""
+    if target.is_file():
+        return target
+    staged = target.with_name(f".{target.name}.tmp")
+    try:
+        if container == "zip":
+            with zipfile.ZipFile(path) as archive:
+                member = _zip_member(path, archive)
+                with archive.open(member) as handle:
+                    if member.lower().endswith(".csv"):
+                        _copy_csv_member(path, handle, staged)
+                    else:
+                        _workbook_to_csv(path, io.BytesIO(handle.read()), staged)
+        else:
+            with path.open("rb") as handle:
+                _workbook_to_csv(path, handle, staged)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        staged.unlink(missing_ok=True)
+        raise InputError(
+            path,
+            "is damaged: the zip archive does not read",
+            [f"zip says: {error}"],
+            "download the file again",
+        ) from error
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    os.replace(staged, target)
+    return target
+
+
+def _zip_member(path: Path, archive: zipfile.ZipFile) -> str:
+    damaged = archive.testzip()
+    if damaged is not None:
+        raise InputError(
+            path,
+            f"is damaged: member '{damaged}' fails its CRC check",
+            fix="download the file again",
+        )
+    members = [
+        info.filename
+        for info in archive.infolist()
+        if not info.is_dir()
+        and info.filename.lower().endswith((".xlsx", ".csv"))
+        and not info.filename.startswith("__MACOSX/")
+    ]
+    if len(members) != 1:
+        raise InputError(
+            path,
+            "must hold exactly one .xlsx or .csv file",
+            [f"found: {', '.join(members) or 'none'}"],
+            "point RETAIL_RAW_PATH at the workbook or CSV itself",
+        )
+    return members[0]
+
+
+def _copy_csv_member(path: Path, handle: BinaryIO, staged: Path) -> None:
+    with staged.open("wb") as out:
+        while chunk := handle.read(CHUNK_BYTES):
+            out.write(chunk)
+
+
+def _cell_text(value: object, column: str) -> str:
+    """One workbook cell as CSV text, exactly: whole floats in integer columns without '.0',
+    prices to Excel's own 15 significant digits, dates in ISO form (to the second)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        # Excel stores a time as a fraction of a day; openpyxl's conversion can land a
+        # microsecond off a whole second, so round to the second.
+        rounded = value.replace(microsecond=0)
+        if value.microsecond >= 500_000:
+            rounded += timedelta(seconds=1)
+        return rounded.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if column == "UnitPrice":
+            return format(value, ".15g")
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        workbook = load_workbook(handle, read_only=True, data_only=True)
+    except (InvalidFileException, KeyError, zipfile.BadZipFile, OSError) as error:
+        raise InputError(
+            path,
+            "is not an Excel workbook that can be read",
+            [f"openpyxl says: {error}"],
+            "download the file again, or export it as CSV",
+        ) from error
+    header: list[str] | None = None
+    names: list[str] = []
+    with staged.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        for sheet in workbook.worksheets:
+            rows = sheet.iter_rows(values_only=True)
+            sheet_header = [str(cell) if cell is not None else "" for cell in next(rows, ())]
+            while sheet_header and sheet_header[-1] == "":
+                sheet_header.pop()
+            if not sheet_header:
+                continue
+            if header is None:
+                header = sheet_header
+                _layout, names = map_header(path, header)
+                writer.writerow(header)
+            elif sheet_header != header:
+                raise InputError(
+                    path,
+                    f"has sheets with different headers (sheet '{sheet.title}')",
+                    [
+                        f"first sheet: {','.join(header)}",
+                        f"'{sheet.title}': {','.join(sheet_header)}",
+                    ],
+                    "give every sheet the same header, or export one CSV",
+                )
+            for row in rows:
+                cells = list(row[: len(names)]) + [None] * (len(names) - len(row))
+                if all(cell is None for cell in cells):
+                    continue
+                writer.writerow(
+                    _cell_text(cell, name) for cell, name in zip(cells, names, strict=True)
+                )
+    workbook.close()
+    if header is None:
+        raise InputError(path, "is empty: no sheet holds a header line")

@@ -1,0 +1,436 @@
+"""Prepare a build: check the settings and every input file, land the inputs, decide whether the
+warehouse must be rebuilt from scratch, and write the stamp that dbt's ``on-run-start`` hook checks.
+
+`prepare` runs before any dbt command of ``python -m retail_segments build`` (``make build``),
+``backfill`` and ``prepare``. Nothing in the warehouse is touched: a problem raises
+`PreflightError` (an `InputError`, `SettingsError` or `RawDataNotFoundError` inside), so the
+last good marts and serving copy stay as they were.
+
+The landing directory (``RETAIL_LANDING_DIR``, default ``landing/`` beside the warehouse) holds:
+
+* ``cache/``: each input file's typed Parquet, keyed by content (see `retail_segments.ops.inputs`);
+* ``inputs-<id>/``: one prepared set of inputs, hard links ``raw/<key>.parquet`` and
+  ``incoming/<key>.parquet`` into the cache, and ``prepared.json`` (the stamp: every input file
+  with its path and SHA-256, the checked vars, the warehouse, whether a full refresh is needed);
+* ``current``: a symlink to the newest prepared set, replaced atomically. dbt's sources read
+  ``current/raw/*.parquet`` and ``current/incoming/*.parquet``.
+
+**Input identity.** The warehouse records, on every line of ``int_sales_lines__screened``, the
+file it came from and that file's SHA-256. The build is incremental only when the raw file is the
+one the warehouse was built from (same path, same bytes), every incoming file loaded so far is
+still there with the same bytes, and every new incoming file sorts after the loaded ones and holds
+no purchase dated before a loaded return of the same customer and product (which a full build could
+match to it). Otherwise the whole build runs with ``--full-refresh``
+(`Identity.full_refresh`), which makes the warehouse equal to a fresh build of the current input.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from retail_segments.ops.inputs import (
+    SUFFIX_CONTAINERS,
+    InputError,
+    LandedFile,
+    land_file,
+    scratch_connection,
+)
+from retail_segments.ops.settings import (
+    DataFacts,
+    ProjectVars,
+    SettingsError,
+    check_environment,
+    check_vars,
+    check_vars_against_data,
+    parse_cli_vars,
+    project_var_defaults,
+    var_text,
+)
+from retail_segments.paths import (
+    RAW_PATH_ENV,
+    WAREHOUSE_PATH_ENV,
+    RawDataNotFoundError,
+    resolve_raw_path,
+    warehouse_path,
+)
+
+LANDING_DIR_ENV = "RETAIL_LANDING_DIR"
+INCOMING_GLOB_ENV = "RETAIL_INCOMING_GLOB"
+DEFAULT_INCOMING_GLOB = "data/incoming/*.csv.zst"
+CURRENT_LINK = "current"
+STAMP_NAME = "prepared.json"
+KEEP_PREPARED_SETS = 3
+SCREENED_TABLE = ("intermediate", "int_sales_lines__screened")
+INCOMING_ROW_BASE = 1_000_000_000
+# Selection flags of dbt: a build that must start from scratch cannot be a partial one.
+_SELECTION_FLAGS = (
+    "--select",
+    "-s",
+    "--models",
+    "-m",
+    "--exclude",
+    "--selector",
+    "--resource-type",
+)
+
+
+class PreflightError(Exception):
+    """A problem found before anything was built; its message says what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Whether the warehouse can load the inputs incrementally, and if not, why."""
+
+    full_refresh: bool
+    reasons: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        return "; ".join(self.reasons)
+
+
+@dataclass(frozen=True)
+class PreparedBuild:
+    """A prepared build: the environment for dbt and the arguments to add."""
+
+    env: dict[str, str]
+    raw: LandedFile
+    incoming: tuple[LandedFile, ...]
+    identity: Identity
+    settings: ProjectVars
+    stamp: Path
+    dbt_args: tuple[str, ...] = field(default=())
+
+
+def landing_dir(warehouse: Path, environ: Mapping[str, str]) -> Path:
+    """``RETAIL_LANDING_DIR`` when set, else ``landing/`` beside the warehouse (absolute)."""
+    configured = environ.get(LANDING_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return warehouse.parent.resolve() / "landing"
+
+
+def incoming_files(project_root: Path, environ: Mapping[str, str]) -> tuple[str, list[Path]]:
+    """The incoming daily files (``RETAIL_INCOMING_GLOB``, relative to the project), sorted by
+    name, with the pattern used. Raises `InputError` for a match the product cannot read."""
+    pattern = environ.get(INCOMING_GLOB_ENV) or DEFAULT_INCOMING_GLOB
+    anchored = Path(pattern).expanduser()
+    if not anchored.is_absolute():
+        anchored = project_root / anchored
+    found = sorted(Path(match).resolve() for match in glob.glob(str(anchored)))
+    files = [path for path in found if path.is_file()]
+    for path in files:
+        if not path.name.lower().endswith(tuple(SUFFIX_CONTAINERS)):
+            raise InputError(
+                path,
+                f"matches {INCOMING_GLOB_ENV} ({pattern}) but has a name ending this product"
+                " does not read",
+                [f"supported endings: {', '.join(SUFFIX_CONTAINERS)}"],
+                f"narrow {INCOMING_GLOB_ENV} to the daily files, e.g. data/incoming/*.csv.zst",
+            )
+    return str(anchored), files
+
+
+def data_facts(landed: Sequence[LandedFile]) -> DataFacts:
+    """The inputs' time range and each customer's first purchase (lines with a customer, a
+    positive quantity and price, no cancellation invoice, a goods stock code: the lines the
+    cleaning keeps), read from the landed Parquet."""
+    files = [str(item.parquet) for item in landed]
+    with scratch_connection() as connection:
+        first_purchases = connection.execute(
+            "select min(InvoiceDate) from read_parquet($files)"
+            " where CustomerID is not null and Quantity > 0 and UnitPrice > 0"
+            " and InvoiceNo not like 'C%'"
+            " and not (upper(substr(StockCode, 1, 1)) between 'A' and 'Z')"
+            " group by CustomerID",
+            {"files": files},
+        ).fetchall()
+    return DataFacts(
+        first_invoice_at=min(item.first_invoice_at for item in landed),
+        last_invoice_at=max(item.last_invoice_at for item in landed),
+        customer_first_purchases=[row[0] for row in first_purchases],
+    )
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """One file the warehouse has loaded, as recorded on its lines."""
+
+    path: str
+    sha256: str
+    is_raw: bool
+    last_invoice_at: datetime | None
+
+
+def loaded_files(warehouse: Path) -> list[LoadedFile] | None:
+    """The files the warehouse's cleaning chain was built from, or None when it records none
+    (no warehouse yet, or one built before fingerprints were recorded: see `decide_identity`)."""
+    if not warehouse.exists():
+        return None
+    try:
+        connection = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.IOException as error:
+        raise PreflightError(
+            f"The warehouse {warehouse} cannot be opened to read what it was built from: {error}\n"
+            "  Fix: close any program that holds it open (BI tools read the serving copy instead)"
+            " and run the build again."
+        ) from error
+    with connection:
+        columns = {
+            row[0]
+            for row in connection.execute(
+                "select column_name from information_schema.columns"
+                " where table_schema = ? and table_name = ?",
+                list(SCREENED_TABLE),
+            ).fetchall()
+        }
+        if not {"source_file", "source_sha256"} <= columns:
+            return [] if columns or _has_project_tables(connection) else None
+        rows = connection.execute(
+            f"select source_file, source_sha256, max(source_row_number) < {INCOMING_ROW_BASE},"
+            f" max(invoice_at) from {SCREENED_TABLE[0]}.{SCREENED_TABLE[1]} group by all"
+        ).fetchall()
+    return [LoadedFile(path, sha, bool(is_raw), last) for path, sha, is_raw, last in rows]
+
+
+def _has_project_tables(connection: duckdb.DuckDBPyConnection) -> bool:
+    count = connection.execute(
+        "select count(*) from information_schema.tables"
+        " where table_schema in ('intermediate', 'marts', 'ml')"
+    ).fetchall()[0][0]
+    return count > 0
+
+
+def purchases_before_loaded_returns(
+    warehouse: Path, new_files: Sequence[LandedFile]
+) -> dict[str, tuple[int, str]]:
+    """For each new incoming file, its purchase lines (customer, positive quantity, not an exact
+    copy of a loaded line) dated before a loaded return of the same customer and stock code: the
+    count and the first one. A full build could match such a return to the new purchase (the
+    latest candidate in file order), which an incremental run cannot redo, so these force a
+    rebuild."""
+    if not new_files:
+        return {}
+    schema, table = SCREENED_TABLE
+    sql = f"""
+        with new_purchases as (
+            select * from read_parquet($files)
+            where CustomerID is not null and Quantity > 0
+        ),
+        fresh as (
+            select * from new_purchases as new
+            where not exists (
+                select 1 from {schema}.{table} as loaded
+                where loaded.invoice_at = new.InvoiceDate
+                  and loaded.invoice_no = new.InvoiceNo
+                  and loaded.stock_code = new.StockCode
+                  and loaded.description is not distinct from new.Description
+                  and loaded.quantity = new.Quantity
+                  and loaded.unit_price = new.UnitPrice
+                  and loaded.customer_id = new.CustomerID
+                  and loaded.country = new.Country
+            )
+        ),
+        backdated as (
+            select distinct fresh.source_file, fresh.file_row_number, fresh.CustomerID,
+                fresh.StockCode, fresh.InvoiceDate
+            from fresh
+            inner join {schema}.{table} as loaded_return
+                on loaded_return.customer_id = fresh.CustomerID
+                and loaded_return.stock_code = fresh.StockCode
+                and loaded_return.quantity < 0
+                and (loaded_return.removal_step is null or loaded_return.removal_step > 2)
+                and loaded_return.invoice_at > fresh.InvoiceDate
+        )
+        select source_file, count(*),
+            arg_min('customer ' || CustomerID || ', stock code ' || StockCode || ' at '
+                || strftime(InvoiceDate, '%Y-%m-%d %H:%M'), file_row_number)
+        from backdated group by source_file
+    """
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        rows = connection.execute(sql, {"files": [str(item.parquet) for item in new_files]})
+        return {path: (int(count), first) for path, count, first in rows.fetchall()}
+
+
+def decide_identity(
+    loaded: list[LoadedFile] | None,
+    raw: LandedFile,
+    incoming: Sequence[LandedFile],
+    backdated: Mapping[str, tuple[int, str]] | None = None,
+) -> Identity:
+    """Whether the warehouse can take the inputs incrementally (see the module docstring).
+    ``backdated`` is `purchases_before_loaded_returns` of the new incoming files."""
+    if loaded is None:
+        return Identity(False)
+    if not loaded:
+        return Identity(
+            True,
+            ("the warehouse does not record which files it was built from (an earlier version)",),
+        )
+    reasons: list[str] = []
+    loaded_raw = [item for item in loaded if item.is_raw]
+    if not any(item.path == str(raw.path) and item.sha256 == raw.sha256 for item in loaded_raw):
+        before = ", ".join(f"{item.path} (sha256 {item.sha256[:12]})" for item in loaded_raw)
+        reasons.append(
+            f"the raw file is not the one the warehouse was built from: now {raw.path}"
+            f" (sha256 {raw.sha256[:12]}), before {before or 'none'}"
+        )
+    current = {str(item.path): item for item in incoming}
+    loaded_incoming = [item for item in loaded if not item.is_raw]
+    for item in loaded_incoming:
+        now = current.get(item.path)
+        if now is None:
+            reasons.append(f"the loaded incoming file {item.path} is gone")
+        elif now.sha256 != item.sha256:
+            reasons.append(f"the loaded incoming file {item.path} has changed")
+    loaded_paths = {item.path for item in loaded_incoming}
+    last_name = max((Path(item.path).name for item in loaded_incoming), default="")
+    for item in incoming:
+        if str(item.path) in loaded_paths:
+            continue
+        if item.path.name < last_name:
+            reasons.append(f"the new incoming file {item.path} sorts before the loaded {last_name}")
+        count, first = (backdated or {}).get(str(item.path), (0, ""))
+        if count:
+            reasons.append(
+                f"the new incoming file {item.path} holds {count} purchase line(s) dated before a"
+                f" loaded return of the same customer and product (first: {first})"
+            )
+    return Identity(bool(reasons), tuple(reasons))
+
+
+def new_incoming(
+    loaded: list[LoadedFile] | None, incoming: Sequence[LandedFile]
+) -> list[LandedFile]:
+    """The incoming files the warehouse has not loaded yet."""
+    known = {item.path for item in loaded or []}
+    return [item for item in incoming if str(item.path) not in known]
+
+
+def _link_set(landing: Path, raw: LandedFile, incoming: Sequence[LandedFile]) -> Path:
+    prepared = landing / f"inputs-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
+    (prepared / "raw").mkdir(parents=True)
+    (prepared / "incoming").mkdir()
+    os.link(raw.parquet, prepared / "raw" / raw.parquet.name)
+    for item in incoming:
+        os.link(item.parquet, prepared / "incoming" / item.parquet.name)
+    return prepared
+
+
+def _file_entry(role: str, item: LandedFile, prepared: Path) -> dict[str, Any]:
+    return {
+        "role": role,
+        "path": str(item.path),
+        "sha256": item.sha256,
+        "size_bytes": item.size_bytes,
+        "container": item.container,
+        "encoding": item.encoding,
+        "layout": item.layout,
+        "n_rows": item.n_rows,
+        "landed": str(prepared / role / item.parquet.name),
+    }
+
+
+def _switch_current(landing: Path, prepared: Path) -> None:
+    staged = landing / f".{CURRENT_LINK}.{uuid.uuid4().hex[:8]}.tmp"
+    staged.symlink_to(prepared.name)
+    os.replace(staged, landing / CURRENT_LINK)
+    sets = sorted(path for path in landing.glob("inputs-*") if path.is_dir())
+    for old in sets[:-KEEP_PREPARED_SETS]:
+        if old != prepared:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _has_selection(dbt_args: Sequence[str]) -> bool:
+    return any(arg.split("=", 1)[0] in _SELECTION_FLAGS for arg in dbt_args)
+
+
+def prepare(
+    project_root: Path,
+    environ: Mapping[str, str],
+    dbt_args: Sequence[str] = (),
+    *,
+    fits: bool = True,
+) -> PreparedBuild:
+    """Check and land everything a dbt run will read; return the dbt environment and arguments.
+
+    ``dbt_args`` are the arguments the user gives dbt (``--vars`` is checked; a full refresh is
+    refused together with a selection). ``fits=False`` for runs that fit no model (a backfill
+    month): the date vars must then only lie inside the data. Raises `PreflightError`.
+    """
+    try:
+        return _prepare(project_root, environ, dbt_args, fits)
+    except (InputError, SettingsError, RawDataNotFoundError) as error:
+        raise PreflightError(str(error)) from error
+
+
+def _prepare(
+    project_root: Path, environ: Mapping[str, str], dbt_args: Sequence[str], fits: bool
+) -> PreparedBuild:
+    check_environment(environ)
+    cli_vars, _rest = parse_cli_vars(dbt_args)
+    raw_values = {**project_var_defaults(project_root), **cli_vars}
+    settings = check_vars(raw_values)
+
+    raw_path = resolve_raw_path(project_root, environ)
+    warehouse = warehouse_path(project_root, environ)
+    landing = landing_dir(warehouse, environ)
+    cache = landing / "cache"
+    _pattern, incoming_paths = incoming_files(project_root, environ)
+    incoming_paths = [path for path in incoming_paths if path != raw_path]
+    raw = land_file(raw_path, cache)
+    incoming = tuple(land_file(path, cache) for path in incoming_paths)
+    check_vars_against_data(settings, raw_values, data_facts([raw, *incoming]), fits=fits)
+
+    loaded = loaded_files(warehouse)
+    backdated = (
+        purchases_before_loaded_returns(warehouse, new_incoming(loaded, incoming)) if loaded else {}
+    )
+    identity = decide_identity(loaded, raw, incoming, backdated)
+    if identity.full_refresh and _has_selection(dbt_args):
+        raise PreflightError(
+            f"The inputs changed ({identity.summary()}), so the warehouse must be rebuilt from"
+            " scratch, which a build limited by --select/--exclude cannot do; nothing was built.\n"
+            "  Fix: run the build without --select/--exclude (make build)."
+        )
+    args = list(dbt_args)
+    if identity.full_refresh and "--full-refresh" not in args:
+        args.append("--full-refresh")
+
+    prepared = _link_set(landing, raw, incoming)
+    stamp = {
+        "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "warehouse": str(warehouse),
+        "raw_path": str(raw.path),
+        "incoming_glob": _pattern,
+        "full_refresh": identity.full_refresh,
+        "reasons": list(identity.reasons),
+        "vars": [
+            {"name": name, "value": var_text(raw_values[name])} for name in ProjectVars.model_fields
+        ],
+        "files": [
+            _file_entry("raw", raw, prepared),
+            *(_file_entry("incoming", item, prepared) for item in incoming),
+        ],
+    }
+    (prepared / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n")
+    _switch_current(landing, prepared)
+
+    env = dict(environ)
+    env[RAW_PATH_ENV] = str(raw.path)
+    env[WAREHOUSE_PATH_ENV] = str(warehouse)
+    env[LANDING_DIR_ENV] = str(landing)
+    env[INCOMING_GLOB_ENV] = _pattern
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    return PreparedBuild(env, raw, incoming, identity, settings, prepared / STAMP_NAME, tuple(args))

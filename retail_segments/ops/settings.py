@@ -1,0 +1,319 @@
+"""Settings checked before anything is built: the project's dbt vars and the environment.
+
+`ProjectVars` declares every var of ``dbt_project.yml`` (its defaults stay there, documented beside
+each var): an unknown name or a value of the wrong type or form is refused.
+`check_vars_against_data` then checks the dates against the data being built (inside its range,
+with enough customers for the fits) and against each other. `check_environment` checks the
+``RETAIL_*`` variables.
+
+Every problem becomes a `SettingsError` whose message names the setting, the value and the valid
+range or form, so a user's mistake never surfaces as a traceback from inside a model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
+
+# Fewest customers with a purchase before rfm_as_of for the segmentation fits: t-SNE's default
+# perplexity of 50 needs more than 50 clustered customers, and the 5% outliers are not clustered
+# (the whole build passes on 55 customers of the synthetic fixture; 60 leaves a margin).
+MIN_SEGMENTED_CUSTOMERS = 60
+# Fewest customers who first bought before new_customer_cutoff (the interest clustering and its
+# classifier are fitted on them), and fewest who first bought on or after it (they are scored).
+MIN_INTEREST_TRAINING_CUSTOMERS = 50
+MIN_NEW_CUSTOMERS = 1
+
+_TIMESTAMP_FORMS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
+_TIMESTAMP_HELP = "a date YYYY-MM-DD (midnight) or YYYY-MM-DD HH:MM[:SS]"
+_VARS_EXAMPLE = "'{rfm_as_of: 2011-06-01}'"
+
+
+class SettingsError(ValueError):
+    """One or more settings are malformed, out of range or inconsistent."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = tuple(problems)
+        super().__init__(
+            "Settings that cannot be built; nothing was built or replaced:\n"
+            + "\n".join(f"  {problem}" for problem in self.problems)
+        )
+
+
+def _as_timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        for form in _TIMESTAMP_FORMS:
+            try:
+                return datetime.strptime(value.strip(), form)
+            except ValueError:
+                continue
+    raise ValueError(f"not {_TIMESTAMP_HELP}")
+
+
+def _as_share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("not a number")
+    return float(value)
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_as_timestamp)]
+Share = Annotated[float, BeforeValidator(_as_share), Field(ge=0, le=1)]
+
+
+class ProjectVars(BaseModel):
+    """The dbt vars of this project (defaults and their meaning: ``dbt_project.yml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rfm_as_of: Timestamp = Field(description="RFM and segments as of this moment")
+    top_products_n: StrictInt = Field(ge=1, le=10_000, description="rows of eda_top_products")
+    new_customer_cutoff: Timestamp = Field(
+        description="interest and product fits use lines before it; new customers start on it"
+    )
+    new_customer_max_orders: StrictInt = Field(
+        ge=1,
+        le=10,
+        description="a new customer's interest is predicted from up to this many orders",
+    )
+    history_churn_days: StrictInt = Field(
+        ge=1, le=3650, description="days without a purchase after which a customer is churned"
+    )
+    retraining_max_changed_share: Share = Field(
+        description="warn when a retrain moves more than this share of customers"
+    )
+
+
+def project_var_defaults(project_root: Path) -> dict[str, Any]:
+    """The ``vars:`` block of the project's ``dbt_project.yml``."""
+    with (project_root / "dbt_project.yml").open() as handle:
+        return dict(yaml.safe_load(handle).get("vars") or {})
+
+
+def parse_cli_vars(dbt_args: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """Find ``--vars VALUE`` (or ``--vars=VALUE``) in dbt's arguments; return the parsed vars and
+    the other arguments. Raises `SettingsError` for YAML that does not parse to a mapping."""
+    rest: list[str] = []
+    text: str | None = None
+    args = list(dbt_args)
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--vars":
+            if index + 1 >= len(args):
+                raise SettingsError([f"--vars needs a value, e.g. --vars {_VARS_EXAMPLE}"])
+            text = args[index + 1]
+            index += 2
+            continue
+        if arg.startswith("--vars="):
+            text = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        index += 1
+    if text is None:
+        return {}, rest
+    try:
+        parsed = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem", None) or "not YAML"
+        raise SettingsError(
+            [f"--vars {text!r} does not parse ({mark}); write it as YAML, e.g. {_VARS_EXAMPLE}"]
+        ) from error
+    if parsed is None:
+        return {}, rest
+    if not isinstance(parsed, dict):
+        raise SettingsError(
+            [f"--vars {text!r} is not a mapping; write it as YAML, e.g. {_VARS_EXAMPLE}"]
+        )
+    return parsed, rest
+
+
+def check_vars(values: Mapping[str, Any]) -> ProjectVars:
+    """Validate the effective vars (defaults overlaid with ``--vars``); raise `SettingsError` naming
+    each bad var, its value and what it must be."""
+    try:
+        return ProjectVars(**values)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = ".".join(str(part) for part in item["loc"]) or "vars"
+            if item["type"] == "extra_forbidden":
+                known = ", ".join(ProjectVars.model_fields)
+                problems.append(f"var {name} is not a setting of this project; known vars: {known}")
+                continue
+            value = values.get(name, item.get("input"))
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"var {name} = {value!r}: {message}")
+        raise SettingsError(problems) from None
+
+
+def var_text(value: Any) -> str:
+    """A var's value as dbt renders it with ``{{ var(name) }}`` (for the prepared-build stamp)."""
+    return str(value)
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What the settings are checked against: the time range of every input line, and the
+    moments at which the N-th customer made their first purchase (for the fits' minimum sizes)."""
+
+    first_invoice_at: datetime
+    last_invoice_at: datetime
+    customer_first_purchases: Sequence[datetime]
+
+    @property
+    def end_of_data(self) -> datetime:
+        """Midnight after the last invoice's day: the latest as-of moment inside the data."""
+        last = self.last_invoice_at
+        return datetime(last.year, last.month, last.day) + timedelta(days=1)
+
+    def customers_before(self, moment: datetime) -> int:
+        return sum(1 for first in self.customer_first_purchases if first < moment)
+
+    def earliest_with(self, n_customers: int) -> datetime | None:
+        """The first midnight before which at least n_customers have bought, if any."""
+        ordered = sorted(self.customer_first_purchases)
+        if len(ordered) < n_customers:
+            return None
+        moment = ordered[n_customers - 1]
+        return datetime(moment.year, moment.month, moment.day) + timedelta(days=1)
+
+
+def _fmt(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def check_vars_against_data(
+    settings: ProjectVars, raw: Mapping[str, Any], facts: DataFacts, *, fits: bool = True
+) -> None:
+    """Check the date vars against the data (``fits=False`` when the run fits no model, e.g. a
+    backfill month, so only the range applies). Raises `SettingsError` with every problem."""
+    problems: list[str] = []
+    start, end = facts.first_invoice_at, facts.end_of_data
+    valid = (
+        f"valid: after the first invoice ({_fmt(start)}) up to {_fmt(end)}"
+        " (the midnight after the last)"
+    )
+    for name in ("rfm_as_of", "new_customer_cutoff"):
+        moment: datetime = getattr(settings, name)
+        if moment <= start:
+            problems.append(f"var {name} = {raw[name]!r} is not after the data starts; {valid}")
+        elif moment > end:
+            problems.append(f"var {name} = {raw[name]!r} is after the data ends; {valid}")
+    if problems or not fits:
+        if problems:
+            raise SettingsError(problems)
+        return
+    n_segmented = facts.customers_before(settings.rfm_as_of)
+    if n_segmented < MIN_SEGMENTED_CUSTOMERS:
+        earliest = facts.earliest_with(MIN_SEGMENTED_CUSTOMERS)
+        where = f"valid: from {_fmt(earliest)} on" if earliest else "the data has too few customers"
+        problems.append(
+            f"var rfm_as_of = {raw['rfm_as_of']!r} leaves {n_segmented} customers with a purchase"
+            f" before it; the segmentation needs at least {MIN_SEGMENTED_CUSTOMERS}; {where}"
+        )
+    cutoff = settings.new_customer_cutoff
+    n_training = facts.customers_before(cutoff)
+    n_new = len(facts.customer_first_purchases) - n_training
+    if n_training < MIN_INTEREST_TRAINING_CUSTOMERS:
+        earliest = facts.earliest_with(MIN_INTEREST_TRAINING_CUSTOMERS)
+        where = f"valid: from {_fmt(earliest)} on" if earliest else "the data has too few customers"
+        problems.append(
+            f"var new_customer_cutoff = {raw['new_customer_cutoff']!r} leaves {n_training}"
+            f" customers who first bought before it; the interest fit needs at least"
+            f" {MIN_INTEREST_TRAINING_CUSTOMERS}; {where}"
+        )
+    if n_new < MIN_NEW_CUSTOMERS:
+        last_first = max(facts.customer_first_purchases, default=start)
+        problems.append(
+            f"var new_customer_cutoff = {raw['new_customer_cutoff']!r} leaves no customer who first"
+            f" bought on or after it to evaluate the new-customer prediction on; valid: up to"
+            f" {_fmt(last_first)} (the last first purchase)"
+        )
+    if problems:
+        raise SettingsError(problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# environment
+# ---------------------------------------------------------------------------------------------
+
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+_UNIT_BYTES = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
+MIN_MEMORY_BYTES = 256 * 10**6
+
+
+def memory_bytes(text: str) -> int | None:
+    """Parse a DuckDB memory size such as ``6GB`` or ``512 MiB``; None when it is not one."""
+    match = _MEMORY.match(text)
+    if not match:
+        return None
+    return int(float(match.group(1)) * _UNIT_BYTES[match.group(2).upper()])
+
+
+def _machine_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Check the ``RETAIL_*`` variables that are set (paths are checked where they are used);
+    raise `SettingsError` naming each bad variable, its value and the valid form."""
+    problems: list[str] = []
+    limit = environ.get("RETAIL_DUCKDB_MEMORY_LIMIT")
+    if limit is not None:
+        size = memory_bytes(limit)
+        machine = _machine_memory_bytes()
+        upper = f" up to this machine's {machine / 2**30:.1f} GiB" if machine else ""
+        valid = f"valid: a number and a unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), 256MB{upper}"
+        if size is None:
+            problems.append(f"RETAIL_DUCKDB_MEMORY_LIMIT = {limit!r} is not a memory size; {valid}")
+        elif size < MIN_MEMORY_BYTES or (machine is not None and size > machine):
+            problems.append(f"RETAIL_DUCKDB_MEMORY_LIMIT = {limit!r} is out of range; {valid}")
+    for name in ("RETAIL_DUCKDB_PATH", "RETAIL_SERVING_DIR", "RETAIL_LANDING_DIR"):
+        value = environ.get(name)
+        if value is not None and not value.strip():
+            problems.append(f"{name} is set but empty; unset it or give a path")
+    warehouse = environ.get("RETAIL_DUCKDB_PATH")
+    if warehouse and Path(warehouse).expanduser().is_dir():
+        problems.append(
+            f"RETAIL_DUCKDB_PATH = {warehouse!r} is a directory; give the DuckDB file to build,"
+            " e.g. /data/retail_segments.duckdb"
+        )
+    for name in ("RETAIL_SERVING_DIR", "RETAIL_LANDING_DIR"):
+        value = environ.get(name)
+        if value and Path(value).expanduser().is_file():
+            problems.append(f"{name} = {value!r} is a file; give a directory (it is created)")
+    incoming = environ.get("RETAIL_INCOMING_GLOB")
+    if incoming is not None and not incoming.strip():
+        problems.append("RETAIL_INCOMING_GLOB is set but empty; unset it or give a pattern")
+    elif incoming and Path(incoming).expanduser().is_dir():
+        problems.append(
+            f"RETAIL_INCOMING_GLOB = {incoming!r} is a directory; give a pattern of files,"
+            f" e.g. {incoming.rstrip('/')}/*.csv.zst"
+        )
+    if problems:
+        raise SettingsError(problems)

@@ -1,0 +1,250 @@
+"""Input identity: the warehouse records the content fingerprint of every file it loaded, a build
+on other input rebuilds from scratch by itself and then equals a fresh build, and plain ``dbt``
+refuses to build anything but what ``prepare`` checked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import zstandard
+from dbt_helpers import (
+    Workspace,
+    copy_workspace,
+    run_cli,
+    table_checksums,
+)
+
+from retail_segments.dbt_runner import run_dbt
+from retail_segments.ops.inputs import LandedFile, land_file
+from retail_segments.ops.preflight import (
+    LoadedFile,
+    decide_identity,
+    loaded_files,
+    purchases_before_loaded_returns,
+)
+from retail_segments.synthetic import RAW_COLUMNS, generate_raw_lines, write_raw_file
+
+pytestmark = pytest.mark.dbt
+
+# Columns that differ between two builds of the same input (timings, serialised bytes).
+NOT_REPRODUCIBLE = {
+    "ml.ml_segment_classifier_fit": ("artifact", "fit_seconds", "training_seconds"),
+    "ml.model_registry": ("artifact", "training_seconds"),
+}
+DIGITS = 12
+SHA_A, SHA_B = "a" * 64, "b" * 64
+AT = datetime(2011, 12, 9, 12, 0)
+
+
+def _landed(path: str, sha: str, first: datetime = AT) -> LandedFile:
+    return LandedFile(
+        Path(path), sha, 1, 1, "zstd", "latin-1", "online_retail", 1, first, first, Path("x")
+    )
+
+
+RAW_A = LoadedFile("/data/raw.csv.zst", SHA_A, True, AT)
+DAY_1 = LoadedFile("/in/2011-12-10.csv.zst", SHA_A, False, AT)
+
+IDENTITY_CASES = {
+    "no warehouse yet": (None, _landed("/data/raw.csv.zst", SHA_A), [], {}, []),
+    "same raw file, same bytes": ([RAW_A], _landed("/data/raw.csv.zst", SHA_A), [], {}, []),
+    "a new daily file after the loaded ones": (
+        [RAW_A, DAY_1],
+        _landed("/data/raw.csv.zst", SHA_A),
+        [_landed("/in/2011-12-10.csv.zst", SHA_A), _landed("/in/2011-12-11.csv.zst", SHA_B)],
+        {},
+        [],
+    ),
+    "an earlier version recorded nothing": (
+        [],
+        _landed("/data/raw.csv.zst", SHA_A),
+        [],
+        {},
+        ["does not record which files it was built from"],
+    ),
+    "same path, other bytes": (
+        [RAW_A],
+        _landed("/data/raw.csv.zst", SHA_B),
+        [],
+        {},
+        ["the raw file is not the one the warehouse was built from", "sha256 bbbbbbbbbbbb"],
+    ),
+    "other path, same bytes": (
+        [RAW_A],
+        _landed("/data/newer.csv.zst", SHA_A),
+        [],
+        {},
+        ["now /data/newer.csv.zst", "before /data/raw.csv.zst"],
+    ),
+    "a loaded daily file changed": (
+        [RAW_A, DAY_1],
+        _landed("/data/raw.csv.zst", SHA_A),
+        [_landed("/in/2011-12-10.csv.zst", SHA_B)],
+        {},
+        ["the loaded incoming file /in/2011-12-10.csv.zst has changed"],
+    ),
+    "a loaded daily file is gone": (
+        [RAW_A, DAY_1],
+        _landed("/data/raw.csv.zst", SHA_A),
+        [],
+        {},
+        ["the loaded incoming file /in/2011-12-10.csv.zst is gone"],
+    ),
+    "a new daily file sorts before a loaded one": (
+        [RAW_A, DAY_1],
+        _landed("/data/raw.csv.zst", SHA_A),
+        [_landed("/in/2011-12-09.csv.zst", SHA_B), _landed("/in/2011-12-10.csv.zst", SHA_A)],
+        {},
+        ["/in/2011-12-09.csv.zst sorts before the loaded 2011-12-10.csv.zst"],
+    ),
+    "a new daily file with a purchase before a loaded return": (
+        [RAW_A],
+        _landed("/data/raw.csv.zst", SHA_A),
+        [_landed("/in/2011-12-11.csv.zst", SHA_B)],
+        {"/in/2011-12-11.csv.zst": (2, "customer 1, stock code X at 2011-12-01 10:00")},
+        ["holds 2 purchase line(s) dated before a loaded return", "customer 1"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(IDENTITY_CASES))
+def test_the_identity_rule_rebuilds_exactly_when_loaded_input_is_not_current(name: str) -> None:
+    loaded, raw, incoming, backdated, reasons = IDENTITY_CASES[name]
+    identity = decide_identity(loaded, raw, incoming, backdated)
+    assert identity.full_refresh == bool(reasons)
+    for reason in reasons:
+        assert reason in identity.summary(), identity.summary()
+
+
+def _raw_text(path: Path) -> str:
+    return zstandard.ZstdDecompressor().stream_reader(path.open("rb")).read().decode("latin-1")
+
+
+def test_the_warehouse_records_each_loaded_file_and_finds_backdated_purchases(
+    synthetic_build: Workspace, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    recorded = loaded_files(synthetic_build.warehouse)
+    landed = land_file(synthetic_raw, tmp_path / "cache")
+    assert recorded == [
+        LoadedFile(str(synthetic_raw.resolve()), landed.sha256, True, landed.last_invoice_at)
+    ]
+    customer, stock, returned_at = synthetic_build.query(
+        "select customer_id, stock_code, invoice_at from intermediate.int_sales_lines__screened"
+        " where quantity < 0 and removal_step = 4 order by invoice_at desc limit 1"
+    )[0]
+
+    def day_file(name: str, at: pd.Timestamp, quantity: int) -> LandedFile:
+        line = {
+            "InvoiceNo": "999001",
+            "StockCode": stock,
+            "Description": "BACKDATED",
+            "Quantity": quantity,
+            "InvoiceDate": at,
+            "UnitPrice": 1.25,
+            "CustomerID": customer,
+            "Country": "United Kingdom",
+        }
+        frame = pd.DataFrame([line], columns=RAW_COLUMNS).astype({"CustomerID": "Int64"})
+        return land_file(write_raw_file(frame, tmp_path / name), tmp_path / "cache")
+
+    before = day_file("before.csv.zst", pd.Timestamp(returned_at) - pd.Timedelta(days=1), 3)
+    after = day_file("after.csv.zst", pd.Timestamp(returned_at) + pd.Timedelta(minutes=1), 3)
+    found = purchases_before_loaded_returns(synthetic_build.warehouse, [before, after])
+    assert list(found) == [str(before.path)]
+    count, first = found[str(before.path)]
+    assert count == 1 and f"customer {customer}, stock code {stock}" in first
+
+
+def _odd(root: Path) -> Path:
+    """A directory whose path has an apostrophe, spaces and non-ASCII letters."""
+    path = root / "O'Brien's exports" / "entrepôt données"
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def file_b(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another export (another seed), under a path that needs quoting in SQL."""
+    lines = generate_raw_lines(n_customers=140, seed=8)
+    return write_raw_file(lines, _odd(tmp_path_factory.mktemp("b")) / "newer export.csv.zst")
+
+
+def test_another_raw_file_rebuilds_from_scratch_and_equals_a_fresh_build(
+    synthetic_build: Workspace, file_b: Path, tmp_path: Path
+) -> None:
+    """Build on file A (the session's build), then on file B in the same warehouse: the build says
+    in one line that it rebuilds, and every table, and the published marts, equal a fresh build of
+    B (built under a warehouse path with an apostrophe and non-ASCII letters)."""
+    switched = copy_workspace(synthetic_build, tmp_path / "switched")
+    result = run_cli(switched, file_b, "build", env={"RETAIL_SERVING_DIR": str(tmp_path / "s1")})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    changed = [line for line in result.stdout.splitlines() if line.startswith("Input changed:")]
+    assert (
+        len(changed) == 1
+        and "the raw file is not the one the warehouse was built from" in (changed[0])
+    )
+    assert changed[0].endswith("rebuilding from scratch (dbt build --full-refresh).")
+
+    fresh = Workspace(_odd(tmp_path / "fresh"))
+    serving = _odd(tmp_path / "serving")
+    result = run_cli(fresh, file_b, "build", env={"RETAIL_SERVING_DIR": str(serving)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Input changed" not in result.stdout
+
+    assert table_checksums(switched, NOT_REPRODUCIBLE, DIGITS) == table_checksums(
+        fresh, NOT_REPRODUCIBLE, DIGITS
+    )
+    published = []
+    for number, path in enumerate([tmp_path / "s1", serving]):
+        copy = Workspace(tmp_path / f"published_{number}")
+        copy.root.mkdir()
+        shutil.copyfile(path / "retail_segments_serving.duckdb", copy.warehouse)
+        published.append(table_checksums(copy, significant_digits=DIGITS))
+    marts = [{k: v for k, v in checks.items() if k.startswith("marts.")} for checks in published]
+    assert marts[0] == marts[1] and len(marts[0]) > 10
+
+    again = run_cli(switched, file_b, "prepare")
+    assert again.returncode == 0 and "Input changed" not in again.stdout
+
+
+def test_plain_dbt_refuses_what_was_not_prepared(
+    synthetic_build: Workspace, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """A user running dbt by hand after `prepare`: changed bytes and other vars are refused, and
+    so is a run that needs --full-refresh without it; each before any relation is replaced."""
+    workspace = copy_workspace(synthetic_build, tmp_path / "by_hand")
+    raw = tmp_path / "exports" / "raw.csv.zst"
+    raw.parent.mkdir()
+    shutil.copyfile(synthetic_raw, raw)
+    prepared = run_cli(workspace, raw, "prepare")
+    assert prepared.returncode == 0, prepared.stderr
+    assert "Next: dbt build --full-refresh" in prepared.stdout  # another path than the build's
+    marts = {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")}
+    env = {
+        **os.environ,
+        "RETAIL_RAW_PATH": str(raw),
+        "RETAIL_DUCKDB_PATH": str(workspace.warehouse),
+    }
+    dirs = ["--target-path", str(workspace.root / "target"), "--log-path", str(workspace.root)]
+
+    text = _raw_text(raw)
+    raw.write_bytes(
+        zstandard.compress(text.replace("United Kingdom", "United Kingdon", 1).encode())
+    )
+    refused = run_dbt(["build", "--vars", "{top_products_n: 10}", *dirs], env, capture=True)
+    assert refused.returncode != 0
+    assert f"the raw file {raw} changed since it was prepared" in refused.stdout
+    assert "var top_products_n is 10 but was checked as 50" in refused.stdout
+    assert "python -m retail_segments prepare" in refused.stdout
+
+    shutil.copyfile(synthetic_raw, raw)
+    refused = run_dbt(["build", *dirs], env, capture=True)
+    assert refused.returncode != 0
+    assert "The warehouse was built from other input" in refused.stdout
+    assert "dbt build --full-refresh" in refused.stdout
+    assert {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")} == marts

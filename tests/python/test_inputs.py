@@ -1,0 +1,261 @@
+"""Good variants of the raw file load exactly like the canonical file; the UCI download (zip and
+xlsx) and the Online Retail II layout are read by name; the checks of `retail_segments.ops.inputs`
+work on their own (no dbt here).
+
+"Exactly like" is checked on the landed rows, which are all that dbt reads: every typed column of
+every line, in file order, equal to the canonical file's.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+import zstandard
+
+from retail_segments.ops.inputs import (
+    ONLINE_RETAIL_II_COLUMNS,
+    RAW_COLUMNS,
+    InputError,
+    LandedFile,
+    land_file,
+)
+
+TYPED = ["file_row_number", *RAW_COLUMNS]
+
+
+def _text(path: Path) -> str:
+    return zstandard.ZstdDecompressor().stream_reader(path.open("rb")).read().decode("latin-1")
+
+
+def _rows(landed: LandedFile) -> list[tuple]:
+    with duckdb.connect() as connection:
+        return connection.execute(
+            f"select {', '.join(TYPED)} from read_parquet(?) order by file_row_number",
+            [str(landed.parquet)],
+        ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def canonical(synthetic_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> list[tuple]:
+    landed = land_file(synthetic_raw, tmp_path_factory.mktemp("canonical_cache"))
+    assert landed.encoding == "latin-1" and landed.layout == "online_retail"
+    return _rows(landed)
+
+
+def _reordered(text: str) -> str:
+    rows = list(csv.reader(io.StringIO(text)))
+    order = [7, 3, 0, 6, 2, 5, 1, 4]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([row[i] for i in order] for row in rows)
+    return out.getvalue()
+
+
+def _quote_all(text: str) -> str:
+    rows = list(csv.reader(io.StringIO(text)))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(rows[0])
+    # csv.QUOTE_ALL would turn an empty field into "" (an empty string); keep empty fields empty
+    for row in rows[1:]:
+        out.write(
+            ",".join("" if value == "" else '"' + value.replace('"', '""') + '"' for value in row)
+        )
+        out.write("\n")
+    return out.getvalue()
+
+
+def _float_customer_ids(text: str) -> str:
+    """CustomerID as pandas writes a column with missing values: 17850.0."""
+    rows = list(csv.reader(io.StringIO(text)))
+    position = rows[0].index("CustomerID")
+    for row in rows[1:]:
+        if row[position]:
+            row[position] += ".0"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def _iso_dates(text: str) -> str:
+    rows = list(csv.reader(io.StringIO(text)))
+    position = rows[0].index("InvoiceDate")
+    for row in rows[1:]:
+        row[position] = pd.Timestamp(
+            pd.to_datetime(row[position], format="%m/%d/%Y %H:%M")
+        ).strftime("%Y-%m-%d %H:%M:%S")
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def _online_retail_ii_header(text: str) -> str:
+    first, rest = text.split("\n", 1)
+    ours_to_theirs = {ours: theirs for theirs, ours in ONLINE_RETAIL_II_COLUMNS.items()}
+    return ",".join(ours_to_theirs[name] for name in first.split(",")) + "\n" + rest
+
+
+Variant = tuple[str, Callable[[str], bytes]]
+VARIANTS: list[Variant] = [
+    ("crlf.csv.zst", lambda t: zstandard.compress(t.replace("\n", "\r\n").encode("latin-1"))),
+    ("plain.csv", lambda t: t.encode("latin-1")),
+    ("gzip.csv.gz", lambda t: gzip.compress(t.encode("latin-1"))),
+    ("trailing_blank_lines.csv.zst", lambda t: zstandard.compress((t + "\n\n").encode("latin-1"))),
+    ("utf8.csv.zst", lambda t: zstandard.compress(t.encode("utf-8"))),
+    ("utf8_bom.csv", lambda t: b"\xef\xbb\xbf" + t.encode("utf-8")),
+    ("reordered_columns.csv.zst", lambda t: zstandard.compress(_reordered(t).encode("latin-1"))),
+    ("every_field_quoted.csv.zst", lambda t: zstandard.compress(_quote_all(t).encode("latin-1"))),
+    ("float_customer_ids.csv.gz", lambda t: gzip.compress(_float_customer_ids(t).encode("utf-8"))),
+    ("iso_dates.csv", lambda t: _iso_dates(t).encode("latin-1")),
+    ("online_retail_ii.csv", lambda t: _online_retail_ii_header(t).encode("utf-8")),
+]
+
+
+@pytest.mark.parametrize("name, make", VARIANTS, ids=[name for name, _ in VARIANTS])
+def test_a_good_variant_lands_exactly_like_the_canonical_file(
+    name: str,
+    make: Callable[[str], bytes],
+    canonical: list[tuple],
+    synthetic_raw: Path,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(make(_text(synthetic_raw)))
+    landed = land_file(path, tmp_path / "cache")
+    assert landed.n_rows == len(canonical)
+    assert _rows(landed) == canonical
+
+
+def test_the_fixture_has_the_quirks_the_variants_rely_on(synthetic_raw: Path) -> None:
+    text = _text(synthetic_raw)
+    assert "£" in text  # non-ASCII: the UTF-8 variants differ from latin-1 in bytes
+    assert any(
+        '"' in line and "," in line.split('"')[1] for line in text.splitlines() if '"' in line
+    )
+    assert ",," in text  # empty fields (no customer id, no description)
+
+
+def _workbook_rows(text: str) -> list[list[object]]:
+    """The synthetic lines as Excel holds them: numbers as numbers, dates as datetimes, customer
+    ids as floats (the column has blanks), invoices and stock codes as numbers where numeric."""
+    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    rows = []
+    for record in frame.itertuples(index=False):
+        invoice, stock, description, quantity, date, price, customer, country = record
+        rows.append(
+            [
+                int(invoice) if invoice.isdigit() else invoice,
+                int(stock) if stock.isdigit() else stock,
+                description or None,
+                int(quantity),
+                pd.to_datetime(date, format="%m/%d/%Y %H:%M").to_pydatetime(),
+                float(price),
+                float(customer) if customer else None,
+                country,
+            ]
+        )
+    return rows
+
+
+def _write_workbook(path: Path, header: list[str], rows: list[list[object]], sheets: int) -> Path:
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    size = -(-len(rows) // sheets)
+    for number in range(sheets):
+        sheet = workbook.create_sheet(f"Year {2009 + number}-{2010 + number}")
+        sheet.append(header)
+        for row in rows[number * size : (number + 1) * size]:
+            sheet.append(row)
+    workbook.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def workbook_rows(synthetic_raw: Path) -> list[list[object]]:
+    return _workbook_rows(_text(synthetic_raw))
+
+
+def test_the_uci_download_zip_is_read_through_its_workbook(
+    workbook_rows: list[list[object]], canonical: list[tuple], tmp_path: Path
+) -> None:
+    workbook = _write_workbook(tmp_path / "Online Retail.xlsx", list(RAW_COLUMNS), workbook_rows, 1)
+    download = tmp_path / "online+retail.zip"
+    with zipfile.ZipFile(download, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(workbook, "Online Retail.xlsx")
+    landed = land_file(download, tmp_path / "cache")
+    assert landed.container == "zip" and landed.layout == "online_retail"
+    assert _rows(landed) == canonical
+    converted = list((tmp_path / "cache").glob("*.csv"))
+    assert len(converted) == 1  # converted once, kept beside the landed rows (keyed by content)
+    again = land_file(download, tmp_path / "cache")
+    assert again.reused and _rows(again) == canonical
+
+
+def test_online_retail_ii_workbook_with_two_sheets_is_mapped_by_name(
+    workbook_rows: list[list[object]], canonical: list[tuple], tmp_path: Path
+) -> None:
+    header = list(ONLINE_RETAIL_II_COLUMNS)  # Invoice, StockCode, ..., Price, Customer ID, Country
+    workbook = _write_workbook(tmp_path / "online_retail_II.xlsx", header, workbook_rows, 2)
+    landed = land_file(workbook, tmp_path / "cache")
+    assert landed.container == "xlsx" and landed.layout == "online_retail_ii"
+    assert _rows(landed) == canonical
+
+
+def test_a_workbook_with_a_fractional_quantity_is_refused_naming_the_value(
+    workbook_rows: list[list[object]], tmp_path: Path
+) -> None:
+    rows = [list(row) for row in workbook_rows]
+    rows[5][3] = 2.5
+    workbook = _write_workbook(tmp_path / "bad.xlsx", list(RAW_COLUMNS), rows, 1)
+    with pytest.raises(InputError) as raised:
+        land_file(workbook, tmp_path / "cache")
+    message = str(raised.value)
+    assert f"Raw data file '{workbook}'" in message
+    assert "column Quantity: 1 value(s)" in message and "'2.5'" in message
+
+
+def test_a_zip_without_a_workbook_is_refused(tmp_path: Path) -> None:
+    download = tmp_path / "online+retail.zip"
+    with zipfile.ZipFile(download, "w") as archive:
+        archive.writestr("readme.txt", "no data here")
+    with pytest.raises(InputError, match=r"must hold exactly one \.xlsx or \.csv file"):
+        land_file(download, tmp_path / "cache")
+
+
+def test_a_damaged_zip_is_refused(tmp_path: Path, workbook_rows: list[list[object]]) -> None:
+    workbook = _write_workbook(tmp_path / "w.xlsx", list(RAW_COLUMNS), workbook_rows[:50], 1)
+    download = tmp_path / "online+retail.zip"
+    with zipfile.ZipFile(download, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(workbook, "Online Retail.xlsx")
+    data = bytearray(download.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    download.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"is damaged|is not an Excel workbook"):
+        land_file(download, tmp_path / "cache")
+
+
+def test_a_landed_file_is_reused_only_while_its_bytes_are_the_same(
+    synthetic_raw: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "raw.csv"
+    text = _text(synthetic_raw)
+    path.write_bytes(text.encode("latin-1"))
+    first = land_file(path, tmp_path / "cache")
+    assert not first.reused
+    assert land_file(path, tmp_path / "cache").reused
+    lines = text.splitlines()
+    fields = lines[1].split(",")
+    assert len(fields) == len(RAW_COLUMNS)
+    fields[3] = "999"
+    lines[1] = ",".join(fields)
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    changed = land_file(path, tmp_path / "cache")
+    assert not changed.reused and changed.sha256 != first.sha256
