@@ -373,6 +373,7 @@ def export_marts_to_parquet(database: Path, target_dir: Path, build_id: str) -> 
     target_dir.mkdir(parents=True)
     counts: dict[str, int] = {}
     with duckdb.connect(str(database), read_only=True) as connection:
+        connection.execute("set enable_progress_bar = false")
         tables = connection.execute(
             "select table_name from duckdb_tables() where schema_name = ? order by 1",
             [PARQUET_SCHEMA],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -359,7 +360,7 @@ def _cli_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serving: P
     )
 
 
-def _dbt_exiting(returncode: int):
+def _dbt_exiting(returncode: int) -> Callable[..., subprocess.CompletedProcess[str]]:
     def fake_dbt(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(["dbt", *args], returncode=returncode)
 

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,20 +217,22 @@ def served(
     return Served(build, published, relations, file_views)
 
 
-def _old_duckdb(program: str) -> Path:
-    """A program (python, duckdb) of the DuckDB 1.x environment; under `make test` (which sets
-    RETAIL_OLD_DUCKDB_VENV) it must exist, elsewhere the test is skipped without it."""
+@pytest.fixture
+def old_duckdb() -> Path:
+    """The bin directory of the DuckDB 1.x environment (python with the oldest supported DuckDB,
+    and the 1.x CLI). Under `make test`, which sets RETAIL_OLD_DUCKDB_VENV, it must exist;
+    elsewhere the test is skipped without it."""
     configured = os.environ.get(OLD_DUCKDB_VENV_ENV)
-    path = PROJECT_ROOT / (configured or DEFAULT_OLD_DUCKDB_VENV) / "bin" / program
-    if not path.exists():
-        install = f"make .venv-duckdb1/.installed-{publish.OLDEST_DUCKDB_READER}-cli-1.5.6"
+    bin_dir = PROJECT_ROOT / (configured or DEFAULT_OLD_DUCKDB_VENV) / "bin"
+    if not ((bin_dir / "python").exists() and (bin_dir / "duckdb").exists()):
+        install = "`make test` (Makefile target $(OLD_DUCKDB_STAMP))"
         if configured:
-            pytest.fail(f"{OLD_DUCKDB_VENV_ENV}={configured} has no {path}; `{install}`")
-        pytest.skip(f"no DuckDB 1.x environment at {path.parent.parent} (`{install}`)")
-    return path
+            pytest.fail(f"{OLD_DUCKDB_VENV_ENV}={configured}: no python and duckdb in {bin_dir}")
+        pytest.skip(f"no DuckDB 1.x environment in {bin_dir.parent}: {install} installs it")
+    return bin_dir
 
 
-def _refusals(execute, tmp_path: Path) -> list[str]:
+def _refusals(execute: Callable[[str], object], tmp_path: Path) -> list[str]:
     """Run, through execute(sql) -> None, what a locked-down read-only connection must refuse:
     read a local file, write one, re-enable file access, write to the database; return the error
     messages (a statement that ran is a failure)."""
@@ -333,8 +336,10 @@ with duckdb.connect(sys.argv[1], read_only=True, config={"enable_external_access
 """
 
 
-def test_the_oldest_supported_duckdb_reads_every_published_table(served: Served) -> None:
-    python = _old_duckdb("python")
+def test_the_oldest_supported_duckdb_reads_every_published_table(
+    old_duckdb: Path, served: Served
+) -> None:
+    python = old_duckdb / "python"
     result = subprocess.run(
         [str(python), "-c", OLD_READER_SCRIPT, str(served.published.database)],
         capture_output=True,
@@ -366,8 +371,10 @@ def test_the_oldest_supported_duckdb_reads_every_published_table(served: Served)
     assert [tuple(c) for c in seen["table_comments"]] == table_comments
 
 
-def test_the_duckdb_cli_recipe_is_read_only_and_locked_down(served: Served, tmp_path: Path) -> None:
-    cli = _old_duckdb("duckdb")
+def test_the_duckdb_cli_recipe_is_read_only_and_locked_down(
+    old_duckdb: Path, served: Served, tmp_path: Path
+) -> None:
+    cli = old_duckdb / "duckdb"
 
     def run(sql: str) -> str:
         result = subprocess.run(
