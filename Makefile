@@ -9,13 +9,21 @@ STAMP  := $(VENV)/.installed
 # Debian's Chromium renders the HTML report in the browser test (installed once; CI runs as root).
 CHROMIUM ?= /usr/bin/chromium
 
+# DuckDB 1.x readers of the serving copy, in an environment of their own, for its compatibility
+# tests: the oldest supported DuckDB (retail_segments.publish.OLDEST_DUCKDB_READER) and the newest
+# 1.x command-line shell.
+OLD_DUCKDB_VENV ?= .venv-duckdb1
+OLD_DUCKDB      := 1.1.0
+OLD_DUCKDB_CLI  := 1.5.6
+OLD_DUCKDB_STAMP := $(OLD_DUCKDB_VENV)/.installed-$(OLD_DUCKDB)-cli-$(OLD_DUCKDB_CLI)
+
 .PHONY: build test bench bench-scale lint docs clean backfill report
 
 build: $(STAMP)
 	$(PY) -m retail_segments build
 
-test: lint $(CHROMIUM)
-	$(PY) -m pytest
+test: lint $(CHROMIUM) $(OLD_DUCKDB_STAMP)
+	RETAIL_OLD_DUCKDB_VENV=$(OLD_DUCKDB_VENV) $(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) -m retail_segments bench
@@ -49,6 +57,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+$(OLD_DUCKDB_STAMP):
+	$(PYTHON) -m venv $(OLD_DUCKDB_VENV)
+	$(OLD_DUCKDB_VENV)/bin/python -m pip install --quiet duckdb==$(OLD_DUCKDB) duckdb-cli==$(OLD_DUCKDB_CLI)
+	touch $@
 
 $(CHROMIUM):
 	apt-get update -qq

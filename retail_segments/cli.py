@@ -30,7 +30,14 @@ import duckdb
 from retail_segments.dbt_runner import run_dbt
 from retail_segments.ops.preflight import PreflightError, PreparedBuild, prepare
 from retail_segments.paths import PROJECT_ROOT, RAW_PATH_ENV, WAREHOUSE_PATH_ENV, warehouse_path
-from retail_segments.publish import SERVING_DB_NAME, new_build_info, publish, serving_dir
+from retail_segments.publish import (
+    SERVING_DB_NAME,
+    manifest_path,
+    new_build_info,
+    publish,
+    published_relations,
+    serving_dir,
+)
 
 
 def _prepare(dbt_args: list[str], fits: bool = True) -> PreparedBuild | int:
@@ -71,7 +78,7 @@ def _build(dbt_args: list[str]) -> int:
             file=sys.stderr,
         )
         return returncode
-    return _publish(prepared.env)
+    return _publish(prepared.env, list(prepared.dbt_args))
 
 
 def _prepare_only(dbt_args: list[str]) -> int:
@@ -84,23 +91,30 @@ def _prepare_only(dbt_args: list[str]) -> int:
     return 0
 
 
-def _publish(env: Mapping[str, str]) -> int:
-    """Publish the freshly built warehouse named in env; 0 on success, 1 (with the reason on
-    stderr) when publishing failed and the previous serving copy was left in place."""
+def _publish(env: Mapping[str, str], dbt_args: list[str] | None = None) -> int:
+    """Publish the tables dbt declares public (read from the manifest of the dbt run with
+    dbt_args and env) of the freshly built warehouse named in env; 0 on success, 1 (with the
+    reason on stderr) when publishing failed and the previous serving copy was left in place."""
     warehouse = Path(env[WAREHOUSE_PATH_ENV])
     info = new_build_info(env[RAW_PATH_ENV], PROJECT_ROOT)
     try:
-        published = publish(warehouse, serving_dir(warehouse, env), info)
+        relations = published_relations(manifest_path(dbt_args or [], env))
+        published = publish(warehouse, serving_dir(warehouse, env), info, relations)
     except (duckdb.Error, OSError, RuntimeError) as error:
         print(f"error: publishing failed, serving copy unchanged: {error}", file=sys.stderr)
         return 1
     print(
         f"Published build {published.build_id}:\n"
-        f"  {published.database} (open read-only)\n"
+        f"  {published.database} ({len(published.row_counts)} tables; open read-only)\n"
         f"  {published.parquet_dir}/ ({len(list(published.parquet_dir.glob('*.parquet')))}"
         " Parquet files)",
         flush=True,
     )
+    if published.missing:
+        print(
+            f"  not in the warehouse, so not published: {', '.join(published.missing)}",
+            flush=True,
+        )
     return 0
 
 

@@ -1,20 +1,34 @@
-"""Publish a read-only serving copy of the warehouse after a build whose tests all passed.
+"""Publish a read-only serving copy of what BI tools read, after a build whose tests all passed.
 
 DuckDB lets one process write a database file, and a reader of the file ``dbt build`` writes
 could see a half-built warehouse (or block the build by holding the file open). So BI tools read a
 separate serving copy, published in the serving directory (``RETAIL_SERVING_DIR``, default
-``serving/`` beside the warehouse) only after ``dbt build`` exits 0:
+``serving/`` beside the warehouse) only after ``dbt build`` exits 0.
 
-* ``retail_segments_serving.duckdb``: the whole warehouse, copied to a temporary file in the
-  serving directory, stamped with ``serving.build_info`` (build id, time, git commit) and
-  ``serving.published_tables`` (every table's row count), checked by reopening it read-only,
-  then swapped in with one ``os.replace``. A reader that already has the old file open keeps
-  reading the old file; the next one to open it gets the new one. Never a mix.
-* ``parquet/<build_id>/<mart>.parquet``: one Parquet file per table of schema ``marts`` with the
-  build id in its key-value metadata, and ``manifest.json`` (build id, tables, row counts). The
-  directory is written under a temporary name and renamed when complete; then the symlink
-  ``parquet/current`` is replaced by rename to point at it. Version directories are never
-  changed after that; the newest `KEEP_VERSIONS` are kept.
+What is published is declared in dbt: every model with ``access: public`` that is materialized as
+a table (or incremental table), read from the ``manifest.json`` of the build (`published_relations`,
+`manifest_path`). Staging, intermediate, seeds, ops, the model registry's blobs, the Python fit
+models and every view stay in the build warehouse.
+
+* ``retail_segments_serving.duckdb``: a new DuckDB file written in storage version
+  `STORAGE_VERSION`, which DuckDB `OLDEST_DUCKDB_READER` and every later 1.x and 2.x release
+  open. Each published table is copied with its column types, NOT NULL, PRIMARY KEY and UNIQUE
+  constraints, and its table and column comments; nothing else (no view, no macro, nothing that
+  reads a file), so the copy answers every query on a machine that has never seen the raw data.
+  A ``TIMESTAMP WITH TIME ZONE`` column is stored as a plain ``TIMESTAMP`` holding UTC time, and
+  its comment says so (`UTC_NOTE`): the same in every client, whatever its time zone. It is
+  stamped with ``serving.build_info`` (build id, time, git commit, raw file) and
+  ``serving.published_tables`` (every published table's row count), written to a temporary file
+  in the serving directory, checked by reopening it read-only, then swapped in with one
+  ``os.replace``. A reader that already has the old file open keeps reading the old file; the next
+  one to open it gets the new one. Never a mix.
+* ``parquet/<build_id>/<mart>.parquet``: one Parquet file per published table of schema
+  ``marts``, streamed from the serving copy in record batches (never a whole table in memory),
+  with the build id (and the table's description) in the file's key-value metadata and each
+  column's description as Arrow field metadata (key ``description``), plus ``manifest.json``
+  (build id, tables, row counts). The directory is written under a temporary name and renamed when
+  complete; then the symlink ``parquet/current`` is replaced by rename to point at it. Version
+  directories are never changed after that; the newest `KEEP_VERSIONS` are kept.
 
 Anything that fails before the swaps removes its temporary files and leaves the previous serving
 copy as it was.
@@ -27,12 +41,16 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from retail_segments.paths import PROJECT_ROOT
 
 SERVING_DIR_ENV = "RETAIL_SERVING_DIR"
 SERVING_DB_NAME = "retail_segments_serving.duckdb"
@@ -43,6 +61,25 @@ PARQUET_SCHEMA = "marts"
 SERVING_SCHEMA = "serving"
 KEEP_VERSIONS = 3
 READ_ONLY_MODE = 0o444
+
+# The oldest storage format DuckDB 2.0 writes that keeps everything the published tables use
+# (their types, comments and constraints) and that a DuckDB 1.x release reads: files written by
+# DuckDB 2.0 in any older storage version with a PRIMARY KEY fail to open in DuckDB 1.0
+# ("Failed to deserialize"), and open in 1.1.0 and later. The Makefile installs that reader.
+STORAGE_VERSION = "v1.1.0"
+OLDEST_DUCKDB_READER = "1.1.0"
+
+# dbt's target directory when neither ``--target-path`` nor DBT_TARGET_PATH is given
+# (``target-path`` in dbt_project.yml).
+DBT_TARGET_PATH_ENV = "DBT_TARGET_PATH"
+DEFAULT_TARGET_DIR = "target"
+DBT_MANIFEST_NAME = "manifest.json"
+PUBLISHED_MATERIALIZATIONS = ("table", "incremental")
+
+UTC_NOTE = "UTC, stored without a time zone."
+PARQUET_ROW_GROUP_ROWS = 1_000_000
+DESCRIPTION_KEY = b"description"
+BUILD_ID_KEY = b"build_id"
 
 
 @dataclass(frozen=True)
@@ -55,14 +92,29 @@ class BuildInfo:
     raw_path: str
 
 
+@dataclass(frozen=True, order=True)
+class Relation:
+    """One table of the published set: its schema and name (dbt's schema and alias)."""
+
+    schema: str
+    name: str
+
+    @property
+    def qualified(self) -> str:
+        """``schema.name``, as in ``serving.published_tables``."""
+        return f"{self.schema}.{self.name}"
+
+
 @dataclass(frozen=True)
 class Published:
-    """Where one publish put its files, and the row count of every table it published."""
+    """Where one publish put its files, the row count of every table it published, and the
+    published tables that were not in the warehouse (so not published)."""
 
     build_id: str
     database: Path
     parquet_dir: Path
     row_counts: dict[str, int]
+    missing: tuple[str, ...] = ()
 
 
 def serving_dir(warehouse: Path, environ: Mapping[str, str] | None = None) -> Path:
@@ -71,6 +123,51 @@ def serving_dir(warehouse: Path, environ: Mapping[str, str] | None = None) -> Pa
     environ = os.environ if environ is None else environ
     configured = environ.get(SERVING_DIR_ENV)
     return Path(configured).expanduser().resolve() if configured else warehouse.parent / "serving"
+
+
+def manifest_path(
+    dbt_args: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    project_root: Path = PROJECT_ROOT,
+) -> Path:
+    """Return the ``manifest.json`` a dbt run with dbt_args and environ wrote: in the directory of
+    ``--target-path`` when given, else of ``DBT_TARGET_PATH``, else ``target/``; a relative
+    directory is taken from project_root (dbt runs there)."""
+    environ = os.environ if environ is None else environ
+    target = environ.get(DBT_TARGET_PATH_ENV) or DEFAULT_TARGET_DIR
+    for index, arg in enumerate(dbt_args):
+        if arg == "--target-path" and index + 1 < len(dbt_args):
+            target = dbt_args[index + 1]
+        elif arg.startswith("--target-path="):
+            target = arg.split("=", 1)[1]
+    return project_root / Path(target).expanduser() / DBT_MANIFEST_NAME
+
+
+def published_relations(manifest: Path) -> list[Relation]:
+    """Return the published set declared in the dbt manifest at manifest: every model with
+    ``access: public`` materialized as a table or incremental table, as (schema, alias), sorted.
+    Raises RuntimeError when the manifest is missing, unreadable or declares no such model."""
+    try:
+        nodes = json.loads(manifest.read_text())["nodes"]
+    except FileNotFoundError:
+        raise RuntimeError(
+            f"no dbt manifest at {manifest}; the published set is read from it: run `dbt build`"
+            f" (make build) first, or set {DBT_TARGET_PATH_ENV} to that build's target directory"
+        ) from None
+    except (OSError, ValueError, KeyError) as error:
+        raise RuntimeError(f"cannot read the dbt manifest {manifest}: {error}") from None
+    relations = sorted(
+        Relation(node["schema"], node["alias"])
+        for node in nodes.values()
+        if node.get("resource_type") == "model"
+        and node.get("access") == "public"
+        and node.get("config", {}).get("materialized") in PUBLISHED_MATERIALIZATIONS
+    )
+    if not relations:
+        raise RuntimeError(
+            f"the dbt manifest {manifest} declares no model with access: public to publish"
+        )
+    return relations
 
 
 def new_build_info(raw_path: str, project_root: Path, now: datetime | None = None) -> BuildInfo:
@@ -96,18 +193,19 @@ def _git_sha(project_root: Path) -> str | None:
     return sha if found.returncode == 0 and sha else None
 
 
-def publish(warehouse: Path, destination: Path, info: BuildInfo) -> Published:
-    """Publish warehouse into the serving directory destination as build info.build_id and
-    return what was published. Raises (leaving the previous serving copy untouched) if the
-    warehouse cannot be snapshotted or the copy does not verify."""
+def publish(
+    warehouse: Path, destination: Path, info: BuildInfo, relations: Sequence[Relation]
+) -> Published:
+    """Publish the tables relations of warehouse into the serving directory destination as build
+    info.build_id and return what was published. Raises (leaving the previous serving copy
+    untouched) if the warehouse cannot be read or the copy does not verify."""
     destination.mkdir(parents=True, exist_ok=True)
     staged_db = destination / f".{SERVING_DB_NAME}.{info.build_id}.tmp"
     parquet_root = destination / PARQUET_DIR_NAME
     parquet_root.mkdir(exist_ok=True)
     staged_parquet = parquet_root / f".{info.build_id}.tmp"
     try:
-        snapshot_warehouse(warehouse, staged_db)
-        row_counts = stamp_build(staged_db, info)
+        row_counts, missing = write_serving_copy(warehouse, staged_db, relations, info)
         verify_serving_copy(staged_db, info.build_id)
         export_marts_to_parquet(staged_db, staged_parquet, info.build_id)
         staged_db.chmod(READ_ONLY_MODE)
@@ -123,85 +221,170 @@ def publish(warehouse: Path, destination: Path, info: BuildInfo) -> Published:
         Path(f"{staged_db}.wal").unlink(missing_ok=True)
         shutil.rmtree(staged_parquet, ignore_errors=True)
     prune_parquet_versions(parquet_root, KEEP_VERSIONS)
-    return Published(info.build_id, destination / SERVING_DB_NAME, final_parquet, row_counts)
+    return Published(
+        info.build_id, destination / SERVING_DB_NAME, final_parquet, row_counts, tuple(missing)
+    )
 
 
-def snapshot_warehouse(warehouse: Path, target: Path) -> None:
-    """Copy the complete warehouse file to target. The warehouse is checkpointed first (so the
-    file holds everything, with no write-ahead log), and the copy is taken while this process
-    holds DuckDB's write lock, so no other writer can change it meanwhile."""
-    with duckdb.connect(str(warehouse)) as connection:
-        connection.execute("checkpoint")
-        shutil.copyfile(warehouse, target)
+def write_serving_copy(
+    warehouse: Path, target: Path, relations: Sequence[Relation], info: BuildInfo
+) -> tuple[dict[str, int], list[str]]:
+    """Write a new DuckDB file target (storage version `STORAGE_VERSION`) holding a copy of every
+    table of relations found in warehouse (see `copy_table`), plus ``serving.build_info`` and
+    ``serving.published_tables``. The warehouse is attached read-only, which keeps any writer out
+    while it is copied. Return the row count of every copied table keyed by ``schema.table``,
+    and the ``schema.table`` of every relation the warehouse does not hold (not copied)."""
+    with duckdb.connect() as connection:
+        connection.execute("set enable_progress_bar = false")
+        connection.execute(f"attach {_literal(str(warehouse))} as source_db (read_only)")
+        connection.execute(
+            f"attach {_literal(str(target))} as serving_db"
+            f" (storage_version {_literal(STORAGE_VERSION)})"
+        )
+        present = set(
+            connection.sql(
+                "select schema_name, table_name from duckdb_tables()"
+                " where database_name = 'source_db'"
+            ).fetchall()
+        )
+        counts: dict[str, int] = {}
+        missing: list[str] = []
+        for relation in relations:
+            if (relation.schema, relation.name) in present:
+                counts[relation.qualified] = copy_table(connection, relation)
+            else:
+                missing.append(relation.qualified)
+        _stamp_build(connection, info, counts)
+        connection.execute("detach serving_db")
+    return counts, missing
 
 
-def stamp_build(database: Path, info: BuildInfo) -> dict[str, int]:
-    """Write ``serving.build_info`` (one row) and ``serving.published_tables`` (one row per table
-    outside schema serving, with its row count) into database; return those row counts keyed by
-    ``schema.table``."""
-    with duckdb.connect(str(database)) as connection:
-        tables = _base_tables(connection)
-        counts = {
-            name: connection.sql(f"select count(*) from {name}").fetchall()[0][0] for name in tables
-        }
-        connection.execute(f"create schema {SERVING_SCHEMA}")
-        connection.execute(
-            f"create table {SERVING_SCHEMA}.build_info as select ?::varchar as build_id,"
-            " ?::timestamptz as built_at, ?::varchar as git_sha, ?::varchar as raw_path",
-            [info.build_id, info.built_at, info.git_sha, info.raw_path],
-        )
-        connection.execute(
-            f"create table {SERVING_SCHEMA}.published_tables"
-            " (table_name varchar primary key, n_rows bigint not null)"
-        )
-        connection.executemany(
-            f"insert into {SERVING_SCHEMA}.published_tables values (?, ?)", list(counts.items())
-        )
-        connection.execute(
-            f"comment on table {SERVING_SCHEMA}.build_info is"
-            " 'One row: the build this serving copy was published from.'"
-        )
-        connection.execute(
-            f"comment on table {SERVING_SCHEMA}.published_tables is"
-            " 'One row per published table (schema.table) with its row count at publish time.'"
-        )
-        connection.execute("checkpoint")
-    return counts
+def copy_table(connection: duckdb.DuckDBPyConnection, relation: Relation) -> int:
+    """Create relation in database ``serving_db`` like it is in ``source_db`` (column types,
+    NOT NULL, PRIMARY KEY and UNIQUE constraints, table and column comments), fill it in the same
+    row order and return its row count. A ``TIMESTAMP WITH TIME ZONE`` column becomes a
+    ``TIMESTAMP`` holding the UTC time, its comment ending in `UTC_NOTE`."""
+    columns, keys, table_comment = _table_metadata(connection, "source_db", relation)
+    definitions, selected, comments = [], [], {}
+    for name, data_type, is_nullable, comment in columns:
+        column = _identifier(name)
+        if data_type == "TIMESTAMP WITH TIME ZONE":
+            data_type = "TIMESTAMP"
+            selected.append(f"timezone('UTC', {column})")
+            comment = f"{comment.rstrip()} {UTC_NOTE}" if comment else UTC_NOTE
+        else:
+            selected.append(column)
+        definitions.append(f"{column} {data_type}{'' if is_nullable else ' not null'}")
+        if comment:
+            comments[column] = comment
+    definitions += [
+        f"{kind.lower()} ({', '.join(_identifier(name) for name in names)})" for kind, names in keys
+    ]
+    schema, table = _identifier(relation.schema), _identifier(relation.name)
+    target, source = f"serving_db.{schema}.{table}", f"source_db.{schema}.{table}"
+    connection.execute(f"create schema if not exists serving_db.{schema}")
+    connection.execute(f"create table {target} ({', '.join(definitions)})")
+    (n_rows,) = connection.execute(
+        f"insert into {target} select {', '.join(selected)} from {source}"
+    ).fetchall()[0]
+    if table_comment:
+        connection.execute(f"comment on table {target} is {_literal(table_comment)}")
+    for column, comment in comments.items():
+        connection.execute(f"comment on column {target}.{column} is {_literal(comment)}")
+    return n_rows
+
+
+def _stamp_build(
+    connection: duckdb.DuckDBPyConnection, info: BuildInfo, counts: Mapping[str, int]
+) -> None:
+    """Create ``serving.build_info`` (one row) and ``serving.published_tables`` (one row per
+    copied table with its row count) in database ``serving_db``."""
+    schema = f"serving_db.{SERVING_SCHEMA}"
+    connection.execute(f"create schema {schema}")
+    connection.execute(
+        f"create table {schema}.build_info (build_id varchar not null, built_at timestamp not null,"
+        " git_sha varchar, raw_path varchar not null)"
+    )
+    built_at = info.built_at.astimezone(UTC).replace(tzinfo=None)
+    connection.execute(
+        f"insert into {schema}.build_info values (?, ?, ?, ?)",
+        [info.build_id, built_at, info.git_sha, info.raw_path],
+    )
+    connection.execute(
+        f"create table {schema}.published_tables"
+        " (table_name varchar primary key, n_rows bigint not null)"
+    )
+    connection.executemany(
+        f"insert into {schema}.published_tables values (?, ?)", list(counts.items())
+    )
+    comments = {
+        "table build_info": "One row: the build this serving copy was published from.",
+        "column build_info.build_id": "Build id: UTC time of the publish and a random suffix.",
+        "column build_info.built_at": f"When the build was published; {UTC_NOTE}",
+        "column build_info.git_sha": "Git commit of the project that built it (null outside git).",
+        "column build_info.raw_path": "The raw file it was built from.",
+        "table published_tables": (
+            "One row per published table (schema.table) with its row count at publish time."
+        ),
+        "column published_tables.table_name": "schema.table of a published table.",
+        "column published_tables.n_rows": "Its row count at publish time.",
+    }
+    for target, comment in comments.items():
+        kind, name = target.split(" ")
+        connection.execute(f"comment on {kind} {schema}.{name} is {_literal(comment)}")
 
 
 def verify_serving_copy(database: Path, build_id: str) -> None:
-    """Reopen database read-only and check it carries build_id and every table still has its
-    recorded row count. Raises RuntimeError otherwise."""
+    """Reopen database read-only and check it carries build_id, holds exactly the tables
+    ``serving.published_tables`` lists (plus the serving tables) and no view, and that every table
+    still has its recorded row count. Raises RuntimeError otherwise."""
     with duckdb.connect(str(database), read_only=True) as connection:
         found = connection.sql(f"select build_id from {SERVING_SCHEMA}.build_info").fetchall()
         if found != [(build_id,)]:
             raise RuntimeError(f"serving copy carries build {found}, expected {build_id}")
-        recorded = connection.sql(
-            f"select table_name, n_rows from {SERVING_SCHEMA}.published_tables"
-        ).fetchall()
-        for table_name, n_rows in recorded:
+        recorded = dict(
+            connection.sql(
+                f"select table_name, n_rows from {SERVING_SCHEMA}.published_tables"
+            ).fetchall()
+        )
+        tables = {
+            name
+            for (name,) in connection.sql(
+                "select schema_name || '.' || table_name from duckdb_tables()"
+                f" where schema_name <> '{SERVING_SCHEMA}'"
+            ).fetchall()
+        }
+        if tables != set(recorded):
+            raise RuntimeError(
+                f"serving copy holds tables {sorted(tables ^ set(recorded))} unlike its record"
+            )
+        views = connection.sql("select view_name from duckdb_views() where not internal")
+        if found_views := views.fetchall():
+            raise RuntimeError(f"serving copy holds views {found_views}")
+        for table_name, n_rows in recorded.items():
             actual = connection.sql(f"select count(*) from {table_name}").fetchall()[0][0]
             if actual != n_rows:
                 raise RuntimeError(f"{table_name}: {actual} rows in the copy, {n_rows} recorded")
 
 
 def export_marts_to_parquet(database: Path, target_dir: Path, build_id: str) -> dict[str, int]:
-    """Write every table of schema marts in database to ``target_dir/<table>.parquet`` (build id
-    in the key-value metadata) plus ``manifest.json``; return the row counts by table name."""
+    """Write every table of schema marts in database to ``target_dir/<table>.parquet`` (see
+    `write_parquet`) plus ``manifest.json``; return the row counts by table name."""
     target_dir.mkdir(parents=True)
     counts: dict[str, int] = {}
     with duckdb.connect(str(database), read_only=True) as connection:
-        tables = [
-            name for name in _base_tables(connection) if name.startswith(f"{PARQUET_SCHEMA}.")
-        ]
-        for qualified in tables:
-            table = qualified.split(".", 1)[1]
-            path = str(target_dir / f"{table}.parquet").replace("'", "''")
-            connection.execute(
-                f"copy (select * from {qualified}) to '{path}'"
-                f" (format parquet, kv_metadata {{build_id: '{build_id}'}})"
+        connection.execute("set enable_progress_bar = false")
+        tables = connection.execute(
+            "select table_name from duckdb_tables() where schema_name = ? order by 1",
+            [PARQUET_SCHEMA],
+        ).fetchall()
+        for (table,) in tables:
+            counts[table] = write_parquet(
+                connection,
+                Relation(PARQUET_SCHEMA, table),
+                target_dir / f"{table}.parquet",
+                build_id,
             )
-            counts[table] = connection.sql(f"select count(*) from {qualified}").fetchall()[0][0]
     manifest = {
         "build_id": build_id,
         "tables": {table: {"file": f"{table}.parquet", "n_rows": n} for table, n in counts.items()},
@@ -212,6 +395,42 @@ def export_marts_to_parquet(database: Path, target_dir: Path, build_id: str) -> 
         _fsync(path)
     _fsync(target_dir)
     return counts
+
+
+def write_parquet(
+    connection: duckdb.DuckDBPyConnection, relation: Relation, path: Path, build_id: str
+) -> int:
+    """Stream the table relation of connection's database into the Parquet file path, in row
+    groups of `PARQUET_ROW_GROUP_ROWS` rows, holding at most one row group in memory. Each column's
+    comment becomes its Arrow field metadata ``description``; the file's key-value metadata holds
+    ``build_id`` and the table comment as ``description``. Return the number of rows written."""
+    (database,) = connection.execute("select current_database()").fetchall()[0]
+    columns, _keys, table_comment = _table_metadata(connection, database, relation)
+    descriptions = {name: comment for name, _type, _nullable, comment in columns}
+    query = f"select * from {_identifier(relation.schema)}.{_identifier(relation.name)}"
+    reader = connection.sql(query).to_arrow_reader(PARQUET_ROW_GROUP_ROWS)
+    fields = [
+        field.with_metadata({DESCRIPTION_KEY: descriptions[field.name].encode()})
+        if descriptions.get(field.name)
+        else field
+        for field in reader.schema
+    ]
+    file_metadata = {BUILD_ID_KEY: build_id.encode()}
+    if table_comment:
+        file_metadata[DESCRIPTION_KEY] = table_comment.encode()
+    schema = pa.schema(fields, metadata=file_metadata)
+    n_rows, pending, pending_rows = 0, [], 0
+    with pq.ParquetWriter(path, schema) as writer:
+        for batch in reader:
+            pending.append(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
+            pending_rows += batch.num_rows
+            if pending_rows >= PARQUET_ROW_GROUP_ROWS:
+                writer.write_table(pa.Table.from_batches(pending, schema), PARQUET_ROW_GROUP_ROWS)
+                n_rows, pending, pending_rows = n_rows + pending_rows, [], 0
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, schema), PARQUET_ROW_GROUP_ROWS)
+            n_rows += pending_rows
+    return n_rows
 
 
 def replace_symlink(link: Path, target_name: str) -> None:
@@ -245,13 +464,35 @@ def read_current_parquet_dir(serving: Path) -> Path:
     return (serving / PARQUET_DIR_NAME / CURRENT_LINK_NAME).resolve(strict=True)
 
 
-def _base_tables(connection: duckdb.DuckDBPyConnection) -> list[str]:
-    rows = connection.sql(
-        "select table_schema || '.' || table_name from information_schema.tables"
-        f" where table_type = 'BASE TABLE' and table_schema <> '{SERVING_SCHEMA}'"
-        " order by 1"
+def _table_metadata(
+    connection: duckdb.DuckDBPyConnection, database: str, relation: Relation
+) -> tuple[list[tuple[str, str, bool, str | None]], list[tuple[str, list[str]]], str | None]:
+    """The columns (name, type, nullable, comment) in order, the PRIMARY KEY and UNIQUE
+    constraints (type, column names) and the comment of table relation in database."""
+    where = "database_name = ? and schema_name = ? and table_name = ?"
+    parameters = [database, relation.schema, relation.name]
+    columns = connection.execute(
+        "select column_name, data_type, is_nullable, comment from duckdb_columns()"
+        f" where {where} order by column_index",
+        parameters,
     ).fetchall()
-    return [row[0] for row in rows]
+    keys = connection.execute(
+        "select constraint_type, constraint_column_names from duckdb_constraints()"
+        f" where {where} and constraint_type in ('PRIMARY KEY', 'UNIQUE') order by all",
+        parameters,
+    ).fetchall()
+    (comment,) = connection.execute(
+        f"select comment from duckdb_tables() where {where}", parameters
+    ).fetchall()[0]
+    return columns, keys, comment
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _fsync(path: Path) -> None:

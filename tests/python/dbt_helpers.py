@@ -74,10 +74,15 @@ def assert_built(result: subprocess.CompletedProcess[str]) -> None:
 
 
 def copy_workspace(source: Workspace, root: Path) -> Workspace:
-    """A new workspace at root whose warehouse is a copy of source's (no dbt run needed)."""
+    """A new workspace at root whose warehouse is a copy of source's, with its dbt manifest (which
+    declares what a publish copies), no dbt run needed."""
     root.mkdir(parents=True, exist_ok=True)
     workspace = Workspace(root)
     shutil.copyfile(source.warehouse, workspace.warehouse)
+    manifest = source.root / "target" / "manifest.json"
+    if manifest.exists():
+        (root / "target").mkdir(exist_ok=True)
+        shutil.copyfile(manifest, root / "target" / "manifest.json")
     wal = source.warehouse.with_name(source.warehouse.name + ".wal")
     if wal.exists():
         shutil.copyfile(wal, workspace.warehouse.with_name(workspace.warehouse.name + ".wal"))

@@ -1,34 +1,70 @@
-"""Publishing the serving copy, on a small hand-made warehouse (no dbt): what gets published, the
-atomic swaps, and that a failure or a failed build leaves the previous serving copy untouched."""
+"""Publishing the serving copy, on a small hand-made warehouse (no dbt): what gets published (the
+declared set only, with its constraints and comments, timestamps in UTC), the Parquet files, the
+atomic swaps, that a failure or a failed build leaves the previous serving copy untouched, and
+that the README's SQLAlchemy recipe sees a new build after a publish."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
+import sqlalchemy
+from sqlalchemy.pool import NullPool
 
 from retail_segments import cli, publish
 from retail_segments.paths import PROJECT_ROOT
 
+PUBLISHED = [
+    publish.Relation("marts", "dim_customers"),
+    publish.Relation("marts", "fct_orders"),
+    publish.Relation("ml", "cluster_profiles"),
+]
+# The first order's time, 12:50 at UTC+1: 11:50 UTC.
+FIRST_ORDER_AT = "2011-12-09 12:50:00+01"
+FIRST_ORDER_AT_UTC = datetime(2011, 12, 9, 11, 50)
+
 
 def _make_warehouse(path: Path, n_orders: int) -> Path:
-    """A warehouse with two marts tables (one with a column comment) and one ml table."""
+    """A warehouse with what a build holds: two marts (one with a primary key, a TIMESTAMP WITH
+    TIME ZONE column and comments), a published ml table, and what is never published: a model
+    blob, an ops table and a staging view that reads a file beside the warehouse."""
+    raw = path.with_suffix(".csv")
+    raw.write_text("id\n1\n2\n")
     with duckdb.connect(str(path)) as connection:
-        connection.execute("create schema marts; create schema ml")
+        connection.execute("create schema marts; create schema ml; create schema staging")
+        connection.execute("create schema ops")
         connection.execute(
-            f"create table marts.fct_orders as select range as id from range({n_orders})"
+            "create table marts.fct_orders (id bigint primary key,"
+            " ordered_at timestamptz not null, note varchar)"
         )
+        connection.execute(
+            "insert into marts.fct_orders select range,"
+            f" timestamptz '{FIRST_ORDER_AT}' + to_hours(range), null from range({n_orders})"
+        )
+        connection.execute("comment on table marts.fct_orders is 'One row per order.'")
         connection.execute("comment on column marts.fct_orders.id is 'Order id.'")
+        connection.execute("comment on column marts.fct_orders.ordered_at is 'Order time.'")
         connection.execute("create table marts.dim_customers as select 1 as customer_id")
         connection.execute("create table ml.cluster_profiles as select 'pca' as stage")
+        connection.execute("create table ml.model_registry as select 'blob'::blob as artifact")
+        connection.execute("create table ops.raw_file_validations as select now() as at")
+        connection.execute(f"create view staging.lines as select * from read_csv('{raw}')")
     return path
 
 
 def _info(build_id: str) -> publish.BuildInfo:
     return publish.BuildInfo(build_id, publish.datetime.now(publish.UTC), None, "raw.csv.zst")
+
+
+def _publish(warehouse: Path, serving: Path, build_id: str) -> publish.Published:
+    return publish.publish(warehouse, serving, _info(build_id), PUBLISHED)
 
 
 def _serving_state(serving: Path) -> tuple[bytes, str]:
@@ -37,27 +73,84 @@ def _serving_state(serving: Path) -> tuple[bytes, str]:
     return (serving / publish.SERVING_DB_NAME).read_bytes(), str(current)
 
 
-def test_publish_writes_a_stamped_read_only_copy_and_parquet_per_mart(tmp_path: Path) -> None:
+def _write_manifest(target: Path, nodes: dict[str, dict]) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / "manifest.json"
+    path.write_text(json.dumps({"nodes": nodes}))
+    return path
+
+
+def _model(schema: str, alias: str, access: str, materialized: str = "table") -> dict:
+    return {
+        "resource_type": "model",
+        "schema": schema,
+        "alias": alias,
+        "access": access,
+        "config": {"materialized": materialized},
+    }
+
+
+def test_publish_copies_only_the_published_tables_with_their_constraints_and_comments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The publishing process runs in another time zone than UTC: the copy must not depend on it.
+    monkeypatch.setenv("TZ", "America/New_York")
     warehouse = _make_warehouse(tmp_path / "wh.duckdb", n_orders=5)
     serving = tmp_path / "serving"
-    published = publish.publish(warehouse, serving, _info("20250101T000000000000Z-aaaaaa"))
+    published = _publish(warehouse, serving, "20250101T000000000000Z-aaaaaa")
 
     database = serving / publish.SERVING_DB_NAME
-    assert published.database == database
+    assert published.database == database and published.missing == ()
     assert database.stat().st_mode & 0o777 == publish.READ_ONLY_MODE
     with duckdb.connect(str(database), read_only=True) as connection:
         assert connection.sql("select build_id from serving.build_info").fetchall() == [
             ("20250101T000000000000Z-aaaaaa",)
         ]
-        assert dict(connection.sql("select * from serving.published_tables").fetchall()) == {
+        recorded = dict(connection.sql("select * from serving.published_tables").fetchall())
+        assert recorded == {
             "marts.dim_customers": 1,
             "marts.fct_orders": 5,
             "ml.cluster_profiles": 1,
         }
-        comment = connection.sql(
-            "select comment from duckdb_columns() where table_name = 'fct_orders'"
+        tables = connection.sql(
+            "select schema_name || '.' || table_name from duckdb_tables() order by 1"
         ).fetchall()
-        assert comment == [("Order id.",)]
+        assert [name for (name,) in tables] == [
+            *sorted(recorded),
+            "serving.build_info",
+            "serving.published_tables",
+        ]
+        assert connection.sql("select * from duckdb_views() where not internal").fetchall() == []
+        columns = connection.sql(
+            "select column_name, data_type, is_nullable, comment from duckdb_columns()"
+            " where table_name = 'fct_orders' order by column_index"
+        ).fetchall()
+        assert columns == [
+            ("id", "BIGINT", False, "Order id."),
+            ("ordered_at", "TIMESTAMP", False, f"Order time. {publish.UTC_NOTE}"),
+            ("note", "VARCHAR", True, None),
+        ]
+        assert connection.sql(
+            "select constraint_column_names from duckdb_constraints()"
+            " where table_name = 'fct_orders' and constraint_type = 'PRIMARY KEY'"
+        ).fetchall() == [(["id"],)]
+        assert connection.sql(
+            "select comment from duckdb_tables() where table_name = 'fct_orders'"
+        ).fetchall() == [("One row per order.",)]
+        first_at = connection.sql("select min(ordered_at) from marts.fct_orders").fetchall()
+        assert first_at == [(FIRST_ORDER_AT_UTC,)]
+        built_at_type = connection.sql(
+            "select data_type, comment from duckdb_columns() where column_name = 'built_at'"
+        ).fetchall()
+        assert built_at_type == [("TIMESTAMP", f"When the build was published; {publish.UTC_NOTE}")]
+
+
+def test_parquet_files_carry_the_build_id_the_descriptions_and_utc_times(
+    tmp_path: Path,
+) -> None:
+    warehouse = _make_warehouse(tmp_path / "wh.duckdb", n_orders=5)
+    serving = tmp_path / "serving"
+    published = _publish(warehouse, serving, "20250101T000000000000Z-aaaaaa")
 
     current = publish.read_current_parquet_dir(serving)
     assert current == published.parquet_dir and current.name == published.build_id
@@ -69,22 +162,89 @@ def test_publish_writes_a_stamped_read_only_copy_and_parquet_per_mart(tmp_path: 
     manifest = json.loads((current / "manifest.json").read_text())
     assert manifest["build_id"] == published.build_id
     assert manifest["tables"]["fct_orders"]["n_rows"] == 5
+    schema = pq.read_schema(current / "fct_orders.parquet")
+    assert schema.metadata == {
+        b"build_id": published.build_id.encode(),
+        b"description": b"One row per order.",
+    }
+    assert schema.field("id").metadata == {b"description": b"Order id."}
+    assert schema.field("ordered_at").metadata == {
+        b"description": f"Order time. {publish.UTC_NOTE}".encode()
+    }
+    assert schema.field("ordered_at").type.tz is None and schema.field("note").metadata is None
+    table = pq.read_table(current / "fct_orders.parquet")
+    assert table.column("id").to_pylist() == [0, 1, 2, 3, 4]
+    assert table.column("ordered_at")[0].as_py() == FIRST_ORDER_AT_UTC
     with duckdb.connect() as connection:
-        key_values = connection.sql(
-            "select key::varchar, value::varchar"
-            f" from parquet_kv_metadata('{current}/fct_orders.parquet')"
+        build_ids = connection.sql(
+            "select value::varchar"
+            f" from parquet_kv_metadata('{current}/fct_orders.parquet') where key = 'build_id'"
         ).fetchall()
-        rows = connection.sql(f"select count(*) from '{current}/fct_orders.parquet'").fetchall()
-    assert key_values == [("build_id", published.build_id)]
-    assert rows == [(5,)]
+    assert build_ids == [(published.build_id,)]
     assert not [path for path in serving.rglob(".*") if path.name.endswith(".tmp")]
+
+
+def test_parquet_is_written_in_row_groups_of_bounded_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publish, "PARQUET_ROW_GROUP_ROWS", 2)
+    published = _publish(_make_warehouse(tmp_path / "wh.duckdb", 5), tmp_path / "s", "b1")
+    parquet = pq.ParquetFile(published.parquet_dir / "fct_orders.parquet")
+    sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+    assert sizes == [2, 2, 1]
+    assert parquet.read().column("id").to_pylist() == [0, 1, 2, 3, 4]
+
+
+def test_a_published_table_missing_from_the_warehouse_is_reported_not_published(
+    tmp_path: Path,
+) -> None:
+    warehouse = _make_warehouse(tmp_path / "wh.duckdb", n_orders=2)
+    relations = [*PUBLISHED, publish.Relation("marts", "not_built")]
+    published = publish.publish(warehouse, tmp_path / "serving", _info("b1"), relations)
+    assert published.missing == ("marts.not_built",)
+    assert sorted(published.row_counts) == [relation.qualified for relation in PUBLISHED]
+
+
+def test_the_published_set_is_every_public_table_of_the_dbt_manifest(tmp_path: Path) -> None:
+    manifest = _write_manifest(
+        tmp_path / "target",
+        {
+            "model.p.fct_orders": _model("marts", "fct_orders", "public"),
+            "model.p.fct_lines": _model("marts", "fct_lines", "public", "incremental"),
+            "model.p.cluster_profiles": _model("ml", "cluster_profiles", "public"),
+            "model.p.model_registry": _model("ml", "model_registry", "protected"),
+            "model.p.stg_lines": _model("staging", "stg_lines", "public", "view"),
+            "seed.p.segment_map": {"resource_type": "seed", "schema": "seeds", "alias": "m"},
+        },
+    )
+    assert publish.published_relations(manifest) == [
+        publish.Relation("marts", "fct_lines"),
+        publish.Relation("marts", "fct_orders"),
+        publish.Relation("ml", "cluster_profiles"),
+    ]
+    with pytest.raises(RuntimeError, match=r"no dbt manifest at .*missing.*make build"):
+        publish.published_relations(tmp_path / "missing" / "manifest.json")
+    private = _write_manifest(tmp_path / "private", {"m": _model("ml", "x", "protected")})
+    with pytest.raises(RuntimeError, match="declares no model with access: public"):
+        publish.published_relations(private)
+
+
+def test_the_manifest_is_read_from_the_target_path_the_build_used(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    assert publish.manifest_path([], {}, root) == root / "target" / "manifest.json"
+    env = {publish.DBT_TARGET_PATH_ENV: str(tmp_path / "env_target")}
+    assert publish.manifest_path([], env, root) == tmp_path / "env_target" / "manifest.json"
+    args = ["--select", "x", "--target-path", "other"]
+    assert publish.manifest_path(args, env, root) == root / "other" / "manifest.json"
+    args = [f"--target-path={tmp_path / 'flag'}"]
+    assert publish.manifest_path(args, env, root) == tmp_path / "flag" / "manifest.json"
 
 
 def test_a_reader_holding_the_old_copy_keeps_reading_it_across_a_publish(tmp_path: Path) -> None:
     serving = tmp_path / "serving"
-    publish.publish(_make_warehouse(tmp_path / "a.duckdb", 3), serving, _info("20250101T0Z-a"))
+    _publish(_make_warehouse(tmp_path / "a.duckdb", 3), serving, "20250101T0Z-a")
     with duckdb.connect(str(serving / publish.SERVING_DB_NAME), read_only=True) as old_reader:
-        publish.publish(_make_warehouse(tmp_path / "b.duckdb", 7), serving, _info("20250102T0Z-b"))
+        _publish(_make_warehouse(tmp_path / "b.duckdb", 7), serving, "20250102T0Z-b")
         assert old_reader.sql("select count(*) from marts.fct_orders").fetchall() == [(3,)]
         assert old_reader.sql("select build_id from serving.build_info").fetchall() == [
             ("20250101T0Z-a",)
@@ -93,12 +253,49 @@ def test_a_reader_holding_the_old_copy_keeps_reading_it_across_a_publish(tmp_pat
         assert new_reader.sql("select count(*) from marts.fct_orders").fetchall() == [(7,)]
 
 
+def _sqlalchemy_engine(database: Path, **options: object) -> sqlalchemy.Engine:
+    """The README's SQLAlchemy recipe (duckdb-engine), with options for create_engine."""
+    url = f"duckdb:///{database}?access_mode=read_only&enable_external_access=false"
+    return sqlalchemy.create_engine(url, **options)
+
+
+def _served_build(engine: sqlalchemy.Engine) -> str:
+    with engine.connect() as connection:
+        return connection.execute(sqlalchemy.text("select build_id from serving.build_info")).one()[
+            0
+        ]
+
+
+def test_the_sqlalchemy_recipe_sees_the_new_build_after_a_publish(tmp_path: Path) -> None:
+    serving = tmp_path / "serving"
+    database = serving / publish.SERVING_DB_NAME
+    _publish(_make_warehouse(tmp_path / "a.duckdb", 3), serving, "20250101T0Z-a")
+    recipe = _sqlalchemy_engine(database, poolclass=NullPool)
+    assert _served_build(recipe) == "20250101T0Z-a"
+    _publish(_make_warehouse(tmp_path / "b.duckdb", 7), serving, "20250102T0Z-b")
+    assert _served_build(recipe) == "20250102T0Z-b"
+    with recipe.connect() as connection:
+        count = connection.execute(sqlalchemy.text("select count(*) from marts.fct_orders"))
+        assert count.one()[0] == 7
+
+    # What the README warns about: a pooled connection keeps the file it opened, and DuckDB
+    # shares that open file with every new connection to the same path in the process...
+    pooled = _sqlalchemy_engine(database)  # SQLAlchemy's default pool keeps connections open
+    assert _served_build(pooled) == "20250102T0Z-b"
+    _publish(_make_warehouse(tmp_path / "c.duckdb", 9), serving, "20250103T0Z-c")
+    assert _served_build(pooled) == _served_build(recipe) == "20250102T0Z-b"
+    # ...until the pool is disposed of.
+    pooled.dispose()
+    assert _served_build(pooled) == _served_build(recipe) == "20250103T0Z-c"
+    pooled.dispose()
+
+
 def test_only_the_newest_parquet_versions_are_kept(tmp_path: Path) -> None:
     warehouse = _make_warehouse(tmp_path / "wh.duckdb", n_orders=2)
     serving = tmp_path / "serving"
     build_ids = [f"2025010{day}T0Z-x" for day in range(1, 6)]
     for build_id in build_ids:
-        publish.publish(warehouse, serving, _info(build_id))
+        _publish(warehouse, serving, build_id)
     kept = sorted(path.name for path in (serving / "parquet").iterdir() if not path.is_symlink())
     assert kept == build_ids[-publish.KEEP_VERSIONS :]
     assert publish.read_current_parquet_dir(serving).name == build_ids[-1]
@@ -108,7 +305,7 @@ def test_a_publish_that_fails_leaves_the_previous_copy_untouched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     serving = tmp_path / "serving"
-    publish.publish(_make_warehouse(tmp_path / "a.duckdb", 3), serving, _info("20250101T0Z-a"))
+    _publish(_make_warehouse(tmp_path / "a.duckdb", 3), serving, "20250101T0Z-a")
     before = _serving_state(serving)
 
     def broken_export(*_args: object) -> dict[str, int]:
@@ -116,7 +313,7 @@ def test_a_publish_that_fails_leaves_the_previous_copy_untouched(
 
     monkeypatch.setattr(publish, "export_marts_to_parquet", broken_export)
     with pytest.raises(OSError, match="disk full"):
-        publish.publish(_make_warehouse(tmp_path / "b.duckdb", 7), serving, _info("20250102T0Z-b"))
+        _publish(_make_warehouse(tmp_path / "b.duckdb", 7), serving, "20250102T0Z-b")
     assert _serving_state(serving) == before
     assert sorted(path.name for path in serving.iterdir()) == ["parquet", publish.SERVING_DB_NAME]
     assert sorted(path.name for path in (serving / "parquet").iterdir()) == [
@@ -125,58 +322,104 @@ def test_a_publish_that_fails_leaves_the_previous_copy_untouched(
     ]
 
 
-def test_verify_rejects_a_copy_whose_tables_do_not_match_the_recorded_counts(
-    tmp_path: Path,
-) -> None:
-    database = _make_warehouse(tmp_path / "wh.duckdb", n_orders=4)
-    publish.stamp_build(database, _info("b1"))
-    publish.verify_serving_copy(database, "b1")
+def test_verify_rejects_a_copy_unlike_its_record(tmp_path: Path) -> None:
+    warehouse = _make_warehouse(tmp_path / "wh.duckdb", n_orders=4)
+    copies = []
+    for name in ("fewer_rows", "extra_table", "view"):
+        copy = tmp_path / f"{name}.duckdb"
+        publish.write_serving_copy(warehouse, copy, PUBLISHED, _info("b1"))
+        publish.verify_serving_copy(copy, "b1")
+        copies.append(copy)
     with pytest.raises(RuntimeError, match="carries build"):
-        publish.verify_serving_copy(database, "b2")
-    with duckdb.connect(str(database)) as connection:
-        connection.execute("delete from marts.fct_orders where id = 0")
-    with pytest.raises(RuntimeError, match=r"marts\.fct_orders: 3 rows in the copy, 4 recorded"):
-        publish.verify_serving_copy(database, "b1")
+        publish.verify_serving_copy(copies[0], "b2")
+    tamper = {
+        "delete from marts.fct_orders where id = 0": r"marts\.fct_orders: 3 rows in the copy, 4",
+        "create table ml.model_registry as select 1 as x": r"holds tables \['ml\.model_registry'\]",
+        "create view marts.v as select 1 as x": "holds views",
+    }
+    for copy, (statement, message) in zip(copies, tamper.items(), strict=True):
+        with duckdb.connect(str(copy)) as connection:
+            connection.execute(statement)
+        with pytest.raises(RuntimeError, match=message):
+            publish.verify_serving_copy(copy, "b1")
+
+
+def _cli_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serving: Path | None, synthetic_raw: Path
+) -> None:
+    raw = tmp_path / "raw.csv.zst"
+    shutil.copyfile(synthetic_raw, raw)
+    monkeypatch.setenv("RETAIL_RAW_PATH", str(raw))
+    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
+    if serving is None:
+        monkeypatch.delenv(publish.SERVING_DIR_ENV, raising=False)
+    else:
+        monkeypatch.setenv(publish.SERVING_DIR_ENV, str(serving))
+    target = tmp_path / "target"
+    monkeypatch.setenv(publish.DBT_TARGET_PATH_ENV, str(target))
+    _write_manifest(
+        target,
+        {f"model.p.{r.name}": _model(r.schema, r.name, "public") for r in PUBLISHED},
+    )
+
+
+def _dbt_exiting(returncode: int) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def fake_dbt(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(["dbt", *args], returncode=returncode)
+
+    return fake_dbt
 
 
 def test_a_failed_dbt_build_publishes_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synthetic_raw: Path
 ) -> None:
     serving = tmp_path / "serving"
-    publish.publish(_make_warehouse(tmp_path / "wh.duckdb", 3), serving, _info("20250101T0Z-a"))
+    _publish(_make_warehouse(tmp_path / "wh.duckdb", 3), serving, "20250101T0Z-a")
     before = _serving_state(serving)
-    raw = tmp_path / "raw.csv.zst"
-    raw.write_bytes(b"")
-    monkeypatch.setenv("RETAIL_RAW_PATH", str(raw))
-    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
-    monkeypatch.setenv(publish.SERVING_DIR_ENV, str(serving))
-
-    def failing_dbt(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.CompletedProcess(["dbt", *args], returncode=1)
-
-    monkeypatch.setattr(cli, "run_dbt", failing_dbt)
+    _cli_environment(tmp_path, monkeypatch, serving, synthetic_raw)
+    monkeypatch.setattr(cli, "run_dbt", _dbt_exiting(1))
     assert cli.main(["build"]) == 1
     assert _serving_state(serving) == before
 
 
-def test_a_successful_dbt_build_publishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = tmp_path / "raw.csv.zst"
-    raw.write_bytes(b"")
+def test_a_successful_dbt_build_publishes_the_manifests_public_tables(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    synthetic_raw: Path,
+) -> None:
     _make_warehouse(tmp_path / "wh.duckdb", 3)
-    monkeypatch.setenv("RETAIL_RAW_PATH", str(raw))
-    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(tmp_path / "wh.duckdb"))
-    monkeypatch.delenv(publish.SERVING_DIR_ENV, raising=False)
-
-    def passing_dbt(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.CompletedProcess(["dbt", *args], returncode=0)
-
-    monkeypatch.setattr(cli, "run_dbt", passing_dbt)
+    _cli_environment(tmp_path, monkeypatch, None, synthetic_raw)
+    monkeypatch.setattr(cli, "run_dbt", _dbt_exiting(0))
     assert cli.main(["build"]) == 0
+    assert "(3 tables; open read-only)" in capsys.readouterr().out
     with duckdb.connect(
         str(tmp_path / "serving" / publish.SERVING_DB_NAME), read_only=True
     ) as connection:
         (raw_path,) = connection.sql("select raw_path from serving.build_info").fetchall()[0]
-    assert raw_path == str(raw.resolve())
+        tables = connection.sql("select table_name from serving.published_tables").fetchall()
+    assert raw_path == str((tmp_path / "raw.csv.zst").resolve())
+    assert sorted(name for (name,) in tables) == [r.qualified for r in PUBLISHED]
+
+
+def test_a_build_without_a_manifest_says_so_and_publishes_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    synthetic_raw: Path,
+) -> None:
+    serving = tmp_path / "serving"
+    _publish(_make_warehouse(tmp_path / "wh.duckdb", 3), serving, "20250101T0Z-a")
+    before = _serving_state(serving)
+    _cli_environment(tmp_path, monkeypatch, serving, synthetic_raw)
+    missing_target = tmp_path / "no_target"
+    monkeypatch.setenv(publish.DBT_TARGET_PATH_ENV, str(missing_target))
+    monkeypatch.setattr(cli, "run_dbt", _dbt_exiting(0))
+    assert cli.main(["build"]) == 1
+    error = capsys.readouterr().err
+    assert f"no dbt manifest at {missing_target / 'manifest.json'}" in error
+    assert "serving copy unchanged" in error and "Traceback" not in error
+    assert _serving_state(serving) == before
 
 
 def test_build_ids_sort_by_time_and_carry_the_git_commit() -> None:

@@ -543,6 +543,7 @@ def test_report_names_the_published_build_it_was_drawn_from(
 ) -> None:
     assert "From an unpublished warehouse" in report_file.read_text()
     info = publish.new_build_info("synthetic.csv.zst", PROJECT_ROOT)
-    published = publish.publish(synthetic_build.warehouse, tmp_path / "serving", info)
+    relations = publish.published_relations(synthetic_build.root / "target" / "manifest.json")
+    published = publish.publish(synthetic_build.warehouse, tmp_path / "serving", info, relations)
     html = report.write_report(published.database, tmp_path / "report.html").read_text()
     assert f"From build {info.build_id}, published" in html
