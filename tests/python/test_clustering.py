@@ -23,7 +23,7 @@ from retail_segments.clustering import (
     select_candidate,
     selected_key,
 )
-from retail_segments.naming import load_archetypes
+from retail_segments.naming import base_name, load_archetypes
 from retail_segments.segmentation import (
     CLUSTER_PROFILE_COLUMNS,
     combine_stages,
@@ -264,7 +264,9 @@ def test_pca_stage_honours_a_pinned_choice(rfm: pd.DataFrame, archetypes: pd.Dat
     selection = result["cluster_model_selection"]
     assert selected_key(selection) == ("kmeans", 5)
     assert len(result["cluster_profiles"]) == 5
-    assert result["cluster_profiles"]["segment_name"].is_unique
+    names = result["cluster_profiles"]["segment_name"]
+    assert names.is_unique and not names.str.contains(r"\d").any()
+    assert set(names.map(base_name)) == {"loyal", "intermediate", "lost"}
 
 
 def test_tsne_stage_and_combined_tables(rfm: pd.DataFrame, archetypes: pd.DataFrame) -> None:
@@ -288,7 +290,7 @@ def test_tsne_stage_and_combined_tables(rfm: pd.DataFrame, archetypes: pd.DataFr
     assert len(combined["customer_embeddings"]) == int((~rfm["is_outlier"]).sum())
     assert set(combined["cluster_profiles"]["stage"]) == {"pca", "tsne"}
     assert combined["cluster_model_selection"].groupby("stage")["is_selected"].sum().eq(1).all()
-    tsne_names = set(tsne["cluster_profiles"]["segment_name"])
+    tsne_names = set(tsne["cluster_profiles"]["segment_name"].map(base_name))
     assert tsne_names <= set(archetypes.loc[archetypes["stage"] == "tsne", "segment_name"])
 
 
