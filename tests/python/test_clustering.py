@@ -256,6 +256,11 @@ def test_pca_stage_contract_and_determinism(rfm: pd.DataFrame, archetypes: pd.Da
     assert selected_key(selection)[1] == len(profiles) == 3
     assert profiles["segment_name"].tolist() == ["loyal", "intermediate", "lost"]
     assert profiles["strategy"].str.len().gt(0).all()
+    pca_archetypes = archetypes.loc[archetypes["stage"] == "pca"].set_index("segment_name")
+    assert (
+        profiles["meaning"].tolist()
+        == pca_archetypes.loc[profiles["segment_name"], "meaning"].tolist()
+    )
     assert len(first["embedding_summary"]) == 2
 
 
