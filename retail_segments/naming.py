@@ -29,8 +29,9 @@ Naming rule (``name_clusters``):
    largest difference; then two qualifiers (``sleeping, longer gone, higher spend``), then all
    three; then the next nearest archetype. The strategy is the archetype's plus the
    qualifier's advice, the meaning the archetype's plus what sets the cluster apart. Names are
-   never numbered; only with about 25 or more clusters for the three PCA archetypes can every
-   candidate be taken, which raises ``ValueError``.
+   never numbered. Each extra cluster has up to 7 qualified names per archetype, so every one is
+   taken only for a cluster equal to the holders in every measure, or with 25 or more clusters
+   for the three PCA archetypes; that raises ``ValueError`` (lower ``n_clusters``).
 
 Rows (clusters) enter the cost matrix in ``cluster_id`` order and columns (archetypes) in
 ``segment_name`` order, and ties between qualifiers go to recency, then frequency, then monetary,
