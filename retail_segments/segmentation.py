@@ -7,7 +7,8 @@ archetypes and a plain config dict (dbt model ``config.meta``), and return a dic
 - ``embedding_summary``: PCA components with loadings, or the t-SNE KL divergence row
 - ``customer_embeddings``: ``customer_id``, the two stage coordinates, ``<stage>_cluster_id`` and
   ``<stage>_segment_name`` (one row per non-outlier customer, sorted by ``customer_id``)
-- ``cluster_profiles``: profile, name and strategy of every cluster (``CLUSTER_PROFILE_COLUMNS``)
+- ``cluster_profiles``: profile, name, meaning and strategy of every cluster
+  (``CLUSTER_PROFILE_COLUMNS``)
 
 ``combine_stages`` stacks the two results into the warehouse tables in memory
 (``customer_embeddings`` then has ``customer_id, pca_1, pca_2, tsne_1, tsne_2, pca_cluster_id,
@@ -69,6 +70,7 @@ CLUSTER_PROFILE_COLUMNS: tuple[str, ...] = (
     "cluster_id",
     "segment_name",
     *PROFILE_COLUMNS[2:],
+    "meaning",
     "strategy",
     "archetype_distance",
     "n_fit_sample",

@@ -36,6 +36,7 @@ final as (
         cast(mean_monetary as double) as mean_monetary,
         cast(median_monetary as double) as median_monetary,
         cast(revenue_share as double) as revenue_share,
+        cast(meaning as varchar) as meaning,
         cast(strategy as varchar) as strategy,
         cast(archetype_distance as double) as archetype_distance,
         cast(n_fit_sample as integer) as n_fit_sample,

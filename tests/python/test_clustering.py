@@ -23,7 +23,7 @@ from retail_segments.clustering import (
     select_candidate,
     selected_key,
 )
-from retail_segments.naming import load_archetypes
+from retail_segments.naming import QUALIFIERS, base_name, load_archetypes, split_name
 from retail_segments.segmentation import (
     CLUSTER_PROFILE_COLUMNS,
     combine_stages,
@@ -256,6 +256,11 @@ def test_pca_stage_contract_and_determinism(rfm: pd.DataFrame, archetypes: pd.Da
     assert selected_key(selection)[1] == len(profiles) == 3
     assert profiles["segment_name"].tolist() == ["loyal", "intermediate", "lost"]
     assert profiles["strategy"].str.len().gt(0).all()
+    pca_archetypes = archetypes.loc[archetypes["stage"] == "pca"].set_index("segment_name")
+    assert (
+        profiles["meaning"].tolist()
+        == pca_archetypes.loc[profiles["segment_name"], "meaning"].tolist()
+    )
     assert len(first["embedding_summary"]) == 2
 
 
@@ -264,7 +269,9 @@ def test_pca_stage_honours_a_pinned_choice(rfm: pd.DataFrame, archetypes: pd.Dat
     selection = result["cluster_model_selection"]
     assert selected_key(selection) == ("kmeans", 5)
     assert len(result["cluster_profiles"]) == 5
-    assert result["cluster_profiles"]["segment_name"].is_unique
+    names = result["cluster_profiles"]["segment_name"]
+    assert names.is_unique and not names.str.contains(r"\d").any()
+    assert set(names.map(base_name)) == {"loyal", "intermediate", "lost"}
 
 
 def test_tsne_stage_and_combined_tables(rfm: pd.DataFrame, archetypes: pd.DataFrame) -> None:
@@ -288,7 +295,7 @@ def test_tsne_stage_and_combined_tables(rfm: pd.DataFrame, archetypes: pd.DataFr
     assert len(combined["customer_embeddings"]) == int((~rfm["is_outlier"]).sum())
     assert set(combined["cluster_profiles"]["stage"]) == {"pca", "tsne"}
     assert combined["cluster_model_selection"].groupby("stage")["is_selected"].sum().eq(1).all()
-    tsne_names = set(tsne["cluster_profiles"]["segment_name"])
+    tsne_names = set(tsne["cluster_profiles"]["segment_name"].map(base_name))
     assert tsne_names <= set(archetypes.loc[archetypes["stage"] == "tsne", "segment_name"])
 
 
@@ -324,33 +331,47 @@ def test_tsne_config_defaults_and_validation() -> None:
 
 class _RecencyBands:
     """Stand-in for last month's registered classifier: names by recency band, deliberately not
-    the names the archetypes would give (the recent big spenders are called 'lost')."""
+    the names the archetypes would give (by default the recent big spenders are called 'lost')."""
+
+    def __init__(self, names: tuple[str, str, str] = ("lost", "loyal", "promising")) -> None:
+        self.names = list(names)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         recency = features["recency_days"].to_numpy()
-        return np.select([recency < 80, recency < 250], ["lost", "loyal"], "promising")
+        return np.select([recency < 80, recency < 250], self.names[:2], self.names[2])
 
 
+@pytest.mark.parametrize(
+    "band_names",
+    [("lost", "loyal", "promising"), ("sleeping, longer gone", "loyal", "at risk, one order")],
+    ids=["plain", "qualified"],
+)
 def test_tsne_clusters_inherit_the_previous_models_names(
-    rfm: pd.DataFrame, archetypes: pd.DataFrame
+    rfm: pd.DataFrame, archetypes: pd.DataFrame, band_names: tuple[str, str, str]
 ) -> None:
     """With a previous model, each cluster takes the name it predicts for most of the
     cluster's customers, even against the archetype levels, and says where the name came from;
-    without one, the same clustering is named by archetype."""
+    without one, the same clustering is named by archetype. Qualified names (an earlier fit's
+    extra clusters) are inherited whole, with the qualifier's advice in the strategy."""
     config = {"perplexity": 30.0, "algorithm": "kmeans", "n_clusters": 3}
-    previous = RegisteredModel("v-last-month", _RecencyBands())
+    previous = RegisteredModel("v-last-month", _RecencyBands(band_names))
     plain = run_tsne_stage(rfm, archetypes, config)["cluster_profiles"]
     inherited = run_tsne_stage(rfm, archetypes, config, previous=previous)["cluster_profiles"]
 
     assert plain["name_source"].eq("archetype").all()
     assert plain["previous_model_version"].isna().all()
     by_recency = inherited.sort_values("mean_recency_days")
-    assert by_recency["segment_name"].tolist() == ["lost", "loyal", "promising"]
+    assert by_recency["segment_name"].tolist() == list(band_names)
     assert by_recency["name_source"].eq("previous_model").all()
     assert by_recency["previous_model_version"].eq("v-last-month").all()
     assert plain.set_index("cluster_id")["segment_name"].to_dict() != (
         inherited.set_index("cluster_id")["segment_name"].to_dict()
     )
+    strategies = archetypes.loc[archetypes["stage"] == "tsne"].set_index("segment_name")["strategy"]
+    for name, strategy in zip(by_recency["segment_name"], by_recency["strategy"], strict=True):
+        base, qualifiers = split_name(name)
+        advice = [QUALIFIERS[qualifier].advice for qualifier in qualifiers]
+        assert strategy == " ".join([strategies[base], *advice])
     # the clustering itself is the same: only the names differ
     columns = ["cluster_id", "n_customers", "mean_recency_days"]
     pd.testing.assert_frame_equal(plain[columns], inherited[columns])

@@ -31,7 +31,7 @@ from retail_segments.artifacts import build_model_registry_row, load_model
 from retail_segments.classifier import train_segment_classifier
 from retail_segments.dbt_runner import dbt_executable
 from retail_segments.embedding import rfm_features
-from retail_segments.naming import load_archetypes
+from retail_segments.naming import base_name, load_archetypes
 from retail_segments.ops.preflight import prepare
 from retail_segments.paths import PROJECT_ROOT
 from retail_segments.segmentation import run_tsne_stage
@@ -337,6 +337,13 @@ def test_retraining_one_month_later_keeps_names_and_is_recorded(
         "cluster_id"
     )
     assert not unshared.empty
+    # names stay descriptive: archetype names, possibly qualified ('sleeping, longer gone'),
+    # never numbered, and qualified names are inherited like plain ones
+    archetypes = load_archetypes(PROJECT_ROOT / "seeds" / "segment_archetypes.csv")
+    tsne_names = set(archetypes.loc[archetypes["stage"] == "tsne", "segment_name"])
+    assert profiles["segment_name"].is_unique
+    assert not profiles["segment_name"].str.contains(r"\d").any()
+    assert set(profiles["segment_name"].map(base_name)) <= tsne_names
     for cluster, name in zip(unshared.tsne_cluster_id, unshared.previous_name, strict=True):
         assert profiles.loc[cluster, "segment_name"] == name
         assert profiles.loc[cluster, "name_source"] == "previous_model"
