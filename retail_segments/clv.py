@@ -20,10 +20,10 @@ starts). Customers with identical summaries can be collapsed into one weighted r
 (``collapse_summary``), which keeps the fit in seconds at any number of customers.
 
 Predictions for a horizon of ``t`` days: expected purchases (the paper's hypergeometric formula,
-evaluated through an Euler transformation and a series that stays exact at ``a = 1``),
-probability alive, the probability of no purchase in the next ``t`` days, the expected average
-order value and a discounted 12-month CLV. ``fit_customer_value`` and
-``evaluate_customer_value`` are the entry points for the warehouse.
+rewritten as a sum of nonnegative negative-binomial terms that stays exact at ``a = 1``, for many
+purchases and for degenerate fits), probability alive, the probability of no purchase in the next
+``t`` days, the expected average order value and a discounted 12-month CLV.
+``fit_customer_value`` and ``evaluate_customer_value`` are the entry points for the warehouse.
 """
 
 from __future__ import annotations
@@ -258,11 +258,14 @@ def _purchase_days(
     keep = (times < end).to_numpy()
     if start is not None:
         keep = keep & (times >= start).to_numpy()
+    positions = np.flatnonzero(keep)
     rows = pd.DataFrame(
         {
-            "customer_id": transactions[customer_column].to_numpy()[keep],
-            "at": times.to_numpy()[keep],
-            "amount": pd.to_numeric(transactions[amount_column], errors="coerce").to_numpy()[keep],
+            "customer_id": transactions[customer_column].iloc[positions].to_numpy(),
+            "at": times.iloc[positions].reset_index(drop=True),
+            "amount": pd.to_numeric(transactions[amount_column], errors="coerce")
+            .iloc[positions]
+            .to_numpy(),
         }
     )
     for column, source in (
@@ -367,6 +370,8 @@ def holdout_actuals(
     amounts in the window), one row per customer with a row in the window.
     """
     begin = _timestamp(start, "start")
+    if isinstance(days, bool) or not isinstance(days, int | np.integer) or days < 1:
+        raise CustomerValueError(f"holdout days must be a whole number >= 1, got {days!r}")
     window = _purchase_days(
         transactions,
         begin,
@@ -389,7 +394,7 @@ def collapse_summary(
 
     The BG/NBD likelihood depends only on (frequency, recency, T), so a weighted fit on the
     collapsed rows gives exactly the fit on every customer, at a fraction of the cost (daily data
-    has few distinct summaries: on 437,000 synthetic customers about a third).
+    has few distinct summaries: 38% of the rows on 437,200 simulated customers).
 
     Parameters
     ----------
@@ -548,6 +553,12 @@ def _log_std_errors(
 # --------------------------------------------------------------------------------------------
 
 
+def _check_positive(params: Mapping[str, float], model: str) -> None:
+    bad = {k: v for k, v in params.items() if not (_is_real(v) and v > 0)}
+    if bad:
+        raise CustomerValueError(f"{model} parameters must be finite numbers > 0, got {bad}")
+
+
 @dataclass(frozen=True)
 class BgNbdParams:
     """BG/NBD parameters: purchase rate ``Gamma(r, alpha)`` (alpha in the data's time unit) and
@@ -557,6 +568,9 @@ class BgNbdParams:
     alpha: float
     a: float
     b: float
+
+    def __post_init__(self) -> None:
+        _check_positive(self.as_dict(), "BG/NBD")
 
     def as_dict(self) -> dict[str, float]:
         """The parameters as ``{'r': ..., 'alpha': ..., 'a': ..., 'b': ...}``."""
@@ -935,6 +949,9 @@ class GammaGammaParams:
     p: float
     q: float
     v: float
+
+    def __post_init__(self) -> None:
+        _check_positive(self.as_dict(), "Gamma-Gamma")
 
     def as_dict(self) -> dict[str, float]:
         """The parameters as ``{'p': ..., 'q': ..., 'v': ...}``."""

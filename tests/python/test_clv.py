@@ -507,6 +507,28 @@ def test_summary_counts_purchase_days_before_the_cut_off() -> None:
     assert summary["frequency"].dtype == "int64"
 
 
+def test_summary_reads_a_naive_cut_off_in_the_data_clock() -> None:
+    lines = pd.DataFrame(
+        {
+            "customer_id": [7, 7],
+            "purchased_at": pd.to_datetime(["2011-03-26 23:30", "2011-03-28 00:30"]).tz_localize(
+                "Europe/London"
+            ),
+            "amount": [1.0, 2.0],
+        }
+    )
+    summary = clv.repeat_purchase_summary(lines, "2011-03-29")
+    # the clocks change on 2011-03-27 (a 23-hour day); days are counted in the local calendar
+    assert summary.loc[0, "frequency"] == 1
+    assert summary.loc[0, "recency"] == pytest.approx(47 / 24)
+    assert summary.loc[0, "T"] == pytest.approx(71 / 24)
+    with pytest.raises(CustomerValueError, match="has no time zone"):
+        clv.repeat_purchase_summary(
+            lines.assign(purchased_at=lines["purchased_at"].dt.tz_localize(None)),
+            pd.Timestamp("2011-03-29", tz="UTC"),
+        )
+
+
 def test_fit_customer_value_values_every_customer() -> None:
     lines = synthetic_lines()
     result = clv.fit_customer_value(lines, "2011-12-01")
@@ -575,6 +597,8 @@ def test_bad_inputs_get_a_message_not_a_traceback() -> None:
         clv.evaluate_customer_value(lines, "2011-09-01", 0)
     with pytest.raises(CustomerValueError, match="recency <= T"):
         clv.fit_bg_nbd([1, 2], [5.0, 50.0], [10.0, 20.0])
+    with pytest.raises(CustomerValueError, match="must be finite numbers > 0"):
+        BgNbdParams(r=0.5, alpha=10.0, a=0.0, b=1.0)
 
 
 # ------------------------------------------------------------------------------------------
