@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import duckdb
 
+from retail_segments.ops.preflight import PreflightError, prepare
 from retail_segments.paths import PROJECT_ROOT, WAREHOUSE_PATH_ENV
 
 HISTORY_MODEL = "int_customer_rfm__history"
@@ -192,16 +194,21 @@ def run_backfill(dates: Sequence[datetime], project_root: Path = PROJECT_ROOT) -
     for number, as_of in enumerate(dates, start=1):
         last = number == len(dates)
         print(f"[{number}/{len(dates)}] as of {as_of:%Y-%m-%d %H:%M}", flush=True)
-        result = runner.invoke(
-            [
-                "build",
-                "--select",
-                f"{HISTORY_MODEL}+" if last else HISTORY_MODEL,
-                "--vars",
-                json.dumps({"rfm_as_of": f"{as_of:%Y-%m-%d}"}),
-                *project,
-            ]
-        )
+        args = [
+            "build",
+            "--select",
+            f"{HISTORY_MODEL}+" if last else HISTORY_MODEL,
+            "--vars",
+            json.dumps({"rfm_as_of": f"{as_of:%Y-%m-%d}"}),
+        ]
+        try:
+            # each month's vars are checked and stamped like any build's (no fit runs here); the
+            # inputs were checked against the warehouse before the backfill started
+            prepare(project_root, os.environ, args, fits=False, read_warehouse=False)
+        except PreflightError as error:
+            print(f"error: {error}\nNothing more was backfilled.", file=sys.stderr)
+            return False
+        result = runner.invoke([*args, *project])
         if not result.success:
             done = ", ".join(f"{d:%Y-%m-%d}" for d in dates[: number - 1]) or "none"
             print(
@@ -214,8 +221,8 @@ def run_backfill(dates: Sequence[datetime], project_root: Path = PROJECT_ROOT) -
 
 
 def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path = PROJECT_ROOT) -> int:
-    """``backfill [--start YYYY-MM] [--end YYYY-MM]`` with ``env`` (raw file and warehouse
-    resolved, see ``dbt_runner.dbt_environment``). Returns the exit code: 0 done, 1 dbt failed,
+    """``backfill [--start YYYY-MM] [--end YYYY-MM]`` with ``env`` (the environment of a prepared
+    build, `retail_segments.ops.preflight.prepare`). Returns the exit code: 0 done, 1 dbt failed,
     2 bad input (nothing run, nothing written)."""
     parser = argparse.ArgumentParser(
         prog="retail-segments backfill",

@@ -130,6 +130,13 @@ def _backfill(backfill_args: list[str]) -> int:
     prepared = _prepare([], fits=False)
     if isinstance(prepared, int):
         return prepared
+    if prepared.identity.full_refresh:
+        print(
+            f"error: the inputs changed since the last build ({prepared.identity.summary()});"
+            " run `make build` first.\nNothing was backfilled.",
+            file=sys.stderr,
+        )
+        return 2
     returncode = backfill_main(backfill_args, prepared.env)
     return _publish(prepared.env) if returncode == 0 else returncode
 

@@ -362,21 +362,28 @@ def prepare(
     dbt_args: Sequence[str] = (),
     *,
     fits: bool = True,
+    read_warehouse: bool = True,
 ) -> PreparedBuild:
     """Check and land everything a dbt run will read; return the dbt environment and arguments.
 
     ``dbt_args`` are the arguments the user gives dbt (``--vars`` is checked; a full refresh is
     refused together with a selection). ``fits=False`` for runs that fit no model (a backfill
-    month): the date vars must then only lie inside the data. Raises `PreflightError`.
+    month): the date vars must then only lie inside the data. ``read_warehouse=False`` skips the
+    input-identity check, for a caller that made it already and holds the warehouse open itself
+    (the backfill's months). Raises `PreflightError`.
     """
     try:
-        return _prepare(project_root, environ, dbt_args, fits)
+        return _prepare(project_root, environ, dbt_args, fits, read_warehouse)
     except (InputError, SettingsError, RawDataNotFoundError) as error:
         raise PreflightError(str(error)) from error
 
 
 def _prepare(
-    project_root: Path, environ: Mapping[str, str], dbt_args: Sequence[str], fits: bool
+    project_root: Path,
+    environ: Mapping[str, str],
+    dbt_args: Sequence[str],
+    fits: bool,
+    read_warehouse: bool,
 ) -> PreparedBuild:
     check_environment(environ)
     cli_vars, _rest = parse_cli_vars(dbt_args)
@@ -393,7 +400,7 @@ def _prepare(
     incoming = tuple(land_file(path, cache) for path in incoming_paths)
     check_vars_against_data(settings, raw_values, data_facts([raw, *incoming]), fits=fits)
 
-    loaded = loaded_files(warehouse)
+    loaded = loaded_files(warehouse) if read_warehouse else None
     backdated = (
         purchases_before_loaded_returns(warehouse, new_incoming(loaded, incoming)) if loaded else {}
     )

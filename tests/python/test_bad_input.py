@@ -391,7 +391,8 @@ def guarded(synthetic_build: Workspace, tmp_path_factory: pytest.TempPathFactory
     workspace = copy_workspace(synthetic_build, tmp_path_factory.mktemp("guarded"))
     serving = workspace.root / "serving"
     info = publish.new_build_info("synthetic", PROJECT_ROOT)
-    publish.publish(workspace.warehouse, serving, info)
+    relations = publish.published_relations(workspace.root / "target" / "manifest.json")
+    publish.publish(workspace.warehouse, serving, info, relations)
     return Guarded(workspace, serving)
 
 

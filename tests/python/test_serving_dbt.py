@@ -177,8 +177,8 @@ def test_a_failed_build_publishes_nothing(synthetic_build: Workspace, tmp_path: 
 
     result = _cli_build(bad_raw, tmp_path / "failed_build", serving)
     assert result.returncode != 0
-    assert "holds no data lines" in result.stdout
-    assert "nothing was published" in result.stderr
+    assert "holds no data lines" in result.stderr
+    assert "nothing was built" in result.stderr
     assert _serving_state(serving) == before
     assert sorted(p.name for p in serving.iterdir()) == ["parquet", publish.SERVING_DB_NAME]
 
@@ -197,23 +197,23 @@ class Served:
 def served(
     synthetic_build: Workspace, synthetic_raw: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Served:
-    """A copy of the synthetic build whose views read a copy of the raw file, published, after
-    which that raw file is deleted."""
+    """A copy of the synthetic build whose views read the raw data as landed in its own landing
+    directory, published, after which that directory is deleted."""
     root = tmp_path_factory.mktemp("served")
     build = copy_workspace(synthetic_build, root / "build")
-    raw = Path(shutil.copyfile(synthetic_raw, root / "raw_to_delete.csv.zst"))
-    assert_built(build.dbt(raw, "run", "--select", "config.materialized:view"))
+    assert_built(build.dbt(synthetic_raw, "run", "--select", "config.materialized:view"))
+    landing = build.root / "landing"
     file_views = [
         name
         for (name,) in build.query(
             "select schema_name || '.' || view_name from duckdb_views()"
-            f" where sql like '%{raw.name}%'"
+            f" where sql like '%{landing}%'"
         )
     ]
     relations = publish.published_relations(_manifest(build))
-    info = publish.new_build_info(str(raw), PROJECT_ROOT)
+    info = publish.new_build_info(str(synthetic_raw), PROJECT_ROOT)
     published = publish.publish(build.warehouse, root / "serving", info, relations)
-    raw.unlink()
+    shutil.rmtree(landing)
     return Served(build, published, relations, file_views)
 
 
@@ -290,8 +290,8 @@ def test_the_copy_holds_only_the_published_set_and_answers_without_the_raw_file(
     parquet_exposure = exposures["exposure.retail_segments.serving_parquet"]["depends_on"]["nodes"]
     assert set(duckdb_exposure) == public
     assert set(parquet_exposure) == {k for k in public if manifest["nodes"][k]["schema"] == "marts"}
-    # The build warehouse reads the raw file through its views; with the file gone they fail.
-    assert served.file_views, "no view of the build reads the raw file: nothing shown here"
+    # The build warehouse reads the landed raw data through its views; with it gone they fail.
+    assert served.file_views, "no view of the build reads the raw data: nothing shown here"
     with pytest.raises(duckdb.IOException):
         served.build.query(f"select count(*) from {served.file_views[0]}")
 
