@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 
 # DuckDB 1.x readers of the serving copy, in an environment of their own, for its compatibility
-# tests: the oldest supported DuckDB (retail_segments.publish.OLDEST_DUCKDB_READER) and the newest
+# tests: the oldest supported DuckDB (retail_segments.ops.publish.OLDEST_DUCKDB_READER) and the newest
 # 1.x command-line shell.
 OLD_DUCKDB_VENV ?= .venv-duckdb1
 OLD_DUCKDB      := 1.1.0
@@ -26,13 +26,13 @@ test: lint $(CHROMIUM) $(OLD_DUCKDB_STAMP)
 	RETAIL_OLD_DUCKDB_VENV=$(OLD_DUCKDB_VENV) $(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) -m retail_segments bench
+	$(PY) -m retail_segments_dev.bench
 
 # Fresh builds of the real file, 10x and 100x synthetic files (generated once into BENCH_DATA and
 # reused; the 100x file takes minutes and ~550 MB) and the pandas baseline at 1x.
 BENCH_DATA ?= data/bench
 bench-scale: $(STAMP)
-	$(PY) -m retail_segments bench --scales 1,10,100 --data-dir $(BENCH_DATA)
+	$(PY) -m retail_segments_dev.bench --scales 1,10,100 --data-dir $(BENCH_DATA)
 
 # Segment history as of each month end (default: every month of the data), e.g.
 #   make backfill START=2011-01 END=2011-06

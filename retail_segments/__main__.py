@@ -1,5 +1,5 @@
 import sys
 
-from retail_segments.cli import main
+from retail_segments.ops.cli import main
 
 sys.exit(main())

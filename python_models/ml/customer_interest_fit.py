@@ -4,14 +4,13 @@ var('new_customer_cutoff'), a random forest predicting that category from a cust
 orders, and the scoring of every customer's whole history and every new customer's first
 orders. Both fits use a reproducible stratified sample of the training customers (meta
 sampling); the others are assigned to the nearest centroid (is_fit_sample says which). Thin shell
-over retail_segments.interests.
+over retail_segments.ml.interests.
 
-Returns the result tables stacked (retail_segments.tables.stack_tables); the contracted SQL models
-in models/ml/ (customer_interest_*, new_customer_*) select them back out.
+Returns the result tables stacked (retail_segments.ml.tables.stack_tables); the contracted SQL
+models in models/ml/ (customer_interest_*, new_customer_*) select them back out.
 """
 
-from retail_segments.interests import fit_customer_interests
-from retail_segments.tables import stack_tables
+from retail_segments.ml import fit_customer_interests, stack_tables
 
 
 def model(dbt, session):

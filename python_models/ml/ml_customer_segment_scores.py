@@ -2,11 +2,10 @@
 DBSCAN noise and any customer not in the clustering are scored by the classifier, loaded from
 ml.model_registry (skops, type allowlist) at the version this build trained.
 
-One row per customer of marts.customer_rfm. Thin shell over retail_segments.classifier.
+One row per customer of marts.customer_rfm. Thin shell over retail_segments.ml.classifier.
 """
 
-from retail_segments.artifacts import current_model_version, load_registered_model
-from retail_segments.classifier import assign_segments
+from retail_segments.ml import assign_segments, current_model_version, load_registered_model
 
 
 def model(dbt, session):

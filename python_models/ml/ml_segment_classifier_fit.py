@@ -3,13 +3,11 @@
 Searches RandomForest and GradientBoosting (fast search by default, the study's full grids with
 meta.classifier.search = 'full'), keeps the better, and serialises it with skops into a registry
 row. Only the customers the clustering was fitted on (is_fit_sample) are trained and tested on.
-Thin shell over retail_segments.classifier and retail_segments.artifacts; returns the metric
-tables and the registry row stacked (retail_segments.tables.stack_tables).
+Thin shell over retail_segments.ml.classifier and retail_segments.ml.artifacts; returns the metric
+tables and the registry row stacked (retail_segments.ml.tables.stack_tables).
 """
 
-from retail_segments.artifacts import build_model_registry_row
-from retail_segments.classifier import train_segment_classifier
-from retail_segments.tables import stack_tables
+from retail_segments.ml import build_model_registry_row, stack_tables, train_segment_classifier
 
 
 def model(dbt, session):

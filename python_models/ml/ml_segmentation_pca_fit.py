@@ -2,16 +2,14 @@
 and clusters named from their profiles. Fitted on the same stratified sample as part II
 (meta.sampling, shared with ml_segmentation_tsne_fit; everyone at the real file's scale), the
 other customers assigned. A model of its own so that it runs beside the slower t-SNE stage.
-Thin shell over retail_segments.segmentation.
+Thin shell over retail_segments.ml.segmentation.
 
-Returns the stage's four result tables stacked (retail_segments.tables.stack_tables); the
+Returns the stage's four result tables stacked (retail_segments.ml.tables.stack_tables); the
 contracted SQL models cluster_model_selection, embedding_summary, customer_embeddings and
 cluster_profiles combine them with part II's.
 """
 
-from retail_segments.naming import load_archetypes
-from retail_segments.segmentation import run_pca_stage
-from retail_segments.tables import stack_tables
+from retail_segments.ml import load_archetypes, run_pca_stage, stack_tables
 
 
 def model(dbt, session):

@@ -1,16 +1,15 @@
 """Product categories: TF-IDF of the product descriptions, KMeans with k chosen by silhouette,
 fitted on the sales lines before var('new_customer_cutoff'); products first sold later are
 assigned to the nearest category. The sales lines are grouped in DuckDB first
-(retail_segments.products.aggregate_lines), so pandas sees one row per product variant, never the
-lines. Thin shell over retail_segments.products.
+(retail_segments.ml.products.aggregate_lines), so pandas sees one row per product variant, never the
+lines. Thin shell over retail_segments.ml.products.
 
-Returns the result tables stacked (retail_segments.tables.stack_tables); the contracted SQL models
-product_category_selection, product_category_assignments, product_categories and
+Returns the result tables stacked (retail_segments.ml.tables.stack_tables); the contracted SQL
+models product_category_selection, product_category_assignments, product_categories and
 customer_interest_model_fits select them back out.
 """
 
-from retail_segments.products import aggregate_lines, categorize_products
-from retail_segments.tables import stack_tables
+from retail_segments.ml import aggregate_lines, categorize_products, stack_tables
 
 
 def model(dbt, session):

@@ -46,6 +46,13 @@ from retail_segments.ops.inputs import (
     land_file,
     scratch_connection,
 )
+from retail_segments.ops.paths import (
+    RAW_PATH_ENV,
+    WAREHOUSE_PATH_ENV,
+    RawDataNotFoundError,
+    resolve_raw_path,
+    warehouse_path,
+)
 from retail_segments.ops.settings import (
     DataFacts,
     ProjectVars,
@@ -56,13 +63,6 @@ from retail_segments.ops.settings import (
     parse_cli_vars,
     project_var_defaults,
     var_text,
-)
-from retail_segments.paths import (
-    RAW_PATH_ENV,
-    WAREHOUSE_PATH_ENV,
-    RawDataNotFoundError,
-    resolve_raw_path,
-    warehouse_path,
 )
 
 LANDING_DIR_ENV = "RETAIL_LANDING_DIR"

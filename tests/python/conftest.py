@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
-from dbt_helpers import Workspace, assert_built
+from dbt_helpers import PROJECT_ROOT, Workspace, assert_built
 
-from retail_segments.paths import RawDataNotFoundError, resolve_raw_path
-from retail_segments.synthetic import generate_raw_lines, write_raw_file
+from retail_segments.ops.paths import RawDataNotFoundError, resolve_raw_path
+from retail_segments_dev.synthetic import generate_raw_lines, write_raw_file
 
 SYNTHETIC_CUSTOMERS = 150
 SYNTHETIC_SEED = 7
@@ -34,7 +34,7 @@ def synthetic_build(tmp_path_factory: pytest.TempPathFactory, synthetic_raw: Pat
 def real_raw() -> Path:
     """The real UCI file, or a skip when this machine does not have it."""
     try:
-        return resolve_raw_path(environ=os.environ)
+        return resolve_raw_path(PROJECT_ROOT, os.environ)
     except RawDataNotFoundError as error:
         pytest.skip(f"real data not available: {error}")
 

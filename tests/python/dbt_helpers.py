@@ -13,9 +13,11 @@ from types import MappingProxyType
 
 import duckdb
 
-from retail_segments.dbt_runner import run_dbt
+from retail_segments.ops.dbt_runner import run_dbt
 from retail_segments.ops.preflight import prepare
-from retail_segments.paths import PROJECT_ROOT
+
+# The checkout under test (tests/python/ is two levels below it).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from retail_segments.publish import MANIFEST_NAME, SERVING_DB_NAME, read_current_parquet_dir
+from retail_segments.ops.publish import MANIFEST_NAME, SERVING_DB_NAME, read_current_parquet_dir
 
 PAUSE_SECONDS = 0.05
 FINAL_ROUNDS = 5

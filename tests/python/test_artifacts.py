@@ -16,7 +16,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import SVC
 
-from retail_segments.artifacts import (
+from retail_segments.ml.artifacts import (
     REGISTRY_COLUMNS,
     UntrustedArtifactError,
     artifact_types,

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from dbt_helpers import Workspace, copy_workspace, run_cli, table_checksums
+from dbt_helpers import PROJECT_ROOT, Workspace, copy_workspace, run_cli, table_checksums
 
-from retail_segments import publish
-from retail_segments.paths import PROJECT_ROOT
+from retail_segments.ops import publish
 
 pytestmark = pytest.mark.dbt
 

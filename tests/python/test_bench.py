@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from retail_segments import baseline, bench, reference
-from retail_segments.bench import BuildMeasurement, NodeTiming
+from retail_segments_dev import baseline, bench, reference
+from retail_segments_dev.bench import BuildMeasurement, NodeTiming
 
 
 def _timings() -> list[NodeTiming]:

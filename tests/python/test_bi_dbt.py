@@ -19,9 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from browser import dump_dom
-from dbt_helpers import Workspace, assert_built
-
-from retail_segments.paths import PROJECT_ROOT
+from dbt_helpers import PROJECT_ROOT, Workspace, assert_built
 
 pytestmark = pytest.mark.dbt
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
-from retail_segments.classifier import (
+from retail_segments.ml.classifier import (
     CLASS_METRICS_COLUMNS,
     CONFUSION_COLUMNS,
     METRICS_COLUMNS,

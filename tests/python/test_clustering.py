@@ -10,8 +10,8 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
 
-from retail_segments.artifacts import RegisteredModel
-from retail_segments.clustering import (
+from retail_segments.ml.artifacts import RegisteredModel
+from retail_segments.ml.clustering import (
     ALGORITHMS,
     NOISE_LABEL,
     SELECTION_COLUMNS,
@@ -23,8 +23,8 @@ from retail_segments.clustering import (
     select_candidate,
     selected_key,
 )
-from retail_segments.naming import QUALIFIERS, base_name, load_archetypes, split_name
-from retail_segments.segmentation import (
+from retail_segments.ml.naming import QUALIFIERS, base_name, load_archetypes, split_name
+from retail_segments.ml.segmentation import (
     CLUSTER_PROFILE_COLUMNS,
     combine_stages,
     run_pca_stage,

@@ -17,8 +17,8 @@ import pytest
 from scipy import integrate, optimize, special
 from sklearn.metrics import roc_auc_score
 
-from retail_segments import clv
-from retail_segments.clv import (
+from retail_segments.ml import value as clv
+from retail_segments.ml.value import (
     BgNbdParams,
     CustomerValueError,
     CustomerValueSettings,

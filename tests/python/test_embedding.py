@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from retail_segments.embedding import (
+from retail_segments.ml.embedding import (
     EMBEDDING_SUMMARY_COLUMNS,
     build_pca_pipeline,
     build_tsne_pipeline,

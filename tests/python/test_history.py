@@ -10,13 +10,19 @@ import pandas as pd
 import pytest
 from sklearn.tree import DecisionTreeClassifier
 
-from retail_segments.artifacts import serialize_model
-from retail_segments.backfill import BackfillError, DataWindow, as_of_dates, month_end, parse_month
-from retail_segments.history import (
+from retail_segments.ml.artifacts import serialize_model
+from retail_segments.ml.history import (
     changed_share,
     classify_history,
     previous_versions,
     retraining_stability,
+)
+from retail_segments.ops.backfill import (
+    BackfillError,
+    DataWindow,
+    as_of_dates,
+    month_end,
+    parse_month,
 )
 
 # the real file's window

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from dbt_helpers import (
+    PROJECT_ROOT,
     Workspace,
     assert_built,
     copy_workspace,
@@ -26,15 +27,15 @@ from dbt_helpers import (
 )
 from scipy.optimize import linear_sum_assignment
 
-from retail_segments import cli, reference
-from retail_segments.artifacts import build_model_registry_row, load_model
-from retail_segments.classifier import train_segment_classifier
-from retail_segments.dbt_runner import dbt_executable
-from retail_segments.embedding import rfm_features
-from retail_segments.naming import base_name, load_archetypes
+from retail_segments.ml.artifacts import build_model_registry_row, load_model
+from retail_segments.ml.classifier import train_segment_classifier
+from retail_segments.ml.embedding import rfm_features
+from retail_segments.ml.naming import base_name, load_archetypes
+from retail_segments.ml.segmentation import run_tsne_stage
+from retail_segments.ops import cli
+from retail_segments.ops.dbt_runner import dbt_executable
 from retail_segments.ops.preflight import prepare
-from retail_segments.paths import PROJECT_ROOT
-from retail_segments.segmentation import run_tsne_stage
+from retail_segments_dev import reference
 
 pytestmark = pytest.mark.dbt
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from dbt_helpers import Workspace, assert_built, run_prepared_dbt
 
-from retail_segments import reference
-from retail_segments.synthetic import generate_raw_lines, write_raw_file
+from retail_segments_dev import reference
+from retail_segments_dev.synthetic import generate_raw_lines, write_raw_file
 
 pytestmark = pytest.mark.dbt
 

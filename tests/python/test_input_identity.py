@@ -19,7 +19,7 @@ from dbt_helpers import (
     table_checksums,
 )
 
-from retail_segments.dbt_runner import run_dbt
+from retail_segments.ops.dbt_runner import run_dbt
 from retail_segments.ops.inputs import LandedFile, land_file
 from retail_segments.ops.preflight import (
     LoadedFile,
@@ -27,7 +27,7 @@ from retail_segments.ops.preflight import (
     loaded_files,
     purchases_before_loaded_returns,
 )
-from retail_segments.synthetic import RAW_COLUMNS, generate_raw_lines, write_raw_file
+from retail_segments_dev.synthetic import RAW_COLUMNS, generate_raw_lines, write_raw_file
 
 pytestmark = pytest.mark.dbt
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retail_segments.interests import (
+from retail_segments.ml.interests import (
     BASKET_FEATURES,
     KEY_COLUMNS,
     SCORE_COLUMNS,
@@ -23,7 +23,7 @@ from retail_segments.interests import (
     spend_levels,
     stable_interest_ids,
 )
-from retail_segments.segmentation import fit_sample_mask
+from retail_segments.ml.segmentation import fit_sample_mask
 
 CUTOFF = pd.Timestamp("2011-10-01")
 LABELS = {0: "christmas / tree", 1: "tea / mug", 2: "bead / necklace"}

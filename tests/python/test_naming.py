@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retail_segments.clustering import order_clusters, profile_clusters
-from retail_segments.naming import (
+from retail_segments.ml.clustering import order_clusters, profile_clusters
+from retail_segments.ml.naming import (
     ARCHETYPE_COLUMNS,
     LEVEL_COLUMNS,
     QUALIFIERS,

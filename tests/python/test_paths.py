@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from retail_segments.cli import main
-from retail_segments.paths import RawDataNotFoundError, raw_path_candidates, resolve_raw_path
+from retail_segments.ops.cli import main
+from retail_segments.ops.paths import RawDataNotFoundError, raw_path_candidates, resolve_raw_path
 
 
 def _project(tmp_path: Path) -> Path:

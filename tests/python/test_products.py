@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retail_segments.products import (
+from retail_segments.ml.products import (
     ASSIGNMENT_COLUMNS,
     LINE_GROUP_COLUMNS,
     aggregate_lines,

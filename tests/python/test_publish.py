@@ -16,10 +16,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy
+from dbt_helpers import PROJECT_ROOT
 from sqlalchemy.pool import NullPool
 
-from retail_segments import cli, publish
-from retail_segments.paths import PROJECT_ROOT
+from retail_segments.ops import cli, publish
 
 PUBLISHED = [
     publish.Relation("marts", "dim_customers"),

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from dbt_helpers import Workspace
 
-from retail_segments import reference
+from retail_segments_dev import reference
 
 pytestmark = [pytest.mark.dbt, pytest.mark.real_data]
 

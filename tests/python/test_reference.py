@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retail_segments import reference as ref
+from retail_segments_dev import reference as ref
 
 REAL_PATH = Path(os.environ.get("RETAIL_RAW_PATH", "/work/shared/data/online_retail.csv.zst"))
 

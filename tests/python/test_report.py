@@ -14,11 +14,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 from browser import open_page
-from dbt_helpers import Workspace
+from dbt_helpers import PROJECT_ROOT, Workspace
 from plotly.offline import get_plotlyjs
 
-from retail_segments import publish, report
-from retail_segments.paths import PROJECT_ROOT
+from retail_segments import report
+from retail_segments.ops import publish
 from retail_segments.report import figures, page
 
 ARTIFACTS = PROJECT_ROOT / "artifacts"
@@ -516,7 +516,7 @@ def test_hover_legend_and_zoom_work_in_chromium(
 
 @pytest.mark.dbt
 def test_report_command_writes_the_report(synthetic_build: Workspace, tmp_path: Path) -> None:
-    from retail_segments.cli import main
+    from retail_segments.ops.cli import main
 
     out = tmp_path / "out" / "report.html"
     assert main(["report", "--warehouse", str(synthetic_build.warehouse), "--out", str(out)]) == 0
@@ -527,7 +527,7 @@ def test_report_command_writes_the_report(synthetic_build: Workspace, tmp_path: 
 def test_report_command_names_a_file_that_is_not_a_warehouse(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from retail_segments.cli import main
+    from retail_segments.ops.cli import main
 
     empty = tmp_path / "empty.duckdb"
     duckdb.connect(str(empty)).close()

@@ -10,23 +10,23 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.metrics import calinski_harabasz_score, silhouette_score
 
-from retail_segments import clustering
-from retail_segments.classifier import training_frame
-from retail_segments.clustering import (
+from retail_segments.ml import clustering
+from retail_segments.ml.classifier import training_frame
+from retail_segments.ml.clustering import (
     NOISE_LABEL,
     assign_clusters,
     evaluate_candidates,
     fit_labels,
     score_labels,
 )
-from retail_segments.embedding import (
+from retail_segments.ml.embedding import (
     assign_by_neighbours,
     build_pca_pipeline,
     fit_embedding,
     rfm_features,
 )
-from retail_segments.naming import load_archetypes
-from retail_segments.segmentation import (
+from retail_segments.ml.naming import load_archetypes
+from retail_segments.ml.segmentation import (
     MIN_SAMPLE_SIZE,
     combine_stages,
     fit_sample_mask,

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retail_segments import reference
-from retail_segments import synthetic as syn
+from retail_segments_dev import reference
+from retail_segments_dev import synthetic as syn
 
 pytestmark = pytest.mark.real_data
 

@@ -11,8 +11,8 @@ import pytest
 from dbt_helpers import Workspace
 from sklearn.svm import SVC
 
-from retail_segments.artifacts import load_model, serialize_model
-from retail_segments.embedding import rfm_features
+from retail_segments.ml.artifacts import load_model, serialize_model
+from retail_segments.ml.embedding import rfm_features
 
 pytestmark = pytest.mark.dbt
 

@@ -24,12 +24,11 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy
 import zstandard
-from dbt_helpers import Workspace, assert_built, copy_workspace
+from dbt_helpers import PROJECT_ROOT, Workspace, assert_built, copy_workspace
 from sqlalchemy.pool import NullPool
 
-from retail_segments import publish
-from retail_segments.paths import PROJECT_ROOT
-from retail_segments.synthetic import RAW_COLUMNS, generate_raw_lines, write_raw_file
+from retail_segments.ops import publish
+from retail_segments_dev.synthetic import RAW_COLUMNS, generate_raw_lines, write_raw_file
 
 pytestmark = pytest.mark.dbt
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import zstandard
 
-from retail_segments import reference as ref
-from retail_segments import synthetic as syn
+from retail_segments_dev import reference as ref
+from retail_segments_dev import synthetic as syn
 
 N_CUSTOMERS = 150
 HEADER = b"InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"

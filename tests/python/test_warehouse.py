@@ -1,5 +1,5 @@
 """`dbt build` end to end on a synthetic file, checked against an independent pandas computation
-(retail_segments.reference, written separately from the SQL as the study's notebook would)."""
+(retail_segments_dev.reference, written separately from the SQL as the study's notebook would)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from dbt_helpers import Workspace
 
-from retail_segments import reference
+from retail_segments_dev import reference
 
 pytestmark = pytest.mark.dbt
 

@@ -4,11 +4,10 @@ the registry's current classifier: the version this build's ml_segment_classifie
 allowlist. A backfill never retrains: it only adds RFM dates, and every date is scored again here.
 
 One row per customer and as-of date of int_customer_rfm__history. Thin shell over
-retail_segments.history.
+retail_segments.ml.history.
 """
 
-from retail_segments.artifacts import current_model_version, load_registered_model
-from retail_segments.history import classify_history
+from retail_segments.ml import classify_history, current_model_version, load_registered_model
 
 
 def model(dbt, session):

@@ -3,11 +3,10 @@ build's ml_segment_classifier_fit trained) against the registry version(s) of th
 before it, both scoring this build's marts.customer_rfm. No rows for the first model.
 
 One row per (current version, previous version). Artifacts load through skops with the type
-allowlist. Thin shell over retail_segments.history; ml.retraining_stability keeps the rows.
+allowlist. Thin shell over retail_segments.ml.history; ml.retraining_stability keeps the rows.
 """
 
-from retail_segments.artifacts import current_model_version
-from retail_segments.history import retraining_stability
+from retail_segments.ml import current_model_version, retraining_stability
 
 
 def model(dbt, session):

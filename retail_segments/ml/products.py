@@ -54,8 +54,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import Normalizer
 from threadpoolctl import threadpool_limits
 
-from retail_segments.clustering import select_kmeans
-from retail_segments.segmentation import validate_config
+from retail_segments.ml.clustering import select_kmeans
+from retail_segments.ml.segmentation import validate_config
 
 COLOUR_WORDS: frozenset[str] = frozenset(
     {

@@ -43,9 +43,9 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 from sklearn.model_selection import GridSearchCV, train_test_split
 from threadpoolctl import threadpool_limits
 
-from retail_segments.artifacts import to_json
-from retail_segments.embedding import RFM_FEATURES, rfm_features
-from retail_segments.segmentation import validate_config
+from retail_segments.ml.artifacts import to_json
+from retail_segments.ml.embedding import RFM_FEATURES, rfm_features
+from retail_segments.ml.segmentation import validate_config
 
 SEARCH_MODES: tuple[str, ...] = ("fast", "full")
 

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import duckdb
 
+from retail_segments.ops.paths import WAREHOUSE_PATH_ENV, find_project_root
 from retail_segments.ops.preflight import PreflightError, prepare
-from retail_segments.paths import PROJECT_ROOT, WAREHOUSE_PATH_ENV
 
 HISTORY_MODEL = "int_customer_rfm__history"
 REQUIRED_RELATIONS: tuple[str, ...] = (
@@ -178,13 +178,15 @@ def read_data_window(warehouse: Path) -> DataWindow:
     return DataWindow(first_purchase_at=first, last_purchase_at=last)
 
 
-def run_backfill(dates: Sequence[datetime], project_root: Path = PROJECT_ROOT) -> bool:
+def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) -> bool:
     """Run dbt in this process for each as-of date in order; the environment must already point
     at the raw file and the warehouse. Stops at the first failing date; returns whether every
-    date succeeded. ``main`` runs it in a child process (``python -m retail_segments.backfill``),
-    so the caller's process holds no connection to the warehouse afterwards."""
+    date succeeded. ``main`` runs it in a child process
+    (``python -m retail_segments.ops.backfill``), so the caller's process holds no connection to
+    the warehouse afterwards."""
     from dbt.cli.main import dbtRunner
 
+    project_root = project_root or find_project_root()
     project = ["--project-dir", str(project_root), "--profiles-dir", str(project_root)]
     parsed = dbtRunner().invoke(["parse", *project])
     if not parsed.success:
@@ -220,7 +222,7 @@ def run_backfill(dates: Sequence[datetime], project_root: Path = PROJECT_ROOT) -
     return True
 
 
-def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path = PROJECT_ROOT) -> int:
+def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path | None = None) -> int:
     """``backfill [--start YYYY-MM] [--end YYYY-MM]`` with ``env`` (the environment of a prepared
     build, `retail_segments.ops.preflight.prepare`). Returns the exit code: 0 done, 1 dbt failed,
     2 bad input (nothing run, nothing written)."""
@@ -242,7 +244,8 @@ def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path = PROJE
         f"Backfilling {len(dates)} month end(s), {dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}",
         flush=True,
     )
-    child = [sys.executable, "-m", "retail_segments.backfill", *(d.isoformat() for d in dates)]
+    project_root = project_root or find_project_root()
+    child = [sys.executable, "-m", "retail_segments.ops.backfill", *(d.isoformat() for d in dates)]
     return subprocess.run(child, cwd=project_root, env=dict(env), check=False).returncode
 
 

@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from retail_segments.artifacts import RegisteredModel
-from retail_segments.clustering import (
+from retail_segments.ml.artifacts import RegisteredModel
+from retail_segments.ml.clustering import (
     ALGORITHMS,
     PROFILE_COLUMNS,
     assign_clusters,
@@ -53,7 +53,7 @@ from retail_segments.clustering import (
     select_candidate,
     selected_key,
 )
-from retail_segments.embedding import (
+from retail_segments.ml.embedding import (
     RFM_FEATURES,
     assign_by_neighbours,
     build_pca_pipeline,
@@ -63,7 +63,7 @@ from retail_segments.embedding import (
     rfm_features,
     tsne_summary,
 )
-from retail_segments.naming import DEFAULT_MIN_OVERLAP, inherit_names, name_clusters
+from retail_segments.ml.naming import DEFAULT_MIN_OVERLAP, inherit_names, name_clusters
 
 CLUSTER_PROFILE_COLUMNS: tuple[str, ...] = (
     "stage",

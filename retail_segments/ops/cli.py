@@ -1,17 +1,21 @@
-"""Command line: ``python -m retail_segments build|prepare|bench|report|backfill``.
+"""Command line: ``python -m retail_segments [--project-dir DIR] build|prepare|report|backfill``.
+
+The project is found from the working directory (or ``--project-dir`` / ``RETAIL_PROJECT_DIR``;
+`retail_segments.ops.paths.find_project_root`), so the installed ``retail-segments`` command
+works from anywhere inside a checkout.
 
 ``build`` prepares the run (`retail_segments.ops.preflight`: finds the raw file, checks the
 settings and every input file, lands them, decides whether the warehouse must be rebuilt from
 scratch), then runs ``dbt build``; any further arguments go to dbt (e.g. ``build --select
 customer_rfm+``). A problem found while preparing stops with exit code 2 and nothing is built.
 When dbt exits 0 (every model built, every test passed) it publishes the read-only serving copy
-(`retail_segments.publish`); otherwise nothing is published.
+(`retail_segments.ops.publish`); otherwise nothing is published.
 
 ``prepare [dbt args]`` only prepares, for running ``dbt build`` (with the same ``--vars``) yourself.
 
 ``backfill [--start YYYY-MM] [--end YYYY-MM]`` adds customer RFM and segments as of each month end
-to ``marts.customer_segment_history`` (`retail_segments.backfill`) and, when every month succeeded,
-publishes like ``build``.
+to ``marts.customer_segment_history`` (`retail_segments.ops.backfill`) and, when every month
+succeeded, publishes like ``build``.
 
 ``report`` renders the self-contained HTML report (`retail_segments.report`, plotly charts) from
 the serving copy (or ``--warehouse PATH``) to ``--out PATH``.
@@ -27,10 +31,17 @@ from pathlib import Path
 
 import duckdb
 
-from retail_segments.dbt_runner import run_dbt
+from retail_segments.ops.dbt_runner import run_dbt
+from retail_segments.ops.paths import (
+    PROJECT_DIR_ENV,
+    RAW_PATH_ENV,
+    WAREHOUSE_PATH_ENV,
+    ProjectNotFoundError,
+    find_project_root,
+    warehouse_path,
+)
 from retail_segments.ops.preflight import PreflightError, PreparedBuild, prepare
-from retail_segments.paths import PROJECT_ROOT, RAW_PATH_ENV, WAREHOUSE_PATH_ENV, warehouse_path
-from retail_segments.publish import (
+from retail_segments.ops.publish import (
     SERVING_DB_NAME,
     manifest_path,
     new_build_info,
@@ -43,7 +54,7 @@ from retail_segments.publish import (
 def _prepare(dbt_args: list[str], fits: bool = True) -> PreparedBuild | int:
     """Prepare a dbt run; on a problem print it and return exit code 2."""
     try:
-        return prepare(PROJECT_ROOT, os.environ, dbt_args, fits=fits)
+        return prepare(find_project_root(), os.environ, dbt_args, fits=fits)
     except PreflightError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -96,7 +107,7 @@ def _publish(env: Mapping[str, str], dbt_args: list[str] | None = None) -> int:
     dbt_args and env) of the freshly built warehouse named in env; 0 on success, 1 (with the
     reason on stderr) when publishing failed and the previous serving copy was left in place."""
     warehouse = Path(env[WAREHOUSE_PATH_ENV])
-    info = new_build_info(env[RAW_PATH_ENV], PROJECT_ROOT)
+    info = new_build_info(env[RAW_PATH_ENV], find_project_root())
     try:
         relations = published_relations(manifest_path(dbt_args or [], env))
         published = publish(warehouse, serving_dir(warehouse, env), info, relations)
@@ -118,14 +129,8 @@ def _publish(env: Mapping[str, str], dbt_args: list[str] | None = None) -> int:
     return 0
 
 
-def _bench(bench_args: list[str]) -> int:
-    from retail_segments.bench import main as bench_main
-
-    return bench_main(bench_args)
-
-
 def _backfill(backfill_args: list[str]) -> int:
-    from retail_segments.backfill import main as backfill_main
+    from retail_segments.ops.backfill import main as backfill_main
 
     prepared = _prepare([], fits=False)
     if isinstance(prepared, int):
@@ -144,8 +149,9 @@ def _backfill(backfill_args: list[str]) -> int:
 def _report(report_args: list[str]) -> int:
     from retail_segments.report import ReportDataError, write_report
 
-    default_warehouse = serving_dir(warehouse_path()) / SERVING_DB_NAME
-    default_out = warehouse_path().parent / "retail_segments_report.html"
+    warehouse = warehouse_path(find_project_root())
+    default_warehouse = serving_dir(warehouse) / SERVING_DB_NAME
+    default_out = warehouse.parent / "retail_segments_report.html"
     parser = argparse.ArgumentParser(prog="retail-segments report")
     parser.add_argument(
         "--warehouse",
@@ -177,18 +183,30 @@ def _report(report_args: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retail-segments", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["build", "prepare", "bench", "report", "backfill"])
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        help=f"the project directory (default: ${PROJECT_DIR_ENV}, else the working directory"
+        " or its nearest parent holding this dbt project)",
+    )
+    parser.add_argument("command", choices=["build", "prepare", "report", "backfill"])
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="passed on (to dbt for build)")
     args = parser.parse_args(argv)
-    if args.command == "build":
-        return _build(args.rest)
-    if args.command == "prepare":
-        return _prepare_only(args.rest)
-    if args.command == "report":
-        return _report(args.rest)
-    if args.command == "backfill":
-        return _backfill(args.rest)
-    return _bench(args.rest)
+    if args.project_dir is not None:
+        os.environ[PROJECT_DIR_ENV] = str(args.project_dir)
+    try:
+        # every step below (and dbt, and the backfill's child) reads the project from here
+        os.environ[PROJECT_DIR_ENV] = str(find_project_root())
+    except ProjectNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    commands = {
+        "build": _build,
+        "prepare": _prepare_only,
+        "report": _report,
+        "backfill": _backfill,
+    }
+    return commands[args.command](args.rest)
 
 
 if __name__ == "__main__":

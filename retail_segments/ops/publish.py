@@ -50,7 +50,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from retail_segments.paths import PROJECT_ROOT
+from retail_segments.ops.paths import find_project_root
 
 SERVING_DIR_ENV = "RETAIL_SERVING_DIR"
 SERVING_DB_NAME = "retail_segments_serving.duckdb"
@@ -128,7 +128,7 @@ def serving_dir(warehouse: Path, environ: Mapping[str, str] | None = None) -> Pa
 def manifest_path(
     dbt_args: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
-    project_root: Path = PROJECT_ROOT,
+    project_root: Path | None = None,
 ) -> Path:
     """Return the ``manifest.json`` a dbt run with dbt_args and environ wrote: in the directory of
     ``--target-path`` when given, else of ``DBT_TARGET_PATH``, else ``target/``; a relative
@@ -140,7 +140,7 @@ def manifest_path(
             target = dbt_args[index + 1]
         elif arg.startswith("--target-path="):
             target = arg.split("=", 1)[1]
-    return project_root / Path(target).expanduser() / DBT_MANIFEST_NAME
+    return (project_root or find_project_root()) / Path(target).expanduser() / DBT_MANIFEST_NAME
 
 
 def published_relations(manifest: Path) -> list[Relation]:

@@ -66,9 +66,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from retail_segments.clustering import select_kmeans
-from retail_segments.products import MODEL_FIT_COLUMNS, SELECTION_COLUMNS
-from retail_segments.segmentation import fit_sample_mask, sampling_config, validate_config
+from retail_segments.ml.clustering import select_kmeans
+from retail_segments.ml.products import MODEL_FIT_COLUMNS, SELECTION_COLUMNS
+from retail_segments.ml.segmentation import fit_sample_mask, sampling_config, validate_config
 
 KEY_COLUMNS: tuple[str, ...] = ("customer_id", "feature_window", "orders_seen")
 FEATURE_WINDOWS: tuple[str, ...] = ("before_cutoff", "whole_history", "first_orders")

@@ -25,8 +25,8 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import ClassifierMixin
 
-from retail_segments.artifacts import load_model
-from retail_segments.embedding import rfm_features
+from retail_segments.ml.artifacts import load_model
+from retail_segments.ml.embedding import rfm_features
 
 HISTORY_SCORE_COLUMNS: tuple[str, ...] = (
     "customer_id",

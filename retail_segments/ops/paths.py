@@ -1,4 +1,9 @@
-"""Where the raw file and the warehouse live.
+"""Where the project, the raw file and the warehouse live.
+
+The project is the directory holding this dbt project's ``dbt_project.yml`` (``name:
+retail_segments``): `find_project_root` takes ``--project-dir`` / ``RETAIL_PROJECT_DIR`` when given,
+else the working directory or the nearest parent that is one, so the command works from anywhere
+inside a checkout and from an installed package alike.
 
 The raw UCI file is never part of the repository. `resolve_raw_path` looks for it, in order:
 
@@ -16,7 +21,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_DIR_ENV = "RETAIL_PROJECT_DIR"
+PROJECT_NAME = "retail_segments"
 RAW_PATH_ENV = "RETAIL_RAW_PATH"
 WAREHOUSE_PATH_ENV = "RETAIL_DUCKDB_PATH"
 RAW_FILE_NAME = "online_retail.csv.zst"
@@ -28,8 +34,46 @@ class RawDataNotFoundError(FileNotFoundError):
     """No raw data file at any of the places it is looked for."""
 
 
+class ProjectNotFoundError(FileNotFoundError):
+    """No retail-segments dbt project where it was looked for."""
+
+
+def is_project_root(path: Path) -> bool:
+    """Whether path holds this project's ``dbt_project.yml``."""
+    project_file = path / "dbt_project.yml"
+    if not project_file.is_file():
+        return False
+    with project_file.open() as handle:
+        return any(line.strip() == f"name: {PROJECT_NAME}" for line in handle)
+
+
+def find_project_root(start: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """Return the project directory: ``RETAIL_PROJECT_DIR`` when set (it must be the project),
+    else start (default: the working directory) or its nearest parent that is the project.
+    Raises `ProjectNotFoundError` with what was tried."""
+    environ = os.environ if environ is None else environ
+    configured = environ.get(PROJECT_DIR_ENV)
+    if configured:
+        path = Path(configured).expanduser().resolve()
+        if is_project_root(path):
+            return path
+        raise ProjectNotFoundError(
+            f"{PROJECT_DIR_ENV} (or --project-dir) = {configured!r} is not the retail-segments"
+            " project: no dbt_project.yml with 'name: retail_segments' there"
+        )
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if is_project_root(candidate):
+            return candidate
+    raise ProjectNotFoundError(
+        f"{here} is not inside the retail-segments project (no dbt_project.yml with"
+        f" 'name: retail_segments' here or above); run from the project directory or pass"
+        f" --project-dir (or set {PROJECT_DIR_ENV})"
+    )
+
+
 def raw_path_candidates(
-    project_root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None
+    project_root: Path, environ: Mapping[str, str] | None = None
 ) -> list[tuple[str, Path]]:
     """Return the places the raw file is looked for, in order, each with where it came from."""
     environ = os.environ if environ is None else environ
@@ -41,9 +85,7 @@ def raw_path_candidates(
     return candidates
 
 
-def resolve_raw_path(
-    project_root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None
-) -> Path:
+def resolve_raw_path(project_root: Path, environ: Mapping[str, str] | None = None) -> Path:
     """Return the absolute path of the raw file to build from.
 
     An explicitly set ``RETAIL_RAW_PATH`` that points at nothing is an error, not a reason to fall
@@ -79,9 +121,7 @@ def _not_found_message(tried: list[tuple[str, Path]], explicit: bool) -> str:
     return "\n".join(lines)
 
 
-def warehouse_path(
-    project_root: Path = PROJECT_ROOT, environ: Mapping[str, str] | None = None
-) -> Path:
+def warehouse_path(project_root: Path, environ: Mapping[str, str] | None = None) -> Path:
     """Return the DuckDB file dbt builds into (``RETAIL_DUCKDB_PATH`` or the default)."""
     environ = os.environ if environ is None else environ
     configured = environ.get(WAREHOUSE_PATH_ENV)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from retail_segments.paths import PROJECT_ROOT
+from retail_segments.ops.paths import find_project_root
 
 
 def dbt_executable() -> str:
@@ -20,11 +20,12 @@ def dbt_executable() -> str:
 def run_dbt(
     args: Sequence[str],
     env: Mapping[str, str],
-    project_root: Path = PROJECT_ROOT,
+    project_root: Path | None = None,
     capture: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``dbt <args>`` on the project and return the finished process (never raises on a
     non-zero exit; the caller decides)."""
+    project_root = project_root or find_project_root()
     command = [
         dbt_executable(),
         *args,

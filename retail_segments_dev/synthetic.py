@@ -1184,7 +1184,8 @@ def write_raw_file(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m retail_segments.synthetic (--customers N | --scale F) --seed S --out PATH``.
+    """CLI: ``python -m retail_segments_dev.synthetic (--customers N | --scale F) --seed S
+    --out PATH``.
 
     ``--scale F`` means ``F`` times the real file's ``REAL_CUSTOMERS`` customers (rounded).
     """

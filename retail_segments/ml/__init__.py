@@ -1,0 +1,37 @@
+"""The machine learning that the dbt Python models call (``python_models/``): segmentation (PCA
+and t-SNE stages), segment naming, the segment classifier and its skops registry, product and
+customer-interest categories, the segment history, and customer value. Models import from here;
+the submodules are the implementation.
+"""
+
+from retail_segments.ml.artifacts import (
+    build_model_registry_row,
+    current_model_version,
+    load_registered_model,
+    previous_registered_model,
+)
+from retail_segments.ml.classifier import assign_segments, train_segment_classifier
+from retail_segments.ml.history import classify_history, retraining_stability
+from retail_segments.ml.interests import fit_customer_interests
+from retail_segments.ml.naming import load_archetypes
+from retail_segments.ml.products import aggregate_lines, categorize_products
+from retail_segments.ml.segmentation import run_pca_stage, run_tsne_stage
+from retail_segments.ml.tables import stack_tables
+
+__all__ = [
+    "aggregate_lines",
+    "assign_segments",
+    "build_model_registry_row",
+    "categorize_products",
+    "classify_history",
+    "current_model_version",
+    "fit_customer_interests",
+    "load_archetypes",
+    "load_registered_model",
+    "previous_registered_model",
+    "retraining_stability",
+    "run_pca_stage",
+    "run_tsne_stage",
+    "stack_tables",
+    "train_segment_classifier",
+]
