@@ -49,8 +49,8 @@ docs: $(STAMP)
 	$(VENV)/bin/dbt docs serve --profiles-dir . --no-browser
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check retail_segments python_models tests
-	$(VENV)/bin/ruff format --check retail_segments python_models tests
+	$(VENV)/bin/ruff check retail_segments retail_segments_dev models tests
+	$(VENV)/bin/ruff format --check retail_segments retail_segments_dev models tests
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

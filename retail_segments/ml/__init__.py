@@ -1,4 +1,4 @@
-"""The machine learning that the dbt Python models call (``python_models/``): segmentation (PCA
+"""The machine learning that the dbt Python models call (``models/ml/<feature>/*.py``): segmentation (PCA
 and t-SNE stages), segment naming, the segment classifier and its skops registry, product and
 customer-interest categories, the segment history, and customer value. Models import from here;
 the submodules are the implementation.

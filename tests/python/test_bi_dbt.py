@@ -109,7 +109,7 @@ def mf_project(synthetic_build: Workspace, tmp_path_factory: pytest.TempPathFact
     under the project directory): the project's files linked in, the synthetic build's semantic
     manifest as its target/."""
     root = tmp_path_factory.mktemp("mf_project")
-    for name in ("dbt_project.yml", "profiles.yml", "models", "python_models", "seeds", "macros"):
+    for name in ("dbt_project.yml", "profiles.yml", "models", "seeds", "macros"):
         (root / name).symlink_to(PROJECT_ROOT / name)
     (root / "target").mkdir()
     shutil.copy(synthetic_build.root / "target" / "semantic_manifest.json", root / "target")
