@@ -1,5 +1,5 @@
-"""The machine learning that the dbt Python models call (``models/ml/<feature>/*.py``): segmentation (PCA
-and t-SNE stages), segment naming, the segment classifier and its skops registry, product and
+"""The machine learning that the dbt Python models (``models/ml/<feature>/*.py``) call:
+segmentation (PCA and t-SNE stages), segment naming, the segment classifier and its skops registry, product and
 customer-interest categories, the segment history, and customer value. Models import from here;
 the submodules are the implementation.
 """

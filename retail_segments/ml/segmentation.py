@@ -499,7 +499,8 @@ def combine_stages(
 ) -> dict[str, pd.DataFrame]:
     """Stack the outputs of ``run_pca_stage`` and ``run_tsne_stage`` into the warehouse tables,
     in memory (tests, notebooks). The dbt build runs the stages as two Python models and does
-    the same combination in SQL (``models/ml/segmentation/customer_embeddings.sql`` and the other three).
+    the same combination in SQL (``models/ml/segmentation/customer_embeddings.sql`` and the
+    other three).
 
     Returns the same four keys; ``customer_embeddings`` is joined on ``customer_id`` (both stages
     embed the same customers) with columns ``customer_id, pca_1, pca_2, tsne_1, tsne_2,
