@@ -1,7 +1,7 @@
 """The machine learning that the dbt Python models (``models/ml/<feature>/*.py``) call:
-segmentation (PCA and t-SNE stages), segment naming, the segment classifier and its skops registry, product and
-customer-interest categories, the segment history, and customer value. Models import from here;
-the submodules are the implementation.
+segmentation (PCA and t-SNE stages), segment naming, the segment classifier and its skops
+registry, product and customer-interest categories, the segment history, and customer value.
+Models import from here; the submodules are the implementation.
 """
 
 from retail_segments.ml.artifacts import (
