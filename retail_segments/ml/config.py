@@ -1,0 +1,82 @@
+"""Settings of the fits as declared models: each ``meta`` block of a dbt Python model
+(``models/ml/<feature>/_<feature>__models.yml``) is validated by a pydantic model that lists every
+key with its type, bounds, default and meaning. An unknown or mistyped key is refused with the
+block's name, the key, the value and what it must be (`SettingsModel.parse`).
+
+Shared field types live here, so that a rule (an integer k range, a share in (0, 1]) is written
+once for every feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+)
+
+
+class ConfigError(ValueError):
+    """A meta block of a dbt model holds a key or value its settings model refuses."""
+
+
+def _k_range(value: tuple[int, int]) -> tuple[int, int]:
+    low, high = value
+    if not 2 <= low <= high:
+        raise ValueError("must be [k_min, k_max] with 2 <= k_min <= k_max")
+    return value
+
+
+# A strictly typed number: an int is accepted where a float is expected, a bool or text never.
+Number = StrictInt | StrictFloat
+# An inclusive [k_min, k_max] range of cluster counts, 2 <= k_min <= k_max.
+KRange = Annotated[tuple[StrictInt, StrictInt], AfterValidator(_k_range)]
+# A share in (0, 1].
+Share = Annotated[Number, Field(gt=0, le=1)]
+# A seed of a random generator.
+Seed = Annotated[StrictInt, Field(ge=0)]
+# OpenMP/BLAS threads for a fit (threadpoolctl); null leaves the library's default.
+Threads = Annotated[StrictInt, Field(ge=1)] | None
+Flag = StrictBool
+
+
+class SettingsModel(BaseModel):
+    """Base of every settings model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def parse(cls, values: Mapping[str, Any] | None, *, name: str) -> Self:
+        """Validate values (a meta block, None for all defaults); raise `ConfigError` naming the
+        block (name), every bad key, its value and the rule it breaks."""
+        try:
+            return cls(**dict(values or {}))
+        except ValidationError as error:
+            raise ConfigError(describe(error, name, cls)) from None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The complete settings, defaults filled in, as a plain dict."""
+        return self.model_dump()
+
+
+def describe(error: ValidationError, name: str, model: type[BaseModel]) -> str:
+    """One line per problem of a pydantic error: the block, the key, the value, the rule."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(block)"
+        if item["type"] == "extra_forbidden":
+            lines.append(
+                f"{name}: unknown key {key!r}; allowed keys are {sorted(model.model_fields)}"
+            )
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            lines.append(f"{name}: key {key!r} = {item.get('input')!r}: {message}")
+    return "\n".join(lines)
