@@ -13,9 +13,9 @@ problem and the valid range, and the warehouse is left untouched.
 
 Each month end then runs ``dbt build --select int_customer_rfm__history --vars '{rfm_as_of: ...}'``,
 which replaces that date's rows of the RFM history (so running a backfill twice changes nothing);
-the last one also builds everything downstream (``int_customer_rfm__history+``): the history is
-scored again with the registry's current classifier and the migration marts are rebuilt. No
-classifier is trained and ``marts.customer_rfm`` / ``marts.customer_segments`` are not touched.
+the last one builds every model of the history (``tag:history``): the history is scored again
+with the registry's current classifier and the migration marts are rebuilt. No classifier is
+trained and ``marts.customer_rfm`` / ``marts.customer_segments`` are not touched.
 dbt parses the project once and the month ends reuse that manifest (dbt renders ``var()`` in model
 SQL when it compiles a node, with the invocation's ``--vars``), which saves a full re-parse per
 month.
@@ -40,6 +40,9 @@ from retail_segments.ops.paths import WAREHOUSE_PATH_ENV, find_project_root
 from retail_segments.ops.preflight import PreflightError, prepare
 
 HISTORY_MODEL = "int_customer_rfm__history"
+# Every model of the segment history (dbt_project.yml tags the history folders): the last month
+# rebuilds them all, and nothing else (marts.customer_rfm and the fits stay at the build's date).
+HISTORY_TAG = "history"
 REQUIRED_RELATIONS: tuple[str, ...] = (
     "marts.fct_sales_lines",
     f"intermediate.{HISTORY_MODEL}",
@@ -199,7 +202,7 @@ def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) ->
         args = [
             "build",
             "--select",
-            f"{HISTORY_MODEL}+" if last else HISTORY_MODEL,
+            f"tag:{HISTORY_TAG}" if last else HISTORY_MODEL,
             "--vars",
             json.dumps({"rfm_as_of": f"{as_of:%Y-%m-%d}"}),
         ]

@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dbt_helpers import Workspace
+from dbt_helpers import Workspace, copy_workspace
 
 from retail_segments_dev import reference
 
@@ -73,24 +73,29 @@ def test_rfm_equals_the_reference(synthetic_build: Workspace, expected_clean: pd
 
 
 def test_earlier_as_of_gives_the_rfm_of_that_moment(
-    synthetic_build: Workspace, synthetic_raw: Path, expected_clean: pd.DataFrame
+    synthetic_build: Workspace, synthetic_raw: Path, expected_clean: pd.DataFrame, tmp_path: Path
 ) -> None:
+    """The RFM history computes any as-of date; customer_rfm is its rows at var('rfm_as_of')."""
     as_of = "2011-06-01"
-    result = synthetic_build.dbt(
-        synthetic_raw, "run", "--select", "customer_rfm", "--vars", f"{{rfm_as_of: '{as_of}'}}"
+    workspace = copy_workspace(synthetic_build, tmp_path / "earlier")
+    result = workspace.dbt(
+        synthetic_raw,
+        "run",
+        "--select",
+        "int_customer_rfm__history customer_rfm",
+        "--vars",
+        f"{{rfm_as_of: '{as_of}'}}",
     )
     assert result.returncode == 0, result.stdout[-3000:]
-    try:
-        actual = synthetic_build.frame("select * from marts.customer_rfm order by customer_id")
-        expected = reference.rfm(expected_clean, as_of=pd.Timestamp(as_of)).sort_values(
-            "customer_id"
-        )
-        assert actual.customer_id.tolist() == expected.customer_id.astype(int).tolist()
-        assert actual.recency_days.tolist() == expected.recency_days.astype(int).tolist()
-        assert (actual.last_purchase_at < pd.Timestamp(as_of)).all()
-    finally:
-        restored = synthetic_build.dbt(synthetic_raw, "run", "--select", "customer_rfm")
-        assert restored.returncode == 0, restored.stdout[-3000:]
+    actual = workspace.frame("select * from marts.customer_rfm order by customer_id")
+    expected = reference.rfm(expected_clean, as_of=pd.Timestamp(as_of)).sort_values("customer_id")
+    assert actual.customer_id.tolist() == expected.customer_id.astype(int).tolist()
+    assert actual.recency_days.tolist() == expected.recency_days.astype(int).tolist()
+    assert (actual.last_purchase_at < pd.Timestamp(as_of)).all()
+    dates = workspace.query(
+        "select distinct rfm_as_of from intermediate.int_customer_rfm__history order by 1"
+    )
+    assert [str(date.date()) for (date,) in dates] == [as_of, "2011-12-10"]
 
 
 def test_orders_by_hour_is_mean_daily_orders(

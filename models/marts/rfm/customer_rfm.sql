@@ -1,12 +1,44 @@
 {#-
-  RFM per customer as of var('rfm_as_of') (midnight). Only purchases strictly before that moment
-  count, so an earlier as-of date gives the RFM of that moment.
-  Scores 1-5 are quintiles by ntile(5); ties are broken by customer_id (ascending), so equal values
-  can land in neighbouring quintiles but every build gives the same scores:
-    r_score: most recent = 5 (order by recency_days desc, customer_id)
-    f_score: most invoices = 5 (order by frequency, customer_id)
-    m_score: most revenue = 5 (order by monetary, customer_id)
-  The named segment comes from the seed rfm_segment_map (the classic R x F map).
-  The query is the macro customer_rfm_as_of, which the segment history reuses for other dates.
+  RFM per customer as of var('rfm_as_of'): the rows of that date in int_customer_rfm__history,
+  where the RFM query lives (it also holds the backfilled month ends of the segment history).
 -#}
-{{ customer_rfm_as_of(var('rfm_as_of')) }}
+with
+
+rfm_history as (
+
+    select * from {{ ref('int_customer_rfm__history') }}
+
+),
+
+final as (
+
+    select
+        -- ids
+        customer_id,
+
+        -- numerics
+        recency_days,
+        frequency,
+        monetary,
+
+        -- scores and segment
+        r_score,
+        f_score,
+        m_score,
+        rfm_cell,
+        rfm_segment,
+        rfm_strategy,
+
+        -- outliers
+        is_outlier,
+
+        -- timestamps
+        last_purchase_at,
+        rfm_as_of
+
+    from rfm_history
+    where rfm_as_of = {{ timestamp_var('rfm_as_of') }}
+
+)
+
+select * from final
