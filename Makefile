@@ -17,7 +17,7 @@ OLD_DUCKDB      := 1.1.0
 OLD_DUCKDB_CLI  := 1.5.6
 OLD_DUCKDB_STAMP := $(OLD_DUCKDB_VENV)/.installed-$(OLD_DUCKDB)-cli-$(OLD_DUCKDB_CLI)
 
-.PHONY: build test bench bench-scale lint docs clean backfill report
+.PHONY: build test bench bench-scale lint docs clean clean-warehouse backfill report
 
 build: $(STAMP)
 	$(PY) -m retail_segments build
@@ -69,3 +69,7 @@ $(CHROMIUM):
 
 clean:
 	rm -rf target logs dbt_packages
+
+# Drop the warehouse's relations that no model defines (left by removed or renamed models).
+clean-warehouse: $(STAMP)
+	$(PY) -m retail_segments clean-warehouse

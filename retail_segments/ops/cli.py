@@ -17,6 +17,9 @@ When dbt exits 0 (every model built, every test passed) it publishes the read-on
 to ``marts.customer_segment_history`` (`retail_segments.ops.backfill`) and, when every month
 succeeded, publishes like ``build``.
 
+``clean-warehouse`` drops the relations of the project's schemas that no model defines (left
+behind by removed or renamed models; ``build`` lists them).
+
 ``report`` renders the self-contained HTML report (`retail_segments.report`, plotly charts) from
 the serving copy (or ``--warehouse PATH``) to ``--out PATH``.
 """
@@ -32,6 +35,7 @@ from pathlib import Path
 import duckdb
 
 from retail_segments.ops.dbt_runner import run_dbt
+from retail_segments.ops.orphans import drop_orphans, orphan_relations
 from retail_segments.ops.paths import (
     PROJECT_DIR_ENV,
     RAW_PATH_ENV,
@@ -89,7 +93,47 @@ def _build(dbt_args: list[str]) -> int:
             file=sys.stderr,
         )
         return returncode
+    _report_orphans(prepared.env, list(prepared.dbt_args))
     return _publish(prepared.env, list(prepared.dbt_args))
+
+
+def _report_orphans(env: Mapping[str, str], dbt_args: list[str]) -> None:
+    """Say which relations of the project's schemas no model defines (left by removed or renamed
+    models); they are not published, and `make clean-warehouse` drops them."""
+    try:
+        orphans = orphan_relations(Path(env[WAREHOUSE_PATH_ENV]), manifest_path(dbt_args, env))
+    except (OSError, ValueError, duckdb.Error) as error:
+        print(f"warning: could not look for orphaned relations: {error}", file=sys.stderr)
+        return
+    if orphans:
+        names = ", ".join(orphan.qualified for orphan in orphans)
+        print(
+            f"Orphaned relations (no model defines them; `make clean-warehouse` drops them):"
+            f" {names}",
+            flush=True,
+        )
+
+
+def _clean_warehouse(args: list[str]) -> int:
+    """Drop the relations no model defines (dbt parse first, for an up-to-date manifest)."""
+    environ = dict(os.environ)
+    warehouse = warehouse_path(find_project_root(), environ)
+    if not warehouse.exists():
+        print(f"No warehouse at {warehouse}: nothing to clean.")
+        return 0
+    parsed = run_dbt(["parse", *args], environ)
+    if parsed.returncode != 0:
+        print("error: dbt could not parse the project; nothing was dropped.", file=sys.stderr)
+        return parsed.returncode
+    try:
+        orphans = orphan_relations(warehouse, manifest_path(args, environ))
+        drop_orphans(warehouse, orphans)
+    except duckdb.Error as error:
+        print(f"error: {error}\nClose any program holding {warehouse} open.", file=sys.stderr)
+        return 1
+    names = ", ".join(orphan.qualified for orphan in orphans) or "none"
+    print(f"Dropped from {warehouse}: {names}")
+    return 0
 
 
 def _prepare_only(dbt_args: list[str]) -> int:
@@ -189,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the project directory (default: ${PROJECT_DIR_ENV}, else the working directory"
         " or its nearest parent holding this dbt project)",
     )
-    parser.add_argument("command", choices=["build", "prepare", "report", "backfill"])
+    parser.add_argument(
+        "command", choices=["build", "prepare", "report", "backfill", "clean-warehouse"]
+    )
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="passed on (to dbt for build)")
     args = parser.parse_args(argv)
     if args.project_dir is not None:
@@ -205,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "prepare": _prepare_only,
         "report": _report,
         "backfill": _backfill,
+        "clean-warehouse": _clean_warehouse,
     }
     return commands[args.command](args.rest)
 

@@ -116,7 +116,7 @@ def run_cli(
 
 
 def _checksum_expression(column: str, data_type: str, significant_digits: int | None) -> str:
-    quoted = f'"{column}"'
+    quoted = _quoted(column)
     if significant_digits is None or data_type not in {"DOUBLE", "FLOAT", "REAL"}:
         return quoted
     digits = f"{significant_digits} - cast(ceil(log10(abs({quoted}))) as integer)"
@@ -141,15 +141,21 @@ def table_checksums(
             "select table_schema, table_name, column_name, data_type"
             " from information_schema.columns order by table_schema, table_name, ordinal_position"
         ).fetchall()
-        selected: dict[str, list[str]] = {}
+        selected: dict[str, tuple[str, list[str]]] = {}
         for schema, name, column, data_type in columns:
-            key = f'"{schema}"."{name}"'
-            selected.setdefault(key, [])
-            if column not in ignore.get(f"{schema}.{name}", ()):
-                selected[key].append(_checksum_expression(column, data_type, significant_digits))
+            key = f"{schema}.{name}"
+            relation = f"{_quoted(schema)}.{_quoted(name)}"
+            selected.setdefault(key, (relation, []))
+            if column not in ignore.get(key, ()):
+                selected[key][1].append(_checksum_expression(column, data_type, significant_digits))
         return {
-            key.replace('"', ""): connection.sql(
-                f"select count(*), sum(hash(t)) from (select {', '.join(expressions)} from {key}) t"
+            key: connection.sql(
+                f"select count(*), sum(hash(t)) from"
+                f" (select {', '.join(expressions)} from {relation}) t"
             ).fetchall()[0]
-            for key, expressions in selected.items()
+            for key, (relation, expressions) in selected.items()
         }
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'

@@ -21,6 +21,8 @@ import pytest
 from browser import dump_dom
 from dbt_helpers import PROJECT_ROOT, Workspace, assert_built
 
+from retail_segments.ops import publish
+
 pytestmark = pytest.mark.dbt
 
 SCHEME_COLUMNS = {
@@ -107,23 +109,34 @@ def test_column_descriptions_are_comments_in_the_warehouse(synthetic_build: Work
 def mf_project(synthetic_build: Workspace, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory that looks like the project to `mf` (which reads target/semantic_manifest.json
     under the project directory): the project's files linked in, the synthetic build's semantic
-    manifest as its target/."""
+    manifest as its target/, and the synthetic build published to serving/ (what `mf` reads
+    through the read-only `serving` target)."""
     root = tmp_path_factory.mktemp("mf_project")
     for name in ("dbt_project.yml", "profiles.yml", "models", "seeds", "macros"):
         (root / name).symlink_to(PROJECT_ROOT / name)
     (root / "target").mkdir()
     shutil.copy(synthetic_build.root / "target" / "semantic_manifest.json", root / "target")
+    relations = publish.published_relations(synthetic_build.root / "target" / "manifest.json")
+    info = publish.new_build_info("synthetic", PROJECT_ROOT)
+    publish.publish(synthetic_build.warehouse, root / "serving", info, relations)
     return root
 
 
 def _mf_query(project: Path, warehouse: Path, *args: str) -> pd.DataFrame:
-    """Run `mf query ... --csv` in project against warehouse and return the result."""
+    """Run `mf query ... --csv` in project through the `serving` target (the copy published from
+    warehouse, read-only; the build's RETAIL_DUCKDB_PATH names its database) and return the
+    result."""
     out = project / "result.csv"
     out.unlink(missing_ok=True)
     finished = subprocess.run(
         [str(Path(sys.executable).with_name("mf")), "query", *args, "--csv", str(out)],
         cwd=project,
-        env={**os.environ, "RETAIL_DUCKDB_PATH": str(warehouse)},
+        env={
+            **os.environ,
+            "DBT_TARGET": "serving",
+            "RETAIL_DUCKDB_PATH": str(warehouse),
+            "RETAIL_SERVING_DIR": str(project / "serving"),
+        },
         capture_output=True,
         text=True,
         check=False,

@@ -1,0 +1,46 @@
+"""Relations no model defines (left behind by removed or renamed models) are listed after a build
+and dropped by `make clean-warehouse`, and nothing else is touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+from dbt_helpers import Workspace, copy_workspace, run_cli, table_checksums
+
+from retail_segments.ops.orphans import Orphan, orphan_relations
+
+pytestmark = pytest.mark.dbt
+
+
+def test_orphans_are_listed_and_dropped_and_nothing_else(
+    synthetic_build: Workspace, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    workspace = copy_workspace(synthetic_build, tmp_path / "orphans")
+    with duckdb.connect(str(workspace.warehouse)) as connection:
+        connection.execute("create table ml.ml_segmentation_fit as select 1 as result_table")
+        connection.execute("create view marts.stale_summary as select * from marts.cleaning_audit")
+        connection.execute("create schema ops")
+        connection.execute("create table ops.raw_file_validations (file varchar)")
+        connection.execute('create table "ml"."it\'s ""quoted""" (x integer)')
+    before = table_checksums(workspace)
+    manifest = workspace.root / "target" / "manifest.json"
+    expected = [
+        Orphan("marts", "stale_summary", "view"),
+        Orphan("ml", 'it\'s "quoted"', "table"),
+        Orphan("ml", "ml_segmentation_fit", "table"),
+        Orphan("ops", "raw_file_validations", "table"),
+    ]
+    assert orphan_relations(workspace.warehouse, manifest) == expected
+
+    result = run_cli(workspace, synthetic_raw, "clean-warehouse")
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Dropped from" in result.stdout and "ops.raw_file_validations" in result.stdout
+    assert orphan_relations(workspace.warehouse, manifest) == []
+    after = table_checksums(workspace)
+    dropped = {orphan.qualified for orphan in expected}
+    assert after == {name: value for name, value in before.items() if name not in dropped}
+    schemas = workspace.query("select schema_name from information_schema.schemata")
+    assert ("ops",) not in schemas
