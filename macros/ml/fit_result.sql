@@ -13,11 +13,12 @@
 -#}
 {% macro fit_result(fits, result, columns=none) -%}
     {%- set fits = [fits] if fits is string else fits -%}
+    {#- while parsing, the yml's columns are not attached to the model yet: only the refs count -#}
     {%- set declared = model.columns.values() | list -%}
     {%- if columns is not none -%}
         {%- set declared = declared | selectattr('name', 'in', columns) | list -%}
     {%- endif -%}
-    {%- if declared | length == 0 -%}
+    {%- if declared | length == 0 and execute -%}
         {{ exceptions.raise_compiler_error(
             "fit_result in " ~ model.name ~ ": the model's yml declares no columns to unpack from '"
             ~ result ~ "'") }}

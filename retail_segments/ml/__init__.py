@@ -17,6 +17,7 @@ from retail_segments.ml.naming import load_archetypes
 from retail_segments.ml.products import aggregate_lines, categorize_products
 from retail_segments.ml.segmentation import run_pca_stage, run_tsne_stage
 from retail_segments.ml.tables import stack_tables
+from retail_segments.ml.value import customer_value_record
 
 __all__ = [
     "aggregate_lines",
@@ -25,6 +26,7 @@ __all__ = [
     "categorize_products",
     "classify_history",
     "current_model_version",
+    "customer_value_record",
     "fit_customer_interests",
     "load_archetypes",
     "load_registered_model",

@@ -32,12 +32,17 @@ import contextlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pydantic import Field, StrictInt
 from scipy import optimize, special, stats
+
+from retail_segments.ml.config import ConfigError, Number, SettingsModel
+from retail_segments.ml.results import fit_record
 
 try:  # optional: a threaded BLAS inside L-BFGS-B costs more than it saves on 3-4 parameters
     from threadpoolctl import threadpool_limits
@@ -101,29 +106,30 @@ class CustomerValueError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CustomerValueSettings:
-    """Settings of ``fit_customer_value`` and ``evaluate_customer_value``.
+class CustomerValueSettings(SettingsModel):
+    """Settings of ``fit_customer_value`` and ``evaluate_customer_value`` (the ``value`` meta
+    block of ``ml_customer_value_fit``; the monthly discount rate comes from the var
+    ``clv_monthly_discount_rate``)."""
 
-    Attributes
-    ----------
-    horizon_days : days ahead for expected purchases and the no-purchase probability (default 90;
-        the output columns are named after it, ``expected_purchases_90d``).
-    clv_months : months of the CLV (default 12, column ``clv_12m``).
-    monthly_discount_rate : discount rate per month ``d`` (default 0.01): month ``m`` is divided
-        by ``(1 + d) ** m``.
-    month_days : length of a CLV month in days (default 365 / 12, so 12 months are 365 days).
-    customer_column, time_column, amount_column : columns of the transaction rows (defaults
-        ``customer_id``, ``invoice_at``, ``total_price``: ``marts.fct_sales_lines``).
-    """
-
-    horizon_days: int = 90
-    clv_months: int = 12
-    monthly_discount_rate: float = 0.01
-    month_days: float = 365.0 / 12.0
-    customer_column: str = "customer_id"
-    time_column: str = "invoice_at"
-    amount_column: str = "total_price"
+    horizon_days: StrictInt = Field(
+        90,
+        ge=1,
+        description="days ahead for expected purchases and the no-purchase probability; the"
+        " output columns are named after it (expected_purchases_90d)",
+    )
+    clv_months: StrictInt = Field(12, ge=1, description="months of the CLV (column clv_12m)")
+    monthly_discount_rate: Number = Field(
+        0.01, ge=0, lt=1, description="discount rate d per month: month m is divided by (1+d)**m"
+    )
+    month_days: Number = Field(
+        365.0 / 12.0, gt=0, description="length of a CLV month in days (12 months = 365 days)"
+    )
+    holdout_days: StrictInt = Field(
+        91, ge=1, description="length of the evaluation's holdout after clv_calibration_end"
+    )
+    customer_column: str = Field("customer_id", min_length=1, description="customer column")
+    time_column: str = Field("invoice_at", min_length=1, description="purchase time column")
+    amount_column: str = Field("total_price", min_length=1, description="amount column")
 
     @property
     def purchases_column(self) -> str:
@@ -141,6 +147,9 @@ class CustomerValueSettings:
         return f"clv_{self.clv_months}m"
 
 
+SETTINGS: dict[str, type[SettingsModel]] = {"value": CustomerValueSettings}
+
+
 def customer_value_settings(
     config: Mapping[str, Any] | CustomerValueSettings | None = None,
 ) -> CustomerValueSettings:
@@ -149,7 +158,7 @@ def customer_value_settings(
     Parameters
     ----------
     config : a mapping of setting name to value (missing keys take the default), a
-        ``CustomerValueSettings`` (checked as is) or ``None`` (all defaults).
+        ``CustomerValueSettings`` (returned as is) or ``None`` (all defaults).
 
     Returns
     -------
@@ -157,38 +166,11 @@ def customer_value_settings(
     a bad value and what it should be.
     """
     if isinstance(config, CustomerValueSettings):
-        settings = config
-    else:
-        config = dict(config or {})
-        allowed = [f.name for f in fields(CustomerValueSettings)]
-        unknown = sorted(set(config) - set(allowed))
-        if unknown:
-            raise CustomerValueError(
-                f"clv settings: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}"
-            )
-        settings = replace(CustomerValueSettings(), **config)
-    for key in ("horizon_days", "clv_months"):
-        value = getattr(settings, key)
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise CustomerValueError(
-                f"clv setting {key!r} must be a whole number >= 1, got {value!r}"
-            )
-    rate = settings.monthly_discount_rate
-    if not _is_real(rate) or not 0 <= rate < 1:
-        raise CustomerValueError(
-            f"clv setting 'monthly_discount_rate' must be a number in [0, 1), got {rate!r} "
-            "(0.01 means 1% a month)"
-        )
-    if not _is_real(settings.month_days) or not settings.month_days > 0:
-        raise CustomerValueError(
-            f"clv setting 'month_days' must be a positive number of days, got "
-            f"{settings.month_days!r} (365 / 12 by default)"
-        )
-    for key in ("customer_column", "time_column", "amount_column"):
-        value = getattr(settings, key)
-        if not isinstance(value, str) or not value:
-            raise CustomerValueError(f"clv setting {key!r} must be a column name, got {value!r}")
-    return settings
+        return config
+    try:
+        return CustomerValueSettings.parse(config, name="clv settings")
+    except ConfigError as error:
+        raise CustomerValueError(str(error)) from None
 
 
 def _is_real(value: Any) -> bool:
@@ -1676,3 +1658,110 @@ def evaluate_customer_value(
         amount_column=settings.amount_column,
     )
     return evaluation_table(fitted.summary, actuals, predictions, holdout_days, cutoff)
+
+
+# --------------------------------------------------------------------------------------------
+# the dbt model's record
+# --------------------------------------------------------------------------------------------
+
+PARAMETER_NAMES: tuple[str, ...] = ("r", "alpha", "a", "b", "p", "q", "v")
+
+
+def _fitted_models(purpose: str, result: CustomerValueResult) -> list[dict[str, Any]]:
+    """One row per fitted model of a result: its parameters (null where they do not apply)."""
+    rows = []
+    window_start = pd.Timestamp(result.summary["first_purchase_at"].min())
+    window_end = pd.Timestamp(result.customer_value["rfm_as_of"].iloc[0])
+    for name, fit in (("bg_nbd", result.bg_nbd), ("gamma_gamma", result.gamma_gamma)):
+        params = fit.params.as_dict()
+        rows.append(
+            {
+                "purpose": purpose,
+                "model": name,
+                **{key: params.get(key) for key in PARAMETER_NAMES},
+                "log_likelihood": fit.diagnostics.log_likelihood,
+                "n_customers": round(fit.diagnostics.n_customers),
+                "n_fit_rows": fit.diagnostics.n_rows,
+                "converged": fit.diagnostics.converged,
+                "data_window_start": window_start,
+                "data_window_end": window_end,
+            }
+        )
+    return rows
+
+
+def customer_value_record(
+    purchase_days: pd.DataFrame,
+    as_of: Any,
+    calibration_end: Any,
+    settings: Mapping[str, Any] | CustomerValueSettings | None = None,
+    monthly_discount_rate: float | str | None = None,
+) -> pa.Table:
+    """What ``ml_customer_value_fit`` returns: one row per run (`retail_segments.ml.results`).
+
+    Parameters
+    ----------
+    purchase_days : one row per customer and purchase day (``int_customer_value__purchase_days``:
+        ``customer_id``, ``purchased_at``, ``spend`` net of every return, and
+        ``spend_known_at_rfm_as_of`` / ``spend_known_at_calibration_end`` net of the returns made
+        before each cut-off), or line-level rows with those columns.
+    as_of : the production fit's cut-off (``var('rfm_as_of')``).
+    calibration_end : the evaluation's cut-off (``var('clv_calibration_end')``); the holdout is the
+        ``settings.holdout_days`` after it.
+    settings : the model's ``value`` meta block (see ``CustomerValueSettings``).
+    monthly_discount_rate : ``var('clv_monthly_discount_rate')`` (overrides the settings'; a
+        string from the meta block is read as a number).
+
+    Returns
+    -------
+    One row: ``rfm_as_of``, ``calibration_end``, ``holdout_end``, ``n_customers``, and the nested
+    results ``customers`` (one row per customer: the marts.customer_value columns), ``models``
+    (one row per fitted model and purpose, production or calibration) and ``evaluation`` (one row
+    per model and target).
+    """
+    base = customer_value_settings(settings).as_dict()
+    base["time_column"] = "purchased_at"
+    if monthly_discount_rate is not None:
+        base["monthly_discount_rate"] = float(monthly_discount_rate)
+    # each fit sees spend as it was known at its cut-off (returns made later do not reduce it);
+    # the holdout is scored on spend net of every return
+    known_at_as_of = customer_value_settings({**base, "amount_column": "spend_known_at_rfm_as_of"})
+    known_at_cutoff = customer_value_settings(
+        {**base, "amount_column": "spend_known_at_calibration_end"}
+    )
+    cutoff = _timestamp(calibration_end, "calibration_end")
+    production = fit_customer_value(purchase_days, as_of, known_at_as_of)
+    calibration = fit_customer_value(purchase_days, cutoff, known_at_cutoff)
+    holdout_days = known_at_cutoff.holdout_days
+    predictions = predict_customer_value(
+        calibration.summary,
+        calibration.bg_nbd.params,
+        calibration.gamma_gamma.params,
+        known_at_cutoff,
+        horizon_days=holdout_days,
+    )
+    actuals = holdout_actuals(
+        purchase_days,
+        cutoff,
+        holdout_days,
+        customer_column=known_at_cutoff.customer_column,
+        time_column=known_at_cutoff.time_column,
+        amount_column="spend",
+    )
+    evaluation = evaluation_table(calibration.summary, actuals, predictions, holdout_days, cutoff)
+    models = pd.DataFrame(
+        _fitted_models("production", production) + _fitted_models("calibration", calibration)
+    )
+    return fit_record(
+        {
+            "rfm_as_of": pd.Timestamp(production.customer_value["rfm_as_of"].iloc[0]),
+            "calibration_end": cutoff,
+            "holdout_end": cutoff + pd.Timedelta(days=holdout_days),
+            "n_customers": len(production.customer_value),
+        },
+        {
+            "customers": production.customer_value,
+            "models": models,
+            "evaluation": evaluation,
+        },
+    )

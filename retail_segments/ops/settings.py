@@ -31,6 +31,10 @@ MIN_SEGMENTED_CUSTOMERS = 60
 # classifier are fitted on them), and fewest who first bought on or after it (they are scored).
 MIN_INTEREST_TRAINING_CUSTOMERS = 50
 MIN_NEW_CUSTOMERS = 1
+# Fewest customers with a purchase before clv_calibration_end for the customer value evaluation,
+# and the holdout it scores (retail_segments.ml.value.CustomerValueSettings.holdout_days).
+MIN_VALUE_CUSTOMERS = 50
+CLV_HOLDOUT_DAYS = 91
 
 _TIMESTAMP_FORMS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
 _TIMESTAMP_HELP = "a date YYYY-MM-DD (midnight) or YYYY-MM-DD HH:MM[:SS]"
@@ -92,6 +96,12 @@ class ProjectVars(BaseModel):
     )
     retraining_max_changed_share: Share = Field(
         description="warn when a retrain moves more than this share of customers"
+    )
+    clv_calibration_end: Timestamp = Field(
+        description="the customer value evaluation fits before it and scores the 91 days after"
+    )
+    clv_monthly_discount_rate: Annotated[float, BeforeValidator(_as_share), Field(ge=0, lt=1)] = (
+        Field(description="CLV discount rate per month")
     )
 
 
@@ -205,7 +215,7 @@ def check_vars_against_data(
         f"valid: after the first invoice ({_fmt(start)}) up to {_fmt(end)}"
         " (the midnight after the last)"
     )
-    for name in ("rfm_as_of", "new_customer_cutoff"):
+    for name in ("rfm_as_of", "new_customer_cutoff", "clv_calibration_end"):
         moment: datetime = getattr(settings, name)
         if moment <= start:
             problems.append(f"var {name} = {raw[name]!r} is not after the data starts; {valid}")
@@ -240,6 +250,24 @@ def check_vars_against_data(
             f"var new_customer_cutoff = {raw['new_customer_cutoff']!r} leaves no customer who first"
             f" bought on or after it to evaluate the new-customer prediction on; valid: up to"
             f" {_fmt(last_first)} (the last first purchase)"
+        )
+    calibration_end = settings.clv_calibration_end
+    holdout_end = calibration_end + timedelta(days=CLV_HOLDOUT_DAYS)
+    if holdout_end > end:
+        problems.append(
+            f"var clv_calibration_end = {raw['clv_calibration_end']!r} leaves a holdout that ends"
+            f" {_fmt(holdout_end)}, after the data ends; valid: up to"
+            f" {_fmt(end - timedelta(days=CLV_HOLDOUT_DAYS))} ({CLV_HOLDOUT_DAYS} days before"
+            f" {_fmt(end)})"
+        )
+    n_valued = facts.customers_before(calibration_end)
+    if n_valued < MIN_VALUE_CUSTOMERS:
+        earliest = facts.earliest_with(MIN_VALUE_CUSTOMERS)
+        where = f"valid: from {_fmt(earliest)} on" if earliest else "the data has too few customers"
+        problems.append(
+            f"var clv_calibration_end = {raw['clv_calibration_end']!r} leaves {n_valued} customers"
+            f" with a purchase before it; the customer value fit needs at least"
+            f" {MIN_VALUE_CUSTOMERS}; {where}"
         )
     if problems:
         raise SettingsError(problems)

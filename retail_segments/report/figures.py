@@ -396,6 +396,62 @@ def segment_shares_figure(
     )
 
 
+def segment_value_figure(
+    summary: pd.DataFrame, scheme: str, colours: Mapping[str, str] | None = None
+) -> go.Figure:
+    """One scheme's segments: what their customers are worth over the next 12 months and how
+    likely they are to buy nothing in the next 90 days.
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        ``marts.segment_summary``: scheme, segment_name, segment_rank, n_customers,
+        total_clv_12m, mean_clv_12m, mean_prob_no_purchase_90d.
+    scheme : str
+        The scheme to draw (e.g. ``tsne_segment``).
+    colours : Mapping[str, str] or None
+        Colours of some segments (`segment_colours`).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        One horizontal bar per segment (one trace each, so the legend toggles it): total 12-month
+        CLV; hover shows customers, total and mean CLV and the mean churn risk.
+    """
+    rows = summary[summary.scheme == scheme].sort_values("total_clv_12m", ascending=False)
+    names = [str(name) for name in rows.segment_name]
+    palette = segment_colours(names, colours)
+    figure = go.Figure()
+    for name, row in zip(names, rows.itertuples(), strict=True):
+        figure.add_trace(
+            go.Bar(
+                name=name,
+                y=[name],
+                x=[row.total_clv_12m],
+                orientation="h",
+                marker={"color": palette[name]},
+                text=[f"churn risk {row.mean_prob_no_purchase_90d:.0%}"],
+                textposition="auto",
+                hovertemplate=(
+                    f"<b>{_text(name)}</b><br>customers {row.n_customers:,}<br>12-month CLV"
+                    f" £{row.total_clv_12m:,.0f} (£{row.mean_clv_12m:,.0f} per customer)<br>"
+                    f"mean chance of no purchase in 90 days {row.mean_prob_no_purchase_90d:.0%}"
+                    "<extra></extra>"
+                ),
+            )
+        )
+    figure.update_yaxes(autorange="reversed")
+    figure.update_xaxes(tickprefix="£")
+    title = SCHEME_TITLES.get(scheme, scheme)
+    return _style(
+        figure,
+        f"{title}: what the customers are worth from here on",
+        f"predicted 12-month CLV, £{rows.total_clv_12m.sum():,.0f} in all; the label is the"
+        " segment's mean churn risk (no purchase in the next 90 days)",
+        x_title="12-month CLV (GBP, discounted)",
+    )
+
+
 def min_max_scale(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Scale each column to [0, 1] over the rows (min to 0, max to 1; a constant column to 0.5).
 

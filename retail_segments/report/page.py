@@ -147,6 +147,22 @@ def report_sections(frames: dict[str, pd.DataFrame]) -> list[Section]:
             intro="Per scheme, each segment's share of the customers beside its share of revenue.",
         ),
         Section(
+            "Customer value by segment",
+            [
+                Chart(
+                    f"segment_value_{scheme}",
+                    figures.segment_value_figure(summary, scheme, scheme_colours.get(scheme)),
+                )
+                for scheme in ("tsne_segment", "rfm_score")
+                if scheme in set(summary.scheme)
+            ],
+            intro=(
+                "What each segment's customers are worth over the next 12 months (BG/NBD and"
+                " Gamma-Gamma, marts.customer_value) and their churn risk; how well the models"
+                " predict is in ml.clv_evaluation."
+            ),
+        ),
+        Section(
             "Segment profiles",
             [
                 Chart(f"radar_{stage}", figures.radar_figure(profiles, stage, colours[stage]))

@@ -44,6 +44,9 @@ def _summary() -> pd.DataFrame:
             "median_recency_days": [5.0, 3.0, 300.0, 4.0],
             "median_frequency": [2.0, 3.0, 1.0, 1.0],
             "median_monetary": [10.0, 22.5, 1.6, 2.0],
+            "total_clv_12m": [500.0, 300.0, 4.0, 60.0],
+            "mean_clv_12m": [50.0, 75.0, 0.8, 60.0],
+            "mean_prob_no_purchase_90d": [0.2, 0.1, 0.95, 0.6],
             "strategy": ["keep", "reward", "let go", "welcome"],
         }
     )
@@ -165,6 +168,18 @@ def test_segment_shares_draw_one_trace_per_segment_with_its_figures() -> None:
     assert lost.marker.color == "#123"
     assert len({champions.marker.color, lost.marker.color, new.marker.color}) == 3
     assert figure.layout.legend.traceorder == "normal"
+
+
+def test_segment_value_is_one_bar_per_segment_by_value_with_churn_risk() -> None:
+    figure = figures.segment_value_figure(_summary(), "rfm_score", colours={"new": "#123"})
+    assert [trace.name for trace in figure.data] == ["champions", "new", "lost <old>"]
+    champions, new, lost = figure.data
+    assert list(champions.x) == [300.0] and list(champions.y) == ["champions"]
+    assert "12-month CLV £300 (£75 per customer)" in champions.hovertemplate
+    assert "no purchase in 90 days 95%" in lost.hovertemplate
+    assert list(lost.text) == ["churn risk 95%"]
+    assert new.marker.color == "#123"
+    assert "£364 in all" in figure.layout.title.subtitle.text
 
 
 def test_segment_colours_keep_given_ones_and_grey_the_unclustered() -> None:
@@ -358,6 +373,8 @@ def _expected_chart_ids(synthetic_build: Workspace) -> set[str]:
         "rfm_frequency",
         "rfm_monetary",
         *(f"segment_shares_{scheme}" for scheme in schemes),
+        "segment_value_tsne_segment",
+        "segment_value_rfm_score",
         "radar_pca",
         "radar_tsne",
         "map_pca",

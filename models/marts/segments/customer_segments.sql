@@ -1,7 +1,8 @@
 {#-
   One row per customer of customer_rfm: the RFM-score segment, the part I cluster (PCA) name, the
   part II segment (t-SNE clusters; classifier for everyone not clustered) and its strategy, and
-  the customer's interest category (product categories they spend on). is_fit_sample says whether
+  the customer's interest category (product categories they spend on), and what the customer is
+  worth from here on (marts.customer_value: 12-month CLV and churn risk). is_fit_sample says whether
   the customer was in the sample the embeddings and clusterings were fitted on (everyone clustered
   at the real file's scale) or was placed in a cluster afterwards.
 -#}
@@ -30,6 +31,13 @@ interests as (
 
     select customer_id, interest_name
     from {{ ref('customer_interests') }}
+
+),
+
+customer_values as (
+
+    select customer_id, clv_12m, prob_no_purchase_90d
+    from {{ ref('customer_value') }}
 
 ),
 
@@ -67,6 +75,10 @@ final as (
         cast(scores.model_version as varchar) as model_version,
         interests.interest_name,
 
+        -- value
+        customer_values.clv_12m,
+        customer_values.prob_no_purchase_90d,
+
         -- timestamps
         rfm.rfm_as_of
 
@@ -75,6 +87,7 @@ final as (
     left join scores on scores.customer_id = rfm.customer_id
     left join segment_profiles on segment_profiles.segment_name = scores.segment_name
     left join interests on interests.customer_id = rfm.customer_id
+    left join customer_values on customer_values.customer_id = rfm.customer_id
 
 )
 

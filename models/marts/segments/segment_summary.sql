@@ -7,7 +7,8 @@
                        'not clustered' row
     tsne_segment       part II segments (clusters, or the classifier for everyone else)
     interest_category  the interest categories of ml.customer_interests
-  Revenue and orders count purchases strictly before var('rfm_as_of'), as customer_rfm does.
+  Revenue and orders count purchases strictly before var('rfm_as_of'), as customer_rfm does; the
+  value columns sum and average marts.customer_value over the segment's customers.
 -#}
 with
 
@@ -120,7 +121,10 @@ per_segment as (
         avg(customers.frequency) as mean_frequency,
         {{ percentile_cont('customers.frequency', 0.5) }} as median_frequency,
         avg(customers.monetary) as mean_monetary,
-        {{ percentile_cont('customers.monetary', 0.5) }} as median_monetary
+        {{ percentile_cont('customers.monetary', 0.5) }} as median_monetary,
+        sum(customers.clv_12m) as total_clv_12m,
+        avg(customers.clv_12m) as mean_clv_12m,
+        avg(customers.prob_no_purchase_90d) as mean_prob_no_purchase_90d
     from memberships
     inner join customers on customers.customer_id = memberships.customer_id
     inner join orders_per_customer on orders_per_customer.customer_id = memberships.customer_id
@@ -156,6 +160,11 @@ final as (
         cast(median_frequency as double) as median_frequency,
         mean_monetary,
         cast(median_monetary as double) as median_monetary,
+
+        -- value from here on (marts.customer_value)
+        total_clv_12m,
+        mean_clv_12m,
+        mean_prob_no_purchase_90d,
 
         -- strategy
         cast(strategy as varchar) as strategy
