@@ -18,7 +18,8 @@
     {%- if columns is not none -%}
         {%- set declared = declared | selectattr('name', 'in', columns) | list -%}
     {%- endif -%}
-    {%- if declared | length == 0 and execute -%}
+    {#- at parse time dbt has not yet read the yml, so there are no columns to check yet -#}
+    {%- if execute and declared | length == 0 -%}
         {{ exceptions.raise_compiler_error(
             "fit_result in " ~ model.name ~ ": the model's yml declares no columns to unpack from '"
             ~ result ~ "'") }}

@@ -12,25 +12,26 @@ from retail_segments.ml.artifacts import (
 )
 from retail_segments.ml.classifier import assign_segments, train_segment_classifier
 from retail_segments.ml.history import classify_history, retraining_stability
-from retail_segments.ml.interests import fit_customer_interests
+from retail_segments.ml.interests import customer_interest_fit, fit_customer_interests
 from retail_segments.ml.naming import load_archetypes
-from retail_segments.ml.products import aggregate_lines, categorize_products
+from retail_segments.ml.products import categorize_products, product_categories_fit
 from retail_segments.ml.segmentation import run_pca_stage, run_tsne_stage
 from retail_segments.ml.tables import stack_tables
 from retail_segments.ml.value import customer_value_record
 
 __all__ = [
-    "aggregate_lines",
     "assign_segments",
     "build_model_registry_row",
     "categorize_products",
     "classify_history",
     "current_model_version",
+    "customer_interest_fit",
     "customer_value_record",
     "fit_customer_interests",
     "load_archetypes",
     "load_registered_model",
     "previous_registered_model",
+    "product_categories_fit",
     "retraining_stability",
     "run_pca_stage",
     "run_tsne_stage",

@@ -1,11 +1,13 @@
 """Customer interest categories and their prediction for new customers from their first orders.
 
-Inputs are two warehouse tables built in SQL (``models/ml``), one row per customer, feature
-window and number of orders seen (``KEY_COLUMNS``):
+Inputs are two tables built in SQL (``models/intermediate/interests``), one row per customer,
+feature window and number of orders seen (``KEY_COLUMNS``):
 
-- ``baskets``: ``is_new_customer``, ``n_orders``, ``min/mean/max_basket_value``, ``total_spend``,
-  ``first_order_at``, ``last_order_at`` of the orders in the window;
-- ``shares``: one row per product category with spend in the window, ``spend_share``.
+- ``baskets`` (``int_customer_interest__baskets``): ``is_new_customer``, ``n_orders``,
+  ``min/mean/max_basket_value``, ``total_spend``, ``first_order_at``, ``last_order_at`` of the
+  orders in the window;
+- ``shares`` (``int_customer_interest__spend_shares``): one row per product category with spend
+  in the window, ``spend_share``.
 
 Feature windows: ``before_cutoff`` (customers whose first purchase is before the cutoff, their
 orders before it: the clustering's training data), ``whole_history`` (every customer, every
@@ -36,8 +38,15 @@ period only orders before the cutoff count).
    the interest category of every new customer from its first 1, 2, ... orders; the nearest
    fitted cluster of the same features is kept beside it as a reference.
 
-Every score row carries ``is_fit_sample``: the customer's rows trained both fits (always false
-for new customers).
+Results (``CustomerInterests.tables``): ``candidates`` (per k), ``customers`` (per customer: the
+category of its whole history, its category in the fit when it is a training customer, and
+``is_fit_sample``: the customer's rows trained both fits, always false for new customers),
+``categories`` (per interest category: its name and what the name was made from), ``predictions``
+(per new customer and orders seen) and ``model_fits``. The dbt model ``customer_interest_fit``
+returns them as one fit record (``customer_interest_fit``); the profiles, their shares and the
+evaluation of the predictions are aggregates computed from them in SQL. Settings:
+``InterestSettings`` (the model's ``meta.customer_interests``) and ``config.SamplingSettings``
+(``meta.sampling``).
 
 Scaling: KMeans with ``n_init`` restarts per candidate k and the random forest grow with the
 number of training customers (the forest faster than linearly); on the fit sample both cost what
@@ -55,11 +64,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pydantic import Field, StrictInt
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
@@ -67,8 +77,10 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from retail_segments.ml.clustering import select_kmeans
+from retail_segments.ml.config import KRange, Number, SamplingSettings, Seed, SettingsModel, Threads
 from retail_segments.ml.products import MODEL_FIT_COLUMNS, SELECTION_COLUMNS
-from retail_segments.ml.segmentation import fit_sample_mask, sampling_config, validate_config
+from retail_segments.ml.results import fit_record
+from retail_segments.ml.segmentation import fit_sample_mask
 
 KEY_COLUMNS: tuple[str, ...] = ("customer_id", "feature_window", "orders_seen")
 FEATURE_WINDOWS: tuple[str, ...] = ("before_cutoff", "whole_history", "first_orders")
@@ -82,35 +94,56 @@ BASKET_FEATURES: tuple[str, ...] = (
 SPEND_LEVELS: tuple[str, ...] = ("low", "mid", "high")
 FREQUENT_FACTOR = 2.0
 
-INTEREST_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {
-        "k_range": [3, 8],
-        "n_clusters": None,
-        "focus_lift": 1.5,
-        "n_estimators": 100,
-        "min_samples_leaf": 3,
-        "random_state": 42,
-        "n_init": 10,
-        "max_threads": 1,
-    }
-)
 
-CLUSTER_COLUMNS: tuple[str, ...] = (
+class InterestSettings(SettingsModel):
+    """The ``customer_interests`` meta block of the dbt model ``customer_interest_fit``."""
+
+    k_range: KRange = Field((3, 8), description="[k_min, k_max]: numbers of interests tried")
+    n_clusters: Annotated[StrictInt, Field(ge=2)] | None = Field(
+        None, description="pin the number of interests (null: the best silhouette of k_range)"
+    )
+    focus_lift: Annotated[Number, Field(ge=1)] = Field(
+        1.5,
+        description="times the average spend share a product category must reach in an "
+        "interest to name the interest after it",
+    )
+    n_estimators: Annotated[StrictInt, Field(ge=1)] = Field(
+        100, description="trees of the new-customer random forest"
+    )
+    min_samples_leaf: Annotated[StrictInt, Field(ge=1)] = Field(
+        3, description="fewest training rows in a leaf of the random forest"
+    )
+    random_state: Seed = Field(42, description="seed of KMeans and of the random forest")
+    n_init: Annotated[StrictInt, Field(ge=1)] = Field(10, description="KMeans restarts per k")
+    max_threads: Threads = Field(1, description="OpenMP/BLAS threads during the fits")
+
+
+# The meta keys of this module's dbt model and the settings model of each.
+SETTINGS: dict[str, type[SettingsModel]] = {
+    "customer_interests": InterestSettings,
+    "sampling": SamplingSettings,
+}
+
+CATEGORY_COLUMNS: tuple[str, ...] = (
     "interest_category",
     "interest_name",
     "spend_level",
     "is_frequent",
     "focus_product_category",
     "focus_lift",
-    "n_customers_fit",
-    "n_fit_sample",
 )
-SCORE_COLUMNS: tuple[str, ...] = (
-    *KEY_COLUMNS,
+CUSTOMER_COLUMNS: tuple[str, ...] = (
+    "customer_id",
     "interest_category",
-    "nearest_interest_category",
-    "prediction_probability",
+    "training_interest_category",
     "is_fit_sample",
+)
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "orders_seen",
+    "predicted_interest_category",
+    "prediction_probability",
+    "nearest_interest_category",
 )
 
 
@@ -119,40 +152,15 @@ def share_column(category: int) -> str:
     return f"share_{category}"
 
 
-def interest_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Merge ``config`` over ``INTEREST_DEFAULTS`` and check the values.
-
-    Keys: ``k_range`` ([min, max] interest categories tried), ``n_clusters`` (pin k, or None),
-    ``focus_lift`` (how many times the average share a category must reach to name an interest
-    after it), ``n_estimators`` and ``min_samples_leaf`` (random forest), ``random_state``,
-    ``n_init`` (KMeans restarts), ``max_threads`` (OpenMP/BLAS threads, None = library default).
-    Raises ``ValueError`` naming an unknown key or a bad value.
-    """
-    merged = validate_config(config, INTEREST_DEFAULTS, name="customer interests config")
-    k_range = merged["k_range"]
-    if not (
-        isinstance(k_range, list | tuple)
-        and len(k_range) == 2
-        and all(_is_int(v) for v in k_range)
-        and 2 <= k_range[0] <= k_range[1]
-    ):
-        raise ValueError("config key 'k_range' must be [k_min, k_max] with 2 <= k_min <= k_max")
-    minimums = {"n_estimators": 1, "min_samples_leaf": 1, "random_state": 0, "n_init": 1}
-    for key, minimum in minimums.items():
-        if not _is_int(merged[key]) or merged[key] < minimum:
-            raise ValueError(f"config key {key!r} must be an integer >= {minimum}")
-    for key, minimum in (("n_clusters", 2), ("max_threads", 1)):
-        value = merged[key]
-        if value is not None and (not _is_int(value) or value < minimum):
-            raise ValueError(f"config key {key!r} must be null or an integer >= {minimum}")
-    lift = merged["focus_lift"]
-    if isinstance(lift, bool) or not isinstance(lift, int | float) or lift < 1:
-        raise ValueError("config key 'focus_lift' must be a number >= 1")
-    return merged
+def interest_settings(config: Mapping[str, Any] | None = None) -> InterestSettings:
+    """The ``customer_interests`` meta block (None or {} for every default) as validated
+    settings; raises ``ConfigError`` naming the block, the key, the value and the rule."""
+    return InterestSettings.parse(config, name="customer_interest_fit.meta.customer_interests")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+def sampling_settings(sampling: Mapping[str, Any] | None = None) -> SamplingSettings:
+    """The ``sampling`` meta block of ``customer_interest_fit`` as validated settings."""
+    return SamplingSettings.parse(sampling, name="customer_interest_fit.meta.sampling")
 
 
 def interest_features(
@@ -243,7 +251,6 @@ def name_interests(
     interest_ids: np.ndarray,
     category_labels: Mapping[int, str],
     focus_lift: float = 1.5,
-    fit_sample: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Name every interest category from its profile.
 
@@ -262,18 +269,16 @@ def name_interests(
     features : ``interest_features`` rows of the clustered customers.
     interest_ids : their stable interest category ids.
     category_labels : ``{product category id: label}`` for every product category.
-    fit_sample : bool per row, true where the customer is in the fit sample (None: all are).
 
     Returns
     -------
-    DataFrame with ``CLUSTER_COLUMNS``, one row per interest category, sorted by id:
-    ``n_customers_fit`` counts its rows, ``n_fit_sample`` those in the fit sample.
+    DataFrame with ``CATEGORY_COLUMNS``, one row per interest category, sorted by id (its size
+    and the rest of its profile are computed in SQL: ``customer_interest_profiles``).
     """
     categories = sorted(category_labels)
     share_columns = [share_column(c) for c in categories]
-    in_sample = np.ones(len(features), dtype=bool) if fit_sample is None else fit_sample
     frame = features.loc[:, [*share_columns, "total_spend", "n_orders"]].assign(
-        interest=interest_ids, in_sample=np.asarray(in_sample, dtype=bool)
+        interest=interest_ids
     )
     grouped = frame.groupby("interest", sort=True)
     mean_shares = grouped[share_columns].mean()
@@ -301,10 +306,8 @@ def name_interests(
             "is_frequent": pd.Series(frequent.to_numpy(), dtype="bool"),
             "focus_product_category": pd.Series(focus, dtype="int64"),
             "focus_lift": pd.Series(focus_value, dtype="float64"),
-            "n_customers_fit": pd.Series(grouped.size().to_numpy(), dtype="int64"),
-            "n_fit_sample": pd.Series(grouped["in_sample"].sum().to_numpy(), dtype="int64"),
         },
-        columns=list(CLUSTER_COLUMNS),
+        columns=list(CATEGORY_COLUMNS),
     )
 
 
@@ -327,27 +330,48 @@ class CustomerInterests:
 
     ``clustering``: fitted ``Pipeline(log, scale, kmeans)`` (raw labels; ``interest_of_label``
     maps them to stable ids). ``classifier``: fitted random forest over ``feature_columns``
-    predicting stable ids. Frames: ``selection`` (candidate k), ``clusters`` (one row per interest
-    category, ``CLUSTER_COLUMNS``), ``scores`` (``SCORE_COLUMNS``, see ``fit_customer_interests``),
+    predicting stable ids. ``cutoff``: the fits' cutoff. Frames (see ``fit_customer_interests``):
+    ``selection`` (candidate k, ``SELECTION_COLUMNS``), ``categories`` (one row per interest
+    category, ``CATEGORY_COLUMNS``), ``customers`` (one row per customer, ``CUSTOMER_COLUMNS``),
+    ``predictions`` (one row per new customer and orders seen, ``PREDICTION_COLUMNS``),
     ``model_fits`` (the clustering's and the classifier's training windows).
     """
 
     clustering: Pipeline
     interest_of_label: Mapping[int, int]
     classifier: RandomForestClassifier
+    cutoff: pd.Timestamp
     selection: pd.DataFrame
-    clusters: pd.DataFrame
-    scores: pd.DataFrame
+    categories: pd.DataFrame
+    customers: pd.DataFrame
+    predictions: pd.DataFrame
     model_fits: pd.DataFrame
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The result frames by warehouse table name."""
+        """The result frames by their name in the fit record: ``candidates``, ``customers``,
+        ``categories``, ``predictions`` and ``model_fits``."""
         return {
-            "customer_interest_selection": self.selection,
-            "customer_interest_clusters": self.clusters,
-            "customer_interest_scores": self.scores,
+            "candidates": self.selection,
+            "customers": self.customers,
+            "categories": self.categories,
+            "predictions": self.predictions,
             "model_fits": self.model_fits,
         }
+
+    def record(self) -> pa.Table:
+        """The fit as one row (``results.fit_record``): keys ``fit_name`` ('customer_interests'),
+        ``cutoff_at``, ``n_training_customers`` (first purchase before the cutoff),
+        ``n_fit_sample`` (of them, those the fits were trained on) and ``n_interest_categories``,
+        then the ``tables`` as nested columns."""
+        training = self.customers["training_interest_category"].notna()
+        keys = {
+            "fit_name": "customer_interests",
+            "cutoff_at": self.cutoff,
+            "n_training_customers": int(training.sum()),
+            "n_fit_sample": int(self.customers["is_fit_sample"].sum()),
+            "n_interest_categories": len(self.categories),
+        }
+        return fit_record(keys, self.tables())
 
 
 def nearest_interest(
@@ -409,7 +433,7 @@ def interest_fit_sample(
 
     ``rows`` are the ``before_cutoff`` rows (one per training customer, with ``n_orders``,
     ``total_spend`` and ``last_order_at``). They are drawn with ``segmentation.fit_sample_mask``
-    and the ``sampling`` config (``segmentation.sampling_config``: ``sample_size``,
+    and the ``sampling`` meta block (``config.SamplingSettings``: ``sample_size``,
     ``random_state``, ``strata_bins``), stratified by recency (days from ``last_order_at`` to the
     cutoff), frequency (``n_orders``) and monetary value (``total_spend``). All rows when there are
     at most ``sample_size``; the same rows in the same order give the same sample.
@@ -425,7 +449,7 @@ def interest_fit_sample(
             "monetary": rows["total_spend"],
         }
     )
-    return fit_sample_mask(rfm, **sampling_config(sampling))
+    return fit_sample_mask(rfm, **sampling_settings(sampling).as_dict())
 
 
 def fit_customer_interests(
@@ -444,20 +468,22 @@ def fit_customer_interests(
     baskets, shares : the feature tables described in the module docstring.
     category_labels : ``{product category id: label}`` for every product category.
     cutoff : the new-customer cutoff, recorded in ``model_fits``.
-    config : overrides of ``INTEREST_DEFAULTS`` (see ``interest_config``).
-    sampling : overrides of the fit sample's config (see ``interest_fit_sample``).
+    config : the ``customer_interests`` meta block (``InterestSettings``; None: defaults).
+    sampling : the ``sampling`` meta block (``config.SamplingSettings``; see
+        ``interest_fit_sample``).
 
     Returns
     -------
-    ``CustomerInterests``. ``scores`` has one row per training customer's ``before_cutoff``
-    window (its fitted or nearest-centroid category; the other two columns null), per
-    customer's ``whole_history`` (the fitted clustering's category; ``nearest_interest_category``
-    the same) and per new customer's ``first_orders`` window (the classifier's prediction, its
-    probability, and the nearest cluster); ``is_fit_sample`` is true on the rows of the fit
-    sample's customers. ``model_fits`` has one row for 'customer_interest_clustering' and one for
+    ``CustomerInterests``. ``customers`` has one row per customer of the ``whole_history``
+    window, sorted by id: ``interest_category`` (the fitted clustering's category of its whole
+    history), ``training_interest_category`` (for a training customer, its category in the fit:
+    its cluster, or the nearest centroid outside the fit sample; null for new customers) and
+    ``is_fit_sample``. ``predictions`` has one row per new customer's ``first_orders`` window:
+    the classifier's prediction, its probability and the nearest cluster of the same features.
+    ``model_fits`` has one row for 'customer_interest_clustering' and one for
     'customer_interest_classifier', each with the rows it was fitted on.
     """
-    settings = interest_config(config)
+    settings = interest_settings(config).as_dict()
     cutoff = pd.Timestamp(cutoff)
     categories = sorted(category_labels)
     columns = feature_columns(categories)
@@ -498,38 +524,31 @@ def fit_customer_interests(
             probability = proba.max(axis=1)
         nearest_new = nearest_interest(clustering, mapping, new_first[columns])
 
-    clusters = name_interests(
-        fit_rows,
-        fit_ids,
-        category_labels,
-        focus_lift=float(settings["focus_lift"]),
-        fit_sample=fit,
+    names = name_interests(
+        fit_rows, fit_ids, category_labels, focus_lift=float(settings["focus_lift"])
     )
-    keys = list(KEY_COLUMNS)
-    scores = pd.concat(
-        [
-            fit_rows[keys].assign(interest_category=fit_ids, is_fit_sample=fit),
-            history[keys].assign(
-                interest_category=history_ids,
-                nearest_interest_category=history_ids,
-                is_fit_sample=history["customer_id"].isin(sample_ids).to_numpy(),
-            ),
-            new_first[keys].assign(
-                interest_category=predicted,
-                nearest_interest_category=nearest_new,
-                prediction_probability=probability,
-                is_fit_sample=False,
-            ),
-        ],
-        ignore_index=True,
-    ).reindex(columns=list(SCORE_COLUMNS))
-    scores = scores.astype(
+    training = pd.Series(fit_ids, index=fit_rows["customer_id"], dtype="Int64")
+    missing = sorted(set(training.index) - set(history["customer_id"]))
+    if missing:
+        raise ValueError(f"training customers without a whole_history row: {missing[:5]}")
+    customers = pd.DataFrame(
         {
-            "interest_category": "int64",
-            "nearest_interest_category": "Int64",
-            "prediction_probability": "Float64",
-            "is_fit_sample": "bool",
-        }
+            "customer_id": history["customer_id"],
+            "interest_category": pd.Series(history_ids, dtype="int64"),
+            "training_interest_category": training.reindex(history["customer_id"]).to_numpy(),
+            "is_fit_sample": history["customer_id"].isin(sample_ids).to_numpy(),
+        },
+        columns=list(CUSTOMER_COLUMNS),
+    ).astype({"training_interest_category": "Int64", "is_fit_sample": "bool"})
+    predictions = pd.DataFrame(
+        {
+            "customer_id": new_first["customer_id"],
+            "orders_seen": new_first["orders_seen"],
+            "predicted_interest_category": pd.Series(predicted, dtype="int64"),
+            "prediction_probability": pd.Series(probability, dtype="float64"),
+            "nearest_interest_category": pd.Series(nearest_new, dtype="int64"),
+        },
+        columns=list(PREDICTION_COLUMNS),
     )
     selected = selection.loc[selection["is_selected"]].iloc[0]
     model_fits = pd.DataFrame(
@@ -559,8 +578,47 @@ def fit_customer_interests(
         clustering=clustering,
         interest_of_label=mapping,
         classifier=classifier,
+        cutoff=cutoff,
         selection=selection,
-        clusters=clusters,
-        scores=scores,
+        categories=names,
+        customers=customers,
+        predictions=predictions,
         model_fits=model_fits,
     )
+
+
+def customer_interest_fit(
+    baskets: pd.DataFrame,
+    shares: pd.DataFrame,
+    product_categories: pd.DataFrame,
+    cutoff: str | pd.Timestamp,
+    config: Mapping[str, Any] | None = None,
+    sampling: Mapping[str, Any] | None = None,
+) -> pa.Table:
+    """The dbt model ``customer_interest_fit``: ``fit_customer_interests`` as one fit record
+    (``CustomerInterests.record``).
+
+    Parameters
+    ----------
+    baskets, shares : ``int_customer_interest__baskets`` and
+        ``int_customer_interest__spend_shares`` (module docstring), in any row order.
+    product_categories : one row per product category with ``product_category`` and
+        ``product_category_label`` (``ml.product_categories``).
+    cutoff : ``var('new_customer_cutoff')``, the cutoff the inputs were built with.
+    config, sampling : the model's ``meta.customer_interests`` and ``meta.sampling`` blocks.
+
+    Returns
+    -------
+    One row: the keys and the nested results ``candidates``, ``customers``, ``categories``,
+    ``predictions`` and ``model_fits``, which the contracted SQL models of
+    ``models/ml/interests/`` unpack.
+    """
+    labels = {
+        int(category): str(label)
+        for category, label in zip(
+            product_categories["product_category"],
+            product_categories["product_category_label"],
+            strict=True,
+        )
+    }
+    return fit_customer_interests(baskets, shares, labels, cutoff, config, sampling).record()

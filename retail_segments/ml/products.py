@@ -7,11 +7,12 @@ The flow (``categorize_products``), given the cleaned sales lines and the cutoff
    lines (ties to the first alphabetically) and the median unit price. The catalogue of the
    training lines is what the categories are fitted on.
 
-The lines may come grouped (``aggregate_lines``, in SQL): one row per stock code, description,
-unit price and side of the cutoff, with ``n_lines`` and the first and last invoice time. Only
-those columns decide the result, so the grouped lines give exactly what the lines give, while
-pandas holds one row per product variant instead of one per sales line (at 100 times the real
-file's size, tens of thousands of rows instead of 40 million).
+The lines may come grouped (``LINE_GROUP_COLUMNS``, the dbt model
+``int_product_lines__grouped``): one row per stock code, description, unit price and side of the
+cutoff, with ``n_lines`` and the first and last invoice time. Only those columns decide the
+result, so the grouped lines give exactly what the lines give, while pandas holds one row per
+product variant instead of one per sales line (at 100 times the real file's size, tens of
+thousands of rows instead of 40 million).
 3. Text features (``build_text_features``): ``description_tokens`` normalises each description
    (see below), TF-IDF weighs the terms (sublinear tf, terms in at least ``min_df`` products),
    ``TruncatedSVD`` reduces them to ``n_components`` latent topics (LSA) and rows are scaled to
@@ -25,6 +26,12 @@ file's size, tens of thousands of rows instead of 40 million).
    products) and labelled by the first three of them ("christmas / decoration / tree").
 6. Products first sold on or after the cutoff are not in the fit; the fitted pipeline assigns
    them to the nearest category (``predict``), from the catalogue of their own lines.
+
+The dbt model ``product_categories_fit`` returns the fit as one record
+(``product_categories_fit``): per candidate k, per stock code and per category (label and top
+terms: what only the fit knows), and the training window. The categories' sizes, prices and
+revenue are computed from the assignments in SQL (``ml.product_categories``). Settings:
+``ProductCategorySettings`` (the model's ``meta.product_categories``).
 
 Normalisation of a description (``description_tokens``): lower case; "T-LIGHT", "T LIGHT" and
 "TLIGHT" become the term ``t-light``; words are runs of letters (hyphenated runs stay one word), so
@@ -42,12 +49,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
-import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pydantic import Field, StrictInt
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
@@ -55,7 +62,8 @@ from sklearn.preprocessing import Normalizer
 from threadpoolctl import threadpool_limits
 
 from retail_segments.ml.clustering import select_kmeans
-from retail_segments.ml.segmentation import validate_config
+from retail_segments.ml.config import KRange, Seed, SettingsModel, Threads
+from retail_segments.ml.results import fit_record
 
 COLOUR_WORDS: frozenset[str] = frozenset(
     {
@@ -77,18 +85,30 @@ NOISE_WORDS: frozenset[str] = frozenset(
 _T_LIGHT = re.compile(r"\bt[- ]?lights?\b")
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
-PRODUCT_CATEGORY_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {
-        "k_range": [5, 12],
-        "n_clusters": None,
-        "n_components": 10,
-        "min_df": 2,
-        "n_top_terms": 10,
-        "random_state": 42,
-        "n_init": 10,
-        "max_threads": 1,
-    }
-)
+
+class ProductCategorySettings(SettingsModel):
+    """The ``product_categories`` meta block of the dbt model ``product_categories_fit``."""
+
+    k_range: KRange = Field((5, 12), description="[k_min, k_max]: numbers of categories tried")
+    n_clusters: Annotated[StrictInt, Field(ge=2)] | None = Field(
+        None, description="pin the number of categories (null: the best silhouette of k_range)"
+    )
+    n_components: Annotated[StrictInt, Field(ge=2)] = Field(
+        10, description="LSA topics (TruncatedSVD components) of the TF-IDF features"
+    )
+    min_df: Annotated[StrictInt, Field(ge=1)] = Field(
+        2, description="products a term must appear in to be a feature"
+    )
+    n_top_terms: Annotated[StrictInt, Field(ge=3)] = Field(
+        10, description="most characteristic terms listed per category (the label takes three)"
+    )
+    random_state: Seed = Field(42, description="seed of the SVD and of KMeans")
+    n_init: Annotated[StrictInt, Field(ge=1)] = Field(10, description="KMeans restarts per k")
+    max_threads: Threads = Field(1, description="OpenMP/BLAS threads during the fit")
+
+
+# The meta keys of this module's dbt model and the settings model of each.
+SETTINGS: dict[str, type[SettingsModel]] = {"product_categories": ProductCategorySettings}
 
 ASSIGNMENT_COLUMNS: tuple[str, ...] = (
     "stock_code",
@@ -101,7 +121,6 @@ CATEGORY_COLUMNS: tuple[str, ...] = (
     "product_category",
     "product_category_label",
     "top_terms",
-    "n_products_fit",
 )
 SELECTION_COLUMNS: tuple[str, ...] = (
     "n_clusters",
@@ -167,78 +186,21 @@ def description_tokens(description: str) -> list[str]:
     return terms
 
 
-def product_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Merge ``config`` over ``PRODUCT_CATEGORY_DEFAULTS`` and check the values.
-
-    Keys: ``k_range`` ([min, max] numbers of categories tried, 2 <= min <= max), ``n_clusters``
-    (pin k, or None), ``n_components`` (LSA topics), ``min_df`` (products a term must appear in),
-    ``n_top_terms`` (terms listed per category, >= 3), ``random_state``, ``n_init`` (KMeans
-    restarts), ``max_threads`` (OpenMP/BLAS threads during the fit, None = library default).
-    Raises ``ValueError`` naming an unknown key or a bad value.
-    """
-    merged = validate_config(config, PRODUCT_CATEGORY_DEFAULTS, name="product categories config")
-    k_range = merged["k_range"]
-    if not (
-        isinstance(k_range, list | tuple)
-        and len(k_range) == 2
-        and all(_is_int(v) for v in k_range)
-        and 2 <= k_range[0] <= k_range[1]
-    ):
-        raise ValueError("config key 'k_range' must be [k_min, k_max] with 2 <= k_min <= k_max")
-    minimums = {"n_components": 2, "min_df": 1, "n_top_terms": 3, "random_state": 0, "n_init": 1}
-    for key, minimum in minimums.items():
-        if not _is_int(merged[key]) or merged[key] < minimum:
-            raise ValueError(f"config key {key!r} must be an integer >= {minimum}")
-    for key in ("n_clusters", "max_threads"):
-        value = merged[key]
-        if value is not None and (not _is_int(value) or value < (2 if key == "n_clusters" else 1)):
-            raise ValueError(f"config key {key!r} must be null or an integer")
-    return merged
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _timestamp_literal(cutoff: str | pd.Timestamp) -> str:
-    """``TIMESTAMP '...'`` SQL literal of ``cutoff`` (validated by ``pd.Timestamp``)."""
-    return f"TIMESTAMP '{pd.Timestamp(cutoff).strftime('%Y-%m-%d %H:%M:%S.%f')}'"
-
-
-def aggregate_lines(lines: duckdb.DuckDBPyRelation, cutoff: str | pd.Timestamp) -> pd.DataFrame:
-    """Group the sales lines in DuckDB before they reach pandas.
-
-    Parameters
-    ----------
-    lines : relation with ``stock_code, description, unit_price, invoice_at`` (e.g.
-        ``dbt.ref("fct_sales_lines")``); other columns are not read.
-    cutoff : lines with ``invoice_at`` strictly before it are training lines.
-
-    Returns
-    -------
-    DataFrame with ``LINE_GROUP_COLUMNS``: one row per stock code, description, unit price and
-    ``is_before_cutoff`` (nulls form their own groups), with ``n_lines`` (how many lines) and
-    ``first_invoice_at`` / ``last_invoice_at`` (their first and last invoice time), sorted by the
-    four keys. ``categorize_products`` gives the same result on it as on the lines.
-    """
-    keys = "stock_code, description, unit_price, is_before_cutoff"
-    split = lines.project(
-        "stock_code, description, unit_price, invoice_at,"
-        f" coalesce(invoice_at < {_timestamp_literal(cutoff)}, false) as is_before_cutoff"
+def product_settings(config: Mapping[str, Any] | None = None) -> ProductCategorySettings:
+    """The ``product_categories`` meta block (None or {} for every default) as validated
+    settings; raises ``ConfigError`` naming the block, the key, the value and the rule."""
+    return ProductCategorySettings.parse(
+        config, name="product_categories_fit.meta.product_categories"
     )
-    grouped = split.aggregate(
-        f"{keys}, count(*) as n_lines, min(invoice_at) as first_invoice_at,"
-        " max(invoice_at) as last_invoice_at",
-        keys,
-    )
-    return grouped.order(f"{keys} nulls last").df().loc[:, list(LINE_GROUP_COLUMNS)]
 
 
 def _as_line_groups(lines: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """``lines`` as ``LINE_GROUP_COLUMNS``: grouped lines (with ``n_lines``) as they are, plain
-    sales lines (with ``invoice_at``) as groups of one line."""
+    """``lines`` as ``LINE_GROUP_COLUMNS``: grouped lines (with ``n_lines``) sorted by their four
+    keys (a warehouse table has no order), plain sales lines (with ``invoice_at``) as groups of
+    one line."""
     if "n_lines" in lines.columns:
-        return lines
+        keys = list(LINE_GROUP_COLUMNS[:4])
+        return lines.sort_values(keys, kind="stable", na_position="last").reset_index(drop=True)
     return lines.assign(
         is_before_cutoff=lines["invoice_at"] < cutoff,
         n_lines=1,
@@ -276,7 +238,7 @@ def product_catalogue(lines: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     lines : sales lines with ``stock_code, description, unit_price``, or grouped lines
-        (``aggregate_lines``), where a row with ``n_lines`` stands for that many lines.
+        (``LINE_GROUP_COLUMNS``), where a row with ``n_lines`` stands for that many lines.
 
     Returns
     -------
@@ -413,25 +375,40 @@ class ProductCategories:
     ``pipeline`` is the fitted ``Pipeline(tfidf, svd, normalize, kmeans)``; it emits raw KMeans
     labels, which ``category_of_label`` maps to stable category ids. Frames: ``selection`` (one
     row per candidate k, ``SELECTION_COLUMNS``), ``assignments`` (one row per stock code,
-    ``ASSIGNMENT_COLUMNS``), ``categories`` (one row per category, ``CATEGORY_COLUMNS``),
-    ``model_fit`` (one row, ``MODEL_FIT_COLUMNS``).
+    ``ASSIGNMENT_COLUMNS``), ``categories`` (one row per category, ``CATEGORY_COLUMNS``: what
+    only the fit knows; sizes, prices and revenue are computed in SQL from the assignments),
+    ``model_fit`` (one row, ``MODEL_FIT_COLUMNS``). ``cutoff`` is the fit's cutoff.
     """
 
     pipeline: Pipeline
     category_of_label: Mapping[int, int]
+    cutoff: pd.Timestamp
     selection: pd.DataFrame
     assignments: pd.DataFrame
     categories: pd.DataFrame
     model_fit: pd.DataFrame
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The four result frames by warehouse table name."""
+        """The result frames by their name in the fit record: ``candidates``, ``products``,
+        ``categories`` and ``model_fits``."""
         return {
-            "product_category_selection": self.selection,
-            "product_category_assignments": self.assignments,
-            "product_categories": self.categories,
+            "candidates": self.selection,
+            "products": self.assignments,
+            "categories": self.categories,
             "model_fits": self.model_fit,
         }
+
+    def record(self) -> pa.Table:
+        """The fit as one row (``results.fit_record``): keys ``fit_name`` ('product_categories'),
+        ``cutoff_at``, ``n_training_products`` (stock codes in the fit) and ``n_categories``,
+        then the ``tables`` as nested columns."""
+        keys = {
+            "fit_name": "product_categories",
+            "cutoff_at": self.cutoff,
+            "n_training_products": int(self.model_fit["n_training_rows"].iloc[0]),
+            "n_categories": len(self.categories),
+        }
+        return fit_record(keys, self.tables())
 
 
 def assign_categories(
@@ -474,9 +451,10 @@ def categorize_products(
     Parameters
     ----------
     lines : cleaned sales lines with ``stock_code, description, unit_price, invoice_at``, or
-        the same lines grouped by ``aggregate_lines`` with this cutoff (same result).
+        the same lines grouped with this cutoff (``LINE_GROUP_COLUMNS``; same result), in any
+        order.
     cutoff : lines strictly before it train the categories; later lines are only assigned.
-    config : overrides of ``PRODUCT_CATEGORY_DEFAULTS`` (see ``product_config``).
+    config : the ``product_categories`` meta block (``ProductCategorySettings``; None: defaults).
 
     Returns
     -------
@@ -487,7 +465,7 @@ def categorize_products(
     their own lines). ``model_fit`` records the training window: the first and last
     ``invoice_at`` of the lines the fit saw (the last is before the cutoff).
     """
-    settings = product_config(config)
+    settings = product_settings(config).as_dict()
     cutoff = pd.Timestamp(cutoff)
     groups = _as_line_groups(lines, cutoff)
     training_lines = groups.loc[groups["is_before_cutoff"].astype("bool")]
@@ -514,9 +492,6 @@ def categorize_products(
             "product_category": pd.Series(ids, dtype="int64"),
             "product_category_label": pd.Series([labels[c] for c in ids], dtype="str"),
             "top_terms": pd.Series([", ".join(terms[c]) for c in ids], dtype="str"),
-            "n_products_fit": pd.Series(
-                [int((category_ids == c).sum()) for c in ids], dtype="int64"
-            ),
         },
         columns=list(CATEGORY_COLUMNS),
     )
@@ -547,6 +522,7 @@ def categorize_products(
     return ProductCategories(
         pipeline=pipeline,
         category_of_label=mapping,
+        cutoff=cutoff,
         selection=selection,
         assignments=assignments.loc[:, list(ASSIGNMENT_COLUMNS)]
         .sort_values("stock_code", kind="stable")
@@ -554,3 +530,23 @@ def categorize_products(
         categories=categories,
         model_fit=model_fit,
     )
+
+
+def product_categories_fit(
+    lines: pd.DataFrame, cutoff: str | pd.Timestamp, config: Mapping[str, Any] | None = None
+) -> pa.Table:
+    """The dbt model ``product_categories_fit``: ``categorize_products`` on the grouped sales
+    lines (``int_product_lines__grouped``), as one fit record (``ProductCategories.record``).
+
+    Parameters
+    ----------
+    lines : the grouped lines (``LINE_GROUP_COLUMNS``) or the sales lines themselves.
+    cutoff : ``var('new_customer_cutoff')``; the lines were grouped with it.
+    config : the model's ``meta.product_categories`` block.
+
+    Returns
+    -------
+    One row: the keys and the nested results ``candidates``, ``products``, ``categories`` and
+    ``model_fits``, which the contracted SQL models of ``models/ml/products/`` unpack.
+    """
+    return categorize_products(lines, cutoff, config).record()

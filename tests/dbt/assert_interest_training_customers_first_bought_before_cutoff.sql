@@ -14,16 +14,14 @@ customers as (
 
 fitted as (
 
-    select distinct customer_id
-    from {{ ref('customer_interest_fit') }}
-    where result_table = 'customer_interest_scores' and feature_window = 'before_cutoff'
+    select customer_id from {{ ref('customer_interest_training_assignments') }}
 
 ),
 
 training_windows as (
 
     select customer_id, feature_window, invoice_at
-    from {{ ref('customer_interest_window_orders') }}
+    from {{ ref('int_customer_interest__window_orders') }}
     where not is_new_customer and feature_window in ('before_cutoff', 'first_orders')
 
 ),

@@ -8,21 +8,28 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retail_segments.ml.config import ConfigError, SamplingSettings
 from retail_segments.ml.interests import (
     BASKET_FEATURES,
+    CATEGORY_COLUMNS,
+    CUSTOMER_COLUMNS,
     KEY_COLUMNS,
-    SCORE_COLUMNS,
+    PREDICTION_COLUMNS,
+    SETTINGS,
+    InterestSettings,
     build_preprocessing,
+    customer_interest_fit,
     feature_columns,
     fit_customer_interests,
-    interest_config,
     interest_features,
     interest_fit_sample,
+    interest_settings,
     name_interests,
     share_column,
     spend_levels,
     stable_interest_ids,
 )
+from retail_segments.ml.results import result_frame
 from retail_segments.ml.segmentation import fit_sample_mask
 
 CUTOFF = pd.Timestamp("2011-10-01")
@@ -128,9 +135,22 @@ def result(windows: tuple[pd.DataFrame, pd.DataFrame]):
     return fit_customer_interests(baskets, shares, LABELS, CUTOFF, SMALL)
 
 
-def _rows(result, window: str) -> pd.DataFrame:
-    scores = result.scores
-    return scores.loc[scores.feature_window == window].set_index(["customer_id", "orders_seen"])
+def _training(result) -> pd.DataFrame:
+    """The training customers (first purchase before the cutoff), indexed by id, with their
+    category in the fit (``interest_category``) and ``is_fit_sample``."""
+    customers = result.customers
+    fitted = customers.loc[customers.training_interest_category.notna()]
+    return (
+        fitted.drop(columns="interest_category")
+        .rename(columns={"training_interest_category": "interest_category"})
+        .astype({"interest_category": "int64"})
+        .set_index("customer_id")
+    )
+
+
+def _history(result) -> pd.Series:
+    """Every customer's category of its whole history, indexed by id."""
+    return result.customers.set_index("customer_id")["interest_category"]
 
 
 def _group_of(orders: pd.DataFrame) -> pd.Series:
@@ -221,10 +241,11 @@ def test_stable_ids_do_not_depend_on_label_values() -> None:
 def test_silhouette_finds_the_groups_and_names_them(result, orders) -> None:
     selection = result.selection
     assert selection.loc[selection.is_selected, "n_clusters"].tolist() == [len(GROUPS)]
-    fitted = _rows(result, "before_cutoff").reset_index()
+    fitted = _training(result).reset_index()
     groups = _group_of(orders).loc[fitted.customer_id].to_numpy()
     assert pd.crosstab(groups, fitted.interest_category.to_numpy()).gt(0).sum(axis=1).eq(1).all()
-    names = result.clusters.set_index("interest_category")["interest_name"]
+    assert list(result.categories.columns) == list(CATEGORY_COLUMNS)
+    names = result.categories.set_index("interest_category")["interest_name"]
     by_group = fitted.groupby(groups)["interest_category"].first()
     assert names[by_group["christmas"]].startswith("christmas / tree")
     assert names[by_group["tea"]].startswith("tea / mug")
@@ -233,34 +254,35 @@ def test_silhouette_finds_the_groups_and_names_them(result, orders) -> None:
 
 
 def test_every_customer_is_scored_and_only_training_customers_are_fitted(result, orders) -> None:
-    assert list(result.scores.columns) == list(SCORE_COLUMNS)
+    assert list(result.customers.columns) == list(CUSTOMER_COLUMNS)
+    assert list(result.predictions.columns) == list(PREDICTION_COLUMNS)
     new = set(orders.loc[orders.is_new_customer, "customer_id"])
-    fitted = set(_rows(result, "before_cutoff").reset_index().customer_id)
-    predicted = set(_rows(result, "first_orders").reset_index().customer_id)
-    scored = _rows(result, "whole_history").reset_index()
+    fitted = set(_training(result).index)
+    predicted = set(result.predictions.customer_id)
     assert fitted == set(orders.customer_id) - new
     assert predicted == new
-    assert sorted(scored.customer_id) == sorted(set(orders.customer_id))
-    history = scored.set_index("customer_id")["interest_category"]
-    before = _rows(result, "before_cutoff").reset_index().set_index("customer_id")
+    assert result.customers.customer_id.tolist() == sorted(set(orders.customer_id))
+    history = _history(result)
+    before = _training(result)
     # training customers have no later orders here, so their whole history is their fit
     assert (history.loc[before.index] == before.interest_category).all()
 
 
 def test_new_customers_are_predicted_from_their_first_orders(result, orders) -> None:
-    predictions = _rows(result, "first_orders")
-    truth = _rows(result, "whole_history").reset_index().set_index("customer_id")
-    fitted = _rows(result, "before_cutoff").reset_index()
+    predictions = result.predictions.set_index(["customer_id", "orders_seen"])
+    truth = _history(result)
+    fitted = _training(result).reset_index()
     group_category = fitted.groupby(_group_of(orders).loc[fitted.customer_id].to_numpy())[
         "interest_category"
     ].first()
     expected = {901: "christmas", 902: "tea", 903: "big"}
     assert sorted(predictions.index) == [(901, 1), (902, 1), (902, 2), (903, 1), (903, 2), (903, 3)]
     for (customer, _), row in predictions.iterrows():
-        assert row.interest_category == group_category[expected[customer]]
+        assert row.predicted_interest_category == group_category[expected[customer]]
+        assert row.nearest_interest_category == group_category[expected[customer]]
         assert 0 < row.prediction_probability <= 1
     for customer, group in expected.items():
-        assert truth.at[customer, "interest_category"] == group_category[group]
+        assert truth.at[customer] == group_category[group]
 
 
 def test_the_fits_see_only_orders_before_the_cutoff(result, orders) -> None:
@@ -287,18 +309,101 @@ def test_new_customers_do_not_change_the_fit(result, orders) -> None:
     baskets, shares = _windows(pd.concat([orders, odd], ignore_index=True))
     other = fit_customer_interests(baskets, shares, LABELS, CUTOFF, SMALL)
     pd.testing.assert_frame_equal(other.selection, result.selection)
-    pd.testing.assert_frame_equal(other.clusters, result.clusters)
+    pd.testing.assert_frame_equal(other.categories, result.categories)
     pd.testing.assert_frame_equal(other.model_fits, result.model_fits)
-    pd.testing.assert_frame_equal(_rows(other, "before_cutoff"), _rows(result, "before_cutoff"))
+    pd.testing.assert_frame_equal(_training(other), _training(result))
+
+
+def test_a_training_customer_without_whole_history_is_an_error(windows) -> None:
+    baskets, shares = windows
+    lost = (baskets.customer_id == 101) & (baskets.feature_window == "whole_history")
+    kept = ~((shares.customer_id == 101) & (shares.feature_window == "whole_history"))
+    with pytest.raises(ValueError, match=r"without a whole_history row: \[101\]"):
+        fit_customer_interests(baskets.loc[~lost], shares.loc[kept], LABELS, CUTOFF, SMALL)
 
 
 @pytest.mark.parametrize(
-    "config",
-    [{"k_range": [2]}, {"n_clusters": 1}, {"focus_lift": 0.5}, {"n_estimators": 0}, {"k": 3}],
+    ("config", "message"),
+    [
+        ({"k_range": [2]}, "key 'k_range"),
+        ({"n_clusters": 1}, "key 'n_clusters' = 1"),
+        ({"focus_lift": 0.5}, "key 'focus_lift' = 0.5"),
+        ({"focus_lift": "high"}, "= 'high': Input should be a valid number"),
+        ({"n_estimators": 0}, "key 'n_estimators' = 0"),
+        ({"k": 3}, "unknown key 'k'"),
+    ],
 )
-def test_bad_config_is_refused(config: dict) -> None:
-    with pytest.raises(ValueError, match="config"):
-        interest_config(config)
+def test_bad_config_is_refused_with_the_block_key_and_value(config: dict, message: str) -> None:
+    block = r"customer_interest_fit\.meta\.customer_interests"
+    with pytest.raises(ConfigError, match=block) as error:
+        interest_settings(config)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("sampling", "message"),
+    [({"sample_size": 99}, "key 'sample_size' = 99"), ({"sample": 500}, "unknown key 'sample'")],
+)
+def test_bad_sampling_is_refused_before_any_fit(windows, sampling: dict, message: str) -> None:
+    baskets, shares = windows
+    with pytest.raises(ConfigError, match=r"customer_interest_fit\.meta\.sampling") as error:
+        fit_customer_interests(baskets, shares, LABELS, CUTOFF, SMALL, sampling)
+    assert message in str(error.value)
+
+
+def test_settings_default_to_the_documented_values() -> None:
+    assert {"customer_interests": InterestSettings, "sampling": SamplingSettings} == SETTINGS
+    assert interest_settings(None).as_dict() == {
+        "k_range": (3, 8),
+        "n_clusters": None,
+        "focus_lift": 1.5,
+        "n_estimators": 100,
+        "min_samples_leaf": 3,
+        "random_state": 42,
+        "n_init": 10,
+        "max_threads": 1,
+    }
+    assert SamplingSettings().as_dict() == {
+        "sample_size": 5_000,
+        "random_state": 42,
+        "strata_bins": 5,
+    }
+    assert interest_settings({"focus_lift": 2}).focus_lift == 2
+    for model in (InterestSettings, SamplingSettings):
+        assert all(field.description for field in model.model_fields.values())
+
+
+def test_the_fit_record_is_one_keyed_row_with_every_result(result, windows) -> None:
+    baskets, shares = windows
+    categories = pd.DataFrame(
+        {"product_category": list(LABELS), "product_category_label": list(LABELS.values())}
+    )
+    # the warehouse returns rows in no particular order
+    record = customer_interest_fit(
+        baskets.sample(frac=1, random_state=3),
+        shares.sample(frac=1, random_state=4),
+        categories.iloc[::-1],
+        CUTOFF,
+        SMALL,
+    )
+    assert record.num_rows == 1
+    keys = record.select(
+        ["fit_name", "cutoff_at", "n_training_customers", "n_fit_sample", "n_interest_categories"]
+    )
+    n_training = sum(n for _, n, _, _, _ in GROUPS)
+    assert keys.to_pylist() == [
+        {
+            "fit_name": "customer_interests",
+            "cutoff_at": CUTOFF.to_pydatetime(),
+            "n_training_customers": n_training,
+            "n_fit_sample": n_training,
+            "n_interest_categories": len(GROUPS),
+        }
+    ]
+    for name, frame in result.tables().items():
+        pd.testing.assert_frame_equal(
+            result_frame(record, name).convert_dtypes(), frame.convert_dtypes(), check_dtype=False
+        )
 
 
 # ---------------------------------------------------------------- fit sample
@@ -318,11 +423,11 @@ def sampled(large_windows: tuple[pd.DataFrame, pd.DataFrame]):
 
 
 def test_everyone_is_fitted_when_the_population_fits_the_sample(result, windows) -> None:
-    scores = result.scores
-    new = scores.customer_id.isin([901, 902, 903])
-    assert scores.loc[~new, "is_fit_sample"].all()
-    assert not scores.loc[new, "is_fit_sample"].any()
-    assert (result.clusters.n_fit_sample == result.clusters.n_customers_fit).all()
+    customers = result.customers
+    new = customers.customer_id.isin([901, 902, 903])
+    assert customers.loc[~new, "is_fit_sample"].all()
+    assert not customers.loc[new, "is_fit_sample"].any()
+    assert customers.loc[new, "training_interest_category"].isna().all()
     # a sample size at or above the population changes nothing
     baskets, shares = windows
     capped = fit_customer_interests(baskets, shares, LABELS, CUTOFF, SMALL, {"sample_size": 100})
@@ -355,23 +460,23 @@ def test_the_sampled_fit_is_reproducible(sampled, large_windows) -> None:
         pd.testing.assert_frame_equal(again.tables()[name], frame)
 
 
-def test_is_fit_sample_marks_the_sampled_customers_everywhere(sampled) -> None:
-    scores = sampled.scores
-    before = scores.loc[scores.feature_window == "before_cutoff"]
-    history = scores.loc[scores.feature_window == "whole_history"]
-    first = scores.loc[scores.feature_window == "first_orders"]
+def test_is_fit_sample_marks_the_sampled_customers_everywhere(sampled, large_windows) -> None:
+    before = _training(sampled)
     n_training = sum(n for _, n, _, _, _ in GROUPS) * COPIES
     assert len(before) == n_training
     assert before.is_fit_sample.sum() == 100
-    sample = set(before.loc[before.is_fit_sample, "customer_id"])
-    assert set(history.loc[history.is_fit_sample, "customer_id"]) == sample
-    assert not first.is_fit_sample.any()  # new customers never reach a fit
-    assert sampled.clusters.n_fit_sample.sum() == 100
-    assert sampled.clusters.n_customers_fit.sum() == n_training
+    sample = set(before.index[before.is_fit_sample])
+    customers = sampled.customers
+    assert set(customers.loc[customers.is_fit_sample, "customer_id"]) == sample
+    new = customers.training_interest_category.isna()
+    assert set(customers.loc[new, "customer_id"]) == {901, 902, 903}
+    assert not customers.loc[new, "is_fit_sample"].any()  # new customers never reach a fit
     fits = sampled.model_fits.set_index("model_name")["n_training_rows"]
     assert fits["customer_interest_clustering"] == 100
     # the classifier learns from the first orders of the sampled customers only: 1..3 orders
     # for the customers with that many (the groups have 2 or 9 orders)
+    baskets, _ = large_windows
+    history = baskets.loc[baskets.feature_window == "whole_history"]
     orders_of = {cid: n for cid, n in zip(history.customer_id, history.orders_seen, strict=True)}
     assert fits["customer_interest_classifier"] == sum(min(orders_of[c], 3) for c in sample)
 
@@ -380,8 +485,7 @@ def test_assigned_customers_get_the_nearest_centroid(sampled, large_windows) -> 
     baskets, shares = large_windows
     features = interest_features(baskets, shares, sorted(LABELS))
     rows = features.loc[features.feature_window == "before_cutoff"].reset_index(drop=True)
-    scores = sampled.scores.loc[sampled.scores.feature_window == "before_cutoff"]
-    scores = scores.set_index("customer_id").loc[rows.customer_id]
+    scores = _training(sampled).loc[rows.customer_id]
     scaled = sampled.clustering[:-1].transform(rows[feature_columns(sorted(LABELS))])
     centers = sampled.clustering.named_steps["kmeans"].cluster_centers_
     distances = ((scaled[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)

@@ -15,6 +15,8 @@ import zstandard
 from dbt_helpers import Workspace, assert_built
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
+from retail_segments.ml.products import categorize_products
+
 pytestmark = pytest.mark.dbt
 
 CUTOFF = pd.Timestamp("2011-10-01")
@@ -121,6 +123,82 @@ def test_profile_focus_matches_the_profile_shares(synthetic_build: Workspace) ->
     assert best.lift.to_numpy() == pytest.approx(profiles.focus_lift.to_numpy())
 
 
+def test_each_fit_model_is_one_keyed_row_whose_keys_match_its_results(
+    synthetic_build: Workspace,
+) -> None:
+    products = synthetic_build.query(
+        "select fit_name, cutoff_at, n_training_products, n_categories"
+        " from ml.product_categories_fit"
+    )
+    assert products == [
+        (
+            "product_categories",
+            CUTOFF.to_pydatetime(),
+            synthetic_build.query(
+                "select count(*) from ml.product_category_assignments"
+                " where assignment_method = 'fit'"
+            )[0][0],
+            synthetic_build.query("select count(*) from ml.product_categories")[0][0],
+        )
+    ]
+    interests = synthetic_build.query(
+        "select fit_name, cutoff_at, n_training_customers, n_fit_sample, n_interest_categories"
+        " from ml.customer_interest_fit"
+    )
+    assert interests == [
+        (
+            "customer_interests",
+            CUTOFF.to_pydatetime(),
+            *synthetic_build.query(
+                "select count(*), count(*) filter (where is_fit_sample)"
+                " from ml.customer_interest_training_assignments"
+            )[0],
+            synthetic_build.query(
+                "select n_clusters from ml.customer_interest_selection where is_selected"
+            )[0][0],
+        )
+    ]
+    assert synthetic_build.query(
+        "select count(*) from ml.customer_interest_training_assignments"
+        " where customer_id in (select customer_id from ml.customer_interests"
+        " where is_new_customer)"
+    ) == [(0,)]
+
+
+def test_the_grouped_lines_count_every_sales_line_once_on_its_side_of_the_cutoff(
+    synthetic_build: Workspace,
+) -> None:
+    cutoff = f"timestamp '{CUTOFF}'"
+    grouped = synthetic_build.query(
+        "select is_before_cutoff, sum(n_lines), min(first_invoice_at), max(last_invoice_at)"
+        " from intermediate.int_product_lines__grouped group by all order by all"
+    )
+    lines = synthetic_build.query(
+        f"select invoice_at < {cutoff}, count(*), min(invoice_at), max(invoice_at)"
+        " from marts.fct_sales_lines group by all order by all"
+    )
+    assert grouped == lines
+    assert [row[0] for row in grouped] == [False, True]
+
+
+def test_the_product_fit_on_the_grouped_lines_is_the_fit_on_the_sales_lines(
+    synthetic_build: Workspace,
+) -> None:
+    lines = synthetic_build.frame(
+        "select stock_code, description, unit_price, invoice_at from marts.fct_sales_lines"
+    )
+    expected = categorize_products(lines, CUTOFF)
+    assignments = synthetic_build.frame(
+        "select * exclude (product_category_label) from ml.product_category_assignments"
+        " order by stock_code"
+    )
+    pd.testing.assert_frame_equal(assignments, expected.assignments, check_dtype=False)
+    selection = synthetic_build.frame(
+        "select * from ml.product_category_selection order by n_clusters"
+    )
+    pd.testing.assert_frame_equal(selection, expected.selection, check_dtype=False)
+
+
 def _raw_line(
     invoice_no: str, product: pd.Series, quantity: int, at: pd.Timestamp, customer: int
 ) -> list[str]:
@@ -216,6 +294,7 @@ def test_later_lines_leave_every_earlier_assignment_as_it_was(
         f" where customer_id <> {NEW_CUSTOMER} order by customer_id",
         "select * from ml.new_customer_predictions"
         f" where customer_id <> {NEW_CUSTOMER} order by customer_id, orders_seen",
+        "select * from ml.customer_interest_training_assignments order by customer_id",
     ]:
         pd.testing.assert_frame_equal(
             _frame(workspace, sql), _frame(synthetic_build, sql), check_exact=False, rtol=1e-9

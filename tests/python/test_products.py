@@ -3,15 +3,18 @@ cutoff (nothing after it reaches the fit), on small hand-made catalogues."""
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
+from retail_segments.ml.config import ConfigError
 from retail_segments.ml.products import (
     ASSIGNMENT_COLUMNS,
+    CATEGORY_COLUMNS,
     LINE_GROUP_COLUMNS,
-    aggregate_lines,
+    SELECTION_COLUMNS,
+    SETTINGS,
+    ProductCategorySettings,
     build_text_features,
     categorize_products,
     category_labels,
@@ -19,10 +22,12 @@ from retail_segments.ml.products import (
     fit_text_features,
     median_unit_price,
     product_catalogue,
-    product_config,
+    product_categories_fit,
+    product_settings,
     singular,
     stable_category_ids,
 )
+from retail_segments.ml.results import result_frame
 
 CUTOFF = "2011-10-01"
 
@@ -150,7 +155,8 @@ def test_categories_are_labelled_by_their_words(result) -> None:
     assert "christmas" in labels[_category_of(result, "1001")].split(" / ")
     assert "tea" in labels[_category_of(result, "2001")].split(" / ")
     assert "bead" in labels[_category_of(result, "3001")].split(" / ")
-    assert result.categories.n_products_fit.tolist() == [6, 6, 6]
+    fitted = result.assignments.loc[result.assignments.assignment_method == "fit"]
+    assert fitted.product_category.value_counts().sort_index().tolist() == [6, 6, 6]
     assert not any(word in " ".join(labels) for word in ("pink", "blue", "set", "large"))
 
 
@@ -162,7 +168,6 @@ def test_later_products_get_the_nearest_category_without_entering_the_fit(result
     assert (assignments.loc[list(CATALOGUE), "assignment_method"] == "fit").all()
     assert _category_of(result, "1007") == _category_of(result, "1001")
     assert _category_of(result, "3007") == _category_of(result, "3001")
-    assert result.categories.n_products_fit.sum() == len(CATALOGUE)
 
 
 def test_the_fit_window_ends_before_the_cutoff(result, lines: pd.DataFrame) -> None:
@@ -227,12 +232,62 @@ def test_labels_take_more_terms_until_they_differ() -> None:
 
 
 @pytest.mark.parametrize(
-    "config",
-    [{"k_ranges": [2, 3]}, {"k_range": [1, 3]}, {"k_range": [4, 3]}, {"n_components": 1}],
+    ("config", "message"),
+    [
+        ({"k_ranges": [2, 3]}, "unknown key 'k_ranges'"),
+        ({"k_range": [1, 3]}, "key 'k_range' = [1, 3]: must be [k_min, k_max]"),
+        ({"k_range": [4, 3]}, "key 'k_range' = [4, 3]"),
+        ({"n_components": 1}, "key 'n_components' = 1"),
+        ({"n_clusters": True}, "key 'n_clusters' = True"),
+        ({"max_threads": 0}, "key 'max_threads' = 0"),
+    ],
 )
-def test_bad_config_is_refused(config: dict) -> None:
-    with pytest.raises(ValueError, match="config"):
-        product_config(config)
+def test_bad_config_is_refused_with_the_block_key_and_value(config: dict, message: str) -> None:
+    block = r"product_categories_fit\.meta\.product_categories"
+    with pytest.raises(ConfigError, match=block) as error:
+        product_settings(config)
+    assert message in str(error.value)
+    with pytest.raises(ConfigError, match=block):
+        categorize_products(_lines(CATALOGUE, LATER), CUTOFF, config)
+
+
+def test_settings_default_to_the_documented_values() -> None:
+    assert {"product_categories": ProductCategorySettings} == SETTINGS
+    assert product_settings(None).as_dict() == {
+        "k_range": (5, 12),
+        "n_clusters": None,
+        "n_components": 10,
+        "min_df": 2,
+        "n_top_terms": 10,
+        "random_state": 42,
+        "n_init": 10,
+        "max_threads": 1,
+    }
+    assert product_settings({}) == product_settings(None)
+    assert product_settings({"k_range": [2, 3]}).k_range == (2, 3)
+    for field in ProductCategorySettings.model_fields.values():
+        assert field.description
+
+
+def test_the_fit_record_is_one_keyed_row_with_every_result(result, lines: pd.DataFrame) -> None:
+    record = product_categories_fit(lines, CUTOFF, SMALL)
+    assert record.num_rows == 1
+    keys = record.select(["fit_name", "cutoff_at", "n_training_products", "n_categories"])
+    assert keys.to_pylist() == [
+        {
+            "fit_name": "product_categories",
+            "cutoff_at": pd.Timestamp(CUTOFF).to_pydatetime(),
+            "n_training_products": len(CATALOGUE),
+            "n_categories": 3,
+        }
+    ]
+    for name, frame in result.tables().items():
+        pd.testing.assert_frame_equal(
+            result_frame(record, name).convert_dtypes(), frame.convert_dtypes(), check_dtype=False
+        )
+    assert list(result_frame(record, "candidates").columns) == list(SELECTION_COLUMNS)
+    assert list(result_frame(record, "products").columns) == list(ASSIGNMENT_COLUMNS)
+    assert list(result_frame(record, "categories").columns) == list(CATEGORY_COLUMNS)
 
 
 # ---------------------------------------------------------------- lines grouped in SQL first
@@ -250,20 +305,28 @@ def _varied_lines(lines: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([lines, extra], ignore_index=True)
 
 
-def _aggregated(lines: pd.DataFrame, cutoff: str = CUTOFF) -> pd.DataFrame:
-    with duckdb.connect() as connection:
-        return aggregate_lines(connection.from_df(lines), cutoff)
+def _grouped(lines: pd.DataFrame, cutoff: str = CUTOFF, seed: int = 0) -> pd.DataFrame:
+    """The lines grouped as models/intermediate/products/int_product_lines__grouped.sql groups
+    them (nulls form their own groups), in a shuffled row order as a warehouse may return it."""
+    keys = list(LINE_GROUP_COLUMNS[:4])
+    grouped = (
+        lines.assign(is_before_cutoff=lines.invoice_at < pd.Timestamp(cutoff))
+        .groupby(keys, dropna=False)
+        .agg(
+            n_lines=("invoice_at", "size"),
+            first_invoice_at=("invoice_at", "min"),
+            last_invoice_at=("invoice_at", "max"),
+        )
+        .reset_index()
+    )
+    return grouped.sample(frac=1, random_state=seed).reset_index(drop=True)
 
 
 def test_grouped_lines_count_every_line_once() -> None:
     lines = _varied_lines(_lines(CATALOGUE, LATER))
-    groups = _aggregated(lines)
+    groups = _grouped(lines)
     assert list(groups.columns) == list(LINE_GROUP_COLUMNS)
     assert groups.n_lines.sum() == len(lines)
-    before = lines.invoice_at < pd.Timestamp(CUTOFF)
-    assert groups.loc[groups.is_before_cutoff, "n_lines"].sum() == before.sum()
-    assert groups.loc[groups.is_before_cutoff, "last_invoice_at"].max() < pd.Timestamp(CUTOFF)
-    assert groups.loc[~groups.is_before_cutoff, "first_invoice_at"].min() >= pd.Timestamp(CUTOFF)
     keys = ["stock_code", "description", "unit_price", "is_before_cutoff"]
     assert not groups.duplicated(keys).any()
     assert len(groups) < len(lines)
@@ -283,20 +346,21 @@ def test_median_price_of_grouped_lines_is_the_median_of_the_lines() -> None:
     lines.loc[lines.stock_code == "D", "unit_price"] = np.nan
     lines = pd.concat([lines, lines.iloc[:1].assign(stock_code="E", unit_price=0.3)])
     expected = lines.groupby("stock_code")["unit_price"].median()
-    grouped = median_unit_price(_aggregated(lines))
+    grouped = median_unit_price(_grouped(lines))
     pd.testing.assert_series_equal(median_unit_price(lines), expected.dropna(), check_names=False)
     pd.testing.assert_series_equal(grouped, expected.dropna(), check_names=False)
-    catalogue = product_catalogue(_aggregated(lines)).set_index("stock_code")
+    catalogue = product_catalogue(_grouped(lines)).set_index("stock_code")
     assert np.isnan(catalogue.at["D", "median_unit_price"])
 
 
-def test_grouped_lines_give_the_result_of_the_lines() -> None:
+def test_grouped_lines_in_any_order_give_the_result_of_the_lines() -> None:
     lines = _varied_lines(_lines(CATALOGUE, LATER))
     from_lines = categorize_products(lines, CUTOFF, SMALL)
-    from_groups = categorize_products(_aggregated(lines), CUTOFF, SMALL)
-    for name, frame in from_lines.tables().items():
-        pd.testing.assert_frame_equal(from_groups.tables()[name], frame)
-    catalogue = product_catalogue(_aggregated(lines)).set_index("stock_code")
+    for seed in (0, 1):
+        from_groups = categorize_products(_grouped(lines, seed=seed), CUTOFF, SMALL)
+        for name, frame in from_lines.tables().items():
+            pd.testing.assert_frame_equal(from_groups.tables()[name], frame)
+    catalogue = product_catalogue(_grouped(lines)).set_index("stock_code")
     reference = lines.assign(description=lines.description.fillna(""))
     assert catalogue.median_unit_price.to_dict() == (
         reference.groupby("stock_code")["unit_price"].median().to_dict()

@@ -2,16 +2,15 @@ with
 
 fit_scores as (
 
-    select customer_id, interest_category
-    from {{ ref('customer_interest_fit') }}
-    where result_table = 'customer_interest_scores' and feature_window = 'before_cutoff'
+    select customer_id, training_interest_category as interest_category
+    from {{ ref('customer_interest_training_assignments') }}
 
 ),
 
 fit_shares as (
 
     select customer_id, product_category, spend_share
-    from {{ ref('customer_interest_spend_shares') }}
+    from {{ ref('int_customer_interest__spend_shares') }}
     where feature_window = 'before_cutoff'
 
 ),

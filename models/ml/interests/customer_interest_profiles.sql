@@ -1,23 +1,25 @@
 with
 
-clusters as (
+categories as (
 
-    select * from {{ ref('customer_interest_fit') }}
-    where result_table = 'customer_interest_clusters'
+    select *
+    from {{ fit_result('customer_interest_fit', 'categories', columns=[
+        'interest_category', 'interest_name', 'spend_level', 'is_frequent',
+        'focus_product_category', 'focus_lift'
+    ]) }}
 
 ),
 
 fit_scores as (
 
-    select customer_id, interest_category, is_fit_sample
-    from {{ ref('customer_interest_fit') }}
-    where result_table = 'customer_interest_scores' and feature_window = 'before_cutoff'
+    select customer_id, training_interest_category as interest_category, is_fit_sample
+    from {{ ref('customer_interest_training_assignments') }}
 
 ),
 
 fit_baskets as (
 
-    select * from {{ ref('customer_interest_baskets') }}
+    select * from {{ ref('int_customer_interest__baskets') }}
     where feature_window = 'before_cutoff'
 
 ),
@@ -56,17 +58,17 @@ final as (
 
     select
         -- ids
-        cast(clusters.interest_category as integer) as interest_category,
+        categories.interest_category,
 
         -- descriptive
-        cast(clusters.interest_name as varchar) as interest_name,
-        cast(clusters.spend_level as varchar) as spend_level,
-        cast(clusters.is_frequent as boolean) as is_frequent,
-        cast(clusters.focus_product_category as integer) as focus_product_category,
+        categories.interest_name,
+        categories.spend_level,
+        categories.is_frequent,
+        categories.focus_product_category,
         product_categories.product_category_label as focus_product_category_label,
 
         -- numerics
-        cast(clusters.focus_lift as double) as focus_lift,
+        categories.focus_lift,
         cast(fit_profile.n_customers as integer) as n_customers_fit,
         fit_profile.n_customers / sum(fit_profile.n_customers) over () as customer_share_fit,
         cast(fit_profile.n_fit_sample as integer) as n_fit_sample,
@@ -76,11 +78,11 @@ final as (
         fit_profile.total_spend / sum(fit_profile.total_spend) over () as spend_share_fit,
         cast(coalesce(interests_now.n_customers, 0) as integer) as n_customers_now
 
-    from clusters
-    inner join fit_profile on fit_profile.interest_category = clusters.interest_category
+    from categories
+    inner join fit_profile on fit_profile.interest_category = categories.interest_category
     left join product_categories
-        on product_categories.product_category = clusters.focus_product_category
-    left join interests_now on interests_now.interest_category = clusters.interest_category
+        on product_categories.product_category = categories.focus_product_category
+    left join interests_now on interests_now.interest_category = categories.interest_category
 
 )
 

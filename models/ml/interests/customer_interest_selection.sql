@@ -1,23 +1,9 @@
 with
 
-fit as (
+candidates as (
 
-    select * from {{ ref('customer_interest_fit') }}
-    where result_table = 'customer_interest_selection'
-
-),
-
-final as (
-
-    select
-        cast(n_clusters as integer) as n_clusters,
-        cast(silhouette as double) as silhouette,
-        cast(calinski_harabasz as double) as calinski_harabasz,
-        cast(davies_bouldin as double) as davies_bouldin,
-        cast(is_selected as boolean) as is_selected,
-        cast(selection_reason as varchar) as selection_reason
-    from fit
+    select * from {{ fit_result('customer_interest_fit', 'candidates') }}
 
 )
 
-select * from final
+select * from candidates

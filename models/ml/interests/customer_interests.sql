@@ -1,24 +1,26 @@
 with
 
-scores as (
+customers as (
 
-    select customer_id, interest_category, is_fit_sample
-    from {{ ref('customer_interest_fit') }}
-    where result_table = 'customer_interest_scores' and feature_window = 'whole_history'
+    select *
+    from {{ fit_result('customer_interest_fit', 'customers', columns=[
+        'customer_id', 'interest_category', 'is_fit_sample'
+    ]) }}
 
 ),
 
-clusters as (
+categories as (
 
-    select interest_category, interest_name
-    from {{ ref('customer_interest_fit') }}
-    where result_table = 'customer_interest_clusters'
+    select *
+    from {{ fit_result('customer_interest_fit', 'categories', columns=[
+        'interest_category', 'interest_name'
+    ]) }}
 
 ),
 
 baskets as (
 
-    select * from {{ ref('customer_interest_baskets') }}
+    select * from {{ ref('int_customer_interest__baskets') }}
     where feature_window = 'whole_history'
 
 ),
@@ -27,15 +29,15 @@ final as (
 
     select
         -- ids
-        cast(scores.customer_id as integer) as customer_id,
-        cast(scores.interest_category as integer) as interest_category,
+        customers.customer_id,
+        customers.interest_category,
 
         -- descriptive
-        cast(clusters.interest_name as varchar) as interest_name,
+        categories.interest_name,
         cast(case when baskets.is_new_customer then 'scored' else 'clustered' end as varchar)
             as assignment_method,
         baskets.is_new_customer,
-        cast(scores.is_fit_sample as boolean) as is_fit_sample,
+        customers.is_fit_sample,
 
         -- numerics
         baskets.n_orders,
@@ -44,9 +46,9 @@ final as (
         -- timestamps
         baskets.first_order_at as first_purchase_at
 
-    from scores
-    inner join baskets on baskets.customer_id = scores.customer_id
-    left join clusters on clusters.interest_category = scores.interest_category
+    from customers
+    inner join baskets on baskets.customer_id = customers.customer_id
+    left join categories on categories.interest_category = customers.interest_category
 
 )
 

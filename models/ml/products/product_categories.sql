@@ -2,8 +2,10 @@ with
 
 categories as (
 
-    select * from {{ ref('product_categories_fit') }}
-    where result_table = 'product_categories'
+    select *
+    from {{ fit_result('product_categories_fit', 'categories', columns=[
+        'product_category', 'product_category_label', 'top_terms'
+    ]) }}
 
 ),
 
@@ -24,6 +26,7 @@ product_counts as (
     select
         product_category,
         count(*) as n_products,
+        sum(case when assignment_method = 'fit' then 1 else 0 end) as n_products_fit,
         sum(case when assignment_method = 'nearest_category' then 1 else 0 end)
             as n_products_assigned_later,
         {{ percentile_cont('median_unit_price', 0.5) }} as median_unit_price
@@ -45,15 +48,15 @@ final as (
 
     select
         -- ids
-        cast(categories.product_category as integer) as product_category,
+        categories.product_category,
 
         -- descriptive
-        cast(categories.product_category_label as varchar) as product_category_label,
-        cast(categories.top_terms as varchar) as top_terms,
+        categories.product_category_label,
+        categories.top_terms,
 
         -- numerics
         cast(product_counts.n_products as integer) as n_products,
-        cast(categories.n_products_fit as integer) as n_products_fit,
+        cast(product_counts.n_products_fit as integer) as n_products_fit,
         cast(product_counts.n_products_assigned_later as integer) as n_products_assigned_later,
         product_counts.median_unit_price,
         coalesce(category_revenue.revenue, 0) as revenue,

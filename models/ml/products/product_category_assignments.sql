@@ -1,17 +1,21 @@
 with
 
-assignments as (
+products as (
 
-    select * from {{ ref('product_categories_fit') }}
-    where result_table = 'product_category_assignments'
+    select *
+    from {{ fit_result('product_categories_fit', 'products', columns=[
+        'stock_code', 'product_category', 'assignment_method', 'description_used',
+        'median_unit_price'
+    ]) }}
 
 ),
 
 categories as (
 
-    select product_category, product_category_label
-    from {{ ref('product_categories_fit') }}
-    where result_table = 'product_categories'
+    select *
+    from {{ fit_result('product_categories_fit', 'categories', columns=[
+        'product_category', 'product_category_label'
+    ]) }}
 
 ),
 
@@ -19,19 +23,19 @@ final as (
 
     select
         -- ids
-        cast(assignments.stock_code as varchar) as stock_code,
-        cast(assignments.product_category as integer) as product_category,
+        products.stock_code,
+        products.product_category,
 
         -- descriptive
-        cast(categories.product_category_label as varchar) as product_category_label,
-        cast(assignments.assignment_method as varchar) as assignment_method,
-        cast(assignments.description_used as varchar) as description_used,
+        categories.product_category_label,
+        products.assignment_method,
+        products.description_used,
 
         -- numerics
-        cast(assignments.median_unit_price as double) as median_unit_price
+        products.median_unit_price
 
-    from assignments
-    left join categories on categories.product_category = assignments.product_category
+    from products
+    left join categories on categories.product_category = products.product_category
 
 )
 

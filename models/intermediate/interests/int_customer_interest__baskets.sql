@@ -2,7 +2,7 @@ with
 
 window_orders as (
 
-    select * from {{ ref('customer_interest_window_orders') }}
+    select * from {{ ref('int_customer_interest__window_orders') }}
 
 ),
 

@@ -3,7 +3,7 @@ with
 window_orders as (
 
     select customer_id, feature_window, orders_seen, invoice_no
-    from {{ ref('customer_interest_window_orders') }}
+    from {{ ref('int_customer_interest__window_orders') }}
 
 ),
 
