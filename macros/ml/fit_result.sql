@@ -13,7 +13,6 @@
 -#}
 {% macro fit_result(fits, result, columns=none) -%}
     {%- set fits = [fits] if fits is string else fits -%}
-    {#- while parsing, the yml's columns are not attached to the model yet: only the refs count -#}
     {%- set declared = model.columns.values() | list -%}
     {%- if columns is not none -%}
         {%- set declared = declared | selectattr('name', 'in', columns) | list -%}

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -28,17 +28,26 @@ class ConfigError(ValueError):
     """A meta block of a dbt model holds a key or value its settings model refuses."""
 
 
-def _k_range(value: tuple[int, int]) -> tuple[int, int]:
-    low, high = value
-    if not 2 <= low <= high:
-        raise ValueError("must be [k_min, k_max] with 2 <= k_min <= k_max")
-    return value
+_K_RANGE_RULE = "must be [k_min, k_max], two whole numbers with 2 <= k_min <= k_max"
+
+
+def _k_range(value: object) -> tuple[int, int]:
+    """Check the whole range at once, so a bad one gives one message, not one per element."""
+    valid = (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        and 2 <= value[0] <= value[1]
+    )
+    if not valid:
+        raise ValueError(_K_RANGE_RULE)
+    return (value[0], value[1])  # type: ignore[index]
 
 
 # A strictly typed number: an int is accepted where a float is expected, a bool or text never.
 Number = StrictInt | StrictFloat
 # An inclusive [k_min, k_max] range of cluster counts, 2 <= k_min <= k_max.
-KRange = Annotated[tuple[StrictInt, StrictInt], AfterValidator(_k_range)]
+KRange = Annotated[tuple[int, int], BeforeValidator(_k_range)]
 # A share in (0, 1].
 Share = Annotated[Number, Field(gt=0, le=1)]
 # A seed of a random generator.
@@ -84,16 +93,35 @@ class SamplingSettings(SettingsModel):
     )
 
 
+# pydantic's words for the strict number types, as a user reads them
+_RULES = {
+    "Input should be a valid integer": "must be a number",
+    "Input should be a valid number": "must be a number",
+    "Input should be a valid boolean": "must be true or false",
+}
+
+
 def describe(error: ValidationError, name: str, model: type[BaseModel]) -> str:
-    """One line per problem of a pydantic error: the block, the key, the value, the rule."""
-    lines = []
+    """One line per bad key of a pydantic error: the block, the key, the value and the rule (the
+    rules of a key's alternatives, e.g. an integer or a float, joined with 'or')."""
+    messages: dict[str, list[str]] = {}
+    values: dict[str, object] = {}
+    unknown: list[str] = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(block)"
+        key = str(item["loc"][0]) if item["loc"] else "(block)"
         if item["type"] == "extra_forbidden":
-            lines.append(
-                f"{name}: unknown key {key!r}; allowed keys are {sorted(model.model_fields)}"
-            )
-        else:
-            message = str(item["msg"]).removeprefix("Value error, ")
-            lines.append(f"{name}: key {key!r} = {item.get('input')!r}: {message}")
+            unknown.append(key)
+            continue
+        message = _RULES.get(str(item["msg"]), str(item["msg"]).removeprefix("Value error, "))
+        if message not in messages.setdefault(key, []):
+            messages[key].append(message)
+        values.setdefault(key, item.get("input"))
+    lines = [
+        f"{name}: unknown key {key!r}; allowed keys are {sorted(model.model_fields)}"
+        for key in unknown
+    ]
+    lines += [
+        f"{name}: key {key!r} = {values[key]!r}: {' or '.join(rules)}"
+        for key, rules in messages.items()
+    ]
     return "\n".join(lines)

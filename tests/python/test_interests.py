@@ -328,7 +328,7 @@ def test_a_training_customer_without_whole_history_is_an_error(windows) -> None:
         ({"k_range": [2]}, "key 'k_range"),
         ({"n_clusters": 1}, "key 'n_clusters' = 1"),
         ({"focus_lift": 0.5}, "key 'focus_lift' = 0.5"),
-        ({"focus_lift": "high"}, "= 'high': Input should be a valid number"),
+        ({"focus_lift": "high"}, "= 'high': must be a number"),
         ({"n_estimators": 0}, "key 'n_estimators' = 0"),
         ({"k": 3}, "unknown key 'k'"),
     ],
