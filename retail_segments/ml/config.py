@@ -95,7 +95,7 @@ class SamplingSettings(SettingsModel):
 
 # pydantic's words for the strict number types, as a user reads them
 _RULES = {
-    "Input should be a valid integer": "must be a number",
+    "Input should be a valid integer": "must be a whole number",
     "Input should be a valid number": "must be a number",
     "Input should be a valid boolean": "must be true or false",
 }
@@ -120,8 +120,8 @@ def describe(error: ValidationError, name: str, model: type[BaseModel]) -> str:
         f"{name}: unknown key {key!r}; allowed keys are {sorted(model.model_fields)}"
         for key in unknown
     ]
-    lines += [
-        f"{name}: key {key!r} = {values[key]!r}: {' or '.join(rules)}"
-        for key, rules in messages.items()
-    ]
+    for key, rules in messages.items():
+        if {"must be a whole number", "must be a number"} <= set(rules):
+            rules = [rule for rule in rules if rule != "must be a whole number"]
+        lines.append(f"{name}: key {key!r} = {values[key]!r}: {' or '.join(rules)}")
     return "\n".join(lines)
