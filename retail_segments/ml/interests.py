@@ -444,7 +444,8 @@ def interest_fit_sample(
     """
     rfm = pd.DataFrame(
         {
-            "recency_days": (pd.Timestamp(cutoff) - rows["last_order_at"]) / pd.Timedelta(days=1),
+            "recency_days": (pd.Timestamp(cutoff) - rows["last_order_at"]).dt.total_seconds()
+            / 86400.0,
             "frequency": rows["n_orders"],
             "monetary": rows["total_spend"],
         }

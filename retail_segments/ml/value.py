@@ -51,6 +51,12 @@ except ImportError:  # pragma: no cover - the module also runs with pandas/numpy
 
 DAY = pd.Timedelta(days=1)
 
+
+def _days(durations: pd.Series) -> np.ndarray:
+    """Durations in (fractional) days."""
+    return (durations.dt.total_seconds() / DAY.total_seconds()).to_numpy(dtype="float64")
+
+
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "customer_id",
     "frequency",
@@ -316,8 +322,8 @@ def repeat_purchase_summary(
         {
             "customer_id": first_day.index.to_numpy(),
             "frequency": frequency.to_numpy(),
-            "recency": ((last_day - first_day) / DAY).to_numpy(dtype="float64"),
-            "T": ((cutoff_in_clock - first_day) / DAY).to_numpy(dtype="float64"),
+            "recency": _days(last_day - first_day),
+            "T": _days(cutoff_in_clock - first_day),
             "monetary": monetary.to_numpy(),
             "total_spend": total.to_numpy(dtype="float64"),
             "first_purchase_at": grouped["first_at"].min().to_numpy(),

@@ -188,6 +188,7 @@ def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) ->
     (``python -m retail_segments.ops.backfill``), so the caller's process holds no connection to
     the warehouse afterwards."""
     from dbt.cli.main import dbtRunner
+    from dbt.contracts.graph.manifest import Manifest
 
     project_root = project_root or find_project_root()
     project = ["--project-dir", str(project_root), "--profiles-dir", str(project_root)]
@@ -195,7 +196,8 @@ def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) ->
     if not parsed.success:
         print("error: dbt could not parse the project; nothing was backfilled", file=sys.stderr)
         return False
-    runner = dbtRunner(manifest=parsed.result)
+    manifest = parsed.result if isinstance(parsed.result, Manifest) else None
+    runner = dbtRunner(manifest=manifest)
     for number, as_of in enumerate(dates, start=1):
         last = number == len(dates)
         print(f"[{number}/{len(dates)}] as of {as_of:%Y-%m-%d %H:%M}", flush=True)

@@ -48,7 +48,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import duckdb
 import zstandard
@@ -760,7 +760,7 @@ def _zip_member(path: Path, archive: zipfile.ZipFile) -> str:
     return members[0]
 
 
-def _copy_csv_member(path: Path, handle: BinaryIO, staged: Path) -> None:
+def _copy_csv_member(path: Path, handle: IO[bytes], staged: Path) -> None:
     with staged.open("wb") as out:
         while chunk := handle.read(CHUNK_BYTES):
             out.write(chunk)

@@ -296,15 +296,15 @@ def decide_identity(
             reasons.append(f"the loaded incoming file {item.path} has changed")
     loaded_paths = {item.path for item in loaded_incoming}
     last_name = max((Path(item.path).name for item in loaded_incoming), default="")
-    for item in incoming:
-        if str(item.path) in loaded_paths:
+    for new in incoming:
+        if str(new.path) in loaded_paths:
             continue
-        if item.path.name < last_name:
-            reasons.append(f"the new incoming file {item.path} sorts before the loaded {last_name}")
-        count, first = (backdated or {}).get(str(item.path), (0, ""))
+        if new.path.name < last_name:
+            reasons.append(f"the new incoming file {new.path} sorts before the loaded {last_name}")
+        count, first = (backdated or {}).get(str(new.path), (0, ""))
         if count:
             reasons.append(
-                f"the new incoming file {item.path} holds {count} purchase line(s) dated before a"
+                f"the new incoming file {new.path} holds {count} purchase line(s) dated before a"
                 f" loaded return of the same customer and product (first: {first})"
             )
     return Identity(bool(reasons), tuple(reasons))

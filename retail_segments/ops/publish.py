@@ -410,8 +410,8 @@ def write_parquet(
     query = f"select * from {_identifier(relation.schema)}.{_identifier(relation.name)}"
     reader = connection.sql(query).to_arrow_reader(PARQUET_ROW_GROUP_ROWS)
     fields = [
-        field.with_metadata({DESCRIPTION_KEY: descriptions[field.name].encode()})
-        if descriptions.get(field.name)
+        field.with_metadata({DESCRIPTION_KEY: description.encode()})
+        if (description := descriptions.get(field.name))
         else field
         for field in reader.schema
     ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from html import escape
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -92,6 +93,11 @@ TEMPLATE = go.layout.Template(
         "title": {"x": 0.01, "xanchor": "left", "font": {"size": 15}},
     }
 )
+
+
+def records(frame: pd.DataFrame) -> list[Any]:
+    """The frame's rows as named tuples (attribute per column; untyped, as table rows are)."""
+    return list(frame.itertuples())
 
 
 def segment_colours(names: Sequence[str], given: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -358,12 +364,12 @@ def segment_shares_figure(
     names = [str(name) for name in rows.segment_name]
     palette = segment_colours(names, colours)
     figure = go.Figure()
-    for name, row in zip(names, rows.itertuples(), strict=True):
+    for name, row in zip(names, records(rows), strict=True):
         figure.add_trace(
             go.Bar(
                 name=name,
                 y=["customers", "revenue"],
-                x=[row.customer_share * 100, row.revenue_share * 100],
+                x=[float(row.customer_share) * 100, float(row.revenue_share) * 100],
                 orientation="h",
                 marker={"color": palette[name], "line": {"color": "#fff", "width": 1}},
                 texttemplate="%{x:.0f}%",
@@ -422,7 +428,7 @@ def segment_value_figure(
     names = [str(name) for name in rows.segment_name]
     palette = segment_colours(names, colours)
     figure = go.Figure()
-    for name, row in zip(names, rows.itertuples(), strict=True):
+    for name, row in zip(names, records(rows), strict=True):
         figure.add_trace(
             go.Bar(
                 name=name,
@@ -505,7 +511,7 @@ def radar_figure(
     scaled = min_max_scale(clusters, columns)
     palette = segment_colours([str(name) for name in clusters.segment_name], colours)
     figure = go.Figure()
-    for row, scaled_row in zip(clusters.itertuples(), scaled.itertuples(), strict=True):
+    for row, scaled_row in zip(records(clusters), records(scaled), strict=True):
         name = str(row.segment_name)
         r = [getattr(scaled_row, column) for column in columns]
         figure.add_trace(
@@ -846,7 +852,7 @@ def _zoom_to_the_grid(figure: go.Figure, rows: pd.DataFrame, chosen: pd.DataFram
     figure.update_yaxes(range=[silhouettes.min() - pad, silhouettes.max() + pad])
     outside = ", ".join(
         f"{row.algorithm} with {row.n_clusters} clusters ({row.silhouette:.3f})"
-        for row in rows[~inside].itertuples()
+        for row in records(rows[~inside])
     )
     return f"\noff the axes (autoscale to see): {outside}"
 

@@ -300,7 +300,7 @@ def summary_table(summary: pd.DataFrame) -> str:
             f'<tr class="scheme"><th colspan="9">{escape(SCHEME_TITLES.get(scheme, scheme))}'
             "</th></tr>"
         )
-        for row in summary[summary.scheme == scheme].sort_values("segment_rank").itertuples():
+        for row in figures.records(summary[summary.scheme == scheme].sort_values("segment_rank")):
             body.append(
                 "<tr>"
                 f"<td>{escape(row.segment_name)}</td>"
@@ -356,7 +356,7 @@ def _headline(
     )
     build = (
         f"build {escape(str(build_info['build_id']))}, published"
-        f" {pd.Timestamp(build_info['built_at']):%Y-%m-%d %H:%M} UTC"
+        f" {pd.Timestamp(str(build_info['built_at'])):%Y-%m-%d %H:%M} UTC"
         if build_info
         else "an unpublished warehouse"
     )
