@@ -125,3 +125,41 @@ def describe(error: ValidationError, name: str, model: type[BaseModel]) -> str:
             rules = [rule for rule in rules if rule != "must be a whole number"]
         lines.append(f"{name}: key {key!r} = {values[key]!r}: {' or '.join(rules)}")
     return "\n".join(lines)
+
+
+def parse_meta(
+    meta: Mapping[str, Any] | None,
+    settings: Mapping[str, type[SettingsModel]],
+    *,
+    model: str,
+) -> dict[str, SettingsModel]:
+    """Validate the ``meta`` block of a dbt model whose keys each hold one settings block.
+
+    Parameters
+    ----------
+    meta : the model's ``config.meta`` (None or empty for all defaults).
+    settings : the settings model of every allowed meta key (a module's ``SETTINGS``, or part of
+        it).
+    model : the dbt model's name, for the messages (``<model>.meta.<key>``).
+
+    Returns
+    -------
+    ``{key: parsed settings}`` for every key of ``settings``, defaults where the block is absent.
+    Raises `ConfigError` naming an unknown meta key, a block that is not a mapping, or every bad
+    key of a block.
+    """
+    blocks = dict(meta or {})
+    unknown = sorted(set(blocks) - set(settings))
+    if unknown:
+        raise ConfigError(
+            f"{model}.meta: unknown key(s) {unknown}; allowed keys are {sorted(settings)}"
+        )
+    for key, block in blocks.items():
+        if block is not None and not isinstance(block, Mapping):
+            raise ConfigError(
+                f"{model}.meta.{key} = {block!r}: must be a mapping of settings, e.g. {{}}"
+            )
+    return {
+        key: model_type.parse(blocks.get(key), name=f"{model}.meta.{key}")
+        for key, model_type in settings.items()
+    }
