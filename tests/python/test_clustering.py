@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
 
+from retail_segments.ml import classifier, segmentation
 from retail_segments.ml.artifacts import RegisteredModel
 from retail_segments.ml.clustering import (
     ALGORITHMS,
@@ -25,7 +27,7 @@ from retail_segments.ml.clustering import (
     select_candidate,
     selected_key,
 )
-from retail_segments.ml.config import ConfigError
+from retail_segments.ml.config import ConfigError, parse_meta
 from retail_segments.ml.naming import QUALIFIERS, base_name, load_archetypes, split_name
 from retail_segments.ml.results import result_frame
 from retail_segments.ml.segmentation import (
@@ -459,3 +461,24 @@ def test_tsne_clusters_inherit_the_previous_models_names(
     # the clustering itself is the same: only the names differ
     columns = ["cluster_id", "n_customers", "mean_recency_days"]
     pd.testing.assert_frame_equal(plain[columns], inherited[columns])
+
+
+def test_the_yml_meta_blocks_are_valid_settings() -> None:
+    """The meta blocks the project ships validate against the modules' SETTINGS."""
+    models = {}
+    for feature in ("segmentation", "classifier"):
+        path = SEED_FILE.parents[1] / "models" / "ml" / feature / f"_{feature}__models.yml"
+        models.update(
+            {model["name"]: model for model in yaml.safe_load(path.read_text())["models"]}
+        )
+    expected = {
+        "ml_segmentation_pca_fit": {"pca", "sampling"},
+        "ml_segmentation_tsne_fit": {"tsne", "sampling"},
+        "ml_segment_classifier_fit": {"classifier"},
+    }
+    for name, keys in expected.items():
+        meta = models[name]["config"]["meta"]
+        assert set(meta) == keys, name
+        settings = {**segmentation.SETTINGS, **classifier.SETTINGS}
+        parsed = parse_meta(meta, {key: settings[key] for key in keys}, model=name)
+        assert set(parsed) == keys
