@@ -59,7 +59,7 @@ from retail_segments.ml.artifacts import (
     load_registered_model,
     to_json,
 )
-from retail_segments.ml.config import Seed, SettingsModel, Threads, parse_meta
+from retail_segments.ml.config import Seed, SettingsModel, Threads, as_settings, parse_meta
 from retail_segments.ml.embedding import RFM_FEATURES, rfm_features
 from retail_segments.ml.results import fit_record
 
@@ -263,7 +263,7 @@ def _predictions(
 def train_segment_classifier(
     rfm: pd.DataFrame,
     segments: pd.DataFrame,
-    config: Mapping[str, Any] | ClassifierSettings | None = None,
+    config: Mapping[str, Any] | SettingsModel | None = None,
     *,
     segment_column: str = "segment_name",
 ) -> ClassifierResult:
@@ -283,11 +283,7 @@ def train_segment_classifier(
     ``is_selected`` marks the higher CV accuracy, ties to the earlier family) and
     ``predictions`` of every training and test customer by the selected estimator.
     """
-    settings = (
-        config
-        if isinstance(config, ClassifierSettings)
-        else ClassifierSettings.parse(config, name=f"{CLASSIFIER_MODEL}.meta.classifier")
-    )
+    settings = as_settings(ClassifierSettings, config, name=f"{CLASSIFIER_MODEL}.meta.classifier")
     frame = training_frame(rfm, segments, segment_column=segment_column)
     X_train, X_test, y_train, y_test = split_train_test(
         frame, test_size=settings.test_size, random_state=settings.random_state
@@ -340,7 +336,7 @@ def train_segment_classifier(
         search=settings.search,
         best_params=dict(chosen.best_params_),
         n_training_rows=len(X_train),
-        fit_seconds=float(metrics.at[best, "fit_seconds"]),
+        fit_seconds=float(metrics["fit_seconds"].to_numpy()[best]),
         metrics=metrics,
         predictions=_predictions(frame, chosen.best_estimator_, X_train, X_test),
     )

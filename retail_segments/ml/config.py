@@ -10,7 +10,7 @@ once for every feature.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -127,6 +127,9 @@ def describe(error: ValidationError, name: str, model: type[BaseModel]) -> str:
     return "\n".join(lines)
 
 
+_Settings = TypeVar("_Settings", bound=SettingsModel)
+
+
 def parse_meta(
     meta: Mapping[str, Any] | None,
     settings: Mapping[str, type[SettingsModel]],
@@ -163,3 +166,19 @@ def parse_meta(
         key: model_type.parse(blocks.get(key), name=f"{model}.meta.{key}")
         for key, model_type in settings.items()
     }
+
+
+def as_settings(
+    model_type: type[_Settings],
+    values: Mapping[str, Any] | SettingsModel | None,
+    *,
+    name: str,
+) -> _Settings:
+    """``values`` as ``model_type``: settings already parsed are returned as they are, a mapping
+    of overrides (None = every default) is parsed (`SettingsModel.parse`, named ``name``).
+    Raises ``TypeError`` for settings of another model."""
+    if isinstance(values, model_type):
+        return values
+    if isinstance(values, SettingsModel):
+        raise TypeError(f"{name}: expected {model_type.__name__}, got {type(values).__name__}")
+    return model_type.parse(values, name=name)

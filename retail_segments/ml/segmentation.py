@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -78,6 +78,7 @@ from retail_segments.ml.config import (
     SettingsModel,
     Share,
     Threads,
+    as_settings,
     parse_meta,
 )
 from retail_segments.ml.embedding import (
@@ -116,7 +117,6 @@ CLUSTER_COLUMNS: tuple[str, ...] = (
 )
 
 _PositiveInt = Annotated[StrictInt, Field(ge=1)]
-_Settings = TypeVar("_Settings", bound=SettingsModel)
 
 
 class StageSettings(SettingsModel):
@@ -405,18 +405,11 @@ def _stage_fit(
     )
 
 
-def _settings(model_type: type[_Settings], values: object, name: str) -> _Settings:
-    """``values`` as settings: already parsed, or a mapping of overrides (None = defaults)."""
-    if isinstance(values, model_type):
-        return values
-    return model_type.parse(values, name=name)  # type: ignore[arg-type]
-
-
 def run_pca_stage(
     rfm: pd.DataFrame,
     archetypes: pd.DataFrame,
-    config: Mapping[str, Any] | PcaSettings | None = None,
-    sampling: Mapping[str, Any] | SamplingSettings | None = None,
+    config: Mapping[str, Any] | SettingsModel | None = None,
+    sampling: Mapping[str, Any] | SettingsModel | None = None,
 ) -> StageFit:
     """Part I: PCA of the standardised RFM of non-outliers, clustering, and names.
 
@@ -431,8 +424,8 @@ def run_pca_stage(
     -------
     The `StageFit` of stage 'pca'.
     """
-    settings = _settings(PcaSettings, config, f"{PCA_MODEL}.meta.pca")
-    sample = _settings(SamplingSettings, sampling, f"{PCA_MODEL}.meta.sampling")
+    settings = as_settings(PcaSettings, config, name=f"{PCA_MODEL}.meta.pca")
+    sample = as_settings(SamplingSettings, sampling, name=f"{PCA_MODEL}.meta.sampling")
     customers = clustered_customers(rfm)
     fit = fit_sample_mask(customers, **sample.as_dict())
     features = rfm_features(customers)
@@ -467,8 +460,8 @@ def run_pca_stage(
 def run_tsne_stage(
     rfm: pd.DataFrame,
     archetypes: pd.DataFrame,
-    config: Mapping[str, Any] | TsneSettings | None = None,
-    sampling: Mapping[str, Any] | SamplingSettings | None = None,
+    config: Mapping[str, Any] | SettingsModel | None = None,
+    sampling: Mapping[str, Any] | SettingsModel | None = None,
     previous: RegisteredModel | None = None,
 ) -> StageFit:
     """Part II: t-SNE of the standardised RFM of non-outliers, clustering, and names.
@@ -486,8 +479,8 @@ def run_tsne_stage(
     in standardised RFM space: t-SNE has no ``transform``, and it is built to keep exactly these
     neighbourhoods.
     """
-    settings = _settings(TsneSettings, config, f"{TSNE_MODEL}.meta.tsne")
-    sample = _settings(SamplingSettings, sampling, f"{TSNE_MODEL}.meta.sampling")
+    settings = as_settings(TsneSettings, config, name=f"{TSNE_MODEL}.meta.tsne")
+    sample = as_settings(SamplingSettings, sampling, name=f"{TSNE_MODEL}.meta.sampling")
     customers = clustered_customers(rfm)
     fit = fit_sample_mask(customers, **sample.as_dict())
     features = rfm_features(customers)

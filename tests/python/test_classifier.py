@@ -25,7 +25,7 @@ from retail_segments.ml.classifier import (
     train_segment_classifier,
     training_frame,
 )
-from retail_segments.ml.config import ConfigError
+from retail_segments.ml.config import ConfigError, SamplingSettings
 from retail_segments.ml.results import result_frame
 
 SEGMENTS = np.array(["loyal", "lost", "newcomers", "at risk"])
@@ -298,3 +298,12 @@ def test_scores_use_the_registered_version_of_the_fit(
     pd.testing.assert_frame_equal(scores.drop(columns="model_version"), expected)
     with pytest.raises(ValueError, match="one row"):
         score_customer_segments(rfm, embeddings, registry.loc[:, ["model_version"]], registry)
+
+
+def test_settings_of_another_model_are_refused(
+    customers: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    rfm, segments = customers
+    wrong = SamplingSettings.parse(None, name="sampling")
+    with pytest.raises(TypeError, match="expected ClassifierSettings, got SamplingSettings"):
+        train_segment_classifier(rfm, segments, wrong)
