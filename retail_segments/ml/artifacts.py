@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-import duckdb
 import numpy as np
 import pandas as pd
 import sklearn
@@ -238,26 +237,23 @@ def build_model_registry_row(
     )
 
 
-def current_model_version(fit: duckdb.DuckDBPyRelation) -> str:
-    """The model version this build trained: the ``model_version`` of the ``model_registry`` row
-    in a stacked classifier-fit relation (``ml_segment_classifier_fit``)."""
-    rows = fit.filter("result_table = 'model_registry'").project("model_version").fetchall()
-    if len(rows) != 1:
-        raise ValueError(f"expected one registry row in the classifier fit, found {len(rows)}")
-    return str(rows[0][0])
+def current_model_version(fit: pd.DataFrame) -> str:
+    """The model version this build trained: ``model_version`` of the classifier fit's one row
+    (``ml_segment_classifier_fit``, read as a frame). Raises ``ValueError`` unless there is
+    exactly one row."""
+    if len(fit) != 1:
+        raise ValueError(f"expected one row in the classifier fit, found {len(fit)}")
+    return str(fit["model_version"].iloc[0])
 
 
-def load_registered_model(registry: duckdb.DuckDBPyRelation, version: str) -> Any:
-    """Load the estimator of ``version`` from a ``model_registry`` relation through
-    ``load_model`` (the type allowlist). Raises ``KeyError`` if the version is not registered."""
-    rows = (
-        registry.filter(f"model_version = '{version.replace(chr(39), '')}'")
-        .project("artifact")
-        .fetchall()
-    )
-    if not rows:
+def load_registered_model(registry: pd.DataFrame, version: str) -> Any:
+    """Load the estimator of ``version`` from ``model_registry`` rows (a frame with
+    ``model_version`` and ``artifact``) through ``load_model`` (the type allowlist). Raises
+    ``KeyError`` if the version is not registered."""
+    rows = registry.loc[registry["model_version"] == version, "artifact"]
+    if rows.empty:
         raise KeyError(f"model version {version!r} is not in the registry")
-    return load_model(rows[0][0])
+    return load_model(bytes(rows.iloc[0]))
 
 
 class RegisteredModel(NamedTuple):
@@ -268,36 +264,40 @@ class RegisteredModel(NamedTuple):
 
 
 def previous_registered_model(
-    connection: duckdb.DuckDBPyConnection,
+    registry: pd.DataFrame | None,
     *,
-    database: str,
-    schema: str,
     model_name: str,
     before: date | datetime | str,
 ) -> RegisteredModel | None:
     """The registered model of the latest data window that ends strictly before ``before``.
 
-    Reads ``"database"."schema".model_registry`` directly: the segmentation fit that asks for
-    the previous model is upstream of the registry in the DAG, so it cannot ``ref`` it. Returns
-    ``None`` when the registry does not exist yet (first build, or after ``--full-refresh``) or
-    holds no earlier window. Several versions of that window (possible when parameters changed
-    between builds of the same data) resolve to the smallest ``model_version``, so the choice is
-    deterministic. The estimator is loaded through ``load_model`` (type allowlist).
+    Parameters
+    ----------
+    registry : rows of ``model_registry`` (``model_name``, ``model_version``,
+        ``data_window_end``, ``artifact``), or None when the table does not exist yet (first
+        build, or after ``--full-refresh``). The segmentation fit that asks for the previous
+        model is upstream of the registry in the DAG, so its dbt model reads the table directly
+        rather than through ``ref`` (a cycle) and passes the rows here.
+    model_name : registry name to look for, e.g. 'segment_classifier'.
+    before : the as-of moment of the new fit; the same window is that fit's own model, never its
+        predecessor.
+
+    Returns
+    -------
+    ``RegisteredModel`` or None when there is no earlier window. Several versions of that window
+    (possible when parameters changed between builds of the same data) resolve to the smallest
+    ``model_version``, so the choice is deterministic. The estimator is loaded through
+    ``load_model`` (type allowlist).
     """
-    exists = connection.execute(
-        "select count(*) from information_schema.tables"
-        " where table_catalog = ? and table_schema = ? and table_name = 'model_registry'",
-        [database, schema],
-    ).fetchall()[0][0]
-    if not exists:
+    if registry is None or registry.empty:
         return None
-    rows = connection.execute(
-        f'select model_version, artifact from "{database}"."{schema}".model_registry'
-        " where model_name = ? and data_window_end < cast(? as timestamp)"
-        " order by data_window_end desc, model_version limit 1",
-        [model_name, pd.Timestamp(before).to_pydatetime()],
-    ).fetchall()
-    if not rows:
+    rows = registry.assign(_window_end=pd.to_datetime(registry["data_window_end"]))
+    earlier = rows.loc[
+        (rows["model_name"] == model_name) & (rows["_window_end"] < pd.Timestamp(before))
+    ]
+    if earlier.empty:
         return None
-    version, blob = rows[0]
-    return RegisteredModel(str(version), load_model(blob))
+    chosen = earlier.sort_values(
+        ["_window_end", "model_version"], ascending=[False, True], kind="stable"
+    ).iloc[0]
+    return RegisteredModel(str(chosen["model_version"]), load_model(bytes(chosen["artifact"])))

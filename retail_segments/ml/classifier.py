@@ -3,8 +3,8 @@
 ``train_segment_classifier`` splits the clustered customers 80/20 (stratified by segment, so every
 segment keeps its share in both parts), grid-searches two model families with 5-fold
 cross-validated accuracy on the training part, keeps the family with the higher CV accuracy and
-reports its test-set metrics. ``assign_segments`` then gives every customer a segment: the
-cluster name where there is one, otherwise the classifier's prediction.
+predicts every training and test customer with it. ``assign_segments`` then gives every customer
+a segment: the cluster name where there is one, otherwise the classifier's prediction.
 
 Search modes (``search_spaces``):
 
@@ -21,6 +21,15 @@ Search modes (``search_spaces``):
 
 Every estimator gets ``random_state`` (42 by default). ``fit_seconds`` is wall-clock time and the
 only output that is not reproducible.
+
+``fit_segment_classifier`` is what the dbt model ``ml_segment_classifier_fit`` calls: the fit as
+one row keyed by ``model_version`` (``results.fit_record``) whose keys are the registry fields
+(``artifacts.build_model_registry_row``) plus the selected family (``model``) and ``search``, and
+whose result tables are ``candidates`` (one row per model family, ``METRICS_COLUMNS``) and
+``customers`` (one row per customer trained or tested on, ``PREDICTION_COLUMNS``). The per-class
+metrics and the confusion matrix of the test split are computed from ``customers`` in SQL
+(``classifier_class_metrics``, ``classifier_confusion_matrix``). ``score_customer_segments`` is
+what ``ml_customer_segment_scores`` calls. The settings are `ClassifierSettings` (``SETTINGS``).
 """
 
 from __future__ import annotations
@@ -28,30 +37,36 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pydantic import Field, StrictFloat, StrictInt
 from sklearn.base import ClassifierMixin, clone
 from sklearn.ensemble import (
     GradientBoostingClassifier,
     HistGradientBoostingClassifier,
     RandomForestClassifier,
 )
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV, train_test_split
 from threadpoolctl import threadpool_limits
 
-from retail_segments.ml.artifacts import to_json
+from retail_segments.ml.artifacts import (
+    build_model_registry_row,
+    current_model_version,
+    load_registered_model,
+    to_json,
+)
+from retail_segments.ml.config import Seed, SettingsModel, Threads, as_settings, parse_meta
 from retail_segments.ml.embedding import RFM_FEATURES, rfm_features
-from retail_segments.ml.segmentation import validate_config
+from retail_segments.ml.results import fit_record
 
 SEARCH_MODES: tuple[str, ...] = ("fast", "full")
-
-CLASSIFIER_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {"search": "fast", "test_size": 0.2, "random_state": 42, "cv": 5, "n_jobs": 2, "max_threads": 1}
-)
+# The dbt model of the fit (its meta block is validated under this name) and the registry name.
+CLASSIFIER_MODEL = "ml_segment_classifier_fit"
+SEGMENT_CLASSIFIER = "segment_classifier"
 
 METRICS_COLUMNS: tuple[str, ...] = (
     "model",
@@ -64,16 +79,41 @@ METRICS_COLUMNS: tuple[str, ...] = (
     "search",
     "fit_seconds",
 )
-CLASS_METRICS_COLUMNS: tuple[str, ...] = (
-    "model",
-    "segment_name",
-    "precision",
-    "recall",
-    "f1",
-    "support",
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "split",
+    "actual_segment",
+    "predicted_segment",
 )
-CONFUSION_COLUMNS: tuple[str, ...] = ("actual_segment", "predicted_segment", "n_customers")
 ASSIGNMENT_COLUMNS: tuple[str, ...] = ("customer_id", "segment_name", "assignment_method")
+SCORE_COLUMNS: tuple[str, ...] = (*ASSIGNMENT_COLUMNS, "model_version")
+
+
+class ClassifierSettings(SettingsModel):
+    """The classifier search (``ml_segment_classifier_fit.meta.classifier``)."""
+
+    search: Literal["fast", "full"] = Field(
+        "fast",
+        description="fast: small grids of cheap models; full: the study's whole grids (slow).",
+    )
+    test_size: Annotated[StrictFloat, Field(gt=0, lt=1)] = Field(
+        0.2, description="Share of the customers held out as the test split."
+    )
+    random_state: Seed = Field(42, description="Seed of the split and of every estimator.")
+    cv: Annotated[StrictInt, Field(ge=2)] = Field(5, description="Cross-validation folds.")
+    n_jobs: StrictInt | None = Field(
+        2, description="GridSearchCV worker processes (joblib's n_jobs); null = one."
+    )
+    max_threads: Threads = Field(
+        1,
+        description=(
+            "OpenMP/BLAS threads in this process (threadpoolctl); null = the library default. "
+            "The workers of n_jobs already get one thread each."
+        ),
+    )
+
+
+SETTINGS: dict[str, type[SettingsModel]] = {"classifier": ClassifierSettings}
 
 
 @dataclass(frozen=True)
@@ -81,55 +121,26 @@ class ClassifierResult:
     """Outcome of ``train_segment_classifier``.
 
     ``estimator`` is the selected family's best estimator, refitted on the training split (the
-    exact model whose test metrics are reported). ``model_name`` names its family,
-    ``n_training_rows`` its training rows, ``fit_seconds`` the wall-clock time of its search.
+    exact model whose test metrics are reported). ``model_name`` names its family, ``search`` the
+    search mode, ``n_training_rows`` its training rows, ``fit_seconds`` the wall-clock time of
+    its search. ``metrics`` has one row per family (``METRICS_COLUMNS``); ``predictions`` one row
+    per customer trained or tested on (``PREDICTION_COLUMNS``, sorted by ``customer_id``): the
+    split, the customer's segment and the one the selected estimator predicts.
     """
 
     estimator: ClassifierMixin
     model_name: str
+    search: str
     best_params: dict[str, Any]
     n_training_rows: int
     fit_seconds: float
     metrics: pd.DataFrame
-    class_metrics: pd.DataFrame
-    confusion_matrix: pd.DataFrame
+    predictions: pd.DataFrame
 
-    def frames(self) -> dict[str, pd.DataFrame]:
-        """Return the three warehouse tables keyed by table name."""
-        return {
-            "classifier_metrics": self.metrics,
-            "classifier_class_metrics": self.class_metrics,
-            "classifier_confusion_matrix": self.confusion_matrix,
-        }
-
-
-def classifier_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Validate a classifier config and fill in ``CLASSIFIER_DEFAULTS``.
-
-    Keys: ``search`` ('fast' or 'full'), ``test_size`` (in (0, 1)), ``random_state``, ``cv``
-    (folds, >= 2), ``n_jobs`` (GridSearchCV worker processes, or None) and ``max_threads``
-    (OpenMP/BLAS threads in this process via threadpoolctl, default 1, None = library default;
-    the workers of ``n_jobs`` already get one thread each). Raises ``ValueError`` naming an
-    unknown key or an invalid value.
-    """
-    merged = validate_config(config, CLASSIFIER_DEFAULTS, name="classifier config")
-    if merged["search"] not in SEARCH_MODES:
-        raise ValueError(f"config key 'search' must be one of {SEARCH_MODES}")
-    test_size = merged["test_size"]
-    if isinstance(test_size, bool) or not isinstance(test_size, float) or not 0 < test_size < 1:
-        raise ValueError("config key 'test_size' must be a float in (0, 1)")
-    for key, minimum in (("random_state", 0), ("cv", 2)):
-        value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"config key {key!r} must be an integer >= {minimum}")
-    n_jobs = merged["n_jobs"]
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)):
-        raise ValueError("config key 'n_jobs' must be an integer or null")
-    max_threads = merged["max_threads"]
-    valid_threads = isinstance(max_threads, int) and not isinstance(max_threads, bool)
-    if max_threads is not None and not (valid_threads and max_threads >= 1):
-        raise ValueError("config key 'max_threads' must be an integer >= 1 or null")
-    return merged
+    @property
+    def selected(self) -> pd.Series:
+        """The ``metrics`` row of the selected family."""
+        return self.metrics.loc[self.metrics["is_selected"]].iloc[0]
 
 
 def search_spaces(
@@ -224,51 +235,35 @@ def split_train_test(
     )
 
 
-def class_metrics_frame(
-    model_name: str, y_true: pd.Series, y_pred: np.ndarray, labels: list[str]
+def _predictions(
+    frame: pd.DataFrame,
+    estimator: ClassifierMixin,
+    X_train: pd.DataFrame,
+    X_test: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Per-segment precision, recall, F1 and support of predictions (0 where undefined).
-
-    Returns one row per label in ``labels`` order with ``CLASS_METRICS_COLUMNS``.
-    """
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
-    return pd.DataFrame(
-        {
-            "model": model_name,
-            "segment_name": pd.Series(labels, dtype="str"),
-            "precision": precision.astype("float64"),
-            "recall": recall.astype("float64"),
-            "f1": f1.astype("float64"),
-            "support": support.astype("int64"),
-        },
-        columns=list(CLASS_METRICS_COLUMNS),
-    )
-
-
-def confusion_frame(y_true: pd.Series, y_pred: np.ndarray, labels: list[str]) -> pd.DataFrame:
-    """Confusion matrix in long form, one row per (actual, predicted) pair of ``labels``.
-
-    Zero cells are included; rows are ordered by actual then predicted segment in ``labels``
-    order, so ``n_customers`` sums to ``len(y_true)``.
-    """
-    matrix = confusion_matrix(y_true, y_pred, labels=labels)
-    actual, predicted = np.meshgrid(labels, labels, indexing="ij")
-    return pd.DataFrame(
-        {
-            "actual_segment": pd.Series(actual.ravel(), dtype="str"),
-            "predicted_segment": pd.Series(predicted.ravel(), dtype="str"),
-            "n_customers": matrix.ravel().astype("int64"),
-        },
-        columns=list(CONFUSION_COLUMNS),
-    )
+    """``PREDICTION_COLUMNS`` for the rows of a ``training_frame`` that were split into
+    ``X_train`` and ``X_test`` (their index is the frame's), sorted by ``customer_id``."""
+    parts = [
+        pd.DataFrame(
+            {
+                "customer_id": frame.loc[X.index, "customer_id"].astype("int64"),
+                "split": pd.Series([split] * len(X), index=X.index, dtype="str"),
+                "actual_segment": frame.loc[X.index, "segment_name"].astype("str"),
+                "predicted_segment": pd.Series(
+                    estimator.predict(X) if len(X) else [], index=X.index, dtype="str"
+                ),
+            },
+            columns=list(PREDICTION_COLUMNS),
+        )
+        for split, X in (("train", X_train), ("test", X_test))
+    ]
+    return pd.concat(parts).sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
 def train_segment_classifier(
     rfm: pd.DataFrame,
     segments: pd.DataFrame,
-    config: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | SettingsModel | None = None,
     *,
     segment_column: str = "segment_name",
 ) -> ClassifierResult:
@@ -277,33 +272,32 @@ def train_segment_classifier(
     Parameters
     ----------
     rfm : ``marts.customer_rfm`` (at least ``customer_id`` and the R/F/M columns).
-    segments : the clustered customers' segment names, e.g. ``customer_embeddings`` of the t-SNE
-        stage with ``segment_column="tsne_segment_name"``.
-    config : overrides, see ``classifier_config``.
+    segments : the clustered customers' segment names, e.g. ``customer_embeddings`` with
+        ``segment_column="tsne_segment_name"`` (see ``training_frame``).
+    config : `ClassifierSettings`, or a mapping of overrides (validated by it).
     segment_column : name column in ``segments``.
 
     Returns
     -------
-    ``ClassifierResult``: the selected estimator and the frames ``classifier_metrics`` (one row
-    per model family; ``is_selected`` marks the higher CV accuracy, ties to the earlier family),
-    ``classifier_class_metrics`` and ``classifier_confusion_matrix`` (selected model, test set).
+    ``ClassifierResult``: the selected estimator, ``metrics`` (one row per model family;
+    ``is_selected`` marks the higher CV accuracy, ties to the earlier family) and
+    ``predictions`` of every training and test customer by the selected estimator.
     """
-    settings = classifier_config(config)
+    settings = as_settings(ClassifierSettings, config, name=f"{CLASSIFIER_MODEL}.meta.classifier")
     frame = training_frame(rfm, segments, segment_column=segment_column)
     X_train, X_test, y_train, y_test = split_train_test(
-        frame, test_size=settings["test_size"], random_state=settings["random_state"]
+        frame, test_size=settings.test_size, random_state=settings.random_state
     )
-    labels = sorted(frame["segment_name"].unique().tolist())
     rows = []
     fitted: dict[str, GridSearchCV] = {}
     for model_name, (estimator, grid) in search_spaces(
-        settings["search"], settings["random_state"]
+        settings.search, settings.random_state
     ).items():
         search = GridSearchCV(
-            clone(estimator), grid, scoring="accuracy", cv=settings["cv"], n_jobs=settings["n_jobs"]
+            clone(estimator), grid, scoring="accuracy", cv=settings.cv, n_jobs=settings.n_jobs
         )
         started = time.perf_counter()
-        with threadpool_limits(limits=settings["max_threads"]):
+        with threadpool_limits(limits=settings.max_threads):
             search.fit(X_train, y_train)
         seconds = time.perf_counter() - started
         fitted[model_name] = search
@@ -317,7 +311,7 @@ def train_segment_classifier(
                 len(X_train),
                 len(X_test),
                 False,
-                settings["search"],
+                settings.search,
                 seconds,
             )
         )
@@ -336,17 +330,78 @@ def train_segment_classifier(
     )
     chosen_name = str(metrics.at[best, "model"])
     chosen = fitted[chosen_name]
-    predictions = chosen.best_estimator_.predict(X_test)
     return ClassifierResult(
         estimator=chosen.best_estimator_,
         model_name=chosen_name,
+        search=settings.search,
         best_params=dict(chosen.best_params_),
         n_training_rows=len(X_train),
-        fit_seconds=float(metrics.at[best, "fit_seconds"]),
+        fit_seconds=float(metrics["fit_seconds"].to_numpy()[best]),
         metrics=metrics,
-        class_metrics=class_metrics_frame(chosen_name, y_test, predictions, labels),
-        confusion_matrix=confusion_frame(y_test, predictions, labels),
+        predictions=_predictions(frame, chosen.best_estimator_, X_train, X_test),
     )
+
+
+def _one_row(frame: pd.DataFrame, name: str) -> pd.Series:
+    if len(frame) != 1:
+        raise ValueError(f"{name} must have exactly one row, it has {len(frame)}")
+    return frame.iloc[0]
+
+
+def fit_segment_classifier(
+    rfm: pd.DataFrame,
+    embeddings: pd.DataFrame,
+    window: pd.DataFrame,
+    meta: Mapping[str, Any] | None = None,
+) -> pa.Table:
+    """The fit of ``ml_segment_classifier_fit``: one row keyed by ``model_version``.
+
+    Parameters
+    ----------
+    rfm : ``marts.customer_rfm`` (``customer_id`` and R/F/M).
+    embeddings : ``ml.customer_embeddings`` (``customer_id``, ``tsne_segment_name``,
+        ``is_fit_sample``): only the customers the clustering was fitted on are trained and
+        tested on.
+    window : ``int_sales_lines__data_window``, one row: ``data_window_start`` (first invoice)
+        and ``data_window_end`` (the RFM as-of moment, also ``created_at``: rebuilds reproduce).
+    meta : the model's meta block, key ``classifier`` (`ClassifierSettings`); an unknown key or
+        value raises `ConfigError`.
+
+    Returns
+    -------
+    One-row ``pyarrow.Table``: keys ``model_version``, ``model_name``, ``model`` (family),
+    ``search``, then the rest of the registry row (``artifacts.REGISTRY_COLUMNS``); results
+    ``candidates`` (``METRICS_COLUMNS``) and ``customers`` (``PREDICTION_COLUMNS``).
+    """
+    settings = parse_meta(meta, SETTINGS, model=CLASSIFIER_MODEL)["classifier"]
+    bounds = _one_row(window, "the data window (int_sales_lines__data_window)")
+    result = train_segment_classifier(rfm, embeddings, settings, segment_column="tsne_segment_name")
+    selected = result.selected
+    registry = build_model_registry_row(
+        result.estimator,
+        model_name=SEGMENT_CLASSIFIER,
+        metrics={
+            "model": result.model_name,
+            "search": selected["search"],
+            "cv_accuracy": selected["cv_accuracy"],
+            "test_accuracy": selected["test_accuracy"],
+            "n_test": selected["n_test"],
+        },
+        training_seconds=result.fit_seconds,
+        n_training_rows=result.n_training_rows,
+        data_window_start=bounds["data_window_start"],
+        data_window_end=bounds["data_window_end"],
+        created_at=bounds["data_window_end"],
+    )
+    row = pa.Table.from_pandas(registry, preserve_index=False)
+    keys: dict[str, object] = {
+        "model_version": row.column("model_version")[0],
+        "model_name": row.column("model_name")[0],
+        "model": result.model_name,
+        "search": result.search,
+    }
+    keys.update({name: row.column(name)[0] for name in row.column_names if name not in keys})
+    return fit_record(keys, {"candidates": result.metrics, "customers": result.predictions})
 
 
 def assign_segments(
@@ -388,3 +443,31 @@ def assign_segments(
         },
         columns=list(ASSIGNMENT_COLUMNS),
     )
+
+
+def score_customer_segments(
+    rfm: pd.DataFrame,
+    embeddings: pd.DataFrame,
+    fit: pd.DataFrame,
+    registry: pd.DataFrame,
+) -> pd.DataFrame:
+    """What ``ml_customer_segment_scores`` returns: every customer's part II segment.
+
+    Parameters
+    ----------
+    rfm : ``marts.customer_rfm`` (``customer_id`` and R/F/M).
+    embeddings : ``ml.customer_embeddings`` (``customer_id``, ``tsne_segment_name``).
+    fit : ``ml_segment_classifier_fit`` (one row; its ``model_version`` is this build's model).
+    registry : ``ml.model_registry`` (``model_version``, ``artifact``): the estimator is loaded
+        from here, through the type allowlist (``artifacts.load_model``).
+
+    Returns
+    -------
+    ``SCORE_COLUMNS``, one row per customer of ``rfm`` sorted by ``customer_id`` (key):
+    ``assign_segments`` plus the ``model_version`` used.
+    """
+    version = current_model_version(fit)
+    estimator = load_registered_model(registry, version)
+    scores = assign_segments(rfm, embeddings, estimator, segment_column="tsne_segment_name")
+    scores["model_version"] = pd.Series([version] * len(scores), dtype="str")
+    return scores.loc[:, list(SCORE_COLUMNS)]

@@ -10,7 +10,7 @@ once for every feature.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -125,3 +125,60 @@ def describe(error: ValidationError, name: str, model: type[BaseModel]) -> str:
             rules = [rule for rule in rules if rule != "must be a whole number"]
         lines.append(f"{name}: key {key!r} = {values[key]!r}: {' or '.join(rules)}")
     return "\n".join(lines)
+
+
+_Settings = TypeVar("_Settings", bound=SettingsModel)
+
+
+def parse_meta(
+    meta: Mapping[str, Any] | None,
+    settings: Mapping[str, type[SettingsModel]],
+    *,
+    model: str,
+) -> dict[str, SettingsModel]:
+    """Validate the ``meta`` block of a dbt model whose keys each hold one settings block.
+
+    Parameters
+    ----------
+    meta : the model's ``config.meta`` (None or empty for all defaults).
+    settings : the settings model of every allowed meta key (a module's ``SETTINGS``, or part of
+        it).
+    model : the dbt model's name, for the messages (``<model>.meta.<key>``).
+
+    Returns
+    -------
+    ``{key: parsed settings}`` for every key of ``settings``, defaults where the block is absent.
+    Raises `ConfigError` naming an unknown meta key, a block that is not a mapping, or every bad
+    key of a block.
+    """
+    blocks = dict(meta or {})
+    unknown = sorted(set(blocks) - set(settings))
+    if unknown:
+        raise ConfigError(
+            f"{model}.meta: unknown key(s) {unknown}; allowed keys are {sorted(settings)}"
+        )
+    for key, block in blocks.items():
+        if block is not None and not isinstance(block, Mapping):
+            raise ConfigError(
+                f"{model}.meta.{key} = {block!r}: must be a mapping of settings, e.g. {{}}"
+            )
+    return {
+        key: model_type.parse(blocks.get(key), name=f"{model}.meta.{key}")
+        for key, model_type in settings.items()
+    }
+
+
+def as_settings(
+    model_type: type[_Settings],
+    values: Mapping[str, Any] | SettingsModel | None,
+    *,
+    name: str,
+) -> _Settings:
+    """``values`` as ``model_type``: settings already parsed are returned as they are, a mapping
+    of overrides (None = every default) is parsed (`SettingsModel.parse`, named ``name``).
+    Raises ``TypeError`` for settings of another model."""
+    if isinstance(values, model_type):
+        return values
+    if isinstance(values, SettingsModel):
+        raise TypeError(f"{name}: expected {model_type.__name__}, got {type(values).__name__}")
+    return model_type.parse(values, name=name)

@@ -13,6 +13,12 @@ still differ under the best one-to-one renaming of the current segments to the p
 shifting boundaries between segments, which no naming rule can undo. The gap between the two
 shares is what naming alone moved; names inherited from the previous model
 (``naming.inherit_names``) keep it near zero.
+
+The dbt models call ``score_segment_history`` (``ml_customer_segment_history_scores``: one row per
+customer and as-of date, key ``customer_id, rfm_as_of``) and ``measure_retraining_stability``
+(``ml_retraining_stability``: one row per pair of classifiers, key ``model_version,
+previous_model_version``), both with frames: the classifier fit's row names the current version,
+the registry rows hold the artifacts.
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import ClassifierMixin
 
-from retail_segments.ml.artifacts import load_model
+from retail_segments.ml.artifacts import current_model_version, load_model, load_registered_model
 from retail_segments.ml.embedding import rfm_features
+
+# The registry name of the classifier the history is scored with.
+SEGMENT_CLASSIFIER = "segment_classifier"
 
 HISTORY_SCORE_COLUMNS: tuple[str, ...] = (
     "customer_id",
@@ -176,3 +185,50 @@ def retraining_stability(
                 )
             )
     return pd.DataFrame(rows, columns=list(STABILITY_DTYPES)).astype(STABILITY_DTYPES)
+
+
+def score_segment_history(
+    rfm_history: pd.DataFrame, fit: pd.DataFrame, registry: pd.DataFrame
+) -> pd.DataFrame:
+    """What ``ml_customer_segment_history_scores`` returns: ``classify_history`` with the
+    classifier this build trained.
+
+    Parameters
+    ----------
+    rfm_history : ``int_customer_rfm__history`` (``customer_id``, ``rfm_as_of``, R/F/M).
+    fit : ``ml_segment_classifier_fit`` (one row; its ``model_version`` is the current model).
+    registry : ``ml.model_registry`` (``model_version``, ``artifact``): the estimator is loaded
+        from here through the type allowlist.
+
+    Returns
+    -------
+    ``HISTORY_SCORE_COLUMNS``, one row per customer and as-of date (key).
+    """
+    version = current_model_version(fit)
+    return classify_history(rfm_history, load_registered_model(registry, version), version)
+
+
+def measure_retraining_stability(
+    rfm: pd.DataFrame, fit: pd.DataFrame, registry: pd.DataFrame
+) -> pd.DataFrame:
+    """What ``ml_retraining_stability`` returns: ``retraining_stability`` of the classifier this
+    build trained against the segment classifiers of the data window before it.
+
+    Parameters
+    ----------
+    rfm : ``marts.customer_rfm`` (``customer_id``, R/F/M, ``rfm_as_of``).
+    fit : ``ml_segment_classifier_fit`` (one row; its ``model_version`` is the current model).
+    registry : ``ml.model_registry`` (``model_name``, ``model_version``, ``data_window_end``,
+        ``artifact``); only the ``segment_classifier`` rows are compared.
+
+    Returns
+    -------
+    ``STABILITY_DTYPES`` columns, one row per previous version (key ``model_version,
+    previous_model_version``); none for the first model.
+    """
+    classifiers = registry.loc[
+        registry["model_name"] == SEGMENT_CLASSIFIER,
+        ["model_version", "data_window_end", "artifact"],
+    ].reset_index(drop=True)
+    classifiers["artifact"] = classifiers["artifact"].map(bytes)
+    return retraining_stability(rfm, classifiers, current_model_version(fit))

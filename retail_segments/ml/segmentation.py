@@ -1,24 +1,37 @@
 """Entry points of parts I and II that the dbt Python models call.
 
-``run_pca_stage`` and ``run_tsne_stage`` each take the ``marts.customer_rfm`` frame, the validated
-archetypes and a plain config dict (dbt model ``config.meta``), and return a dict of frames:
+``fit_pca_stage`` and ``fit_tsne_stage`` take the ``marts.customer_rfm`` frame, the seed
+``segment_archetypes`` and the model's ``meta`` block, and return the stage's fit as one row
+(``retail_segments.ml.results.fit_record``; ``StageFit.record``). Its keys say which fit it is:
+``stage``, ``rfm_as_of``, ``n_customers`` (clustered), ``n_fit_sample``, the selected
+``algorithm`` and ``n_clusters`` (and, for t-SNE, ``previous_model_version``: the registry model
+whose names it could inherit). Its result tables are nested columns:
 
-- ``cluster_model_selection``: one row per candidate clustering (``SELECTION_COLUMNS``)
+- ``customers``: one row per clustered (non-outlier) customer: ``customer_id``, the two stage
+  coordinates (``<stage>_1``, ``<stage>_2``), ``<stage>_cluster_id``, ``<stage>_segment_name``
+  and ``is_fit_sample``
+- ``candidates``: one row per candidate clustering (``clustering.SELECTION_COLUMNS``)
 - ``embedding_summary``: PCA components with loadings, or the t-SNE KL divergence row
-- ``customer_embeddings``: ``customer_id``, the two stage coordinates, ``<stage>_cluster_id`` and
-  ``<stage>_segment_name`` (one row per non-outlier customer, sorted by ``customer_id``)
-- ``cluster_profiles``: profile, name, meaning and strategy of every cluster
-  (``CLUSTER_PROFILE_COLUMNS``)
+- ``clusters``: one row per cluster: its name, meaning, strategy, archetype distance and where
+  the name came from (``CLUSTER_COLUMNS``)
 
-``combine_stages`` stacks the two results into the warehouse tables in memory
-(``customer_embeddings`` then has ``customer_id, pca_1, pca_2, tsne_1, tsne_2, pca_cluster_id,
-tsne_cluster_id`` first); the dbt build does the same in SQL over the two stages' Python models.
+The cluster profiles (sizes, R/F/M means and medians, revenue share) are not part of the record:
+the SQL model ``cluster_profiles`` computes them from ``customer_embeddings`` and
+``customer_rfm``. The naming needs the same means, so ``StageFit.profiles`` holds the ones it was
+given (``clustering.profile_clusters``, in memory only). ``run_pca_stage`` and ``run_tsne_stage``
+are the same fits with the archetypes already validated and an optional previous model, returning
+the `StageFit` itself (tests, notebooks); ``combine_stages`` joins the two stages' customers as the
+SQL model ``customer_embeddings`` does.
+
 Only non-outlier customers are embedded and clustered. Cluster id -1 marks DBSCAN noise: such
 customers have no segment name here and are scored by the classifier later.
 
+Settings: each stage's meta block is validated by `PcaSettings` or `TsneSettings`, the shared fit
+sample by ``config.SamplingSettings`` (``SETTINGS`` maps the meta keys to them).
+
 Scaling: t-SNE, the ward tree and the silhouette are quadratic (or worse) in the number of
 customers, so both stages fit on the same reproducible stratified sample (``fit_sample_mask``,
-config ``SAMPLING_DEFAULTS``: at most 5,000 customers, more than the real file's 4,372, so at the
+``config.SamplingSettings``: at most 5,000 customers, more than the real file's 4,372, so at the
 real scale everyone is fitted and nothing changes). The embedding, the candidate clusterings and
 their scores use the sample only; every other customer is then assigned
 (``is_fit_sample`` false):
@@ -35,23 +48,38 @@ Cluster ids, profiles and names are computed on all clustered customers, fitted 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pydantic import Field, StrictInt
 from threadpoolctl import threadpool_limits
 
-from retail_segments.ml.artifacts import RegisteredModel
+from retail_segments.ml.artifacts import (
+    RegisteredModel,
+    previous_registered_model,
+)
 from retail_segments.ml.clustering import (
-    ALGORITHMS,
-    PROFILE_COLUMNS,
     assign_clusters,
     evaluate_candidates,
     order_clusters,
     profile_clusters,
     select_candidate,
     selected_key,
+)
+from retail_segments.ml.config import (
+    Flag,
+    KRange,
+    Number,
+    SamplingSettings,
+    Seed,
+    SettingsModel,
+    Share,
+    Threads,
+    as_settings,
+    parse_meta,
 )
 from retail_segments.ml.embedding import (
     RFM_FEATURES,
@@ -63,182 +91,123 @@ from retail_segments.ml.embedding import (
     rfm_features,
     tsne_summary,
 )
-from retail_segments.ml.naming import DEFAULT_MIN_OVERLAP, inherit_names, name_clusters
+from retail_segments.ml.naming import (
+    DEFAULT_MIN_OVERLAP,
+    inherit_names,
+    load_archetypes,
+    name_clusters,
+)
+from retail_segments.ml.results import fit_record
 
-CLUSTER_PROFILE_COLUMNS: tuple[str, ...] = (
+# The dbt models of the two stages (their meta blocks are validated under these names).
+PCA_MODEL = "ml_segmentation_pca_fit"
+TSNE_MODEL = "ml_segmentation_tsne_fit"
+# The registry name of the segment classifier whose names the t-SNE clusters may inherit.
+SEGMENT_CLASSIFIER = "segment_classifier"
+
+CLUSTER_COLUMNS: tuple[str, ...] = (
     "stage",
     "cluster_id",
     "segment_name",
-    *PROFILE_COLUMNS[2:],
     "meaning",
     "strategy",
     "archetype_distance",
-    "n_fit_sample",
     "name_source",
     "previous_model_version",
 )
 
-_COMMON_DEFAULTS: dict[str, Any] = {
-    "algorithm": None,
-    "n_clusters": None,
-    "include_dbscan": True,
-    "random_state": 42,
-    "n_init": 10,
-    "dbscan_min_samples": 4,
-    "dbscan_core_fraction": 0.9,
-    "max_threads": 1,
-}
-
-PCA_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {
-        **_COMMON_DEFAULTS,
-        "k_range": [2, 10],
-        "agglomerative_k_range": [2, 10],
-    }
-)
-
-TSNE_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {
-        **_COMMON_DEFAULTS,
-        "k_range": [3, 8],
-        "agglomerative_k_range": [2, 8],
-        "perplexity": 50.0,
-        "embedding_random_state": 100,
-        "n_jobs": None,
-        "assign_neighbors": 10,
-        "inherit_min_overlap": DEFAULT_MIN_OVERLAP,
-        # OpenMP threads of the t-SNE gradient (Barnes-Hut) alone. Measured on the real file:
-        # 23.2 s with one thread, 14.8 s with two, bit-identical coordinates; in the build the
-        # other dbt thread is mostly running light tests while t-SNE runs.
-        "embedding_max_threads": 2,
-    }
-)
-
-# 5,000: the smallest round size above the real file's 4,372 customers, so the study's results
-# are unchanged. Measured on the 2-core machine from 4,000 to 8,000 customers, one t-SNE fit
-# took 2.5 times as long, one ward tree 3.7 times and one silhouette 3 times; with the sample the
-# fit costs what it costs on the real file at every scale, and only the assignment grows (linear).
-SAMPLING_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {"sample_size": 5_000, "random_state": 42, "strata_bins": 5}
-)
-MIN_SAMPLE_SIZE = 100
+_PositiveInt = Annotated[StrictInt, Field(ge=1)]
 
 
-def validate_config(
-    config: Mapping[str, Any] | None, defaults: Mapping[str, Any], *, name: str
-) -> dict[str, Any]:
-    """Merge a user config over ``defaults`` after checking its keys.
+class StageSettings(SettingsModel):
+    """Settings both stages share (``meta.pca`` / ``meta.tsne`` of the stage models)."""
 
-    Parameters
-    ----------
-    config : user values (may be ``None`` or empty).
-    defaults : every allowed key with its default value.
-    name : label used in error messages (e.g. 'pca stage config').
-
-    Returns
-    -------
-    New dict with every key of ``defaults``. Raises ``ValueError`` naming any unknown key.
-    """
-    config = dict(config or {})
-    unknown = sorted(set(config) - set(defaults))
-    if unknown:
-        raise ValueError(f"{name}: unknown key(s) {unknown}; allowed keys are {sorted(defaults)}")
-    return {**defaults, **config}
-
-
-def _check_int(
-    config: Mapping[str, Any], key: str, minimum: int, *, optional: bool = False
-) -> None:
-    value = config[key]
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"config key {key!r} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_range(config: Mapping[str, Any], key: str) -> None:
-    value = config[key]
-    valid = (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in value)
-        and 2 <= value[0] <= value[1]
+    algorithm: Literal["kmeans", "gaussian_mixture", "agglomerative", "dbscan"] | None = Field(
+        None,
+        description="Pin the clustering algorithm; null selects the highest silhouette of all.",
     )
-    if not valid:
-        raise ValueError(f"config key {key!r} must be [k_min, k_max] with 2 <= k_min <= k_max")
+    n_clusters: Annotated[StrictInt, Field(ge=2)] | None = Field(
+        None, description="Pin the number of clusters; null selects it by silhouette."
+    )
+    include_dbscan: Flag = Field(True, description="Also run DBSCAN as a candidate.")
+    random_state: Seed = Field(42, description="Seed of KMeans and the Gaussian mixture.")
+    n_init: _PositiveInt = Field(10, description="KMeans restarts.")
+    dbscan_min_samples: Annotated[StrictInt, Field(ge=2)] = Field(
+        4, description="DBSCAN's min_samples (its eps follows from it, clustering.dbscan_eps)."
+    )
+    dbscan_core_fraction: Share = Field(
+        0.9, description="Share of the points that are DBSCAN core points (sets eps)."
+    )
+    max_threads: Threads = Field(
+        1,
+        description=(
+            "OpenMP/BLAS threads during the stage (threadpoolctl); null = the library default. "
+            "Results do not depend on it; with dbt running models in parallel on two cores, "
+            "multi-threaded t-SNE/KMeans were several times slower than one thread."
+        ),
+    )
 
 
-def stage_config(stage: str, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Validate a stage config and fill in the defaults.
+class PcaSettings(StageSettings):
+    """Part I (``ml_segmentation_pca_fit.meta.pca``)."""
 
-    Parameters
-    ----------
-    stage : 'pca' (defaults ``PCA_DEFAULTS``) or 'tsne' (defaults ``TSNE_DEFAULTS``).
-    config : user overrides. Keys: ``algorithm`` (pin one of ``ALGORITHMS``, or None),
-        ``n_clusters`` (pin k, or None), ``k_range`` (inclusive [min, max] for KMeans and
-        GaussianMixture), ``agglomerative_k_range``, ``include_dbscan``, ``random_state``,
-        ``n_init``, ``dbscan_min_samples``, ``dbscan_core_fraction``, ``max_threads`` (OpenMP/BLAS
-        threads during the stage via threadpoolctl; default 1, null = library default; results do
-        not depend on it, but with dbt running models in parallel on two cores, multi-threaded
-        t-SNE/KMeans were several times slower than one thread); for stage 'tsne' also
-        ``perplexity``, ``embedding_random_state``, ``n_jobs``, ``assign_neighbors`` (how
-        many fitted customers place a customer outside the fit sample),
-        ``inherit_min_overlap`` (share of a cluster the previous model's segment must hold for the
-        cluster to inherit its name, see ``naming.inherit_names``) and ``embedding_max_threads``
-        (OpenMP threads of the t-SNE fit alone; its result does not depend on them). Both
-        embeddings have two components (the table contract has two coordinates per stage).
-
-    Returns
-    -------
-    Complete config dict. Raises ``ValueError`` naming an unknown key or an invalid value.
-    """
-    defaults = {"pca": PCA_DEFAULTS, "tsne": TSNE_DEFAULTS}.get(stage)
-    if defaults is None:
-        raise ValueError(f"unknown stage {stage!r}; expected 'pca' or 'tsne'")
-    merged = validate_config(config, defaults, name=f"{stage} stage config")
-    if merged["algorithm"] is not None and merged["algorithm"] not in ALGORITHMS:
-        raise ValueError(f"config key 'algorithm' must be one of {ALGORITHMS} or null")
-    _check_int(merged, "n_clusters", 2, optional=True)
-    _check_int(merged, "random_state", 0)
-    _check_int(merged, "n_init", 1)
-    _check_int(merged, "dbscan_min_samples", 2)
-    _check_int(merged, "max_threads", 1, optional=True)
-    _check_range(merged, "k_range")
-    _check_range(merged, "agglomerative_k_range")
-    if not isinstance(merged["include_dbscan"], bool):
-        raise ValueError("config key 'include_dbscan' must be true or false")
-    fraction = merged["dbscan_core_fraction"]
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
-        raise ValueError("config key 'dbscan_core_fraction' must be a number in (0, 1]")
-    if stage == "tsne":
-        _check_int(merged, "embedding_random_state", 0)
-        _check_int(merged, "n_jobs", -1, optional=True)
-        _check_int(merged, "assign_neighbors", 1)
-        _check_int(merged, "embedding_max_threads", 1, optional=True)
-        perplexity = merged["perplexity"]
-        numeric = isinstance(perplexity, int | float) and not isinstance(perplexity, bool)
-        if not numeric or perplexity <= 0:
-            raise ValueError("config key 'perplexity' must be a positive number")
-        overlap = merged["inherit_min_overlap"]
-        numeric = isinstance(overlap, int | float) and not isinstance(overlap, bool)
-        if not numeric or not 0 < overlap <= 1:
-            raise ValueError("config key 'inherit_min_overlap' must be a number in (0, 1]")
-    return merged
+    k_range: KRange = Field(
+        (2, 10), description="Inclusive [min, max] clusters for KMeans and the Gaussian mixture."
+    )
+    agglomerative_k_range: KRange = Field(
+        (2, 10), description="Inclusive [min, max] clusters for the agglomerative (ward) tree."
+    )
 
 
-def sampling_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Validate the fit-sample config and fill in ``SAMPLING_DEFAULTS``.
+class TsneSettings(StageSettings):
+    """Part II (``ml_segmentation_tsne_fit.meta.tsne``)."""
 
-    Keys: ``sample_size`` (most customers the embeddings and clusterings are fitted on; at least
-    ``MIN_SAMPLE_SIZE``), ``random_state`` (seed of the draw) and ``strata_bins`` (quantile bins
-    per R, F and M; strata are their cells). Raises ``ValueError`` naming an unknown key or an
-    invalid value.
-    """
-    merged = validate_config(config, SAMPLING_DEFAULTS, name="sampling config")
-    _check_int(merged, "sample_size", MIN_SAMPLE_SIZE)
-    _check_int(merged, "random_state", 0)
-    _check_int(merged, "strata_bins", 1)
-    return merged
+    k_range: KRange = Field(
+        (3, 8), description="Inclusive [min, max] clusters for KMeans and the Gaussian mixture."
+    )
+    agglomerative_k_range: KRange = Field(
+        (2, 8), description="Inclusive [min, max] clusters for the agglomerative (ward) tree."
+    )
+    perplexity: Annotated[Number, Field(gt=0)] = Field(50.0, description="t-SNE perplexity.")
+    embedding_random_state: Seed = Field(100, description="Seed of the t-SNE embedding.")
+    n_jobs: Annotated[StrictInt, Field(ge=-1)] | None = Field(
+        None, description="t-SNE's neighbour-search workers (does not change the result)."
+    )
+    assign_neighbors: _PositiveInt = Field(
+        10,
+        description=(
+            "Fitted customers that place a customer outside the fit sample (distance-weighted)."
+        ),
+    )
+    inherit_min_overlap: Share = Field(
+        DEFAULT_MIN_OVERLAP,
+        description=(
+            "Share of a cluster the previous model's segment must hold for the cluster to "
+            "inherit its name (naming.inherit_names)."
+        ),
+    )
+    # Measured on the real file: 23.2 s with one thread, 14.8 s with two, bit-identical
+    # coordinates; in the build the other dbt thread is mostly running light tests meanwhile.
+    embedding_max_threads: Threads = Field(
+        2,
+        description=(
+            "OpenMP threads of the t-SNE fit alone (its result does not depend on them); null = "
+            "the library default."
+        ),
+    )
+
+
+# The fit sample both stages share (meta.sampling, one YAML anchor in the yml) is
+# config.SamplingSettings. Its default 5,000 is the smallest round size above the real file's
+# 4,372 customers, so the study's results are unchanged. Measured on the 2-core machine from
+# 4,000 to 8,000 customers, one t-SNE fit took 2.5 times as long, one ward tree 3.7 times and one
+# silhouette 3 times; with the sample the fit costs what it costs on the real file at every
+# scale, and only the assignment grows (linear).
+SETTINGS: dict[str, type[SettingsModel]] = {
+    "pca": PcaSettings,
+    "tsne": TsneSettings,
+    "sampling": SamplingSettings,
+}
 
 
 def rfm_strata(customers: pd.DataFrame, bins: int) -> np.ndarray:
@@ -298,20 +267,22 @@ def clustered_customers(rfm: pd.DataFrame) -> pd.DataFrame:
     return kept.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
-def _candidate_options(config: Mapping[str, Any]) -> dict[str, Any]:
+def _candidate_options(settings: StageSettings) -> dict[str, Any]:
     return {
-        key: config[key]
-        for key in ("random_state", "n_init", "dbscan_min_samples", "dbscan_core_fraction")
+        "random_state": settings.random_state,
+        "n_init": settings.n_init,
+        "dbscan_min_samples": settings.dbscan_min_samples,
+        "dbscan_core_fraction": settings.dbscan_core_fraction,
     }
 
 
 def _select_clustering(
-    stage: str, coordinates: np.ndarray, config: Mapping[str, Any]
+    stage: str, coordinates: np.ndarray, settings: PcaSettings | TsneSettings
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Evaluate and select the candidates on the fitted coordinates; return the selection table
     and the selected candidate's raw labels."""
-    k_min, k_max = config["k_range"]
-    agglomerative_min, agglomerative_max = config["agglomerative_k_range"]
+    k_min, k_max = settings.k_range
+    agglomerative_min, agglomerative_max = settings.agglomerative_k_range
     scores, labels = evaluate_candidates(
         coordinates,
         stage=stage,
@@ -320,28 +291,80 @@ def _select_clustering(
             "gaussian_mixture": range(k_min, k_max + 1),
             "agglomerative": range(agglomerative_min, agglomerative_max + 1),
         },
-        include_dbscan=config["include_dbscan"],
-        **_candidate_options(config),
+        include_dbscan=settings.include_dbscan,
+        **_candidate_options(settings),
     )
     selection = select_candidate(
         scores,
-        config["algorithm"],
-        config["n_clusters"],
+        settings.algorithm,
+        settings.n_clusters,
         k_bounds=(min(k_min, agglomerative_min), max(k_max, agglomerative_max)),
     )
     return selection, labels[selected_key(selection)]
 
 
-def _stage_tables(
+@dataclass(frozen=True)
+class StageFit:
+    """One stage's fit: what the dbt model records, plus the profiles its names came from.
+
+    ``customers``, ``candidates``, ``embedding_summary`` and ``clusters`` are the result tables of
+    the record (module docstring). ``profiles`` (``clustering.PROFILE_COLUMNS``) are the cluster
+    profiles the naming used; they stay in memory, the SQL model ``cluster_profiles`` computes the
+    published ones. ``previous_model_version`` is the registry version whose names the clusters
+    could inherit (None when there was none, and always for PCA).
+    """
+
+    stage: str
+    customers: pd.DataFrame
+    candidates: pd.DataFrame
+    embedding_summary: pd.DataFrame
+    clusters: pd.DataFrame
+    profiles: pd.DataFrame
+    previous_model_version: str | None = None
+
+    def keys(self, rfm_as_of: pd.Timestamp) -> dict[str, object]:
+        """The record's key columns: ``stage``, ``rfm_as_of``, ``n_customers``,
+        ``n_fit_sample``, ``algorithm``, ``n_clusters`` and, for t-SNE,
+        ``previous_model_version``."""
+        algorithm, n_clusters = selected_key(self.candidates)
+        keys: dict[str, object] = {
+            "stage": self.stage,
+            "rfm_as_of": pa.scalar(pd.Timestamp(rfm_as_of).to_pydatetime(), pa.timestamp("us")),
+            "n_customers": len(self.customers),
+            "n_fit_sample": int(self.customers["is_fit_sample"].sum()),
+            "algorithm": algorithm,
+            "n_clusters": n_clusters,
+        }
+        if self.stage == "tsne":
+            keys["previous_model_version"] = pa.scalar(self.previous_model_version, pa.string())
+        return keys
+
+    def record(self, rfm_as_of: pd.Timestamp) -> pa.Table:
+        """The fit as one row (``results.fit_record``): ``keys(rfm_as_of)``, then the result
+        tables ``customers``, ``candidates``, ``embedding_summary`` and ``clusters``."""
+        return fit_record(
+            self.keys(rfm_as_of),
+            {
+                "customers": self.customers,
+                "candidates": self.candidates,
+                "embedding_summary": self.embedding_summary,
+                "clusters": self.clusters,
+            },
+        )
+
+
+def _stage_fit(
     stage: str,
     customers: pd.DataFrame,
     fit: np.ndarray,
     coordinates: np.ndarray,
     raw_labels: np.ndarray,
     archetypes: pd.DataFrame,
+    selection: pd.DataFrame,
+    summary: pd.DataFrame,
     previous: RegisteredModel | None = None,
     min_overlap: float = DEFAULT_MIN_OVERLAP,
-) -> dict[str, pd.DataFrame]:
+) -> StageFit:
     """Order, profile and name the clusters of all customers (fitted and assigned); with a
     ``previous`` model, clusters inherit its names first (``naming.inherit_names``)."""
     cluster_ids = order_clusters(raw_labels, customers)
@@ -356,11 +379,7 @@ def _stage_tables(
         [version if source == "previous_model" else None for source in names["name_source"]],
         dtype="str",
     )
-    profiles = profiles.merge(names, on="cluster_id", how="left", validate="one_to_one")
-    fitted_ids = pd.Series(cluster_ids[fit]).value_counts()
-    profiles["n_fit_sample"] = (
-        profiles["cluster_id"].map(fitted_ids).fillna(0).astype("int64").to_numpy()
-    )
+    names.insert(0, "stage", pd.Series([stage] * len(names), dtype="str"))
     embeddings = pd.DataFrame(
         {
             "customer_id": customers["customer_id"].astype("int64"),
@@ -375,39 +394,43 @@ def _stage_tables(
         .astype("str")
     )
     embeddings["is_fit_sample"] = fit
-    return {
-        "customer_embeddings": embeddings,
-        "cluster_profiles": profiles.loc[:, list(CLUSTER_PROFILE_COLUMNS)],
-    }
+    return StageFit(
+        stage=stage,
+        customers=embeddings,
+        candidates=selection,
+        embedding_summary=summary,
+        clusters=names.loc[:, list(CLUSTER_COLUMNS)],
+        profiles=profiles,
+        previous_model_version=version,
+    )
 
 
 def run_pca_stage(
     rfm: pd.DataFrame,
     archetypes: pd.DataFrame,
-    config: Mapping[str, Any] | None = None,
-    sampling: Mapping[str, Any] | None = None,
-) -> dict[str, pd.DataFrame]:
-    """Part I: PCA of the standardised RFM of non-outliers, clustering, profiles and names.
+    config: Mapping[str, Any] | SettingsModel | None = None,
+    sampling: Mapping[str, Any] | SettingsModel | None = None,
+) -> StageFit:
+    """Part I: PCA of the standardised RFM of non-outliers, clustering, and names.
 
     Parameters
     ----------
     rfm : ``marts.customer_rfm`` (``customer_id, recency_days, frequency, monetary, is_outlier``).
     archetypes : output of ``naming.load_archetypes``.
-    config : optional overrides, see ``stage_config``.
-    sampling : optional fit-sample overrides, see ``sampling_config`` and the module docstring.
+    config : `PcaSettings`, or a mapping of overrides (validated by it).
+    sampling : `SamplingSettings`, or a mapping of overrides (see the module docstring).
 
     Returns
     -------
-    ``{"cluster_model_selection", "embedding_summary", "customer_embeddings",
-    "cluster_profiles"}`` as described in the module docstring; ``customer_embeddings`` also has
-    ``is_fit_sample`` and ``cluster_profiles`` ``n_fit_sample``.
+    The `StageFit` of stage 'pca'.
     """
-    settings = stage_config("pca", config)
+    settings = as_settings(PcaSettings, config, name=f"{PCA_MODEL}.meta.pca")
+    sample = as_settings(SamplingSettings, sampling, name=f"{PCA_MODEL}.meta.sampling")
     customers = clustered_customers(rfm)
-    fit = fit_sample_mask(customers, **sampling_config(sampling))
+    fit = fit_sample_mask(customers, **sample.as_dict())
     features = rfm_features(customers)
     pipeline = build_pca_pipeline(n_components=2)
-    with threadpool_limits(limits=settings["max_threads"]):
+    with threadpool_limits(limits=settings.max_threads):
         fit_coordinates = fit_embedding(pipeline, features.loc[fit])
         selection, fit_labels = _select_clustering("pca", fit_coordinates, settings)
         coordinates = np.empty((len(customers), 2))
@@ -422,48 +445,54 @@ def run_pca_stage(
                 *selected_key(selection),
                 **_candidate_options(settings),
             )
-    tables = _stage_tables("pca", customers, fit, coordinates, raw_labels, archetypes)
-    return {
-        **tables,
-        "cluster_model_selection": selection,
-        "embedding_summary": pca_summary(pipeline),
-    }
+    return _stage_fit(
+        "pca",
+        customers,
+        fit,
+        coordinates,
+        raw_labels,
+        archetypes,
+        selection,
+        pca_summary(pipeline),
+    )
 
 
 def run_tsne_stage(
     rfm: pd.DataFrame,
     archetypes: pd.DataFrame,
-    config: Mapping[str, Any] | None = None,
-    sampling: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | SettingsModel | None = None,
+    sampling: Mapping[str, Any] | SettingsModel | None = None,
     previous: RegisteredModel | None = None,
-) -> dict[str, pd.DataFrame]:
-    """Part II: t-SNE of the standardised RFM of non-outliers, clustering, profiles and names.
+) -> StageFit:
+    """Part II: t-SNE of the standardised RFM of non-outliers, clustering, and names.
 
-    Same inputs and outputs as ``run_pca_stage``, plus ``previous``: the segment classifier of an
-    earlier data window (the registry's, see ``artifacts.previous_registered_model``). When given,
-    the clusters are named after the segments it predicts for their customers where they overlap
-    enough (config ``inherit_min_overlap``), so a retrain keeps names on the same customers;
-    the other clusters are named by archetype. ``cluster_profiles.name_source`` and
-    ``previous_model_version`` say which. The embedding is
-    ``Pipeline(StandardScaler, TSNE(perplexity=50, random_state=100))`` by default and the
-    summary is the single KL-divergence row. Customers outside the fit sample get the cluster
-    and the (distance-weighted) mean coordinates of their ``assign_neighbors`` nearest fitted
-    customers in standardised RFM space: t-SNE has no ``transform``, and it is built to keep
-    exactly these neighbourhoods.
+    Same inputs and output as ``run_pca_stage`` (`TsneSettings` for ``config``), plus
+    ``previous``: the segment classifier of an earlier data window (the registry's, see
+    ``artifacts.previous_registered_model``). When given, the clusters are named after the
+    segments it predicts for their customers where they overlap enough (setting
+    ``inherit_min_overlap``), so a retrain keeps names on the same customers; the other clusters
+    are named by archetype. The ``clusters`` columns ``name_source`` and
+    ``previous_model_version`` say which. The embedding is ``Pipeline(StandardScaler,
+    TSNE(perplexity=50, random_state=100))`` by default and the summary is the single
+    KL-divergence row. Customers outside the fit sample get the cluster and the
+    (distance-weighted) mean coordinates of their ``assign_neighbors`` nearest fitted customers
+    in standardised RFM space: t-SNE has no ``transform``, and it is built to keep exactly these
+    neighbourhoods.
     """
-    settings = stage_config("tsne", config)
+    settings = as_settings(TsneSettings, config, name=f"{TSNE_MODEL}.meta.tsne")
+    sample = as_settings(SamplingSettings, sampling, name=f"{TSNE_MODEL}.meta.sampling")
     customers = clustered_customers(rfm)
-    fit = fit_sample_mask(customers, **sampling_config(sampling))
+    fit = fit_sample_mask(customers, **sample.as_dict())
     features = rfm_features(customers)
     pipeline = build_tsne_pipeline(
-        perplexity=float(settings["perplexity"]),
-        random_state=settings["embedding_random_state"],
+        perplexity=float(settings.perplexity),
+        random_state=settings.embedding_random_state,
         n_components=2,
-        n_jobs=settings["n_jobs"],
+        n_jobs=settings.n_jobs,
     )
-    with threadpool_limits(limits=settings["embedding_max_threads"]):
+    with threadpool_limits(limits=settings.embedding_max_threads):
         fit_coordinates = fit_embedding(pipeline, features.loc[fit])
-    with threadpool_limits(limits=settings["max_threads"]):
+    with threadpool_limits(limits=settings.max_threads):
         selection, fit_labels = _select_clustering("tsne", fit_coordinates, settings)
         coordinates = np.empty((len(customers), 2))
         raw_labels = np.empty(len(customers), dtype="int64")
@@ -475,46 +504,95 @@ def run_tsne_stage(
                 fit_coordinates,
                 fit_labels,
                 features.loc[~fit],
-                n_neighbors=settings["assign_neighbors"],
+                n_neighbors=settings.assign_neighbors,
             )
-    tables = _stage_tables(
+    return _stage_fit(
         "tsne",
         customers,
         fit,
         coordinates,
         raw_labels,
         archetypes,
+        selection,
+        tsne_summary(pipeline),
         previous,
-        settings["inherit_min_overlap"],
+        settings.inherit_min_overlap,
     )
-    return {
-        **tables,
-        "cluster_model_selection": selection,
-        "embedding_summary": tsne_summary(pipeline),
-    }
 
 
-def combine_stages(
-    pca: Mapping[str, pd.DataFrame], tsne: Mapping[str, pd.DataFrame]
-) -> dict[str, pd.DataFrame]:
-    """Stack the outputs of ``run_pca_stage`` and ``run_tsne_stage`` into the warehouse tables,
-    in memory (tests, notebooks). The dbt build runs the stages as two Python models and does
-    the same combination in SQL (``models/ml/segmentation/customer_embeddings.sql`` and the
-    other three).
+def rfm_as_of(rfm: pd.DataFrame) -> pd.Timestamp:
+    """The as-of moment of a ``customer_rfm`` frame: the latest ``rfm_as_of`` (the mart has one).
 
-    Returns the same four keys; ``customer_embeddings`` is joined on ``customer_id`` (both stages
-    embed the same customers) with columns ``customer_id, pca_1, pca_2, tsne_1, tsne_2,
-    pca_cluster_id, tsne_cluster_id, pca_segment_name, tsne_segment_name, is_fit_sample``.
-    Both stages must have embedded the same customers and fitted the same sample.
+    Raises ``ValueError`` when the column is missing or the frame has no customers."""
+    if "rfm_as_of" not in rfm.columns:
+        raise ValueError("customer_rfm frame is missing columns: ['rfm_as_of']")
+    as_of = rfm["rfm_as_of"].max()
+    if pd.isna(as_of):
+        raise ValueError("customer_rfm frame has no customers: nothing to segment")
+    return pd.Timestamp(as_of)
+
+
+def fit_pca_stage(
+    rfm: pd.DataFrame, archetypes: pd.DataFrame, meta: Mapping[str, Any] | None = None
+) -> pa.Table:
+    """The fit of ``ml_segmentation_pca_fit``: part I as one keyed row (module docstring).
+
+    Parameters
+    ----------
+    rfm : ``marts.customer_rfm`` (``customer_id``, R/F/M, ``is_outlier``, ``rfm_as_of``).
+    archetypes : the seed ``segment_archetypes`` as read (``naming.load_archetypes`` checks it).
+    meta : the model's meta block: ``pca`` (`PcaSettings`) and ``sampling``
+        (`SamplingSettings`); an unknown key or value raises `ConfigError`.
+
+    Returns
+    -------
+    One-row ``pyarrow.Table`` (``StageFit.record``).
+    """
+    settings = parse_meta(meta, {"pca": PcaSettings, "sampling": SamplingSettings}, model=PCA_MODEL)
+    fit = run_pca_stage(rfm, load_archetypes(archetypes), settings["pca"], settings["sampling"])
+    return fit.record(rfm_as_of(rfm))
+
+
+def fit_tsne_stage(
+    rfm: pd.DataFrame,
+    archetypes: pd.DataFrame,
+    meta: Mapping[str, Any] | None = None,
+    registry: pd.DataFrame | None = None,
+) -> pa.Table:
+    """The fit of ``ml_segmentation_tsne_fit``: part II as one keyed row (module docstring).
+
+    Same inputs as ``fit_pca_stage`` (meta keys ``tsne`` and ``sampling``), plus ``registry``:
+    the rows of ``ml.model_registry`` (``model_name``, ``model_version``, ``data_window_end``,
+    ``artifact``), or None when it does not exist yet. The segment classifier of the latest data
+    window before ``rfm_as_of`` (``artifacts.previous_registered_model``) names the clusters it
+    covers well; the record's ``previous_model_version`` says which it was.
+    """
+    settings = parse_meta(
+        meta, {"tsne": TsneSettings, "sampling": SamplingSettings}, model=TSNE_MODEL
+    )
+    as_of = rfm_as_of(rfm)
+    previous = previous_registered_model(registry, model_name=SEGMENT_CLASSIFIER, before=as_of)
+    fit = run_tsne_stage(
+        rfm, load_archetypes(archetypes), settings["tsne"], settings["sampling"], previous
+    )
+    return fit.record(as_of)
+
+
+def combine_stages(pca: StageFit, tsne: StageFit) -> pd.DataFrame:
+    """Join the customers of both stages as the SQL model ``customer_embeddings`` does, in memory
+    (tests, notebooks).
+
+    Returns one row per customer with ``customer_id, pca_1, pca_2, tsne_1, tsne_2,
+    pca_cluster_id, tsne_cluster_id, pca_segment_name, tsne_segment_name, is_fit_sample``,
+    sorted by ``customer_id``. Both stages must have embedded the same customers and fitted the
+    same sample (``ValueError`` otherwise).
     """
     keys = ["customer_id", "is_fit_sample"]
-    pca_keys = pca["customer_embeddings"].loc[:, keys].sort_values(keys).reset_index(drop=True)
-    tsne_keys = tsne["customer_embeddings"].loc[:, keys].sort_values(keys).reset_index(drop=True)
+    pca_keys = pca.customers.loc[:, keys].sort_values(keys).reset_index(drop=True)
+    tsne_keys = tsne.customers.loc[:, keys].sort_values(keys).reset_index(drop=True)
     if not pca_keys.equals(tsne_keys):
         raise ValueError("the PCA and t-SNE stages embedded different customers or samples")
-    embeddings = pca["customer_embeddings"].merge(
-        tsne["customer_embeddings"], on=keys, how="inner", validate="one_to_one"
-    )
+    embeddings = pca.customers.merge(tsne.customers, on=keys, how="inner", validate="one_to_one")
     columns = [
         "customer_id",
         "pca_1",
@@ -527,13 +605,6 @@ def combine_stages(
         "tsne_segment_name",
         "is_fit_sample",
     ]
-    stacked = {
-        key: pd.concat([pca[key], tsne[key]], ignore_index=True)
-        for key in ("cluster_model_selection", "embedding_summary", "cluster_profiles")
-    }
-    return {
-        **stacked,
-        "customer_embeddings": embeddings.loc[:, columns]
-        .sort_values("customer_id", kind="stable")
-        .reset_index(drop=True),
-    }
+    return (
+        embeddings.loc[:, columns].sort_values("customer_id", kind="stable").reset_index(drop=True)
+    )

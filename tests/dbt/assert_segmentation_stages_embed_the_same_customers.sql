@@ -8,17 +8,21 @@ with
 
 pca_customers as (
 
-    select customer_id, is_fit_sample
-    from {{ ref('ml_segmentation_pca_fit') }}
-    where result_table = 'customer_embeddings'
+    select customer.customer_id, customer.is_fit_sample
+    from (
+        select {{ unnest_list('customers') }} as customer
+        from {{ ref('ml_segmentation_pca_fit') }}
+    ) as fit
 
 ),
 
 tsne_customers as (
 
-    select customer_id, is_fit_sample
-    from {{ ref('ml_segmentation_tsne_fit') }}
-    where result_table = 'customer_embeddings'
+    select customer.customer_id, customer.is_fit_sample
+    from (
+        select {{ unnest_list('customers') }} as customer
+        from {{ ref('ml_segmentation_tsne_fit') }}
+    ) as fit
 
 ),
 

@@ -165,6 +165,7 @@ def test_an_explicit_allowlist_can_be_narrower(forest: RandomForestClassifier) -
 def test_registered_model_is_found_by_the_version_the_fit_registered(
     forest: RandomForestClassifier,
 ) -> None:
+    """The frames as the dbt models read them: the artifact comes back from DuckDB as a BLOB."""
     connection = duckdb.connect()
     registry = build_model_registry_row(
         forest,
@@ -176,33 +177,30 @@ def test_registered_model_is_found_by_the_version_the_fit_registered(
         data_window_end="2011-12-10",
         created_at="2011-12-10",
     )
-    fit = pd.DataFrame(
-        {
-            "result_table": ["classifier_metrics", "model_registry"],
-            "model_version": [None, registry.model_version.iloc[0]],
-        }
-    )
-    connection.register("registry", registry)
-    connection.register("fit", fit)
-    version = current_model_version(connection.table("fit"))
-    loaded = load_registered_model(connection.table("registry"), version)
+    connection.register("registry_rows", registry)
+    read_back = connection.sql("select * from registry_rows").df()
+    fit = pd.DataFrame({"model_version": registry.model_version})
+    version = current_model_version(fit)
+    loaded = load_registered_model(read_back, version)
     assert version == registry.model_version.iloc[0]
     assert type(loaded) is RandomForestClassifier
     with pytest.raises(KeyError, match="not in the registry"):
-        load_registered_model(connection.table("registry"), "no-such-version")
+        load_registered_model(read_back, "no-such-version")
+    with pytest.raises(ValueError, match="one row in the classifier fit, found 2"):
+        current_model_version(pd.concat([fit, fit]))
 
 
-def test_previous_model_is_the_latest_earlier_window_of_the_registry_table(
+def test_previous_model_is_the_latest_earlier_window_of_the_registry(
     forest: RandomForestClassifier, data: tuple[pd.DataFrame, np.ndarray]
 ) -> None:
-    """No table yet -> None; otherwise the latest window strictly before the as-of date (the
-    same window is this build's own model, never its predecessor), other model names ignored."""
+    """No table yet (None) or an empty one -> None; otherwise the latest window strictly before
+    the as-of date (the same window is this build's own model, never its predecessor), other
+    model names ignored, ties to the smallest version."""
     X, y = data
     other = RandomForestClassifier(n_estimators=5, max_depth=2, random_state=1).fit(X, y)
-    connection = duckdb.connect()
-    connection.execute("create schema ml")
-    where = {"database": "memory", "schema": "ml", "model_name": "segment_classifier"}
-    assert previous_registered_model(connection, before="2011-12-10", **where) is None
+    third = RandomForestClassifier(n_estimators=3, max_depth=2, random_state=2).fit(X, y)
+    where = {"model_name": "segment_classifier"}
+    assert previous_registered_model(None, before="2011-12-10", **where) is None
 
     def row(estimator, window_end: str, name: str = "segment_classifier") -> pd.DataFrame:
         return build_model_registry_row(
@@ -222,16 +220,26 @@ def test_previous_model_is_the_latest_earlier_window_of_the_registry_table(
             row(forest, "2011-11-01"),
             row(other, "2011-12-10"),
             row(other, "2011-11-20", name="interest_classifier"),
-        ]
+        ],
+        ignore_index=True,
     )
+    assert previous_registered_model(rows.iloc[:0], before="2011-12-10", **where) is None
+    connection = duckdb.connect()
     connection.register("rows", rows)
-    connection.execute("create table ml.model_registry as select * from rows")
-    found = previous_registered_model(connection, before="2011-12-10", **where)
+    registry = connection.sql(
+        "select model_name, model_version, data_window_end, artifact from rows"
+    ).df()
+    found = previous_registered_model(registry, before="2011-12-10", **where)
     assert found is not None
     assert found.version == rows.model_version.iloc[1]
     np.testing.assert_array_equal(found.estimator.predict(X), forest.predict(X))
     assert (
-        previous_registered_model(connection, before="2011-11-01", **where).version
+        previous_registered_model(registry, before="2011-11-01", **where).version
         == (rows.model_version.iloc[0])
     )
-    assert previous_registered_model(connection, before="2011-10-01", **where) is None
+    assert previous_registered_model(registry, before="2011-10-01", **where) is None
+    # two versions of the same window: the smaller version, whatever the row order
+    tied = pd.concat([registry, row(third, "2011-11-01")], ignore_index=True)
+    smallest = min(rows.model_version.iloc[1], tied.model_version.iloc[-1])
+    for order in (tied, tied.iloc[::-1]):
+        assert previous_registered_model(order, before="2011-12-10", **where).version == smallest

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import make_blobs
 
+from retail_segments.ml.artifacts import build_model_registry_row, load_model
 from retail_segments.ml.classifier import (
-    CLASS_METRICS_COLUMNS,
-    CONFUSION_COLUMNS,
     METRICS_COLUMNS,
+    PREDICTION_COLUMNS,
+    SCORE_COLUMNS,
     ClassifierResult,
+    ClassifierSettings,
     assign_segments,
-    classifier_config,
+    fit_segment_classifier,
+    score_customer_segments,
     search_spaces,
     split_train_test,
     train_segment_classifier,
     training_frame,
 )
+from retail_segments.ml.config import ConfigError, SamplingSettings
+from retail_segments.ml.results import result_frame
 
 SEGMENTS = np.array(["loyal", "lost", "newcomers", "at risk"])
 FAST = {"n_jobs": 1}
@@ -71,25 +77,26 @@ def test_metrics_are_consistent(trained: ClassifierResult) -> None:
     assert metrics["fit_seconds"].gt(0).all()
     assert json.loads(selected["best_params"]) == trained.best_params
     assert trained.n_training_rows == selected["n_train"]
+    assert trained.selected.equals(selected)
 
 
-def test_confusion_matrix_and_class_metrics_agree(trained: ClassifierResult) -> None:
-    confusion = trained.confusion_matrix
-    classes = trained.class_metrics
-    n_test = int(trained.metrics["n_test"].iloc[0])
-
-    assert list(confusion.columns) == list(CONFUSION_COLUMNS)
-    assert list(classes.columns) == list(CLASS_METRICS_COLUMNS)
-    assert len(confusion) == len(SEGMENTS) ** 2
-    assert confusion["n_customers"].sum() == n_test
-    correct = confusion.loc[confusion["actual_segment"] == confusion["predicted_segment"]]
-    selected = trained.metrics.loc[trained.metrics["is_selected"]].iloc[0]
-    assert correct["n_customers"].sum() / n_test == pytest.approx(selected["test_accuracy"])
-    support = confusion.groupby("actual_segment")["n_customers"].sum()
-    assert classes.set_index("segment_name")["support"].to_dict() == support.to_dict()
-    for column in ("precision", "recall", "f1"):
-        assert classes[column].between(0, 1).all()
-    assert set(classes["model"]) == {trained.model_name}
+def test_predictions_cover_every_split_customer_once(trained: ClassifierResult) -> None:
+    """Every customer trained or tested on, once, with the selected estimator's prediction: the
+    test split reproduces the reported test accuracy, the train split has the training rows."""
+    predictions = trained.predictions
+    selected = trained.selected
+    assert list(predictions.columns) == list(PREDICTION_COLUMNS)
+    assert (
+        predictions["customer_id"].is_unique and predictions["customer_id"].is_monotonic_increasing
+    )
+    assert predictions["split"].value_counts().to_dict() == {
+        "train": selected["n_train"],
+        "test": selected["n_test"],
+    }
+    test = predictions.loc[predictions["split"] == "test"]
+    accuracy = (test["actual_segment"] == test["predicted_segment"]).mean()
+    assert accuracy == pytest.approx(selected["test_accuracy"])
+    assert set(predictions["actual_segment"]) == set(SEGMENTS)
     assert selected["test_accuracy"] > 0.9
 
 
@@ -120,7 +127,7 @@ def test_training_is_deterministic_and_order_independent(
     )
     timing_free = trained.metrics.drop(columns="fit_seconds")
     pd.testing.assert_frame_equal(again.metrics.drop(columns="fit_seconds"), timing_free)
-    pd.testing.assert_frame_equal(again.confusion_matrix, trained.confusion_matrix)
+    pd.testing.assert_frame_equal(again.predictions, trained.predictions)
 
 
 def test_assign_segments_classifies_only_the_unclustered(
@@ -163,15 +170,140 @@ def test_search_spaces_match_the_study_grids() -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"serach": "full"}, "serach"),
-        ({"search": "exhaustive"}, "search"),
-        ({"test_size": 1.5}, "test_size"),
-        ({"cv": 1}, "cv"),
-        ({"n_jobs": "two"}, "n_jobs"),
-        ({"max_threads": 0}, "max_threads"),
+        ({"serach": "full"}, "unknown key 'serach'"),
+        ({"search": "exhaustive"}, "key 'search' = 'exhaustive'"),
+        ({"test_size": 1.5}, "key 'test_size' = 1.5"),
+        ({"test_size": 1}, "key 'test_size' = 1"),
+        ({"cv": 1}, "key 'cv' = 1"),
+        ({"n_jobs": "two"}, "key 'n_jobs"),
+        ({"max_threads": 0}, "key 'max_threads"),
     ],
 )
-def test_classifier_config_validation(config: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        classifier_config(config)
-    assert classifier_config()["search"] == "fast"
+def test_classifier_settings_validation(config: dict, message: str) -> None:
+    name = "ml_segment_classifier_fit.meta.classifier"
+    with pytest.raises(ConfigError, match=f"{name}: {message}"):
+        ClassifierSettings.parse(config, name=name)
+    defaults = ClassifierSettings.parse(None, name=name)
+    assert defaults.as_dict() == {
+        "search": "fast",
+        "test_size": 0.2,
+        "random_state": 42,
+        "cv": 5,
+        "n_jobs": 2,
+        "max_threads": 1,
+    }
+    assert all(field.description for field in ClassifierSettings.model_fields.values())
+
+
+@pytest.fixture(scope="module")
+def fit_inputs(
+    customers: tuple[pd.DataFrame, pd.DataFrame],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The frames the dbt model reads: customer_rfm, customer_embeddings, the data window."""
+    rfm, segments = customers
+    embeddings = segments.rename(columns={"segment_name": "tsne_segment_name"}).assign(
+        is_fit_sample=True
+    )
+    window = pd.DataFrame(
+        {
+            "data_window_start": [pd.Timestamp("2010-12-01 08:26")],
+            "data_window_end": [pd.Timestamp("2011-12-10")],
+        }
+    )
+    return rfm, embeddings, window
+
+
+def test_the_fit_is_one_row_keyed_by_the_registry_version(
+    fit_inputs: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+) -> None:
+    """The record carries the registry row the build registered (same version as building it
+    directly), the selected family and search, and the candidates and predictions."""
+    rfm, embeddings, window = fit_inputs
+    record = fit_segment_classifier(rfm, embeddings, window, {"classifier": FAST})
+    result = train_segment_classifier(rfm, embeddings, FAST, segment_column="tsne_segment_name")
+    selected = result.selected
+    registry = build_model_registry_row(
+        result.estimator,
+        model_name="segment_classifier",
+        metrics={
+            "model": result.model_name,
+            "search": selected["search"],
+            "cv_accuracy": selected["cv_accuracy"],
+            "test_accuracy": selected["test_accuracy"],
+            "n_test": selected["n_test"],
+        },
+        training_seconds=result.fit_seconds,
+        n_training_rows=result.n_training_rows,
+        data_window_start=window["data_window_start"].iloc[0],
+        data_window_end=window["data_window_end"].iloc[0],
+        created_at=window["data_window_end"].iloc[0],
+    )
+
+    assert record.num_rows == 1
+    assert record.column_names[:4] == ["model_version", "model_name", "model", "search"]
+    assert record.column_names[-2:] == ["candidates", "customers"]
+    row = record.drop_columns(["candidates", "customers"]).to_pylist()[0]
+    assert row["model_version"] == registry["model_version"].iloc[0]
+    assert (row["model"], row["search"]) == (result.model_name, "fast")
+    for column in ("model_name", "model_class", "params", "metrics", "sklearn_version"):
+        assert row[column] == registry[column].iloc[0]
+    assert row["n_training_rows"] == result.n_training_rows
+    assert row["created_at"] == row["data_window_end"] == datetime(2011, 12, 10)
+    assert type(load_model(row["artifact"])) is type(result.estimator)
+    candidates = result_frame(record, "candidates")
+    pd.testing.assert_frame_equal(
+        candidates.drop(columns="fit_seconds"), result.metrics.drop(columns="fit_seconds")
+    )
+    pd.testing.assert_frame_equal(result_frame(record, "customers"), result.predictions)
+
+
+def test_the_fit_refuses_bad_meta_and_a_missing_window(
+    fit_inputs: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+) -> None:
+    rfm, embeddings, window = fit_inputs
+    with pytest.raises(ConfigError, match=r"ml_segment_classifier_fit\.meta\.classifier: unknown"):
+        fit_segment_classifier(rfm, embeddings, window, {"classifier": {"serach": "full"}})
+    with pytest.raises(ConfigError, match=r"ml_segment_classifier_fit\.meta: unknown key"):
+        fit_segment_classifier(rfm, embeddings, window, {"clasifier": {}})
+    with pytest.raises(ValueError, match="data window"):
+        fit_segment_classifier(rfm, embeddings, window.iloc[:0], {"classifier": FAST})
+
+
+def test_scores_use_the_registered_version_of_the_fit(
+    customers: tuple[pd.DataFrame, pd.DataFrame], trained: ClassifierResult
+) -> None:
+    """score_customer_segments loads the fit's version from the registry rows (not another one)
+    and tags every customer with it."""
+    rfm, segments = customers
+    row = build_model_registry_row(
+        trained.estimator,
+        model_name="segment_classifier",
+        metrics={},
+        training_seconds=1.0,
+        n_training_rows=trained.n_training_rows,
+        data_window_start="2010-12-01",
+        data_window_end="2011-12-10",
+        created_at="2011-12-10",
+    )
+    decoy = row.assign(model_version="another", artifact=[b"not an artifact"])
+    registry = pd.concat([decoy, row], ignore_index=True)
+    embeddings = segments.rename(columns={"segment_name": "tsne_segment_name"})
+    fit = row.loc[:, ["model_version"]]
+
+    scores = score_customer_segments(rfm, embeddings, fit, registry)
+    assert list(scores.columns) == list(SCORE_COLUMNS)
+    assert scores["customer_id"].is_unique and len(scores) == len(rfm)
+    assert scores["model_version"].eq(row["model_version"].iloc[0]).all()
+    expected = assign_segments(rfm, segments, trained.estimator)
+    pd.testing.assert_frame_equal(scores.drop(columns="model_version"), expected)
+    with pytest.raises(ValueError, match="one row"):
+        score_customer_segments(rfm, embeddings, registry.loc[:, ["model_version"]], registry)
+
+
+def test_settings_of_another_model_are_refused(
+    customers: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    rfm, segments = customers
+    wrong = SamplingSettings.parse(None, name="sampling")
+    with pytest.raises(TypeError, match="expected ClassifierSettings, got SamplingSettings"):
+        train_segment_classifier(rfm, segments, wrong)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
 
+from retail_segments.ml import classifier, segmentation
 from retail_segments.ml.artifacts import RegisteredModel
 from retail_segments.ml.clustering import (
     ALGORITHMS,
     NOISE_LABEL,
+    PROFILE_COLUMNS,
     SELECTION_COLUMNS,
     dbscan_eps,
     evaluate_candidates,
@@ -23,13 +27,17 @@ from retail_segments.ml.clustering import (
     select_candidate,
     selected_key,
 )
+from retail_segments.ml.config import ConfigError, parse_meta
 from retail_segments.ml.naming import QUALIFIERS, base_name, load_archetypes, split_name
+from retail_segments.ml.results import result_frame
 from retail_segments.ml.segmentation import (
-    CLUSTER_PROFILE_COLUMNS,
+    CLUSTER_COLUMNS,
+    PcaSettings,
+    TsneSettings,
     combine_stages,
+    fit_pca_stage,
     run_pca_stage,
     run_tsne_stage,
-    stage_config,
 )
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "seeds" / "segment_archetypes.csv"
@@ -245,31 +253,100 @@ def test_pca_stage_contract_and_determinism(rfm: pd.DataFrame, archetypes: pd.Da
     first = run_pca_stage(rfm, archetypes)
     second = run_pca_stage(rfm.sample(frac=1.0, random_state=1), archetypes)
 
-    for key, frame in first.items():
-        pd.testing.assert_frame_equal(frame, second[key])
-    selection = first["cluster_model_selection"]
+    for name in ("customers", "candidates", "embedding_summary", "clusters", "profiles"):
+        pd.testing.assert_frame_equal(getattr(first, name), getattr(second, name))
+    selection = first.candidates
     assert selection["is_selected"].sum() == 1
-    embeddings = first["customer_embeddings"]
-    assert embeddings["customer_id"].tolist() == sorted(rfm.loc[~rfm["is_outlier"], "customer_id"])
-    profiles = first["cluster_profiles"]
-    assert list(profiles.columns) == list(CLUSTER_PROFILE_COLUMNS)
-    assert selected_key(selection)[1] == len(profiles) == 3
-    assert profiles["segment_name"].tolist() == ["loyal", "intermediate", "lost"]
-    assert profiles["strategy"].str.len().gt(0).all()
+    customers = first.customers
+    assert customers["customer_id"].tolist() == sorted(rfm.loc[~rfm["is_outlier"], "customer_id"])
+    clusters = first.clusters
+    assert list(clusters.columns) == list(CLUSTER_COLUMNS)
+    assert list(first.profiles.columns) == list(PROFILE_COLUMNS)
+    assert first.profiles["cluster_id"].tolist() == clusters["cluster_id"].tolist()
+    assert selected_key(selection)[1] == len(clusters) == 3
+    assert clusters["segment_name"].tolist() == ["loyal", "intermediate", "lost"]
+    assert clusters["strategy"].str.len().gt(0).all()
     pca_archetypes = archetypes.loc[archetypes["stage"] == "pca"].set_index("segment_name")
     assert (
-        profiles["meaning"].tolist()
-        == pca_archetypes.loc[profiles["segment_name"], "meaning"].tolist()
+        clusters["meaning"].tolist()
+        == pca_archetypes.loc[clusters["segment_name"], "meaning"].tolist()
     )
-    assert len(first["embedding_summary"]) == 2
+    names = clusters.set_index("cluster_id")["segment_name"]
+    assert customers["pca_segment_name"].tolist() == names[customers["pca_cluster_id"]].tolist()
+    assert len(first.embedding_summary) == 2
+
+
+def test_a_stage_fit_is_one_keyed_row_with_its_results(
+    rfm: pd.DataFrame, archetypes: pd.DataFrame
+) -> None:
+    """The record a dbt model returns: the keys, then the result tables unchanged and typed."""
+    fit = run_pca_stage(rfm, archetypes)
+    as_of = pd.Timestamp("2011-12-10")
+    record = fit.record(as_of)
+
+    assert record.num_rows == 1
+    assert record.column_names == [
+        "stage",
+        "rfm_as_of",
+        "n_customers",
+        "n_fit_sample",
+        "algorithm",
+        "n_clusters",
+        "customers",
+        "candidates",
+        "embedding_summary",
+        "clusters",
+    ]
+    keys = record.select(record.column_names[:6]).to_pylist()[0]
+    algorithm, n_clusters = selected_key(fit.candidates)
+    assert keys == {
+        "stage": "pca",
+        "rfm_as_of": as_of.to_pydatetime(),
+        "n_customers": len(fit.customers),
+        "n_fit_sample": len(fit.customers),
+        "algorithm": algorithm,
+        "n_clusters": n_clusters,
+    }
+    pd.testing.assert_frame_equal(result_frame(record, "customers"), fit.customers)
+    pd.testing.assert_frame_equal(result_frame(record, "clusters"), fit.clusters)
+    # a name that is missing on every cluster still has the text type the contract declares
+    assert str(
+        record.schema.field("clusters").type.value_type.field("previous_model_version").type
+    ) in (
+        "string",
+        "large_string",
+    )
+
+
+def test_the_pca_fit_reads_the_model_inputs_and_meta(
+    rfm: pd.DataFrame, archetypes: pd.DataFrame
+) -> None:
+    """fit_pca_stage takes the frames the dbt model reads (the seed unvalidated, the as-of in
+    customer_rfm) and the meta block; a mistyped meta key is refused with its full name."""
+    seed = pd.read_csv(SEED_FILE)
+    with_as_of = rfm.assign(rfm_as_of=pd.Timestamp("2011-12-10"))
+    record = fit_pca_stage(with_as_of, seed, {"pca": {"algorithm": "kmeans", "n_clusters": 4}})
+    assert record.column("n_clusters").to_pylist() == [4]
+    assert len(result_frame(record, "clusters")) == 4
+    with pytest.raises(
+        ConfigError, match=r"ml_segmentation_pca_fit\.meta\.pca: unknown key 'n_cluster'"
+    ):
+        fit_pca_stage(with_as_of, seed, {"pca": {"n_cluster": 4}})
+    with pytest.raises(
+        ConfigError, match=r"ml_segmentation_pca_fit\.meta: unknown key\(s\) \['pcaa'\]"
+    ):
+        fit_pca_stage(with_as_of, seed, {"pcaa": {}})
+    with pytest.raises(ConfigError, match=r"ml_segmentation_pca_fit\.meta\.sampling = 5"):
+        fit_pca_stage(with_as_of, seed, {"sampling": 5})
+    with pytest.raises(ValueError, match="rfm_as_of"):
+        fit_pca_stage(rfm, seed)
 
 
 def test_pca_stage_honours_a_pinned_choice(rfm: pd.DataFrame, archetypes: pd.DataFrame) -> None:
     result = run_pca_stage(rfm, archetypes, {"algorithm": "kmeans", "n_clusters": 5})
-    selection = result["cluster_model_selection"]
-    assert selected_key(selection) == ("kmeans", 5)
-    assert len(result["cluster_profiles"]) == 5
-    names = result["cluster_profiles"]["segment_name"]
+    assert selected_key(result.candidates) == ("kmeans", 5)
+    assert len(result.clusters) == 5
+    names = result.clusters["segment_name"]
     assert names.is_unique and not names.str.contains(r"\d").any()
     assert set(names.map(base_name)) == {"loyal", "intermediate", "lost"}
 
@@ -280,10 +357,10 @@ def test_tsne_stage_and_combined_tables(rfm: pd.DataFrame, archetypes: pd.DataFr
     pca = run_pca_stage(rfm, archetypes, {"k_range": [2, 5], "agglomerative_k_range": [2, 5]})
     combined = combine_stages(pca, tsne)
 
-    selection = tsne["cluster_model_selection"]
+    selection = tsne.candidates
     assert selection["n_clusters"].loc[selection["algorithm"] != "dbscan"].between(2, 5).all()
-    assert tsne["embedding_summary"]["kl_divergence"].notna().all()
-    assert list(combined["customer_embeddings"].columns[:7]) == [
+    assert tsne.embedding_summary["kl_divergence"].notna().all()
+    assert list(combined.columns[:7]) == [
         "customer_id",
         "pca_1",
         "pca_2",
@@ -292,41 +369,47 @@ def test_tsne_stage_and_combined_tables(rfm: pd.DataFrame, archetypes: pd.DataFr
         "pca_cluster_id",
         "tsne_cluster_id",
     ]
-    assert len(combined["customer_embeddings"]) == int((~rfm["is_outlier"]).sum())
-    assert set(combined["cluster_profiles"]["stage"]) == {"pca", "tsne"}
-    assert combined["cluster_model_selection"].groupby("stage")["is_selected"].sum().eq(1).all()
-    tsne_names = set(tsne["cluster_profiles"]["segment_name"].map(base_name))
+    assert len(combined) == int((~rfm["is_outlier"]).sum())
+    assert tsne.record(pd.Timestamp("2011-12-10")).column("previous_model_version").to_pylist() == [
+        None
+    ]
+    tsne_names = set(tsne.clusters["segment_name"].map(base_name))
     assert tsne_names <= set(archetypes.loc[archetypes["stage"] == "tsne", "segment_name"])
 
 
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"n_cluster": 3}, "n_cluster"),
-        ({"algorithm": "spectral"}, "algorithm"),
-        ({"n_clusters": 1}, "n_clusters"),
-        ({"k_range": [5, 3]}, "k_range"),
-        ({"k_range": [1, 4]}, "k_range"),
-        ({"dbscan_core_fraction": 1.5}, "dbscan_core_fraction"),
-        ({"include_dbscan": "yes"}, "include_dbscan"),
-        ({"perplexity": 50.0}, "perplexity"),
-        ({"max_threads": 0}, "max_threads"),
+        ({"n_cluster": 3}, "unknown key 'n_cluster'"),
+        ({"algorithm": "spectral"}, "key 'algorithm' = 'spectral'"),
+        ({"n_clusters": 1}, "key 'n_clusters"),
+        ({"k_range": [5, 3]}, "key 'k_range' = \\[5, 3\\]: must be \\[k_min, k_max\\]"),
+        ({"k_range": [1, 4]}, "key 'k_range'"),
+        ({"dbscan_core_fraction": 1.5}, "key 'dbscan_core_fraction'"),
+        ({"include_dbscan": "yes"}, "key 'include_dbscan'"),
+        ({"perplexity": 50.0}, "unknown key 'perplexity'"),
+        ({"max_threads": 0}, "key 'max_threads"),
     ],
 )
-def test_pca_config_validation(config: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        stage_config("pca", config)
+def test_pca_settings_validation(config: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        PcaSettings.parse(config, name="ml_segmentation_pca_fit.meta.pca")
 
 
-def test_tsne_config_defaults_and_validation() -> None:
-    defaults = stage_config("tsne")
-    assert (defaults["perplexity"], defaults["embedding_random_state"]) == (50.0, 100)
-    assert defaults["k_range"] == [3, 8]
-    assert stage_config("tsne", {"perplexity": 30})["perplexity"] == 30
-    with pytest.raises(ValueError, match="perplexity"):
-        stage_config("tsne", {"perplexity": -1})
-    with pytest.raises(ValueError, match="unknown stage"):
-        stage_config("umap")
+def test_tsne_settings_defaults_and_validation() -> None:
+    defaults = TsneSettings.parse(None, name="tsne")
+    assert (defaults.perplexity, defaults.embedding_random_state) == (50.0, 100)
+    assert defaults.k_range == (3, 8)
+    assert (defaults.max_threads, defaults.embedding_max_threads) == (1, 2)
+    assert TsneSettings.parse({"perplexity": 30}, name="tsne").perplexity == 30
+    with pytest.raises(ConfigError, match="perplexity"):
+        TsneSettings.parse({"perplexity": -1}, name="tsne")
+    assert PcaSettings.parse({}, name="pca").k_range == (2, 10)
+    # the algorithm choices are the clustering module's
+    pinned, _ = typing.get_args(PcaSettings.model_fields["algorithm"].annotation)
+    assert typing.get_args(pinned) == ALGORITHMS
+    for settings in (PcaSettings, TsneSettings):
+        assert all(field.description for field in settings.model_fields.values())
 
 
 class _RecencyBands:
@@ -355,8 +438,11 @@ def test_tsne_clusters_inherit_the_previous_models_names(
     extra clusters) are inherited whole, with the qualifier's advice in the strategy."""
     config = {"perplexity": 30.0, "algorithm": "kmeans", "n_clusters": 3}
     previous = RegisteredModel("v-last-month", _RecencyBands(band_names))
-    plain = run_tsne_stage(rfm, archetypes, config)["cluster_profiles"]
-    inherited = run_tsne_stage(rfm, archetypes, config, previous=previous)["cluster_profiles"]
+    plain_fit = run_tsne_stage(rfm, archetypes, config)
+    inherited_fit = run_tsne_stage(rfm, archetypes, config, previous=previous)
+    plain = plain_fit.clusters.merge(plain_fit.profiles, on=["stage", "cluster_id"])
+    inherited = inherited_fit.clusters.merge(inherited_fit.profiles, on=["stage", "cluster_id"])
+    assert inherited_fit.previous_model_version == "v-last-month"
 
     assert plain["name_source"].eq("archetype").all()
     assert plain["previous_model_version"].isna().all()
@@ -375,3 +461,24 @@ def test_tsne_clusters_inherit_the_previous_models_names(
     # the clustering itself is the same: only the names differ
     columns = ["cluster_id", "n_customers", "mean_recency_days"]
     pd.testing.assert_frame_equal(plain[columns], inherited[columns])
+
+
+def test_the_yml_meta_blocks_are_valid_settings() -> None:
+    """The meta blocks the project ships validate against the modules' SETTINGS."""
+    models = {}
+    for feature in ("segmentation", "classifier"):
+        path = SEED_FILE.parents[1] / "models" / "ml" / feature / f"_{feature}__models.yml"
+        models.update(
+            {model["name"]: model for model in yaml.safe_load(path.read_text())["models"]}
+        )
+    expected = {
+        "ml_segmentation_pca_fit": {"pca", "sampling"},
+        "ml_segmentation_tsne_fit": {"tsne", "sampling"},
+        "ml_segment_classifier_fit": {"classifier"},
+    }
+    for name, keys in expected.items():
+        meta = models[name]["config"]["meta"]
+        assert set(meta) == keys, name
+        settings = {**segmentation.SETTINGS, **classifier.SETTINGS}
+        parsed = parse_meta(meta, {key: settings[key] for key in keys}, model=name)
+        assert set(parsed) == keys

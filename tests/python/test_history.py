@@ -14,8 +14,10 @@ from retail_segments.ml.artifacts import serialize_model
 from retail_segments.ml.history import (
     changed_share,
     classify_history,
+    measure_retraining_stability,
     previous_versions,
     retraining_stability,
+    score_segment_history,
 )
 from retail_segments.ops.backfill import (
     BackfillError,
@@ -199,3 +201,34 @@ def test_retraining_stability_loads_real_artifacts_through_the_allowlist() -> No
     stability = retraining_stability(_rfm([1, 90, 2]), registry, "new")
     assert stability.iloc[0][["n_customers", "n_changed"]].tolist() == [3, 3]
     assert stability.iloc[0]["n_changed_after_renaming"] == 0
+
+
+def test_the_dbt_models_score_with_the_fits_version_from_registry_rows() -> None:
+    """score_segment_history and measure_retraining_stability take the frames the dbt models
+    read: the fit's row names the current version, the registry rows (other model names among
+    them, artifacts as DuckDB returns BLOBs) hold the estimators."""
+    x = pd.DataFrame({"recency_days": [1.0, 90.0], "frequency": 1.0, "monetary": 1.0})
+    recent = DecisionTreeClassifier(random_state=0).fit(x, ["recent", "lapsed"])
+    swapped = DecisionTreeClassifier(random_state=0).fit(x, ["lapsed", "recent"])
+    registry = _registry({"old": "2011-11-01", "new": "2011-12-01", "other": "2011-11-20"})
+    registry["model_name"] = ["segment_classifier", "segment_classifier", "interest_classifier"]
+    registry["artifact"] = [
+        bytearray(serialize_model(recent)),
+        bytearray(serialize_model(swapped)),
+        bytearray(b"never loaded"),
+    ]
+    fit = pd.DataFrame({"model_version": ["new"]})
+
+    history = score_segment_history(_rfm([1, 90]), fit, registry)
+    assert history.segment_name.tolist() == ["lapsed", "recent"]
+    assert set(history.model_version) == {"new"}
+    stability = measure_retraining_stability(_rfm([1, 90, 2]), fit, registry)
+    assert stability[["model_version", "previous_model_version", "n_changed"]].values.tolist() == [
+        ["new", "old", 3]
+    ]
+    first = measure_retraining_stability(
+        _rfm([1]), pd.DataFrame({"model_version": ["old"]}), registry
+    )
+    assert first.empty
+    with pytest.raises(ValueError, match="one row"):
+        score_segment_history(_rfm([1]), fit.iloc[:0], registry)

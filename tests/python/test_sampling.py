@@ -19,6 +19,7 @@ from retail_segments.ml.clustering import (
     fit_labels,
     score_labels,
 )
+from retail_segments.ml.config import MIN_SAMPLE_SIZE, ConfigError
 from retail_segments.ml.embedding import (
     assign_by_neighbours,
     build_pca_pipeline,
@@ -27,13 +28,11 @@ from retail_segments.ml.embedding import (
 )
 from retail_segments.ml.naming import load_archetypes
 from retail_segments.ml.segmentation import (
-    MIN_SAMPLE_SIZE,
     combine_stages,
     fit_sample_mask,
     rfm_strata,
     run_pca_stage,
     run_tsne_stage,
-    sampling_config,
 )
 
 SEED_FILE = Path(__file__).resolve().parents[2] / "seeds" / "segment_archetypes.csv"
@@ -109,14 +108,20 @@ def test_strata_are_quantile_cells_with_ties_together() -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"size": 10}, "size"),
-        ({"sample_size": MIN_SAMPLE_SIZE - 1}, "sample_size"),
-        ({"strata_bins": 0}, "strata_bins"),
+        ({"size": 10}, "unknown key 'size'"),
+        ({"sample_size": MIN_SAMPLE_SIZE - 1}, "key 'sample_size' = 99"),
+        ({"sample_size": 1000.0}, "key 'sample_size' = 1000.0"),
+        ({"strata_bins": 0}, "key 'strata_bins'"),
     ],
 )
-def test_sampling_config_validation(config: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        sampling_config(config)
+def test_the_stages_refuse_a_bad_sampling_block(
+    rfm: pd.DataFrame, archetypes: pd.DataFrame, config: dict, message: str
+) -> None:
+    """A bad meta.sampling is refused before anything is fitted, named after the stage's model."""
+    with pytest.raises(ConfigError, match=f"ml_segmentation_pca_fit.meta.sampling: {message}"):
+        run_pca_stage(rfm, archetypes, None, config)
+    with pytest.raises(ConfigError, match=f"ml_segmentation_tsne_fit.meta.sampling: {message}"):
+        run_tsne_stage(rfm, archetypes, None, config)
 
 
 def test_shared_work_gives_the_scores_of_separate_fits(
@@ -203,7 +208,7 @@ def test_pca_stage_assigns_everyone_outside_the_sample(
     rfm: pd.DataFrame, archetypes: pd.DataFrame
 ) -> None:
     result = run_pca_stage(rfm, archetypes, {"k_range": [2, 5]}, SMALL_SAMPLE)
-    embeddings = result["customer_embeddings"]
+    embeddings = result.customers
     fit = embeddings["is_fit_sample"].to_numpy()
     assert len(embeddings) == int((~rfm["is_outlier"]).sum())
     assert fit.sum() == 150
@@ -216,11 +221,13 @@ def test_pca_stage_assigns_everyone_outside_the_sample(
     np.testing.assert_allclose(
         design[~fit] @ coefficients, embeddings.loc[~fit, ["pca_1", "pca_2"]], atol=1e-8
     )
-    profiles = result["cluster_profiles"]
+    # the names were chosen from the profiles of every clustered customer, fitted or assigned
+    profiles = result.profiles
     assert profiles["n_customers"].sum() == len(embeddings)
-    assert profiles["n_fit_sample"].sum() == 150
     sizes = embeddings.groupby("pca_cluster_id").size()
     assert profiles.set_index("cluster_id")["n_customers"].equals(sizes.rename("n_customers"))
+    keys = result.keys(pd.Timestamp("2011-12-10"))
+    assert (keys["n_customers"], keys["n_fit_sample"]) == (len(embeddings), 150)
 
 
 def test_both_stages_fit_the_same_sample_and_combine(
@@ -228,7 +235,7 @@ def test_both_stages_fit_the_same_sample_and_combine(
 ) -> None:
     pca = run_pca_stage(rfm, archetypes, {"k_range": [2, 5]}, SMALL_SAMPLE)
     tsne = run_tsne_stage(rfm, archetypes, SMALL_TSNE, SMALL_SAMPLE)
-    combined = combine_stages(pca, tsne)["customer_embeddings"]
+    combined = combine_stages(pca, tsne)
     assert combined["is_fit_sample"].sum() == 150
     assert combined[["tsne_1", "tsne_2", "tsne_cluster_id"]].notna().all().all()
     # three well separated groups: the assigned customers land with the fitted ones of their group

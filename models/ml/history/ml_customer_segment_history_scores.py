@@ -3,11 +3,11 @@ the registry's current classifier: the version this build's ml_segment_classifie
 (the one marts.customer_segments uses), loaded from ml.model_registry through skops with the type
 allowlist. A backfill never retrains: it only adds RFM dates, and every date is scored again here.
 
-One row per customer and as-of date of int_customer_rfm__history. Thin shell over
-retail_segments.ml.history.
+One row per customer and as-of date of int_customer_rfm__history (key: customer_id, rfm_as_of).
+Thin shell over retail_segments.ml.history.score_segment_history.
 """
 
-from retail_segments.ml import classify_history, current_model_version, load_registered_model
+from retail_segments.ml import score_segment_history
 
 
 def model(dbt, session):
@@ -17,6 +17,6 @@ def model(dbt, session):
         .project("customer_id, rfm_as_of, recency_days, frequency, monetary")
         .df()
     )
-    version = current_model_version(dbt.ref("ml_segment_classifier_fit"))
-    estimator = load_registered_model(dbt.ref("model_registry"), version)
-    return classify_history(rfm_history, estimator, version)
+    fit = dbt.ref("ml_segment_classifier_fit").project("model_version").df()
+    registry = dbt.ref("model_registry").df()
+    return score_segment_history(rfm_history, fit, registry)

@@ -2,11 +2,12 @@
 build's ml_segment_classifier_fit trained) against the registry version(s) of the data window just
 before it, both scoring this build's marts.customer_rfm. No rows for the first model.
 
-One row per (current version, previous version). Artifacts load through skops with the type
-allowlist. Thin shell over retail_segments.ml.history; ml.retraining_stability keeps the rows.
+One row per (current version, previous version) (key: model_version, previous_model_version).
+Artifacts load through skops with the type allowlist. Thin shell over
+retail_segments.ml.history.measure_retraining_stability; ml.retraining_stability keeps the rows.
 """
 
-from retail_segments.ml import current_model_version, retraining_stability
+from retail_segments.ml import measure_retraining_stability
 
 
 def model(dbt, session):
@@ -16,11 +17,6 @@ def model(dbt, session):
         .project("customer_id, recency_days, frequency, monetary, rfm_as_of")
         .df()
     )
-    version = current_model_version(dbt.ref("ml_segment_classifier_fit"))
-    registry = (
-        dbt.ref("model_registry")
-        .filter("model_name = 'segment_classifier'")
-        .project("model_version, data_window_end, artifact")
-        .df()
-    )
-    return retraining_stability(rfm, registry, version)
+    fit = dbt.ref("ml_segment_classifier_fit").project("model_version").df()
+    registry = dbt.ref("model_registry").df()
+    return measure_retraining_stability(rfm, fit, registry)

@@ -5,35 +5,37 @@
 -#}
 with
 
-pca_fit as (
+pca_customers as (
 
-    select * from {{ ref('ml_segmentation_pca_fit') }}
-    where result_table = 'customer_embeddings'
+    select * from {{ fit_result('ml_segmentation_pca_fit', 'customers', columns=[
+        'customer_id', 'pca_1', 'pca_2', 'pca_cluster_id', 'pca_segment_name', 'is_fit_sample'
+    ]) }}
 
 ),
 
-tsne_fit as (
+tsne_customers as (
 
-    select * from {{ ref('ml_segmentation_tsne_fit') }}
-    where result_table = 'customer_embeddings'
+    select * from {{ fit_result('ml_segmentation_tsne_fit', 'customers', columns=[
+        'customer_id', 'tsne_1', 'tsne_2', 'tsne_cluster_id', 'tsne_segment_name'
+    ]) }}
 
 ),
 
 final as (
 
     select
-        cast(pca_fit.customer_id as integer) as customer_id,
-        cast(pca_fit.pca_1 as double) as pca_1,
-        cast(pca_fit.pca_2 as double) as pca_2,
-        cast(tsne_fit.tsne_1 as double) as tsne_1,
-        cast(tsne_fit.tsne_2 as double) as tsne_2,
-        cast(pca_fit.pca_cluster_id as integer) as pca_cluster_id,
-        cast(tsne_fit.tsne_cluster_id as integer) as tsne_cluster_id,
-        cast(pca_fit.pca_segment_name as varchar) as pca_segment_name,
-        cast(tsne_fit.tsne_segment_name as varchar) as tsne_segment_name,
-        cast(pca_fit.is_fit_sample as boolean) as is_fit_sample
-    from pca_fit
-    inner join tsne_fit on tsne_fit.customer_id = pca_fit.customer_id
+        pca_customers.customer_id,
+        pca_customers.pca_1,
+        pca_customers.pca_2,
+        tsne_customers.tsne_1,
+        tsne_customers.tsne_2,
+        pca_customers.pca_cluster_id,
+        tsne_customers.tsne_cluster_id,
+        pca_customers.pca_segment_name,
+        tsne_customers.tsne_segment_name,
+        pca_customers.is_fit_sample
+    from pca_customers
+    inner join tsne_customers on tsne_customers.customer_id = pca_customers.customer_id
 
 )
 

@@ -2,25 +2,22 @@
 and clusters named from their profiles. Fitted on the same stratified sample as part II
 (meta.sampling, shared with ml_segmentation_tsne_fit; everyone at the real file's scale), the
 other customers assigned. A model of its own so that it runs beside the slower t-SNE stage.
-Thin shell over retail_segments.ml.segmentation.
 
-Returns the stage's four result tables stacked (retail_segments.ml.tables.stack_tables); the
-contracted SQL models cluster_model_selection, embedding_summary, customer_embeddings and
-cluster_profiles combine them with part II's.
+Returns one row per fit (key: stage) with the results customers, candidates, embedding_summary
+and clusters as nested columns; the contracted SQL models customer_embeddings,
+cluster_model_selection, embedding_summary and cluster_profiles unpack them. Thin shell over
+retail_segments.ml.segmentation.fit_pca_stage.
 """
 
-from retail_segments.ml import load_archetypes, run_pca_stage, stack_tables
+from retail_segments.ml import fit_pca_stage
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    settings = dbt.config.get("meta") or {}
     rfm = (
         dbt.ref("customer_rfm")
-        .project("customer_id, recency_days, frequency, monetary, is_outlier")
+        .project("customer_id, recency_days, frequency, monetary, is_outlier, rfm_as_of")
         .df()
     )
-    archetypes = load_archetypes(dbt.ref("segment_archetypes").df())
-    return stack_tables(
-        run_pca_stage(rfm, archetypes, settings.get("pca"), settings.get("sampling"))
-    )
+    archetypes = dbt.ref("segment_archetypes").df()
+    return fit_pca_stage(rfm, archetypes, dbt.config.get("meta"))

@@ -1,39 +1,45 @@
 """Part II of the study: t-SNE of the customers' standardised RFM, clustering chosen by
 silhouette, and segments named. Fitted on one stratified sample of at most
 meta.sampling.sample_size customers (shared with ml_segmentation_pca_fit; everyone at the real
-file's scale), the others assigned. Thin shell over retail_segments.ml.segmentation.
+file's scale), the others assigned.
 
 Names follow the customers across retrains: when ml.model_registry holds a segment classifier of
 an earlier data window (last month's build), the clusters first inherit the names it predicts
-for their customers (retail_segments.ml.naming.inherit_names). The registry is read directly
-(retail_segments.ml.artifacts.previous_registered_model), not through ref: it is downstream of this
-model.
+for their customers (retail_segments.ml.naming.inherit_names). The registry is read here
+directly, not through ref: it is downstream of this model (a ref would be a cycle). It does not
+exist before the first build (or after --full-refresh): then there is no previous model.
 
-Returns the stage's four result tables stacked (retail_segments.ml.tables.stack_tables); the
-contracted SQL models cluster_model_selection, embedding_summary, customer_embeddings and
-cluster_profiles combine them with part I's.
+Returns one row per fit (key: stage) with the results customers, candidates, embedding_summary
+and clusters as nested columns; the contracted SQL models customer_embeddings,
+cluster_model_selection, embedding_summary and cluster_profiles unpack them. Thin shell over
+retail_segments.ml.segmentation.fit_tsne_stage.
 """
 
-from retail_segments.ml import (
-    load_archetypes,
-    previous_registered_model,
-    run_tsne_stage,
-    stack_tables,
-)
+from retail_segments.ml import fit_tsne_stage
+
+
+def registry_rows(session, database, schema):
+    """The rows of database.schema.model_registry, or None when the table does not exist."""
+    found = session.execute(
+        "select count(*) from information_schema.tables"
+        " where table_catalog = ? and table_schema = ? and table_name = 'model_registry'",
+        [database, schema],
+    ).fetchall()[0][0]
+    if not found:
+        return None
+    return session.sql(
+        "select model_name, model_version, data_window_end, artifact"
+        f' from "{database}"."{schema}".model_registry'
+    ).df()
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    settings = dbt.config.get("meta") or {}
-    rfm_relation = dbt.ref("customer_rfm")
-    rfm = rfm_relation.project("customer_id, recency_days, frequency, monetary, is_outlier").df()
-    previous = previous_registered_model(
-        session,
-        database=dbt.this.database,
-        schema=dbt.this.schema,
-        model_name="segment_classifier",
-        before=rfm_relation.aggregate("max(rfm_as_of)").fetchall()[0][0],
+    rfm = (
+        dbt.ref("customer_rfm")
+        .project("customer_id, recency_days, frequency, monetary, is_outlier, rfm_as_of")
+        .df()
     )
-    archetypes = load_archetypes(dbt.ref("segment_archetypes").df())
-    tsne = run_tsne_stage(rfm, archetypes, settings.get("tsne"), settings.get("sampling"), previous)
-    return stack_tables(tsne)
+    archetypes = dbt.ref("segment_archetypes").df()
+    registry = registry_rows(session, dbt.this.database, dbt.this.schema)
+    return fit_tsne_stage(rfm, archetypes, dbt.config.get("meta"), registry)
