@@ -20,9 +20,9 @@ final as (
         -- numerics
         cast(count(*) as integer) as n_orders,
         min(basket_value) as min_basket_value,
-        avg(basket_value) as mean_basket_value,
+        {{ money_sum("basket_value") }} / count(*) as mean_basket_value,
         max(basket_value) as max_basket_value,
-        sum(basket_value) as total_spend,
+        {{ money_sum("basket_value") }} as total_spend,
 
         -- timestamps
         min(invoice_at) as first_order_at,

@@ -26,7 +26,9 @@ category_spend as (
         window_orders.feature_window,
         window_orders.orders_seen,
         assignments.product_category,
-        sum(lines.unit_price * lines.quantity) as spend
+        -- exact decimal sums: a float sum depends on the order rows arrive in, and the shares
+        -- feed the clustering
+        {{ money_sum('lines.unit_price * lines.quantity') }} as spend
     from window_orders
     inner join lines on lines.invoice_no = window_orders.invoice_no
     inner join assignments on assignments.stock_code = lines.stock_code
@@ -49,9 +51,8 @@ final as (
 
         -- numerics
         spend,
-        spend / sum(spend) over (
-            partition by customer_id, feature_window, orders_seen
-        ) as spend_share
+        spend / {{ money_sum('spend', '(partition by customer_id, feature_window, orders_seen)') }}
+            as spend_share
 
     from category_spend
 

@@ -31,7 +31,7 @@ orders as (
         customer_id,
         invoice_no,
         min(invoice_at) as invoice_at,
-        sum(unit_price * quantity) as basket_value
+        {{ money_sum("unit_price * quantity") }} as basket_value
     from lines
     group by customer_id, invoice_no
 
