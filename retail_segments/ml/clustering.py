@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -204,7 +205,7 @@ def evaluate_candidates(
     unknown = sorted(set(k_values) - set(ALGORITHMS[:3]))
     if unknown:
         raise ValueError(f"k_values has keys that are not k-based algorithms: {unknown}")
-    options = {
+    options: dict[str, Any] = {
         "random_state": random_state,
         "n_init": n_init,
         "dbscan_min_samples": dbscan_min_samples,
@@ -218,7 +219,7 @@ def evaluate_candidates(
     if include_dbscan:
         runs.append(("dbscan", None))
     exact = len(X) <= EXACT_SILHOUETTE_MAX_SAMPLES
-    scoring = {
+    scoring: dict[str, Any] = {
         "distances": pairwise_distances(X) if exact else None,
         "silhouette_sample_size": None if exact else EXACT_SILHOUETTE_MAX_SAMPLES,
         "random_state": random_state,
@@ -307,7 +308,7 @@ def select_candidate(
         ],
         default="lower silhouette than selected",
     ).astype(object)
-    reasons[chosen] = chosen_reason
+    reasons[table.index == chosen] = chosen_reason
     table["is_selected"] = table.index == chosen
     table["selection_reason"] = pd.Series(reasons, index=table.index, dtype="str")
     return table.loc[:, list(SELECTION_COLUMNS)]

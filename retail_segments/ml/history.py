@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -169,7 +170,8 @@ def retraining_stability(
         artifact = registry.loc[registry["model_version"] == current_version, "artifact"].iloc[0]
         current = load(artifact)
         scored_as_of = pd.Timestamp(rfm["rfm_as_of"].max())
-        for row in previous.itertuples(index=False):
+        rows_of_previous: list[Any] = list(previous.itertuples(index=False))
+        for row in rows_of_previous:
             n_customers, n_changed, n_renamed = changed_share(rfm, load(row.artifact), current)
             rows.append(
                 (

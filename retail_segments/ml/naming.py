@@ -63,7 +63,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from itertools import combinations
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -458,13 +458,15 @@ def _qualified_extra(
             if base not in used:  # only when inherited names left an archetype unassigned
                 return archetype, base, "archetype"
             continue
-        holder = clusters.loc[holder_of[base]]
-        for qualifiers in _qualifier_options(clusters.loc[row], holder):
+        # one row each (the index is unique): a Series
+        holder = cast(pd.Series, clusters.loc[holder_of[base]])
+        cluster = cast(pd.Series, clusters.loc[row])
+        for qualifiers in _qualifier_options(cluster, holder):
             name = qualified_name(base, qualifiers)
             if name not in used:
                 return archetype, name, "archetype"
     raise ValueError(
-        f"cannot give cluster {int(clusters.at[row, 'cluster_id'])} a unique segment name: all "
+        f"cannot give cluster {clusters.at[row, 'cluster_id']!s} a unique segment name: all "
         f"{len(candidates)} archetypes and their qualified names are taken; lower n_clusters or "
         "add archetypes to seeds/segment_archetypes.csv"
     )
