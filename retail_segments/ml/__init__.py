@@ -7,14 +7,44 @@ and its meta block and returns its fit record (`retail_segments.ml.results`) or 
 submodules are the implementation; tests and notebooks import them directly.
 """
 
+from types import MappingProxyType
+
+from retail_segments.ml import classifier, interests, products, segmentation, value
 from retail_segments.ml.classifier import fit_segment_classifier, score_customer_segments
+from retail_segments.ml.config import SettingsModel
 from retail_segments.ml.history import measure_retraining_stability, score_segment_history
 from retail_segments.ml.interests import customer_interest_fit
 from retail_segments.ml.products import product_categories_fit
 from retail_segments.ml.segmentation import fit_pca_stage, fit_tsne_stage
 from retail_segments.ml.value import customer_value_record
 
+# What each dbt Python model's meta block may hold: settings blocks (validated by their settings
+# model) and the vars it passes through (rendered by dbt, checked as vars by
+# retail_segments.ops.settings). `retail_segments.ops.preflight` checks every block before a build.
+MODEL_META: MappingProxyType[str, tuple[dict[str, type[SettingsModel]], frozenset[str]]] = (
+    MappingProxyType(
+        {
+            "ml_segmentation_pca_fit": (
+                {key: segmentation.SETTINGS[key] for key in ("pca", "sampling")},
+                frozenset(),
+            ),
+            "ml_segmentation_tsne_fit": (
+                {key: segmentation.SETTINGS[key] for key in ("tsne", "sampling")},
+                frozenset(),
+            ),
+            "ml_segment_classifier_fit": (classifier.SETTINGS, frozenset()),
+            "product_categories_fit": (products.SETTINGS, frozenset({"new_customer_cutoff"})),
+            "customer_interest_fit": (interests.SETTINGS, frozenset({"new_customer_cutoff"})),
+            "ml_customer_value_fit": (
+                value.SETTINGS,
+                frozenset({"rfm_as_of", "calibration_end", "monthly_discount_rate"}),
+            ),
+        }
+    )
+)
+
 __all__ = [
+    "MODEL_META",
     "customer_interest_fit",
     "customer_value_record",
     "fit_pca_stage",

@@ -58,6 +58,7 @@ from retail_segments.ops.settings import (
     ProjectVars,
     SettingsError,
     check_environment,
+    check_model_meta,
     check_vars,
     check_vars_against_data,
     parse_cli_vars,
@@ -386,6 +387,7 @@ def _prepare(
     read_warehouse: bool,
 ) -> PreparedBuild:
     check_environment(environ)
+    check_model_meta(project_root)
     cli_vars, _rest = parse_cli_vars(dbt_args)
     raw_values = {**project_var_defaults(project_root), **cli_vars}
     settings = check_vars(raw_values)

@@ -274,6 +274,47 @@ def check_vars_against_data(
 
 
 # ---------------------------------------------------------------------------------------------
+# the fits' meta blocks
+# ---------------------------------------------------------------------------------------------
+
+
+def model_meta_blocks(project_root: Path) -> dict[str, dict[str, Any]]:
+    """The ``config.meta`` of every model declared in the project's model ymls, by model name."""
+    blocks: dict[str, dict[str, Any]] = {}
+    for path in sorted((project_root / "models").rglob("*.yml")):
+        with path.open() as handle:
+            document = yaml.safe_load(handle) or {}
+        for node in document.get("models") or []:
+            meta = (node.get("config") or {}).get("meta")
+            if meta is not None:
+                blocks[node["name"]] = meta
+    return blocks
+
+
+def check_model_meta(project_root: Path) -> None:
+    """Validate the meta block of every dbt Python model that has settings
+    (`retail_segments.ml.MODEL_META`): unknown keys, mistyped or out-of-range values. Raises
+    `SettingsError` naming ``<model>.meta.<key>``, the value and the rule."""
+    from retail_segments.ml import MODEL_META
+    from retail_segments.ml.config import ConfigError, parse_meta
+
+    problems: list[str] = []
+    blocks = model_meta_blocks(project_root)
+    for model, (settings, passthrough) in MODEL_META.items():
+        meta = blocks.get(model) or {}
+        if not isinstance(meta, Mapping):
+            problems.append(f"{model}.meta = {meta!r}: must be a mapping")
+            continue
+        own = {key: value for key, value in meta.items() if key not in passthrough}
+        try:
+            parse_meta(own, settings, model=model)
+        except ConfigError as error:
+            problems.extend(str(error).splitlines())
+    if problems:
+        raise SettingsError(problems)
+
+
+# ---------------------------------------------------------------------------------------------
 # environment
 # ---------------------------------------------------------------------------------------------
 

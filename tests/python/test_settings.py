@@ -1,0 +1,97 @@
+"""Settings checked before anything is built: the vars (types, ranges, against the data) and the
+meta blocks of the fits, each refused with the setting, the value and the rule."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from dbt_helpers import PROJECT_ROOT
+
+from retail_segments.ops.settings import (
+    DataFacts,
+    SettingsError,
+    check_model_meta,
+    check_vars,
+    check_vars_against_data,
+    parse_cli_vars,
+    project_var_defaults,
+)
+
+
+def _project_with_meta(root: Path, yml: str) -> Path:
+    (root / "models" / "ml" / "segmentation").mkdir(parents=True)
+    (root / "models" / "ml" / "segmentation" / "_segmentation__models.yml").write_text(yml)
+    return root
+
+
+def test_the_shipped_meta_blocks_and_vars_pass() -> None:
+    check_model_meta(PROJECT_ROOT)
+    check_vars(project_var_defaults(PROJECT_ROOT))
+
+
+@pytest.mark.parametrize(
+    ("meta", "phrases"),
+    [
+        (
+            "{tsne: {n_clusters: seven}, sampling: {}}",
+            ["ml_segmentation_tsne_fit.meta.tsne: key 'n_clusters' = 'seven'"],
+        ),
+        (
+            "{tnse: {n_clusters: 7}}",
+            ["ml_segmentation_tsne_fit.meta: unknown key(s) ['tnse']", "allowed keys are"],
+        ),
+        (
+            "{tsne: {perplexity: -5}}",
+            ["ml_segmentation_tsne_fit.meta.tsne: key 'perplexity' = -5", "greater than 0"],
+        ),
+        (
+            "{tsne: {k_range: [9, 3]}}",
+            ["key 'k_range' = [9, 3]", "2 <= k_min <= k_max"],
+        ),
+        ("{tsne: 7}", ["ml_segmentation_tsne_fit.meta.tsne = 7: must be a mapping"]),
+    ],
+)
+def test_a_bad_meta_block_is_refused_naming_model_key_and_rule(
+    meta: str, phrases: list[str], tmp_path: Path
+) -> None:
+    yml = (
+        "version: 2\nmodels:\n  - name: ml_segmentation_tsne_fit\n"
+        f"    config:\n      meta: {meta}\n"
+    )
+    with pytest.raises(SettingsError) as raised:
+        check_model_meta(_project_with_meta(tmp_path, yml))
+    for phrase in phrases:
+        assert phrase in str(raised.value), str(raised.value)
+
+
+FACTS = DataFacts(
+    first_invoice_at=datetime(2010, 12, 1, 8, 26),
+    last_invoice_at=datetime(2011, 12, 9, 12, 50),
+    customer_first_purchases=[datetime(2010, 12, 1 + i % 28, 9) for i in range(200)],
+)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "phrase"),
+    [
+        ({"clv_calibration_end": "2011-10-01"}, "leaves a holdout that ends 2011-12-31 00:00"),
+        ({"clv_monthly_discount_rate": 1.5}, "clv_monthly_discount_rate = 1.5"),
+        ({"clv_monthly_discount_rate": "1%"}, "clv_monthly_discount_rate = '1%'"),
+        ({"rfm_as_of": "2011-12-11"}, "after the data ends"),
+        ({"new_customer_cutoff": "2011-12-05"}, "no customer who first bought on or after it"),
+    ],
+)
+def test_a_var_outside_the_data_or_its_range_is_refused(overrides: dict, phrase: str) -> None:
+    values = {**project_var_defaults(PROJECT_ROOT), **overrides}
+    with pytest.raises(SettingsError) as raised:
+        check_vars_against_data(check_vars(values), values, FACTS)
+    assert phrase in str(raised.value), str(raised.value)
+
+
+def test_vars_from_the_command_line_are_parsed_and_the_rest_passed_on() -> None:
+    parsed, rest = parse_cli_vars(["--select", "x", "--vars", "{rfm_as_of: 2011-06-01}", "-q"])
+    assert str(parsed["rfm_as_of"]) == "2011-06-01" and rest == ["--select", "x", "-q"]
+    with pytest.raises(SettingsError, match="is not a mapping"):
+        parse_cli_vars(["--vars=[1, 2]"])
