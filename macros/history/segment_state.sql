@@ -4,7 +4,7 @@
 -#}
 {% macro segment_state(recency_days, segment_name) -%}
     case
-        when {{ recency_days }} >= {{ var('history_churn_days') }} then 'churned'
+        when {{ recency_days }} >= {{ integer_var('history_churn_days') }} then 'churned'
         else {{ segment_name }}
     end
 {%- endmacro %}

@@ -33,8 +33,8 @@ MODEL_META: MappingProxyType[str, tuple[dict[str, type[SettingsModel]], frozense
                 frozenset(),
             ),
             "ml_segment_classifier_fit": (classifier.SETTINGS, frozenset()),
-            "product_categories_fit": (products.SETTINGS, frozenset({"new_customer_cutoff"})),
-            "customer_interest_fit": (interests.SETTINGS, frozenset({"new_customer_cutoff"})),
+            "ml_product_categories_fit": (products.SETTINGS, frozenset({"new_customer_cutoff"})),
+            "ml_customer_interest_fit": (interests.SETTINGS, frozenset({"new_customer_cutoff"})),
             "ml_customer_value_fit": (
                 value.SETTINGS,
                 frozenset({"rfm_as_of", "calibration_end", "monthly_discount_rate"}),

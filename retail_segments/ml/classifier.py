@@ -358,12 +358,12 @@ def fit_segment_classifier(
 
     Parameters
     ----------
-    rfm : ``marts.customer_rfm`` (``customer_id`` and R/F/M).
+    rfm : ``marts.customer_rfm`` (``customer_id``, R/F/M and ``rfm_as_of``, the data window's end,
+        also ``created_at``: rebuilds reproduce).
     embeddings : ``ml.customer_embeddings`` (``customer_id``, ``tsne_segment_name``,
         ``is_fit_sample``): only the customers the clustering was fitted on are trained and
         tested on.
-    window : ``int_sales_lines__data_window``, one row: ``data_window_start`` (first invoice)
-        and ``data_window_end`` (the RFM as-of moment, also ``created_at``: rebuilds reproduce).
+    window : ``int_sales_lines__data_window``, one row: ``data_window_start`` (first invoice).
     meta : the model's meta block, key ``classifier`` (`ClassifierSettings`); an unknown key or
         value raises `ConfigError`.
 
@@ -374,7 +374,11 @@ def fit_segment_classifier(
     ``candidates`` (``METRICS_COLUMNS``) and ``customers`` (``PREDICTION_COLUMNS``).
     """
     settings = parse_meta(meta, SETTINGS, model=CLASSIFIER_MODEL)["classifier"]
-    bounds = _one_row(window, "the data window (int_sales_lines__data_window)")
+    start = _one_row(window, "the data window (int_sales_lines__data_window)")
+    if "rfm_as_of" not in rfm.columns or rfm.empty:
+        raise ValueError("rfm must hold customers with their rfm_as_of (marts.customer_rfm)")
+    window_start = start["data_window_start"]
+    window_end = pd.Timestamp(rfm["rfm_as_of"].max())
     result = train_segment_classifier(rfm, embeddings, settings, segment_column="tsne_segment_name")
     selected = result.selected
     registry = build_model_registry_row(
@@ -389,9 +393,9 @@ def fit_segment_classifier(
         },
         training_seconds=result.fit_seconds,
         n_training_rows=result.n_training_rows,
-        data_window_start=bounds["data_window_start"],
-        data_window_end=bounds["data_window_end"],
-        created_at=bounds["data_window_end"],
+        data_window_start=window_start,
+        data_window_end=window_end,
+        created_at=window_end,
     )
     row = pa.Table.from_pandas(registry, preserve_index=False)
     keys: dict[str, object] = {

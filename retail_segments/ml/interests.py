@@ -42,7 +42,7 @@ Results (``CustomerInterests.tables``): ``candidates`` (per k), ``customers`` (p
 category of its whole history, its category in the fit when it is a training customer, and
 ``is_fit_sample``: the customer's rows trained both fits, always false for new customers),
 ``categories`` (per interest category: its name and what the name was made from), ``predictions``
-(per new customer and orders seen) and ``model_fits``. The dbt model ``customer_interest_fit``
+(per new customer and orders seen) and ``model_fits``. The dbt model ``ml_customer_interest_fit``
 returns them as one fit record (``customer_interest_fit``); the profiles, their shares and the
 evaluation of the predictions are aggregates computed from them in SQL. Settings:
 ``InterestSettings`` (the model's ``meta.customer_interests``) and ``config.SamplingSettings``
@@ -96,7 +96,7 @@ FREQUENT_FACTOR = 2.0
 
 
 class InterestSettings(SettingsModel):
-    """The ``customer_interests`` meta block of the dbt model ``customer_interest_fit``."""
+    """The ``customer_interests`` meta block of the dbt model ``ml_customer_interest_fit``."""
 
     k_range: KRange = Field((3, 8), description="[k_min, k_max]: numbers of interests tried")
     n_clusters: Annotated[StrictInt, Field(ge=2)] | None = Field(
@@ -155,12 +155,12 @@ def share_column(category: int) -> str:
 def interest_settings(config: Mapping[str, Any] | None = None) -> InterestSettings:
     """The ``customer_interests`` meta block (None or {} for every default) as validated
     settings; raises ``ConfigError`` naming the block, the key, the value and the rule."""
-    return InterestSettings.parse(config, name="customer_interest_fit.meta.customer_interests")
+    return InterestSettings.parse(config, name="ml_customer_interest_fit.meta.customer_interests")
 
 
 def sampling_settings(sampling: Mapping[str, Any] | None = None) -> SamplingSettings:
-    """The ``sampling`` meta block of ``customer_interest_fit`` as validated settings."""
-    return SamplingSettings.parse(sampling, name="customer_interest_fit.meta.sampling")
+    """The ``sampling`` meta block of ``ml_customer_interest_fit`` as validated settings."""
+    return SamplingSettings.parse(sampling, name="ml_customer_interest_fit.meta.sampling")
 
 
 def interest_features(
@@ -596,7 +596,7 @@ def customer_interest_fit(
     config: Mapping[str, Any] | None = None,
     sampling: Mapping[str, Any] | None = None,
 ) -> pa.Table:
-    """The dbt model ``customer_interest_fit``: ``fit_customer_interests`` as one fit record
+    """The dbt model ``ml_customer_interest_fit``: ``fit_customer_interests`` as one fit record
     (``CustomerInterests.record``).
 
     Parameters

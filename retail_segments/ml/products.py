@@ -27,7 +27,7 @@ thousands of rows instead of 40 million).
 6. Products first sold on or after the cutoff are not in the fit; the fitted pipeline assigns
    them to the nearest category (``predict``), from the catalogue of their own lines.
 
-The dbt model ``product_categories_fit`` returns the fit as one record
+The dbt model ``ml_product_categories_fit`` returns the fit as one record
 (``product_categories_fit``): per candidate k, per stock code and per category (label and top
 terms: what only the fit knows), and the training window. The categories' sizes, prices and
 revenue are computed from the assignments in SQL (``ml.product_categories``). Settings:
@@ -87,7 +87,7 @@ _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
 
 class ProductCategorySettings(SettingsModel):
-    """The ``product_categories`` meta block of the dbt model ``product_categories_fit``."""
+    """The ``product_categories`` meta block of the dbt model ``ml_product_categories_fit``."""
 
     k_range: KRange = Field((5, 12), description="[k_min, k_max]: numbers of categories tried")
     n_clusters: Annotated[StrictInt, Field(ge=2)] | None = Field(
@@ -190,7 +190,7 @@ def product_settings(config: Mapping[str, Any] | None = None) -> ProductCategory
     """The ``product_categories`` meta block (None or {} for every default) as validated
     settings; raises ``ConfigError`` naming the block, the key, the value and the rule."""
     return ProductCategorySettings.parse(
-        config, name="product_categories_fit.meta.product_categories"
+        config, name="ml_product_categories_fit.meta.product_categories"
     )
 
 
@@ -535,7 +535,7 @@ def categorize_products(
 def product_categories_fit(
     lines: pd.DataFrame, cutoff: str | pd.Timestamp, config: Mapping[str, Any] | None = None
 ) -> pa.Table:
-    """The dbt model ``product_categories_fit``: ``categorize_products`` on the grouped sales
+    """The dbt model ``ml_product_categories_fit``: ``categorize_products`` on the grouped sales
     lines (``int_product_lines__grouped``), as one fit record (``ProductCategories.record``).
 
     Parameters

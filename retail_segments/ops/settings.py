@@ -106,9 +106,11 @@ class ProjectVars(BaseModel):
 
 
 def project_var_defaults(project_root: Path) -> dict[str, Any]:
-    """The ``vars:`` block of the project's ``dbt_project.yml``."""
+    """The project's own vars of ``dbt_project.yml`` (a mapping under a package's name is that
+    package's vars, e.g. dbt_project_evaluator's, and is left out)."""
     with (project_root / "dbt_project.yml").open() as handle:
-        return dict(yaml.safe_load(handle).get("vars") or {})
+        declared = dict(yaml.safe_load(handle).get("vars") or {})
+    return {name: value for name, value in declared.items() if not isinstance(value, dict)}
 
 
 def parse_cli_vars(dbt_args: Sequence[str]) -> tuple[dict[str, Any], list[str]]:

@@ -17,7 +17,7 @@ expected as (
 
 fits as (
 
-    select * from {{ ref('customer_interest_model_fits') }}
+    select * from {{ ref('ml_customer_interest_model_fits') }}
 
 ),
 
@@ -28,8 +28,8 @@ final as (
     left join fits on fits.model_name = expected.model_name
     where fits.model_name is null
        or fits.fit_window_end is null
-       or fits.fit_window_end >= cast('{{ var("new_customer_cutoff") }}' as timestamp)
-       or fits.cutoff_at <> cast('{{ var("new_customer_cutoff") }}' as timestamp)
+       or fits.fit_window_end >= {{ timestamp_var('new_customer_cutoff') }}
+       or fits.cutoff_at <> {{ timestamp_var('new_customer_cutoff') }}
 
 )
 

@@ -6,7 +6,7 @@ with
 
 customers as (
 
-    select customer_id, first_purchase_at >= cast('{{ var("new_customer_cutoff") }}' as timestamp)
+    select customer_id, first_purchase_at >= {{ timestamp_var('new_customer_cutoff') }}
         as is_new_customer
     from {{ ref('dim_customers') }}
 
@@ -14,7 +14,7 @@ customers as (
 
 fitted as (
 
-    select customer_id from {{ ref('customer_interest_training_assignments') }}
+    select customer_id from {{ ref('ml_customer_interest_training_assignments') }}
 
 ),
 
@@ -50,7 +50,7 @@ final as (
 
     select customer_id, 'training window holds an order on or after the cutoff' as reason
     from training_windows
-    where invoice_at >= cast('{{ var("new_customer_cutoff") }}' as timestamp)
+    where invoice_at >= {{ timestamp_var('new_customer_cutoff') }}
 
     union all
 

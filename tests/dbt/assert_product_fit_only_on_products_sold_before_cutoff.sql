@@ -21,7 +21,7 @@ final as (
     from products
     inner join assignments on assignments.stock_code = products.stock_code
     where (assignments.assignment_method = 'fit')
-        <> (products.first_sold_at < cast('{{ var("new_customer_cutoff") }}' as timestamp))
+        <> (products.first_sold_at < {{ timestamp_var('new_customer_cutoff') }})
 
 )
 

@@ -199,17 +199,14 @@ def test_classifier_settings_validation(config: dict, message: str) -> None:
 def fit_inputs(
     customers: tuple[pd.DataFrame, pd.DataFrame],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The frames the dbt model reads: customer_rfm, customer_embeddings, the data window."""
+    """The frames the dbt model reads: customer_rfm (with its as-of moment, the window's end),
+    customer_embeddings, the data window's start."""
     rfm, segments = customers
+    rfm = rfm.assign(rfm_as_of=pd.Timestamp("2011-12-10"))
     embeddings = segments.rename(columns={"segment_name": "tsne_segment_name"}).assign(
         is_fit_sample=True
     )
-    window = pd.DataFrame(
-        {
-            "data_window_start": [pd.Timestamp("2010-12-01 08:26")],
-            "data_window_end": [pd.Timestamp("2011-12-10")],
-        }
-    )
+    window = pd.DataFrame({"data_window_start": [pd.Timestamp("2010-12-01 08:26")]})
     return rfm, embeddings, window
 
 
@@ -235,8 +232,8 @@ def test_the_fit_is_one_row_keyed_by_the_registry_version(
         training_seconds=result.fit_seconds,
         n_training_rows=result.n_training_rows,
         data_window_start=window["data_window_start"].iloc[0],
-        data_window_end=window["data_window_end"].iloc[0],
-        created_at=window["data_window_end"].iloc[0],
+        data_window_end=rfm["rfm_as_of"].max(),
+        created_at=rfm["rfm_as_of"].max(),
     )
 
     assert record.num_rows == 1

@@ -334,7 +334,7 @@ def test_a_training_customer_without_whole_history_is_an_error(windows) -> None:
     ],
 )
 def test_bad_config_is_refused_with_the_block_key_and_value(config: dict, message: str) -> None:
-    block = r"customer_interest_fit\.meta\.customer_interests"
+    block = r"ml_customer_interest_fit\.meta\.customer_interests"
     with pytest.raises(ConfigError, match=block) as error:
         interest_settings(config)
     assert message in str(error.value)
@@ -346,7 +346,7 @@ def test_bad_config_is_refused_with_the_block_key_and_value(config: dict, messag
 )
 def test_bad_sampling_is_refused_before_any_fit(windows, sampling: dict, message: str) -> None:
     baskets, shares = windows
-    with pytest.raises(ConfigError, match=r"customer_interest_fit\.meta\.sampling") as error:
+    with pytest.raises(ConfigError, match=r"ml_customer_interest_fit\.meta\.sampling") as error:
         fit_customer_interests(baskets, shares, LABELS, CUTOFF, SMALL, sampling)
     assert message in str(error.value)
 

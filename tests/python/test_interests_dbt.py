@@ -128,7 +128,7 @@ def test_each_fit_model_is_one_keyed_row_whose_keys_match_its_results(
 ) -> None:
     products = synthetic_build.query(
         "select fit_name, cutoff_at, n_training_products, n_categories"
-        " from ml.product_categories_fit"
+        " from ml.ml_product_categories_fit"
     )
     assert products == [
         (
@@ -143,7 +143,7 @@ def test_each_fit_model_is_one_keyed_row_whose_keys_match_its_results(
     ]
     interests = synthetic_build.query(
         "select fit_name, cutoff_at, n_training_customers, n_fit_sample, n_interest_categories"
-        " from ml.customer_interest_fit"
+        " from ml.ml_customer_interest_fit"
     )
     assert interests == [
         (
@@ -151,7 +151,7 @@ def test_each_fit_model_is_one_keyed_row_whose_keys_match_its_results(
             CUTOFF.to_pydatetime(),
             *synthetic_build.query(
                 "select count(*), count(*) filter (where is_fit_sample)"
-                " from ml.customer_interest_training_assignments"
+                " from ml.ml_customer_interest_training_assignments"
             )[0],
             synthetic_build.query(
                 "select n_clusters from ml.customer_interest_selection where is_selected"
@@ -159,7 +159,7 @@ def test_each_fit_model_is_one_keyed_row_whose_keys_match_its_results(
         )
     ]
     assert synthetic_build.query(
-        "select count(*) from ml.customer_interest_training_assignments"
+        "select count(*) from ml.ml_customer_interest_training_assignments"
         " where customer_id in (select customer_id from ml.customer_interests"
         " where is_new_customer)"
     ) == [(0,)]
@@ -268,7 +268,7 @@ def _frame(workspace: Workspace, sql: str) -> pd.DataFrame:
     [
         ("ml.product_category_selection", "n_clusters"),
         ("ml.customer_interest_selection", "n_clusters"),
-        ("ml.customer_interest_model_fits", "model_name"),
+        ("ml.ml_customer_interest_model_fits", "model_name"),
         ("ml.customer_interest_profile_shares", "interest_category, product_category"),
     ],
 )
@@ -294,7 +294,7 @@ def test_later_lines_leave_every_earlier_assignment_as_it_was(
         f" where customer_id <> {NEW_CUSTOMER} order by customer_id",
         "select * from ml.new_customer_predictions"
         f" where customer_id <> {NEW_CUSTOMER} order by customer_id, orders_seen",
-        "select * from ml.customer_interest_training_assignments order by customer_id",
+        "select * from ml.ml_customer_interest_training_assignments order by customer_id",
     ]:
         pd.testing.assert_frame_equal(
             _frame(workspace, sql), _frame(synthetic_build, sql), check_exact=False, rtol=1e-9

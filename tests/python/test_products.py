@@ -243,7 +243,7 @@ def test_labels_take_more_terms_until_they_differ() -> None:
     ],
 )
 def test_bad_config_is_refused_with_the_block_key_and_value(config: dict, message: str) -> None:
-    block = r"product_categories_fit\.meta\.product_categories"
+    block = r"ml_product_categories_fit\.meta\.product_categories"
     with pytest.raises(ConfigError, match=block) as error:
         product_settings(config)
     assert message in str(error.value)

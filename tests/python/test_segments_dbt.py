@@ -31,7 +31,7 @@ ML_TABLES = [
     "ml.classifier_metrics",
     "ml.classifier_class_metrics",
     "ml.classifier_confusion_matrix",
-    "ml.classifier_predictions",
+    "ml.ml_classifier_predictions",
     "ml.model_registry",
     "marts.customer_segments",
 ]
@@ -215,7 +215,7 @@ def _sklearn_metrics(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFr
 
 
 def _assert_metrics_match_sklearn(workspace: Workspace) -> pd.DataFrame:
-    predictions = workspace.frame("select * from ml.classifier_predictions")
+    predictions = workspace.frame("select * from ml.ml_classifier_predictions")
     expected_classes, expected_cells = _sklearn_metrics(predictions)
     classes = workspace.frame("select * from ml.classifier_class_metrics order by segment_name")
     cells = workspace.frame(
@@ -234,7 +234,7 @@ def test_class_metrics_and_confusion_matrix_are_sklearns(synthetic_build: Worksp
     """The SQL class metrics and confusion matrix equal scikit-learn's on the fit's test split,
     which reproduces the reported test accuracy."""
     _assert_metrics_match_sklearn(synthetic_build)
-    predictions = synthetic_build.frame("select * from ml.classifier_predictions")
+    predictions = synthetic_build.frame("select * from ml.ml_classifier_predictions")
     test = predictions.loc[predictions["split"] == "test"]
     selected = synthetic_build.query(
         "select test_accuracy, n_train, n_test from ml.classifier_metrics where is_selected"

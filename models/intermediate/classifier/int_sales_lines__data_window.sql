@@ -1,7 +1,7 @@
 {#-
-  The data window the segment classifier is trained on, one row: from the first cleaned sales
-  line to the RFM as-of moment (only purchases strictly before it count). The classifier fit
-  records it in ml.model_registry (data_window_start, data_window_end, created_at).
+  Where the data the segment classifier is trained on starts, one row: the first cleaned sales
+  line (the window ends at the RFM as-of moment, which the fit reads from marts.customer_rfm).
+  The classifier fit records it in ml.model_registry (data_window_start).
 -#}
 with
 
@@ -11,33 +11,10 @@ sales_lines as (
 
 ),
 
-rfm as (
-
-    select rfm_as_of from {{ ref('customer_rfm') }}
-
-),
-
-first_line as (
+final as (
 
     select min(invoice_at) as data_window_start
     from sales_lines
-
-),
-
-as_of as (
-
-    select max(rfm_as_of) as data_window_end
-    from rfm
-
-),
-
-final as (
-
-    select
-        first_line.data_window_start,
-        as_of.data_window_end
-    from first_line
-    cross join as_of
 
 )
 

@@ -3,7 +3,7 @@
   Basket values are gross (unit_price * quantity, before returns): a line's value is known when it
   is bought, so returns booked later cannot leak into a window.
 -#}
-{%- set cutoff = "cast('" ~ var('new_customer_cutoff') ~ "' as timestamp)" -%}
+{%- set cutoff = timestamp_var('new_customer_cutoff') -%}
 with
 
 lines as (
@@ -13,15 +13,9 @@ lines as (
 
 ),
 
-customers as (
-
-    select customer_id, first_purchase_at from {{ ref('dim_customers') }}
-
-),
-
 orders_seen_values as (
 
-    {{ dbt.generate_series(var('new_customer_max_orders')) }}
+    {{ dbt.generate_series(integer_var('new_customer_max_orders')) }}
 
 ),
 
@@ -47,10 +41,11 @@ numbered as (
         row_number() over (
             partition by orders.customer_id order by orders.invoice_at, orders.invoice_no
         ) as order_number,
-        customers.first_purchase_at >= {{ cutoff }} as is_new_customer,
+        -- the customer's first purchase is their first order (dim_customers says the same)
+        min(orders.invoice_at) over (partition by orders.customer_id) >= {{ cutoff }}
+            as is_new_customer,
         orders.invoice_at < {{ cutoff }} as is_before_cutoff
     from orders
-    inner join customers on customers.customer_id = orders.customer_id
 
 ),
 

@@ -4,7 +4,7 @@
   cutoff instead of one per sales line. Lines strictly before var('new_customer_cutoff') train the
   categories.
 -#}
-{%- set cutoff = "cast('" ~ var('new_customer_cutoff') ~ "' as timestamp)" -%}
+{%- set cutoff = timestamp_var('new_customer_cutoff') -%}
 with
 
 lines as (

@@ -28,7 +28,7 @@ final as (
         n_orders,
         n_customers
     from ranked
-    where revenue_rank <= {{ var('top_products_n') }}
+    where revenue_rank <= {{ integer_var('top_products_n') }}
 
 )
 

@@ -8,7 +8,7 @@ with
 
 predictions as (
 
-    select * from {{ ref('classifier_predictions') }}
+    select * from {{ ref('ml_classifier_predictions') }}
 
 ),
 

@@ -7,7 +7,7 @@ with
 
 predictions as (
 
-    select * from {{ ref('classifier_predictions') }}
+    select * from {{ ref('ml_classifier_predictions') }}
 
 ),
 

@@ -5,7 +5,7 @@ meta.classifier.search = 'full'), keeps the better, and serialises it with skops
 customers the clustering was fitted on (is_fit_sample) are trained and tested on.
 
 Returns one row per fit (key: model_version): the registry fields (ml.model_registry reads them)
-and the results candidates (ml.classifier_metrics) and customers (ml.classifier_predictions, from
+and the results candidates (ml.classifier_metrics) and customers (ml.ml_classifier_predictions, from
 which the class metrics and confusion matrix are computed in SQL) as nested columns. Thin shell
 over retail_segments.ml.classifier.fit_segment_classifier.
 """
@@ -15,7 +15,11 @@ from retail_segments.ml import fit_segment_classifier
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    rfm = dbt.ref("customer_rfm").project("customer_id, recency_days, frequency, monetary").df()
+    rfm = (
+        dbt.ref("customer_rfm")
+        .project("customer_id, recency_days, frequency, monetary, rfm_as_of")
+        .df()
+    )
     embeddings = (
         dbt.ref("customer_embeddings").project("customer_id, tsne_segment_name, is_fit_sample").df()
     )

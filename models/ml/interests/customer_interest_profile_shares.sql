@@ -3,7 +3,7 @@ with
 fit_scores as (
 
     select customer_id, training_interest_category as interest_category
-    from {{ ref('customer_interest_training_assignments') }}
+    from {{ ref('ml_customer_interest_training_assignments') }}
 
 ),
 

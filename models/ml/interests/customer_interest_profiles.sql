@@ -3,7 +3,7 @@ with
 categories as (
 
     select *
-    from {{ fit_result('customer_interest_fit', 'categories', columns=[
+    from {{ fit_result('ml_customer_interest_fit', 'categories', columns=[
         'interest_category', 'interest_name', 'spend_level', 'is_frequent',
         'focus_product_category', 'focus_lift'
     ]) }}
@@ -13,7 +13,7 @@ categories as (
 fit_scores as (
 
     select customer_id, training_interest_category as interest_category, is_fit_sample
-    from {{ ref('customer_interest_training_assignments') }}
+    from {{ ref('ml_customer_interest_training_assignments') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 candidates as (
 
-    select * from {{ fit_result('customer_interest_fit', 'candidates') }}
+    select * from {{ fit_result('ml_customer_interest_fit', 'candidates') }}
 
 )
 

@@ -3,7 +3,7 @@ with
 customers as (
 
     select *
-    from {{ fit_result('customer_interest_fit', 'customers', columns=[
+    from {{ fit_result('ml_customer_interest_fit', 'customers', columns=[
         'customer_id', 'interest_category', 'is_fit_sample'
     ]) }}
 
@@ -12,7 +12,7 @@ customers as (
 categories as (
 
     select *
-    from {{ fit_result('customer_interest_fit', 'categories', columns=[
+    from {{ fit_result('ml_customer_interest_fit', 'categories', columns=[
         'interest_category', 'interest_name'
     ]) }}
 

@@ -3,7 +3,7 @@ with
 predictions as (
 
     select *
-    from {{ fit_result('customer_interest_fit', 'predictions', columns=[
+    from {{ fit_result('ml_customer_interest_fit', 'predictions', columns=[
         'customer_id', 'orders_seen', 'predicted_interest_category', 'prediction_probability',
         'nearest_interest_category'
     ]) }}

@@ -3,7 +3,7 @@ with
 categories as (
 
     select *
-    from {{ fit_result('product_categories_fit', 'categories', columns=[
+    from {{ fit_result('ml_product_categories_fit', 'categories', columns=[
         'product_category', 'product_category_label', 'top_terms'
     ]) }}
 

@@ -3,7 +3,7 @@ with
 products as (
 
     select *
-    from {{ fit_result('product_categories_fit', 'products', columns=[
+    from {{ fit_result('ml_product_categories_fit', 'products', columns=[
         'stock_code', 'product_category', 'assignment_method', 'description_used',
         'median_unit_price'
     ]) }}
@@ -13,7 +13,7 @@ products as (
 categories as (
 
     select *
-    from {{ fit_result('product_categories_fit', 'categories', columns=[
+    from {{ fit_result('ml_product_categories_fit', 'categories', columns=[
         'product_category', 'product_category_label'
     ]) }}
 

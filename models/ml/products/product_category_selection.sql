@@ -2,7 +2,7 @@ with
 
 candidates as (
 
-    select * from {{ fit_result('product_categories_fit', 'candidates') }}
+    select * from {{ fit_result('ml_product_categories_fit', 'candidates') }}
 
 )
 

@@ -2,7 +2,7 @@ with
 
 customers as (
 
-    select * from {{ fit_result('customer_interest_fit', 'customers') }}
+    select * from {{ fit_result('ml_customer_interest_fit', 'customers') }}
 
 ),
 
