@@ -51,6 +51,8 @@ docs: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check retail_segments retail_segments_dev models tests
 	$(VENV)/bin/ruff format --check retail_segments retail_segments_dev models tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/sqlfluff lint models tests/dbt
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

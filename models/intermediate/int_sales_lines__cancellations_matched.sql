@@ -47,9 +47,11 @@ returns as (
         -quantity as quantity_returned
     from eligible_lines
     where quantity < 0
-    {%- if is_incremental() %}
-      and source_row_number > (select coalesce(max(canceled_by_row_number), 0) from {{ this }})
-    {%- endif %}
+        {%- if is_incremental() %}
+            and source_row_number > (
+                select coalesce(max(loaded.canceled_by_row_number), 0) from {{ this }} as loaded
+            )
+        {%- endif %}
 
 ),
 
@@ -76,9 +78,9 @@ candidates as (
         count(*) over (partition by returns.return_row_number) as n_candidates
     from returns
     inner join purchases
-        on purchases.customer_id = returns.customer_id
-        and purchases.stock_code = returns.stock_code
-        and purchases.purchased_at < returns.returned_at
+        on returns.customer_id = purchases.customer_id
+        and returns.stock_code = purchases.stock_code
+        and returns.returned_at > purchases.purchased_at
 
 ),
 
@@ -87,7 +89,7 @@ qualifying as (
     select *
     from candidates
     where n_candidates = 1
-       or quantity_purchased >= quantity_returned
+        or quantity_purchased >= quantity_returned
 
 ),
 
@@ -105,7 +107,8 @@ ranked_per_return as (
 
 matches as (
 
-    select * from ranked_per_return where rank_in_return = 1
+    select * from ranked_per_return
+    where rank_in_return = 1
 
 ),
 

@@ -19,8 +19,13 @@ customers_before as (
 
 )
 
-select calibration.*
+select
+    calibration.purpose,
+    calibration.model,
+    calibration.n_customers,
+    customers_before.n_customers as n_customers_before_calibration_end,
+    calibration.data_window_end
 from calibration
 cross join customers_before
 where calibration.n_customers <> customers_before.n_customers
-   or calibration.data_window_end <> {{ timestamp_var('clv_calibration_end') }}
+    or calibration.data_window_end <> {{ timestamp_var('clv_calibration_end') }}

@@ -16,11 +16,12 @@ segments as (
 
 counted as (
 
-    select rfm.customer_id, rfm.is_outlier, count(segments.customer_id) as n_rows,
+    select
+        rfm.customer_id, rfm.is_outlier, count(segments.customer_id) as n_rows,
         max(segments.segment_name) as segment_name,
         max(segments.assignment_method) as assignment_method
     from rfm
-    left join segments on segments.customer_id = rfm.customer_id
+    left join segments on rfm.customer_id = segments.customer_id
     group by rfm.customer_id, rfm.is_outlier
 
 ),
@@ -30,8 +31,8 @@ final as (
     select *
     from counted
     where n_rows <> 1
-       or segment_name is null
-       or (is_outlier and assignment_method <> 'classified')
+        or segment_name is null
+        or (is_outlier and assignment_method <> 'classified')
 
 )
 

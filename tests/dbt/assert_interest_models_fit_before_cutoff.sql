@@ -8,10 +8,10 @@ expected as (
 
     select * from (
         values
-            ('product_categories'),
-            ('customer_interest_clustering'),
-            ('customer_interest_classifier')
-    ) as models (model_name)
+        ('product_categories'),
+        ('customer_interest_clustering'),
+        ('customer_interest_classifier')
+    ) as models (model_name)  -- noqa: AL05
 
 ),
 
@@ -25,11 +25,11 @@ final as (
 
     select expected.model_name, fits.fit_window_end, fits.cutoff_at
     from expected
-    left join fits on fits.model_name = expected.model_name
+    left join fits on expected.model_name = fits.model_name
     where fits.model_name is null
-       or fits.fit_window_end is null
-       or fits.fit_window_end >= {{ timestamp_var('new_customer_cutoff') }}
-       or fits.cutoff_at <> {{ timestamp_var('new_customer_cutoff') }}
+        or fits.fit_window_end is null
+        or fits.fit_window_end >= {{ timestamp_var('new_customer_cutoff') }}
+        or fits.cutoff_at <> {{ timestamp_var('new_customer_cutoff') }}
 
 )
 

@@ -6,8 +6,9 @@ with
 
 customers as (
 
-    select customer_id, first_purchase_at >= {{ timestamp_var('new_customer_cutoff') }}
-        as is_new_customer
+    select
+        customer_id, first_purchase_at >= {{ timestamp_var('new_customer_cutoff') }}
+            as is_new_customer
     from {{ ref('dim_customers') }}
 
 ),
@@ -36,14 +37,14 @@ final as (
 
     select customers.customer_id, 'customer of the training period missing from the fit' as reason
     from customers
-    left join fitted on fitted.customer_id = customers.customer_id
+    left join fitted on customers.customer_id = fitted.customer_id
     where not customers.is_new_customer and fitted.customer_id is null
 
     union all
 
     select fitted.customer_id, 'new customer in the fit' as reason
     from fitted
-    inner join customers on customers.customer_id = fitted.customer_id
+    inner join customers on fitted.customer_id = customers.customer_id
     where customers.is_new_customer
 
     union all
@@ -56,7 +57,7 @@ final as (
 
     select predicted.customer_id, 'prediction for a customer of the training period' as reason
     from predicted
-    inner join customers on customers.customer_id = predicted.customer_id
+    inner join customers on predicted.customer_id = customers.customer_id
     where not customers.is_new_customer
 
 )

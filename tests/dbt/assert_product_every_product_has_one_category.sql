@@ -28,20 +28,21 @@ counted as (
         count(assignments.product_category) as n_categories,
         min(assignments.product_category) as assigned_category
     from sold
-    left join assignments on assignments.stock_code = sold.stock_code
+    left join assignments on sold.stock_code = assignments.stock_code
     group by sold.stock_code
 
 ),
 
 final as (
 
-    select counted.stock_code, counted.n_categories, counted.assigned_category,
+    select
+        counted.stock_code, counted.n_categories, counted.assigned_category,
         products.product_category as dim_category
     from counted
-    left join products on products.stock_code = counted.stock_code
+    left join products on counted.stock_code = products.stock_code
     where counted.n_categories <> 1
-       or products.product_category is null
-       or products.product_category <> counted.assigned_category
+        or products.product_category is null
+        or products.product_category <> counted.assigned_category
 
 )
 

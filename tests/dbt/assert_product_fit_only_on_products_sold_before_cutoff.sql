@@ -19,7 +19,7 @@ final as (
 
     select products.stock_code, products.first_sold_at, assignments.assignment_method
     from products
-    inner join assignments on assignments.stock_code = products.stock_code
+    inner join assignments on products.stock_code = assignments.stock_code
     where (assignments.assignment_method = 'fit')
         <> (products.first_sold_at < {{ timestamp_var('new_customer_cutoff') }})
 

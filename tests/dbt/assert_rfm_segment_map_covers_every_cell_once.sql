@@ -4,7 +4,7 @@ with
 
 scores as (
 
-    select * from (values (1), (2), (3), (4), (5)) as s (score)
+    select * from (values (1), (2), (3), (4), (5)) as s (score)  -- noqa: AL05
 
 ),
 
@@ -27,8 +27,8 @@ final as (
     select grid.r_score, grid.f_score, count(segment_map.rfm_segment) as n_segments
     from grid
     left join segment_map
-        on segment_map.r_score = grid.r_score
-        and segment_map.f_score = grid.f_score
+        on grid.r_score = segment_map.r_score
+        and grid.f_score = segment_map.f_score
     group by grid.r_score, grid.f_score
     having count(segment_map.rfm_segment) <> 1
 

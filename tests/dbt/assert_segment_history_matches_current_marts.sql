@@ -33,7 +33,7 @@ current_slice as (
 
     select rfm_history.*
     from rfm_history
-    where rfm_as_of = (select max(rfm_as_of) from rfm)
+    where rfm_history.rfm_as_of = (select max(rfm.rfm_as_of) from rfm)
 
 ),
 
@@ -43,7 +43,7 @@ rfm_differences as (
         'rfm differs from customer_rfm' as problem,
         coalesce(rfm.customer_id, current_slice.customer_id) as customer_id
     from rfm
-    full outer join current_slice on current_slice.customer_id = rfm.customer_id
+    full outer join current_slice on rfm.customer_id = current_slice.customer_id
     where rfm.customer_id is null
         or current_slice.customer_id is null
         or rfm.recency_days <> current_slice.recency_days
@@ -64,7 +64,7 @@ stale_versions as (
 
     select 'scored by another classifier than customer_segments' as problem, history.customer_id
     from history
-    where history.model_version not in (select model_version from segments)
+    where history.model_version not in (select segments.model_version from segments)
 
 ),
 
@@ -73,8 +73,8 @@ segment_differences as (
     select 'classified segment differs from customer_segments' as problem, segments.customer_id
     from segments
     inner join history
-        on history.customer_id = segments.customer_id
-        and history.rfm_as_of = segments.rfm_as_of
+        on segments.customer_id = history.customer_id
+        and segments.rfm_as_of = history.rfm_as_of
     where segments.assignment_method = 'classified'
         and history.segment_name <> segments.segment_name
 

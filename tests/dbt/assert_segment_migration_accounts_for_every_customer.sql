@@ -32,17 +32,17 @@ expected_from as (
 
     select date_pairs.to_as_of, history.segment_state as from_segment, count(*) as n_customers
     from date_pairs
-    inner join history on history.rfm_as_of = date_pairs.from_as_of
+    inner join history on date_pairs.from_as_of = history.rfm_as_of
     group by date_pairs.to_as_of, history.segment_state
 
     union all
 
     select date_pairs.to_as_of, 'new' as from_segment, count(*) as n_customers
     from date_pairs
-    inner join history as later on later.rfm_as_of = date_pairs.to_as_of
+    inner join history as later on date_pairs.to_as_of = later.rfm_as_of
     left join history as earlier
-        on earlier.rfm_as_of = date_pairs.from_as_of
-        and earlier.customer_id = later.customer_id
+        on date_pairs.from_as_of = earlier.rfm_as_of
+        and later.customer_id = earlier.customer_id
     where earlier.customer_id is null
     group by date_pairs.to_as_of
 
@@ -50,10 +50,11 @@ expected_from as (
 
 expected_to as (
 
-    select date_pairs.to_as_of, history.segment_state as to_segment, count(*) as n_customers,
+    select
+        date_pairs.to_as_of, history.segment_state as to_segment, count(*) as n_customers,
         sum(history.monetary) as monetary
     from date_pairs
-    inner join history on history.rfm_as_of = date_pairs.to_as_of
+    inner join history on date_pairs.to_as_of = history.rfm_as_of
     group by date_pairs.to_as_of, history.segment_state
 
 ),
@@ -76,28 +77,31 @@ actual_to as (
 
 from_differences as (
 
-    select coalesce(expected_from.to_as_of, actual_from.to_as_of) as to_as_of,
+    select
+        coalesce(expected_from.to_as_of, actual_from.to_as_of) as to_as_of,
         coalesce(expected_from.from_segment, actual_from.from_segment) as segment,
         'leaving' as side
     from expected_from
     full outer join actual_from
-        on actual_from.to_as_of = expected_from.to_as_of
-        and actual_from.from_segment = expected_from.from_segment
+        on expected_from.to_as_of = actual_from.to_as_of
+        and expected_from.from_segment = actual_from.from_segment
     where expected_from.n_customers is distinct from actual_from.n_customers
 
 ),
 
 to_differences as (
 
-    select coalesce(expected_to.to_as_of, actual_to.to_as_of) as to_as_of,
+    select
+        coalesce(expected_to.to_as_of, actual_to.to_as_of) as to_as_of,
         coalesce(expected_to.to_segment, actual_to.to_segment) as segment,
         'arriving' as side
     from expected_to
     full outer join actual_to
-        on actual_to.to_as_of = expected_to.to_as_of
-        and actual_to.to_segment = expected_to.to_segment
+        on expected_to.to_as_of = actual_to.to_as_of
+        and expected_to.to_segment = actual_to.to_segment
     where expected_to.n_customers is distinct from actual_to.n_customers
-        or abs(expected_to.monetary - actual_to.monetary) > 1e-6 * greatest(1, abs(expected_to.monetary))
+        or abs(expected_to.monetary - actual_to.monetary)
+        > 1e-6 * greatest(1, abs(expected_to.monetary))
 
 ),
 

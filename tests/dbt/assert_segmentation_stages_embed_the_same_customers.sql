@@ -34,7 +34,7 @@ final as (
         tsne_customers.is_fit_sample as tsne_is_fit_sample
     from pca_customers
     full outer join tsne_customers
-        on tsne_customers.customer_id = pca_customers.customer_id
+        on pca_customers.customer_id = tsne_customers.customer_id
     where pca_customers.customer_id is null
         or tsne_customers.customer_id is null
         or pca_customers.is_fit_sample is distinct from tsne_customers.is_fit_sample

@@ -77,8 +77,11 @@ with_recency as (
 
     select
         *,
-        cast(floor({{ dbt.datediff('last_purchase_at', 'rfm_as_of', 'second') }} / 86400.0) as integer)
-            as recency_days
+        cast(
+            -- the macro renders one long line
+            floor({{ dbt.datediff('last_purchase_at', 'rfm_as_of', 'second') }} / 86400.0)  -- noqa: LT05
+            as integer
+        ) as recency_days
     from per_customer
 
 ),
@@ -97,7 +100,7 @@ scored as (
 
     select
         *,
-        ntile(5) over (order by recency_days desc, customer_id) as r_score,
+        ntile(5) over (order by recency_days desc, customer_id asc) as r_score,
         ntile(5) over (order by frequency, customer_id) as f_score,
         ntile(5) over (order by monetary, customer_id) as m_score
     from with_recency
@@ -120,13 +123,13 @@ final as (
         cast(scored.f_score as integer) as f_score,
         cast(scored.m_score as integer) as m_score,
         cast(scored.r_score as varchar) || cast(scored.f_score as varchar)
-            || cast(scored.m_score as varchar) as rfm_cell,
+        || cast(scored.m_score as varchar) as rfm_cell,
         segment_map.rfm_segment,
         strategies.strategy as rfm_strategy,
 
         -- outliers
         scored.frequency > thresholds.frequency_p95
-            or scored.monetary > thresholds.monetary_p95 as is_outlier,
+        or scored.monetary > thresholds.monetary_p95 as is_outlier,
 
         -- timestamps
         scored.last_purchase_at,
@@ -135,10 +138,10 @@ final as (
     from scored
     cross join thresholds
     inner join segment_map
-        on segment_map.r_score = scored.r_score
-        and segment_map.f_score = scored.f_score
+        on scored.r_score = segment_map.r_score
+        and scored.f_score = segment_map.f_score
     inner join strategies
-        on strategies.rfm_segment = segment_map.rfm_segment
+        on segment_map.rfm_segment = strategies.rfm_segment
 
 )
 

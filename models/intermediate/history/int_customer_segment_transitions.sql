@@ -42,7 +42,8 @@ consecutive_dates as (
 
 date_pairs as (
 
-    select * from consecutive_dates where from_as_of is not null
+    select * from consecutive_dates
+    where from_as_of is not null
 
 ),
 
@@ -55,26 +56,28 @@ states as (
         {{ segment_state('rfm_history.recency_days', 'scores.segment_name') }} as segment_state
     from rfm_history
     inner join scores
-        on scores.customer_id = rfm_history.customer_id
-        and scores.rfm_as_of = rfm_history.rfm_as_of
+        on rfm_history.customer_id = scores.customer_id
+        and rfm_history.rfm_as_of = scores.rfm_as_of
 
 ),
 
 from_states as (
 
-    select date_pairs.from_as_of, date_pairs.to_as_of, states.customer_id, states.segment_state,
+    select
+        date_pairs.from_as_of, date_pairs.to_as_of, states.customer_id, states.segment_state,
         states.monetary
     from date_pairs
-    inner join states on states.rfm_as_of = date_pairs.from_as_of
+    inner join states on date_pairs.from_as_of = states.rfm_as_of
 
 ),
 
 to_states as (
 
-    select date_pairs.from_as_of, date_pairs.to_as_of, states.customer_id, states.segment_state,
+    select
+        date_pairs.from_as_of, date_pairs.to_as_of, states.customer_id, states.segment_state,
         states.monetary
     from date_pairs
-    inner join states on states.rfm_as_of = date_pairs.to_as_of
+    inner join states on date_pairs.to_as_of = states.rfm_as_of
 
 ),
 
@@ -90,8 +93,8 @@ paired as (
         to_states.monetary as to_monetary
     from from_states
     full outer join to_states
-        on to_states.to_as_of = from_states.to_as_of
-        and to_states.customer_id = from_states.customer_id
+        on from_states.to_as_of = to_states.to_as_of
+        and from_states.customer_id = to_states.customer_id
 
 ),
 

@@ -30,8 +30,8 @@ category_spend as (
         -- feed the clustering
         {{ money_sum('lines.unit_price * lines.quantity') }} as spend
     from window_orders
-    inner join lines on lines.invoice_no = window_orders.invoice_no
-    inner join assignments on assignments.stock_code = lines.stock_code
+    inner join lines on window_orders.invoice_no = lines.invoice_no
+    inner join assignments on lines.stock_code = assignments.stock_code
     group by
         window_orders.customer_id,
         window_orders.feature_window,

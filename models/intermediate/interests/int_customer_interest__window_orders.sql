@@ -55,9 +55,9 @@ before_cutoff as (
     select
         numbered.*,
         'before_cutoff' as feature_window,
-        count(*) over (partition by customer_id) as orders_seen
+        count(*) over (partition by numbered.customer_id) as orders_seen
     from numbered
-    where not is_new_customer and is_before_cutoff
+    where not numbered.is_new_customer and numbered.is_before_cutoff
 
 ),
 
@@ -66,7 +66,7 @@ whole_history as (
     select
         numbered.*,
         'whole_history' as feature_window,
-        count(*) over (partition by customer_id) as orders_seen
+        count(*) over (partition by numbered.customer_id) as orders_seen
     from numbered
 
 ),

@@ -43,9 +43,9 @@ dated as (
         return_lines.returned_at as canceled_at
     from sales_lines
     left join cancellations
-        on cancellations.source_row_number = sales_lines.source_row_number
+        on sales_lines.source_row_number = cancellations.source_row_number
     left join return_lines
-        on return_lines.return_row_number = cancellations.canceled_by_row_number
+        on cancellations.canceled_by_row_number = return_lines.return_row_number
 
 ),
 

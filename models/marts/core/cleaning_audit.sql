@@ -16,13 +16,14 @@ steps as (
 
     select * from (
         values
-            (1, 'drop lines without a customer id'),
-            (2, 'drop exact duplicate lines (first in file order kept)'),
-            (3, 'match returns to earlier purchases (sets quantity_canceled)'),
-            (4, 'drop return lines (negative quantity)'),
-            (5, 'drop service lines (stock code starts with a letter)'),
-            (6, 'drop lines with a zero unit price')
-    ) as step_names (step_number, step_name)
+        (1, 'drop lines without a customer id'),
+        (2, 'drop exact duplicate lines (first in file order kept)'),
+        (3, 'match returns to earlier purchases (sets quantity_canceled)'),
+        (4, 'drop return lines (negative quantity)'),
+        (5, 'drop service lines (stock code starts with a letter)'),
+        (6, 'drop lines with a zero unit price')
+    -- the alias names the values' columns
+    ) as step_names (step_number, step_name)  -- noqa: AL05
 
 ),
 
@@ -48,7 +49,7 @@ counted as (
         steps.step_name,
         coalesce(removed_per_step.rows_removed, 0) as rows_removed
     from steps
-    left join removed_per_step on removed_per_step.step_number = steps.step_number
+    left join removed_per_step on steps.step_number = removed_per_step.step_number
 
 ),
 

@@ -29,7 +29,7 @@ main_country as (
             customer_id,
             country,
             row_number() over (
-                partition by customer_id order by n_lines desc, country
+                partition by customer_id order by n_lines desc, country asc
             ) as country_rank
         from country_lines
     ) as ranked
@@ -84,8 +84,8 @@ final as (
         order_stats.last_purchase_at
 
     from order_stats
-    inner join line_stats on line_stats.customer_id = order_stats.customer_id
-    inner join main_country on main_country.customer_id = order_stats.customer_id
+    inner join line_stats on order_stats.customer_id = line_stats.customer_id
+    inner join main_country on order_stats.customer_id = main_country.customer_id
 
 )
 

@@ -31,7 +31,7 @@ main_description as (
             stock_code,
             description,
             row_number() over (
-                partition by stock_code order by n_lines desc, description
+                partition by stock_code order by n_lines desc, description asc
             ) as description_rank
         from description_counts
     ) as ranked
@@ -84,8 +84,8 @@ final as (
         product_stats.last_sold_at
 
     from product_stats
-    left join main_description on main_description.stock_code = product_stats.stock_code
-    left join categories on categories.stock_code = product_stats.stock_code
+    left join main_description on product_stats.stock_code = main_description.stock_code
+    left join categories on product_stats.stock_code = categories.stock_code
 
 )
 

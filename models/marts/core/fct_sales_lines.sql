@@ -25,19 +25,21 @@ cancellations as (
 
 kept as (
 
-    select *
+    select screened.*
     from screened
-    where removal_step is null
-    {%- if is_incremental() %}
-      and (
-        source_row_number > (select max(source_row_number) from {{ this }})
-        or source_row_number in (
-            select source_row_number
-            from cancellations
-            where canceled_by_row_number > (select max(source_row_number) from {{ this }})
-        )
-      )
-    {%- endif %}
+    where screened.removal_step is null
+        {%- if is_incremental() %}
+            and (
+                screened.source_row_number
+                > (select max(loaded.source_row_number) from {{ this }} as loaded)
+                or screened.source_row_number in (
+                    select cancellations.source_row_number
+                    from cancellations
+                    where cancellations.canceled_by_row_number
+                        > (select max(loaded.source_row_number) from {{ this }} as loaded)
+                )
+            )
+        {%- endif %}
 
 ),
 
@@ -48,7 +50,7 @@ joined as (
         coalesce(cancellations.quantity_canceled, 0) as quantity_canceled
     from kept
     left join cancellations
-        on cancellations.source_row_number = kept.source_row_number
+        on kept.source_row_number = cancellations.source_row_number
 
 ),
 

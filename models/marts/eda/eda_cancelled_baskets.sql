@@ -24,7 +24,8 @@ final as (
     select
         cast(count(*) as integer) as n_baskets,
         cast(sum(case when is_cancellation then 1 else 0 end) as integer) as n_cancelled_baskets,
-        cast(sum(case when is_cancellation then 1 else 0 end) as double) / count(*) as cancelled_basket_share
+        cast(sum(case when is_cancellation then 1 else 0 end) as double) / count(*)
+            as cancelled_basket_share
     from baskets
 
 )

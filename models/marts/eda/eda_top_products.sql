@@ -11,7 +11,7 @@ ranked as (
     select
         *,
         revenue / {{ money_sum('revenue', '()') }} as revenue_share,
-        rank() over (order by revenue desc, stock_code) as revenue_rank
+        rank() over (order by revenue desc, stock_code asc) as revenue_rank
     from products
 
 ),

@@ -44,8 +44,8 @@ final as (
 
     from rfm_history
     left join scores
-        on scores.customer_id = rfm_history.customer_id
-        and scores.rfm_as_of = rfm_history.rfm_as_of
+        on rfm_history.customer_id = scores.customer_id
+        and rfm_history.rfm_as_of = scores.rfm_as_of
 
 )
 

@@ -40,8 +40,8 @@ latest_states as (
     select history.customer_id, history.segment_name, history.segment_state
     from history
     inner join customers
-        on customers.customer_id = history.customer_id
-        and customers.latest_as_of = history.rfm_as_of
+        on history.customer_id = customers.customer_id
+        and history.rfm_as_of = customers.latest_as_of
 
 ),
 
@@ -60,7 +60,8 @@ changes as (
 
 last_changes as (
 
-    select * from changes where change_rank = 1
+    select * from changes
+    where change_rank = 1
 
 ),
 
@@ -82,8 +83,8 @@ final as (
         customers.latest_as_of
 
     from customers
-    inner join latest_states on latest_states.customer_id = customers.customer_id
-    left join last_changes on last_changes.customer_id = customers.customer_id
+    inner join latest_states on customers.customer_id = latest_states.customer_id
+    left join last_changes on customers.customer_id = last_changes.customer_id
 
 )
 

@@ -83,11 +83,11 @@ final as (
         rfm.rfm_as_of
 
     from rfm
-    left join embeddings on embeddings.customer_id = rfm.customer_id
-    left join scores on scores.customer_id = rfm.customer_id
-    left join segment_profiles on segment_profiles.segment_name = scores.segment_name
-    left join interests on interests.customer_id = rfm.customer_id
-    left join customer_values on customer_values.customer_id = rfm.customer_id
+    left join embeddings on rfm.customer_id = embeddings.customer_id
+    left join scores on rfm.customer_id = scores.customer_id
+    left join segment_profiles on scores.segment_name = segment_profiles.segment_name
+    left join interests on rfm.customer_id = interests.customer_id
+    left join customer_values on rfm.customer_id = customer_values.customer_id
 
 )
 

@@ -62,8 +62,8 @@ orders_per_customer as (
         {{ money_sum('orders.order_value') }} as order_revenue
     from customers
     inner join orders
-        on orders.customer_id = customers.customer_id
-        and orders.invoice_at < customers.rfm_as_of
+        on customers.customer_id = orders.customer_id
+        and customers.rfm_as_of > orders.invoice_at
     group by customers.customer_id
 
 ),
@@ -81,10 +81,11 @@ memberships as (
         coalesce(customers.cluster_name, 'not clustered') as segment_name,
         coalesce(
             cluster_strategies.strategy,
-            'Outside the part I clusters (an outlier or noise): follow the strategy of its part II segment.'
+            'Outside the part I clusters (an outlier or noise):'
+            || ' follow the strategy of its part II segment.'
         ) as strategy
     from customers
-    left join cluster_strategies on cluster_strategies.segment_name = customers.cluster_name
+    left join cluster_strategies on customers.cluster_name = cluster_strategies.segment_name
 
     union all
 
@@ -98,11 +99,13 @@ memberships as (
         interests.customer_id,
         interests.interest_name as segment_name,
         'Lead with their focus range (' || interest_profiles.focus_product_category_label || '). '
-            || interest_strategies.strategy as strategy
+        || interest_strategies.strategy as strategy
     from interests
-    inner join customers on customers.customer_id = interests.customer_id
-    inner join interest_profiles on interest_profiles.interest_category = interests.interest_category
-    inner join interest_strategies on interest_strategies.spend_level = interest_profiles.spend_level
+    inner join customers on interests.customer_id = customers.customer_id
+    inner join interest_profiles
+        on interests.interest_category = interest_profiles.interest_category
+    inner join interest_strategies
+        on interest_profiles.spend_level = interest_strategies.spend_level
 
 ),
 
@@ -126,8 +129,8 @@ per_segment as (
         avg(customers.clv_12m) as mean_clv_12m,
         avg(customers.prob_no_purchase_90d) as mean_prob_no_purchase_90d
     from memberships
-    inner join customers on customers.customer_id = memberships.customer_id
-    inner join orders_per_customer on orders_per_customer.customer_id = memberships.customer_id
+    inner join customers on memberships.customer_id = customers.customer_id
+    inner join orders_per_customer on memberships.customer_id = orders_per_customer.customer_id
     group by memberships.scheme, memberships.segment_name
 
 ),
@@ -139,7 +142,9 @@ final as (
         cast(scheme as varchar) as scheme,
         cast(segment_name as varchar) as segment_name,
         cast(
-            row_number() over (partition by scheme order by revenue desc, segment_name) as integer
+            row_number() over (
+                partition by scheme order by revenue desc, segment_name asc
+            ) as integer
         ) as segment_rank,
 
         -- size

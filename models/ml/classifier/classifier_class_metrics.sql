@@ -62,8 +62,8 @@ counts as (
         coalesce(actual_counts.n_actual, 0) as n_actual,
         coalesce(predicted_counts.n_predicted, 0) as n_predicted
     from segments
-    left join actual_counts on actual_counts.segment_name = segments.segment_name
-    left join predicted_counts on predicted_counts.segment_name = segments.segment_name
+    left join actual_counts on segments.segment_name = actual_counts.segment_name
+    left join predicted_counts on segments.segment_name = predicted_counts.segment_name
 
 ),
 
@@ -75,7 +75,8 @@ final as (
         case
             when counts.n_predicted = 0 then 0.0
             else cast(counts.n_true_positive as double) / cast(counts.n_predicted as double)
-        end as precision,
+        -- precision and support are scikit-learn's names, published
+        end as precision,  -- noqa: RF04
         case
             when counts.n_actual = 0 then 0.0
             else cast(counts.n_true_positive as double) / cast(counts.n_actual as double)
@@ -85,7 +86,7 @@ final as (
             else 2 * cast(counts.n_true_positive as double)
                 / cast(counts.n_actual + counts.n_predicted as double)
         end as f1,
-        cast(counts.n_actual as integer) as support
+        cast(counts.n_actual as integer) as support  -- noqa: RF04
     from counts
     cross join fits
 

@@ -39,8 +39,8 @@ final as (
     from segments as actual
     cross join segments as predicted
     left join cells
-        on cells.actual_segment = actual.segment_name
-        and cells.predicted_segment = predicted.segment_name
+        on actual.segment_name = cells.actual_segment
+        and predicted.segment_name = cells.predicted_segment
 
 )
 

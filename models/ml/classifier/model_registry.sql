@@ -17,9 +17,9 @@ fits as (
 
 final as (
 
-    select * from fits
+    select fits.* from fits
     {% if is_incremental() %}
-    where model_version not in (select model_version from {{ this }})
+        where fits.model_version not in (select loaded.model_version from {{ this }} as loaded)
     {% endif %}
 
 )

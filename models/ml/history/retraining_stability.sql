@@ -41,12 +41,12 @@ final as (
 
     from stability
     {% if is_incremental() %}
-    where not exists (
-        select 1
-        from {{ this }} as recorded
-        where recorded.model_version = stability.model_version
-            and recorded.previous_model_version = stability.previous_model_version
-    )
+        where not exists (
+                select 1
+                from {{ this }} as recorded
+                where recorded.model_version = stability.model_version
+                    and recorded.previous_model_version = stability.previous_model_version
+            )
     {% endif %}
 
 )

@@ -31,10 +31,11 @@ interest_sizes as (
 
 share_sums as (
 
-    select fit_scores.interest_category, fit_shares.product_category,
+    select
+        fit_scores.interest_category, fit_shares.product_category,
         sum(fit_shares.spend_share) as sum_share
     from fit_scores
-    inner join fit_shares on fit_shares.customer_id = fit_scores.customer_id
+    inner join fit_shares on fit_scores.customer_id = fit_shares.customer_id
     group by fit_scores.interest_category, fit_shares.product_category
 
 ),
@@ -51,8 +52,8 @@ grid as (
     from interest_sizes
     cross join product_categories
     left join share_sums
-        on share_sums.interest_category = interest_sizes.interest_category
-        and share_sums.product_category = product_categories.product_category
+        on interest_sizes.interest_category = share_sums.interest_category
+        and product_categories.product_category = share_sums.product_category
 
 ),
 
@@ -83,7 +84,7 @@ final as (
         end as lift
 
     from grid
-    inner join overall on overall.product_category = grid.product_category
+    inner join overall on grid.product_category = overall.product_category
 
 )
 

@@ -49,7 +49,7 @@ fit_profile as (
         {{ percentile_cont('fit_baskets.total_spend', 0.5) }} as median_total_spend,
         sum(fit_baskets.total_spend) as total_spend
     from fit_scores
-    inner join fit_baskets on fit_baskets.customer_id = fit_scores.customer_id
+    inner join fit_baskets on fit_scores.customer_id = fit_baskets.customer_id
     group by fit_scores.interest_category
 
 ),
@@ -79,10 +79,10 @@ final as (
         cast(coalesce(interests_now.n_customers, 0) as integer) as n_customers_now
 
     from categories
-    inner join fit_profile on fit_profile.interest_category = categories.interest_category
+    inner join fit_profile on categories.interest_category = fit_profile.interest_category
     left join product_categories
-        on product_categories.product_category = categories.focus_product_category
-    left join interests_now on interests_now.interest_category = categories.interest_category
+        on categories.focus_product_category = product_categories.product_category
+    left join interests_now on categories.interest_category = interests_now.interest_category
 
 )
 

@@ -47,8 +47,8 @@ final as (
         baskets.first_order_at as first_purchase_at
 
     from customers
-    inner join baskets on baskets.customer_id = customers.customer_id
-    left join categories on categories.interest_category = customers.interest_category
+    inner join baskets on customers.customer_id = baskets.customer_id
+    left join categories on customers.interest_category = categories.interest_category
 
 )
 

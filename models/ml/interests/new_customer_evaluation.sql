@@ -75,7 +75,7 @@ final as (
             as nearest_cluster_balanced_accuracy
 
     from overall
-    inner join balanced on balanced.orders_seen = overall.orders_seen
+    inner join balanced on overall.orders_seen = balanced.orders_seen
 
 )
 

@@ -29,7 +29,7 @@ majority as (
     -- the baseline: the interest category with the most customers in the fit
     select interest_category
     from profiles
-    order by n_customers_fit desc, interest_category
+    order by n_customers_fit desc, interest_category asc
     limit 1
 
 ),
@@ -71,13 +71,13 @@ final as (
         windows.last_order_at as last_seen_order_at
 
     from predictions
-    inner join truth on truth.customer_id = predictions.customer_id
+    inner join truth on predictions.customer_id = truth.customer_id
     inner join windows
-        on windows.customer_id = predictions.customer_id
-        and windows.orders_seen = predictions.orders_seen
+        on predictions.customer_id = windows.customer_id
+        and predictions.orders_seen = windows.orders_seen
     cross join majority
     left join profiles as predicted
-        on predicted.interest_category = predictions.predicted_interest_category
+        on predictions.predicted_interest_category = predicted.interest_category
 
 )
 

@@ -39,7 +39,7 @@ category_revenue as (
 
     select assignments.product_category, sum(lines.total_price) as revenue
     from lines
-    inner join assignments on assignments.stock_code = lines.stock_code
+    inner join assignments on lines.stock_code = assignments.stock_code
     group by assignments.product_category
 
 ),
@@ -61,11 +61,11 @@ final as (
         product_counts.median_unit_price,
         coalesce(category_revenue.revenue, 0) as revenue,
         coalesce(category_revenue.revenue, 0)
-            / sum(coalesce(category_revenue.revenue, 0)) over () as revenue_share
+        / sum(coalesce(category_revenue.revenue, 0)) over () as revenue_share
 
     from categories
-    left join product_counts on product_counts.product_category = categories.product_category
-    left join category_revenue on category_revenue.product_category = categories.product_category
+    left join product_counts on categories.product_category = product_counts.product_category
+    left join category_revenue on categories.product_category = category_revenue.product_category
 
 )
 

@@ -35,7 +35,7 @@ final as (
         products.median_unit_price
 
     from products
-    left join categories on categories.product_category = products.product_category
+    left join categories on products.product_category = categories.product_category
 
 )
 

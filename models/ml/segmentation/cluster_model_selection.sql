@@ -2,7 +2,8 @@ with
 
 candidates as (
 
-    select * from {{ fit_result(['ml_segmentation_pca_fit', 'ml_segmentation_tsne_fit'], 'candidates') }}
+    select * from {{ fit_result(
+        ['ml_segmentation_pca_fit', 'ml_segmentation_tsne_fit'], 'candidates') }}
 
 )
 

@@ -23,7 +23,8 @@ rfm as (
 
 names as (
 
-    select * from {{ fit_result(['ml_segmentation_pca_fit', 'ml_segmentation_tsne_fit'], 'clusters', columns=[
+    select * from {{ fit_result(
+        ['ml_segmentation_pca_fit', 'ml_segmentation_tsne_fit'], 'clusters', columns=[
         'stage', 'cluster_id', 'segment_name', 'meaning', 'strategy', 'archetype_distance',
         'name_source', 'previous_model_version'
     ]) }}
@@ -32,12 +33,13 @@ names as (
 
 memberships as (
 
-    select 'pca' as stage, customer_id, pca_cluster_id as cluster_id, is_fit_sample
+    -- stage is the published column's name
+    select 'pca' as stage, customer_id, pca_cluster_id as cluster_id, is_fit_sample  -- noqa: RF04
     from embeddings
 
     union all
 
-    select 'tsne' as stage, customer_id, tsne_cluster_id as cluster_id, is_fit_sample
+    select 'tsne' as stage, customer_id, tsne_cluster_id as cluster_id, is_fit_sample  -- noqa: RF04
     from embeddings
 
 ),
@@ -52,7 +54,7 @@ clustered as (
         rfm.frequency,
         rfm.monetary
     from memberships
-    inner join rfm on rfm.customer_id = memberships.customer_id
+    inner join rfm on memberships.customer_id = rfm.customer_id
     where memberships.cluster_id <> -1
 
 ),
@@ -90,7 +92,7 @@ final as (
         profiles.mean_monetary,
         cast(profiles.median_monetary as double) as median_monetary,
         profiles.revenue
-            / nullif({{ money_sum('profiles.revenue', '(partition by profiles.stage)') }}, 0)
+        / nullif({{ money_sum('profiles.revenue', '(partition by profiles.stage)') }}, 0)
             as revenue_share,
         names.meaning,
         names.strategy,
@@ -100,8 +102,8 @@ final as (
         names.previous_model_version
     from names
     inner join profiles
-        on profiles.stage = names.stage
-        and profiles.cluster_id = names.cluster_id
+        on names.stage = profiles.stage
+        and names.cluster_id = profiles.cluster_id
 
 )
 

@@ -35,7 +35,7 @@ final as (
         tsne_customers.tsne_segment_name,
         pca_customers.is_fit_sample
     from pca_customers
-    inner join tsne_customers on tsne_customers.customer_id = pca_customers.customer_id
+    inner join tsne_customers on pca_customers.customer_id = tsne_customers.customer_id
 
 )
 

@@ -16,7 +16,7 @@ numbered as (
 
     select
         cast(1000000000 as bigint) * dense_rank() over (order by source_file)
-            + file_row_number as source_row_number,
+        + file_row_number as source_row_number,
         *
     from source
 
