@@ -61,9 +61,14 @@ def split_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     day_1 = pd.concat([raw_copy, lines.iloc[first:second]])
     day_2 = pd.concat([lines.iloc[second : second + 5], day_1_copy, lines.iloc[second + 5 :]])
     root = tmp_path_factory.mktemp("incremental")
-    # RFM as of the midnight after the raw file's last line: inside the data of every build
+    # RFM as of the midnight after the raw file's last line, and the customer value's holdout
+    # ending there: inside the data of every build
     raw_end = pd.to_datetime(lines.InvoiceDate.iloc[:first], format="%m/%d/%Y %H:%M").max()
-    rfm_vars = {"rfm_as_of": f"{raw_end.normalize() + pd.Timedelta(days=1):%Y-%m-%d}"}
+    end = raw_end.normalize() + pd.Timedelta(days=1)
+    rfm_vars = {
+        "rfm_as_of": f"{end:%Y-%m-%d}",
+        "clv_calibration_end": f"{end - pd.Timedelta(days=91):%Y-%m-%d}",
+    }
     return {
         "vars": json.dumps(rfm_vars),
         "raw": write_raw_file(lines.iloc[:first], root / "raw.csv.zst"),
