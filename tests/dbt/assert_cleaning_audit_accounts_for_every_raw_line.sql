@@ -32,7 +32,7 @@ chain as (
 
 final as (
 
-    select 'chain broken at step ' || cast(step_number as varchar) as problem
+    select 'chain broken at step ' || cast(step_number as string) as problem
     from chain
     where previous_rows_out is not null and previous_rows_out <> rows_in
 

@@ -15,7 +15,7 @@ lines as (
 
 orders_seen_values as (
 
-    {{ dbt.generate_series(integer_var('new_customer_max_orders')) }}
+    {{ dbt.generate_series(integer_var('new_customer_max_orders') | int) }}
 
 ),
 
@@ -114,9 +114,9 @@ final as (
     select
         -- ids
         cast(customer_id as integer) as customer_id,
-        cast(feature_window as varchar) as feature_window,
+        cast(feature_window as string) as feature_window,
         cast(orders_seen as integer) as orders_seen,
-        cast(invoice_no as varchar) as invoice_no,
+        cast(invoice_no as string) as invoice_no,
 
         -- descriptive
         is_new_customer,

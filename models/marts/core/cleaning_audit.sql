@@ -70,7 +70,7 @@ final as (
 
     select
         cast(step_number as integer) as step_number,
-        cast(step_name as varchar) as step_name,
+        cast(step_name as string) as step_name,
         cast(rows_in as bigint) as rows_in,
         cast(rows_removed as bigint) as rows_removed,
         cast(rows_in - rows_removed as bigint) as rows_out,

@@ -36,7 +36,7 @@ final as (
             when 1 then 'Monday' when 2 then 'Tuesday' when 3 then 'Wednesday'
             when 4 then 'Thursday' when 5 then 'Friday' when 6 then 'Saturday'
             else 'Sunday'
-        end as varchar) as weekday_name,
+        end as string) as weekday_name,
         cast(n_orders as integer) as n_orders,
         cast(n_trading_days as integer) as n_trading_days,
         cast(n_orders as double) / n_trading_days as mean_daily_orders,

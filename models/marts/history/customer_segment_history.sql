@@ -36,8 +36,8 @@ final as (
         rfm_history.is_outlier,
 
         -- segment
-        cast(scores.segment_name as varchar) as segment_name,
-        cast(scores.model_version as varchar) as model_version,
+        cast(scores.segment_name as string) as segment_name,
+        cast(scores.model_version as string) as model_version,
 
         -- timestamps
         rfm_history.last_purchase_at

@@ -67,12 +67,12 @@ final as (
         rfm.is_outlier,
 
         -- clusters
-        cast(embeddings.pca_segment_name as varchar) as cluster_name,
-        cast(scores.segment_name as varchar) as segment_name,
-        cast(scores.assignment_method as varchar) as assignment_method,
+        cast(embeddings.pca_segment_name as string) as cluster_name,
+        cast(scores.segment_name as string) as segment_name,
+        cast(scores.assignment_method as string) as assignment_method,
         coalesce(embeddings.is_fit_sample, false) as is_fit_sample,
         segment_profiles.strategy as segment_strategy,
-        cast(scores.model_version as varchar) as model_version,
+        cast(scores.model_version as string) as model_version,
         interests.interest_name,
 
         -- value

@@ -139,8 +139,8 @@ final as (
 
     select
         -- ids
-        cast(scheme as varchar) as scheme,
-        cast(segment_name as varchar) as segment_name,
+        cast(scheme as string) as scheme,
+        cast(segment_name as string) as segment_name,
         cast(
             row_number() over (
                 partition by scheme order by revenue desc, segment_name asc
@@ -172,7 +172,7 @@ final as (
         mean_prob_no_purchase_90d,
 
         -- strategy
-        cast(strategy as varchar) as strategy
+        cast(strategy as string) as strategy
 
     from per_segment
 

@@ -25,8 +25,8 @@ final as (
 
     select
         -- ids
-        cast(model_version as varchar) as model_version,
-        cast(previous_model_version as varchar) as previous_model_version,
+        cast(model_version as string) as model_version,
+        cast(previous_model_version as string) as previous_model_version,
 
         -- timestamps
         cast(previous_data_window_end as timestamp) as previous_data_window_end,

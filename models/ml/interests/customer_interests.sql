@@ -34,7 +34,7 @@ final as (
 
         -- descriptive
         categories.interest_name,
-        cast(case when baskets.is_new_customer then 'scored' else 'clustered' end as varchar)
+        cast(case when baskets.is_new_customer then 'scored' else 'clustered' end as string)
             as assignment_method,
         baskets.is_new_customer,
         customers.is_fit_sample,
