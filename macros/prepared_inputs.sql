@@ -16,6 +16,10 @@
     {%- if not execute or flags.WHICH not in ('build', 'run') -%}
         {{ return('') }}
     {%- endif -%}
+    {{ return(adapter.dispatch('check_prepared_inputs', 'retail_segments')()) }}
+{% endmacro %}
+
+{% macro default__check_prepared_inputs() %}
     {%- set stamp_path = landing_dir() ~ '/current/prepared.json' -%}
     {%- set fix = "run `python -m retail_segments prepare` with the same --vars (or simply `make build`,"
         ~ " which prepares and builds), then this command again" -%}
@@ -30,6 +34,11 @@
         "select warehouse, raw_path, incoming_glob, full_refresh, array_to_string(reasons, '; ') as reasons "
         ~ stamp_sql).rows[0] -%}
     {%- set problems = [] -%}
+    {%- set engine = run_query("select * " ~ stamp_sql) -%}
+    {%- if 'engine' in engine.column_names and engine.rows[0]['engine'] != 'duckdb' -%}
+        {%- do problems.append("the inputs were prepared for the " ~ engine.rows[0]['engine']
+            ~ " build, not for DuckDB") -%}
+    {%- endif -%}
 
     {#- the warehouse and the raw path this run uses -#}
     {%- set database_path = run_query(
@@ -138,4 +147,94 @@
     {%- else %}
         select * from landing.raw_lines where false;
     {%- endif %}
+{%- endmacro %}
+
+
+{#-
+  The Spark build (retail_segments.spark.build) prepares the inputs in the same process, just
+  before it runs dbt, and passes the stamp it wrote in RETAIL_PREPARED_STAMP: the files' SHA-256
+  were checked moments ago. This hook refuses a run without it (dbt started by hand on the spark
+  target), and checks, like the DuckDB hook, the stamp's engine, the raw file, the vars and the
+  need for --full-refresh. The stamp is read by Spark's JSON reader.
+-#}
+{% macro spark__check_prepared_inputs() %}
+    {%- set stamp_path = env_var('RETAIL_PREPARED_STAMP', '') -%}
+    {%- set fix = "run the Spark build with `python -m retail_segments build --target spark` (or"
+        ~ " `make build TARGET=spark`), which checks and lands the inputs and then runs dbt" -%}
+    {%- if not stamp_path -%}
+        {{ exceptions.raise_compiler_error(
+            "The inputs are not prepared for this Spark run (RETAIL_PREPARED_STAMP is not set);"
+            ~ " nothing was built.\n  Fix: " ~ fix ~ ".") }}
+    {%- endif -%}
+    {%- do spark_stamp_view(stamp_path) -%}
+    {%- set stamp = run_query(
+        "select engine, raw_path, full_refresh, array_join(reasons, '; ') as reasons"
+        ~ " from retail_prepared_stamp").rows[0] -%}
+    {%- set problems = [] -%}
+    {%- if stamp['engine'] != 'spark' -%}
+        {%- do problems.append("the inputs were prepared for the " ~ stamp['engine']
+            ~ " build, not for Spark") -%}
+    {%- endif -%}
+    {%- set raw_setting = env_var('RETAIL_RAW_PATH', 'data/raw/online_retail.csv.zst') -%}
+    {%- if stamp['raw_path'] != raw_setting
+          and not stamp['raw_path'].endswith('/' ~ (raw_setting | replace('./', ''))) -%}
+        {%- do problems.append("RETAIL_RAW_PATH is " ~ raw_setting ~ " but the prepared raw file is "
+            ~ stamp['raw_path']) -%}
+    {%- endif -%}
+    {%- set checked = run_query(
+        "select v.name, v.value from (select explode(vars) as v from retail_prepared_stamp)") -%}
+    {%- for row in checked.rows -%}
+        {%- if (var(row['name']) | string) != row['value'] -%}
+            {%- do problems.append("var " ~ row['name'] ~ " is " ~ (var(row['name']) | string)
+                ~ " but was checked as " ~ row['value']) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if problems -%}
+        {{ exceptions.raise_compiler_error(
+            "What this run would build is not what was prepared; nothing was built:\n  - "
+            ~ (problems | join('\n  - ')) ~ "\n  Fix: " ~ fix ~ ".") }}
+    {%- endif -%}
+    {%- if stamp['full_refresh'] and not flags.FULL_REFRESH -%}
+        {{ exceptions.raise_compiler_error(
+            "The Spark tables were built from other input (" ~ stamp['reasons'] ~ "); a plain run"
+            ~ " would mix old and new lines, so nothing was built.\n  Fix: " ~ fix ~ ".") }}
+    {%- endif -%}
+    {{ log("Inputs: as prepared for Spark (" ~ stamp_path ~ ").", info=true) }}
+    {{ return('') }}
+{% endmacro %}
+
+{#- The prepared stamp (JSON) as the temporary view retail_prepared_stamp (Spark). -#}
+{% macro spark_stamp_view(stamp_path) -%}
+    {%- do run_query("create or replace temporary view retail_prepared_stamp using json options"
+        ~ " (path " ~ string_literal(stamp_path) ~ ", multiLine 'true')") -%}
+{%- endmacro %}
+
+{#-
+  Spark: the sources as views over the landed Parquet directories of the prepared set (the
+  stamp's `landed` paths), read afresh by every query (parquet.`dir`).
+-#}
+{% macro spark__register_prepared_inputs() -%}
+    {%- do spark_stamp_view(env_var('RETAIL_PREPARED_STAMP')) -%}
+    {%- set files = run_query("select f.role, f.landed from"
+        ~ " (select explode(files) as f from retail_prepared_stamp)") -%}
+    {%- set dirs = {} -%}
+    {%- for file in files.rows -%}
+        {%- do dirs.update({file['role']: file['landed'].rsplit('/', 1)[0]}) -%}
+    {%- endfor -%}
+    {%- do run_query("create schema if not exists landing") -%}
+    {%- do run_query("create or replace view landing.raw_lines as select * from parquet."
+        ~ spark_path_identifier(dirs['raw'])) -%}
+    {%- if 'incoming' in dirs -%}
+        {%- do run_query("create or replace view landing.incoming_lines as select * from parquet."
+            ~ spark_path_identifier(dirs['incoming'])) -%}
+    {%- else -%}
+        {%- do run_query("create or replace view landing.incoming_lines as"
+            ~ " select * from landing.raw_lines where false") -%}
+    {%- endif -%}
+    {{ return('') }}
+{%- endmacro %}
+
+{#- A path as a Spark identifier in backticks (parquet.`path`). -#}
+{% macro spark_path_identifier(path) -%}
+    {{ return('`' ~ (path | replace('`', '``')) ~ '`') }}
 {%- endmacro %}

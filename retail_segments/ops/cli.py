@@ -82,6 +82,11 @@ def _announce(prepared: PreparedBuild) -> None:
 
 
 def _build(dbt_args: list[str]) -> int:
+    from retail_segments.spark.build import build as spark_build
+    from retail_segments.spark.build import is_spark_target
+
+    if is_spark_target(find_project_root(), dbt_args, os.environ):
+        return spark_build(dbt_args)
     prepared = _prepare(dbt_args)
     if isinstance(prepared, int):
         return prepared

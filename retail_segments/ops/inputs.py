@@ -23,8 +23,12 @@ Every file a build reads (the raw export and each incoming daily file) goes thro
    (``17850`` or ``17850.0``) or empty, and invoice, stock code and country are not empty.
 6. **Landing.** The typed rows, with their position in the file (``file_row_number``), the file's
    path and its SHA-256, are written to ``<landing>/cache/<key>.parquet`` (written under a
-   temporary name, renamed when complete). The file is keyed by content, path and
+   temporary name, renamed when complete). The file is keyed by content, path, the engine and
    `LANDING_VERSION`, so an unchanged file is landed once and reused by later builds.
+
+Steps 1-4 read bytes in Python, whatever the engine. Steps 5-6 are a `Lander`: `DuckDBLander`
+(here) for the DuckDB build, ``retail_segments.spark.inputs.SparkLander`` for the Spark build (the
+same checks in Spark SQL, the same messages, a Parquet file Spark reads as ``timestamp``).
 
 Excel workbooks (the UCI download: ``online+retail.zip`` holding ``Online Retail.xlsx``, or the
 ``.xlsx`` itself; also Online Retail II's two sheets) are first converted to a UTF-8 CSV in the
@@ -48,7 +52,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, Protocol
 
 import duckdb
 import zstandard
@@ -148,6 +152,31 @@ class LandedFile:
     last_invoice_at: datetime
     parquet: Path
     reused: bool = False
+
+
+@dataclass(frozen=True)
+class TextSource:
+    """The text a lander parses: ``path`` (the file itself, or the CSV an Excel download was
+    converted to), its ``encoding`` (utf-8 or latin-1) and ``compression`` (zstd, gzip or none)."""
+
+    path: Path
+    encoding: str
+    compression: str
+
+
+class Lander(Protocol):
+    """Steps 5 and 6 of `land_file` on one engine: check every value of a file whose header
+    was matched (``names``: our column name of each column, in file order), then write its typed
+    rows to ``target``. ``engine`` is part of the landed file's cache key."""
+
+    engine: str
+
+    def land(
+        self, path: Path, source: TextSource, names: list[str], sha256: str, target: Path
+    ) -> tuple[int, datetime, datetime]:
+        """Check and land; return the number of data rows and the first and last InvoiceDate.
+        Raises `InputError` naming the file (``path``, as the user named it)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -596,11 +625,13 @@ def _csv_error(path: Path, error: duckdb.Error) -> InputError:
 # ---------------------------------------------------------------------------------------------
 
 
-def landing_key(sha256: str, path: Path) -> str:
+def landing_key(sha256: str, path: Path, engine: str = "duckdb") -> str:
     """The cache name of a file's landed Parquet: its content hash, a hash of its path (the path
-    is a column of the landed rows) and the landing version."""
+    is a column of the landed rows), the landing version and, for another engine than DuckDB,
+    the engine (each engine lands its own file)."""
     path_hash = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:12]
-    return f"{sha256}-{path_hash}-v{LANDING_VERSION}"
+    suffix = "" if engine == "duckdb" else f"-{engine}"
+    return f"{sha256}-{path_hash}-v{LANDING_VERSION}{suffix}"
 
 
 def _write_parquet(
@@ -642,23 +673,47 @@ def _write_parquet(
 
 
 def scratch_connection() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection for reading files, without a progress bar."""
+    """An in-memory DuckDB connection for reading files, without a progress bar, in UTC (a
+    timestamp Spark landed is UTC-adjusted; cast to TIMESTAMP it reads as written)."""
     connection = duckdb.connect()
     connection.execute("set enable_progress_bar = false")
+    connection.execute("set TimeZone = 'UTC'")
     return connection
+
+
+class DuckDBLander:
+    """Steps 5 and 6 in an in-memory DuckDB (`check_values`, then the typed Parquet)."""
+
+    engine = "duckdb"
+
+    def land(
+        self, path: Path, source: TextSource, names: list[str], sha256: str, target: Path
+    ) -> tuple[int, datetime, datetime]:
+        parameters = {
+            "path": str(source.path),
+            "encoding": source.encoding,
+            "compression": source.compression,
+        }
+        with scratch_connection() as connection:
+            n_rows = check_values(connection, path, parameters, names)
+            first, last = _write_parquet(connection, path, parameters, names, sha256, target)
+        return n_rows, first, last
 
 
 def _read_landed(parquet: Path) -> tuple[int, datetime, datetime]:
     with scratch_connection() as connection:
         return connection.execute(
-            "select count(*), min(InvoiceDate), max(InvoiceDate) from read_parquet($p)",
+            "select count(*), cast(min(InvoiceDate) as timestamp),"
+            " cast(max(InvoiceDate) as timestamp) from read_parquet($p)",
             {"p": str(parquet)},
         ).fetchall()[0]
 
 
-def land_file(path: Path, cache_dir: Path) -> LandedFile:
+def land_file(path: Path, cache_dir: Path, lander: Lander | None = None) -> LandedFile:
     """Check one input file completely and land it as typed Parquet in cache_dir (reused while
-    its content and path are unchanged). Raises `InputError` when it cannot be read exactly."""
+    its content and path are unchanged) with lander (`DuckDBLander` when None). Raises
+    `InputError` when it cannot be read exactly."""
+    lander = lander or DuckDBLander()
     path = path.resolve()
     if not path.is_file():
         raise InputError(path, "does not exist (or is not a file)", fix="check the path")
@@ -666,7 +721,7 @@ def land_file(path: Path, cache_dir: Path) -> LandedFile:
     container = check_container(path)
     sha256 = file_sha256(path)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = landing_key(sha256, path)
+    key = landing_key(sha256, path, lander.engine)
     parquet = cache_dir / f"{key}.parquet"
     facts_file = cache_dir / f"{key}.facts"
     if parquet.is_file() and facts_file.is_file():
@@ -682,14 +737,10 @@ def land_file(path: Path, cache_dir: Path) -> LandedFile:
         text_container = "plain"
     facts = scan_text(path, text_chunks(text_path, text_container))
     layout, names = map_header(path, parse_header(path, facts))
-    parameters = {
-        "path": str(text_path),
-        "encoding": facts.encoding,
-        "compression": {"zstd": "zstd", "gzip": "gzip"}.get(text_container, "none"),
-    }
-    with scratch_connection() as connection:
-        n_rows = check_values(connection, path, parameters, names)
-        first, last = _write_parquet(connection, path, parameters, names, sha256, parquet)
+    source = TextSource(
+        text_path, facts.encoding, {"zstd": "zstd", "gzip": "gzip"}.get(text_container, "none")
+    )
+    n_rows, first, last = lander.land(path, source, names, sha256, parquet)
     facts_file.write_text(f"{facts.encoding} {layout}\n")
     return LandedFile(
         path, sha256, stat.st_size, stat.st_mtime_ns, container, facts.encoding, layout,

@@ -43,6 +43,7 @@ from retail_segments.ops.inputs import (
     SUFFIX_CONTAINERS,
     InputError,
     LandedFile,
+    Lander,
     land_file,
     scratch_connection,
 )
@@ -67,6 +68,7 @@ from retail_segments.ops.settings import (
 )
 
 LANDING_DIR_ENV = "RETAIL_LANDING_DIR"
+PREPARED_STAMP_ENV = "RETAIL_PREPARED_STAMP"
 INCOMING_GLOB_ENV = "RETAIL_INCOMING_GLOB"
 DEFAULT_INCOMING_GLOB = "data/incoming/*.csv.zst"
 CURRENT_LINK = "current"
@@ -99,6 +101,19 @@ class Identity:
 
     def summary(self) -> str:
         return "; ".join(self.reasons)
+
+
+@dataclass(frozen=True)
+class SparkTables:
+    """A Spark build's side of `prepare`: the lander that checks and lands the inputs in Spark,
+    and the directory of the Spark tables (``<schema>/<table>/`` Parquet directories), whose
+    ``int_sales_lines__screened`` records what the build has loaded."""
+
+    lander: Lander
+    root: Path
+
+    def screened_dir(self) -> Path:
+        return self.root / SCREENED_TABLE[0] / SCREENED_TABLE[1]
 
 
 @dataclass(frozen=True)
@@ -150,7 +165,7 @@ def data_facts(landed: Sequence[LandedFile]) -> DataFacts:
     files = [str(item.parquet) for item in landed]
     with scratch_connection() as connection:
         first_purchases = connection.execute(
-            "select min(InvoiceDate) from read_parquet($files)"
+            "select cast(min(InvoiceDate) as timestamp) from read_parquet($files)"
             " where CustomerID is not null and Quantity > 0 and UnitPrice > 0"
             " and InvoiceNo not like 'C%'"
             " and not (upper(substr(StockCode, 1, 1)) between 'A' and 'Z')"
@@ -172,6 +187,32 @@ class LoadedFile:
     sha256: str
     is_raw: bool
     last_invoice_at: datetime | None
+
+
+_LOADED_FILES_SQL = (
+    "select source_file, source_sha256, max(source_row_number) < {base},"
+    " cast(max(invoice_at) as timestamp) from {relation} group by all"
+)
+
+
+def _spark_screened(tables: SparkTables) -> str | None:
+    """The glob of the Spark build's ``int_sales_lines__screened`` Parquet files, or None when
+    the Spark tables hold none (no Spark build yet)."""
+    directory = tables.screened_dir()
+    if not any(directory.glob("*.parquet")):
+        return None
+    return str(directory / "*.parquet")
+
+
+def loaded_spark_files(tables: SparkTables) -> list[LoadedFile] | None:
+    """`loaded_files` of a Spark build: read from its tables' Parquet files."""
+    screened = _spark_screened(tables)
+    if screened is None:
+        return None
+    sql = _LOADED_FILES_SQL.format(base=INCOMING_ROW_BASE, relation="read_parquet($screened)")
+    with scratch_connection() as connection:
+        rows = connection.execute(sql, {"screened": screened}).fetchall()
+    return [LoadedFile(path, sha, bool(is_raw), last) for path, sha, is_raw, last in rows]
 
 
 def loaded_files(warehouse: Path) -> list[LoadedFile] | None:
@@ -199,8 +240,9 @@ def loaded_files(warehouse: Path) -> list[LoadedFile] | None:
         if not {"source_file", "source_sha256"} <= columns:
             return [] if columns or _has_project_tables(connection) else None
         rows = connection.execute(
-            f"select source_file, source_sha256, max(source_row_number) < {INCOMING_ROW_BASE},"
-            f" max(invoice_at) from {SCREENED_TABLE[0]}.{SCREENED_TABLE[1]} group by all"
+            _LOADED_FILES_SQL.format(
+                base=INCOMING_ROW_BASE, relation=f"{SCREENED_TABLE[0]}.{SCREENED_TABLE[1]}"
+            )
         ).fetchall()
     return [LoadedFile(path, sha, bool(is_raw), last) for path, sha, is_raw, last in rows]
 
@@ -214,16 +256,24 @@ def _has_project_tables(connection: duckdb.DuckDBPyConnection) -> bool:
 
 
 def purchases_before_loaded_returns(
-    warehouse: Path, new_files: Sequence[LandedFile]
+    warehouse: Path | SparkTables, new_files: Sequence[LandedFile]
 ) -> dict[str, tuple[int, str]]:
     """For each new incoming file, its purchase lines (customer, positive quantity, not an exact
     copy of a loaded line) dated before a loaded return of the same customer and stock code: the
     count and the first one. A full build could match such a return to the new purchase (the
     latest candidate in file order), which an incremental run cannot redo, so these force a
-    rebuild."""
+    rebuild. warehouse is the DuckDB file, or the Spark build's tables (read from Parquet)."""
     if not new_files:
         return {}
-    schema, table = SCREENED_TABLE
+    parameters: dict[str, object] = {"files": [str(item.parquet) for item in new_files]}
+    if isinstance(warehouse, SparkTables):
+        screened = _spark_screened(warehouse)
+        if screened is None:
+            return {}
+        relation = "read_parquet($screened)"
+        parameters["screened"] = screened
+    else:
+        relation = f"{SCREENED_TABLE[0]}.{SCREENED_TABLE[1]}"
     sql = f"""
         with new_purchases as (
             select * from read_parquet($files)
@@ -232,7 +282,7 @@ def purchases_before_loaded_returns(
         fresh as (
             select * from new_purchases as new
             where not exists (
-                select 1 from {schema}.{table} as loaded
+                select 1 from {relation} as loaded
                 where loaded.invoice_at = new.InvoiceDate
                   and loaded.invoice_no = new.InvoiceNo
                   and loaded.stock_code = new.StockCode
@@ -247,7 +297,7 @@ def purchases_before_loaded_returns(
             select distinct fresh.source_file, fresh.file_row_number, fresh.CustomerID,
                 fresh.StockCode, fresh.InvoiceDate
             from fresh
-            inner join {schema}.{table} as loaded_return
+            inner join {relation} as loaded_return
                 on loaded_return.customer_id = fresh.CustomerID
                 and loaded_return.stock_code = fresh.StockCode
                 and loaded_return.quantity < 0
@@ -259,8 +309,12 @@ def purchases_before_loaded_returns(
                 || strftime(InvoiceDate, '%Y-%m-%d %H:%M'), file_row_number)
         from backdated group by source_file
     """
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
-        rows = connection.execute(sql, {"files": [str(item.parquet) for item in new_files]})
+    if isinstance(warehouse, SparkTables):
+        connection = scratch_connection()
+    else:
+        connection = duckdb.connect(str(warehouse), read_only=True)
+    with connection:
+        rows = connection.execute(sql, parameters)
         return {path: (int(count), first) for path, count, first in rows.fetchall()}
 
 
@@ -364,6 +418,7 @@ def prepare(
     *,
     fits: bool = True,
     read_warehouse: bool = True,
+    spark: SparkTables | None = None,
 ) -> PreparedBuild:
     """Check and land everything a dbt run will read; return the dbt environment and arguments.
 
@@ -371,10 +426,13 @@ def prepare(
     refused together with a selection). ``fits=False`` for runs that fit no model (a backfill
     month): the date vars must then only lie inside the data. ``read_warehouse=False`` skips the
     input-identity check, for a caller that made it already and holds the warehouse open itself
-    (the backfill's months). Raises `PreflightError`.
+    (the backfill's months). ``spark`` prepares a Spark build instead: the inputs are checked and
+    landed by its lander (in ``<spark root>/landing`` unless ``RETAIL_LANDING_DIR`` is set),
+    what was loaded is read from its tables, and the stamp says ``engine: spark``. Raises
+    `PreflightError`.
     """
     try:
-        return _prepare(project_root, environ, dbt_args, fits, read_warehouse)
+        return _prepare(project_root, environ, dbt_args, fits, read_warehouse, spark)
     except (InputError, SettingsError, RawDataNotFoundError) as error:
         raise PreflightError(str(error)) from error
 
@@ -385,6 +443,7 @@ def _prepare(
     dbt_args: Sequence[str],
     fits: bool,
     read_warehouse: bool,
+    spark: SparkTables | None = None,
 ) -> PreparedBuild:
     check_environment(environ)
     check_model_meta(project_root)
@@ -394,17 +453,26 @@ def _prepare(
 
     raw_path = resolve_raw_path(project_root, environ)
     warehouse = warehouse_path(project_root, environ)
-    landing = landing_dir(warehouse, environ)
+    # a Spark build keeps its inputs beside its tables directory: <spark dir>/landing
+    built_at = warehouse if spark is None else spark.root
+    landing = landing_dir(built_at, environ)
     cache = landing / "cache"
     _pattern, incoming_paths = incoming_files(project_root, environ)
     incoming_paths = [path for path in incoming_paths if path != raw_path]
-    raw = land_file(raw_path, cache)
-    incoming = tuple(land_file(path, cache) for path in incoming_paths)
+    lander = None if spark is None else spark.lander
+    raw = land_file(raw_path, cache, lander)
+    incoming = tuple(land_file(path, cache, lander) for path in incoming_paths)
     check_vars_against_data(settings, raw_values, data_facts([raw, *incoming]), fits=fits)
 
-    loaded = loaded_files(warehouse) if read_warehouse else None
+    if not read_warehouse:
+        loaded = None
+    elif spark is None:
+        loaded = loaded_files(warehouse)
+    else:
+        loaded = loaded_spark_files(spark)
+    built: Path | SparkTables = warehouse if spark is None else spark
     backdated = (
-        purchases_before_loaded_returns(warehouse, new_incoming(loaded, incoming)) if loaded else {}
+        purchases_before_loaded_returns(built, new_incoming(loaded, incoming)) if loaded else {}
     )
     identity = decide_identity(loaded, raw, incoming, backdated)
     if identity.full_refresh and _has_selection(dbt_args):
@@ -420,7 +488,8 @@ def _prepare(
     prepared = _link_set(landing, raw, incoming)
     stamp = {
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "warehouse": str(warehouse),
+        "engine": "duckdb" if spark is None else "spark",
+        "warehouse": str(warehouse if spark is None else spark.root),
         "raw_path": str(raw.path),
         "incoming_glob": _pattern,
         "full_refresh": identity.full_refresh,
@@ -441,5 +510,6 @@ def _prepare(
     env[WAREHOUSE_PATH_ENV] = str(warehouse)
     env[LANDING_DIR_ENV] = str(landing)
     env[INCOMING_GLOB_ENV] = _pattern
+    env[PREPARED_STAMP_ENV] = str(prepared / STAMP_NAME)
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     return PreparedBuild(env, raw, incoming, identity, settings, prepared / STAMP_NAME, tuple(args))

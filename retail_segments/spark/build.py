@@ -1,0 +1,185 @@
+"""``python -m retail_segments build --target spark`` (``make build TARGET=spark``): the whole build
+on one SparkSession, in one Python process.
+
+1. Check the ``RETAIL_SPARK_*`` settings, that pyspark and Java are there, and start the session
+   (`retail_segments.spark.session.create_session`); register the tables of the previous Spark
+   build (``RETAIL_SPARK_DIR``, default ``spark/`` beside the DuckDB warehouse).
+2. Prepare the inputs as the DuckDB build does (`retail_segments.ops.preflight.prepare`), the
+   value checks and typed landing running in Spark (`retail_segments.spark.inputs`); a problem
+   stops here with exit code 2 and nothing is built.
+3. Run ``dbt build`` in this process (dbt-spark's ``session`` method finds the session), the dbt
+   Python models included (`retail_segments.spark.python_models`).
+4. When dbt succeeded, publish the serving copy from the Spark tables
+   (`retail_segments.spark.publish`), as the DuckDB build publishes its warehouse.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import yaml
+
+from retail_segments.ops.paths import RAW_PATH_ENV, find_project_root, warehouse_path
+from retail_segments.ops.preflight import PreflightError, PreparedBuild, SparkTables, prepare
+from retail_segments.ops.publish import (
+    manifest_path,
+    new_build_info,
+    publish,
+    published_relations,
+    serving_dir,
+)
+from retail_segments.spark.session import (
+    SPARK_DIR_ENV,
+    check_spark_environment,
+    dbt_target,
+    spark_dir,
+    tables_dir,
+)
+
+INSTALL_FIX = "run `make build TARGET=spark`, which installs them (or `pip install -e '.[spark]'`"
+JAVA_FIX = (
+    "install Java 17 (Debian/Ubuntu: apt-get install openjdk-17-jre-headless; `make build"
+    " TARGET=spark` does it when run as root)"
+)
+
+
+def is_spark_target(
+    project_root: Path, dbt_args: Sequence[str], environ: Mapping[str, str]
+) -> bool:
+    """Whether the dbt target of this run (``--target``, else ``DBT_TARGET``, else the profile's
+    default) is of type spark in the project's profiles.yml."""
+    try:
+        profiles = yaml.safe_load((project_root / "profiles.yml").read_text()) or {}
+        profile = profiles["retail_segments"]
+        target = dbt_target(dbt_args, environ) or profile.get("target")
+        return profile["outputs"][target].get("type") == "spark"
+    except (OSError, KeyError, TypeError, AttributeError, yaml.YAMLError):
+        return False
+
+
+def missing_requirements() -> list[str]:
+    """What the Spark build needs and this machine lacks, each with the fix."""
+    problems = []
+    for module in ("pyspark", "dbt.adapters.spark"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            problems.append(f"the Python package {module} is not installed; {INSTALL_FIX})")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        problems.append(f"no Java on PATH (nor JAVA_HOME), which Spark runs on; {JAVA_FIX}")
+    return problems
+
+
+def _announce(prepared: PreparedBuild, root: Path, registered: int, seconds: float) -> None:
+    raw = prepared.raw
+    reused = "checked before, unchanged" if raw.reused else "checked"
+    print(
+        f"Spark: session started in {seconds:.1f} s; {registered} table(s) of the last build"
+        f" registered from {root}\n"
+        f"Raw data: {raw.path} ({raw.n_rows:,} lines, {raw.encoding}, {reused} in Spark)\n"
+        f"Incoming files: {len(prepared.incoming)}",
+        flush=True,
+    )
+    if prepared.identity.full_refresh:
+        print(
+            f"Input changed: {prepared.identity.summary()}; rebuilding from scratch"
+            " (dbt build --full-refresh).",
+            flush=True,
+        )
+
+
+def build(dbt_args: list[str]) -> int:
+    """The Spark build (see the module docstring); the process's exit code."""
+    from retail_segments.ops.settings import SettingsError, check_environment
+
+    project_root = find_project_root()
+    environ = dict(os.environ)
+    try:
+        check_environment(environ)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    problems = check_spark_environment(environ) + missing_requirements()
+    if problems:
+        print(
+            "error: the Spark build cannot start; nothing was built or replaced:\n"
+            + "\n".join(f"  {problem}" for problem in problems),
+            file=sys.stderr,
+        )
+        return 2
+
+    from retail_segments.spark import python_models
+    from retail_segments.spark.inputs import SparkLander
+    from retail_segments.spark.session import (
+        create_session,
+        register_existing_tables,
+        run_dbt_in_process,
+    )
+
+    root = spark_dir(project_root, environ)
+    tables = tables_dir(root)
+    tables.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    session = create_session(root, environ)
+    registered = register_existing_tables(session, tables)
+    seconds = time.monotonic() - started
+    try:
+        prepared = prepare(
+            project_root, environ, dbt_args, spark=SparkTables(SparkLander(session), tables)
+        )
+    except PreflightError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _announce(prepared, root, len(registered), seconds)
+    env = {**prepared.env, SPARK_DIR_ENV: str(root)}
+    python_models.install(session)
+    if not run_dbt_in_process(["build", *prepared.dbt_args], env, project_root):
+        print(
+            "dbt build did not succeed: nothing was published; the serving copy is unchanged.",
+            file=sys.stderr,
+        )
+        return 1
+    return publish_spark_build(env, list(prepared.dbt_args), tables)
+
+
+def publish_spark_build(env: Mapping[str, str], dbt_args: list[str], tables: Path) -> int:
+    """Publish the Spark build's public tables (`retail_segments.spark.publish`) into the serving
+    directory; 0 on success, 1 (with the reason) when the previous copy was left in place."""
+    import duckdb
+
+    from retail_segments.spark.publish import mirror_tables
+
+    project_root = find_project_root()
+    mirror = tables.parent / "published.duckdb"
+    info = new_build_info(env[RAW_PATH_ENV], project_root)
+    # the same serving directory as the DuckDB build's (RETAIL_SERVING_DIR, else warehouse/serving)
+    destination = serving_dir(warehouse_path(project_root, env), env)
+    try:
+        manifest = manifest_path(dbt_args, env)
+        relations = published_relations(manifest)
+        missing = mirror_tables(tables, manifest, relations, mirror)
+        published = publish(mirror, destination, info, relations)
+    except (duckdb.Error, OSError, RuntimeError) as error:
+        print(f"error: publishing failed, serving copy unchanged: {error}", file=sys.stderr)
+        return 1
+    finally:
+        mirror.unlink(missing_ok=True)
+        Path(f"{mirror}.wal").unlink(missing_ok=True)
+    print(
+        f"Published build {published.build_id}:\n"
+        f"  {published.database} ({len(published.row_counts)} tables; open read-only)\n"
+        f"  {published.parquet_dir}/ ({len(list(published.parquet_dir.glob('*.parquet')))}"
+        " Parquet files)",
+        flush=True,
+    )
+    if missing:
+        print(f"  not among the Spark tables, so not published: {', '.join(missing)}", flush=True)
+    return 0

@@ -1,0 +1,323 @@
+"""The value checks and typed landing of a raw file (steps 5 and 6 of
+`retail_segments.ops.inputs`) in Spark, with the same faults found and the same messages as on
+DuckDB.
+
+Steps 1-4 (fingerprint, container, whole stream, encoding, header by name) read bytes and stay in
+Python for both engines. Here Spark reads the file's text (zstd, gzip or plain, through Hadoop's
+codecs) with every column as a string, plus a sentinel column that catches a line with more
+fields than the header, in PERMISSIVE mode (a line with a missing field then reads as a NULL in
+its last column, an empty field as ``''``). Each line gets its position in the file without a
+sort: ``monotonically_increasing_id()`` numbers rows within a partition in order, and partitions
+are the file's splits in order. Then one aggregation checks
+
+* the CSV structure (every line has the header's fields): `InputError` "is not a well-formed CSV"
+  with the first bad line as written;
+* every `SPARK_VALUE_CHECKS` condition, the same (column, problem) pairs as
+  `retail_segments.ops.inputs.VALUE_CHECKS` in Spark SQL: per failing check, how many values, the
+  first line and its value.
+
+A file that passes is written as one Parquet file with the DuckDB landing's columns and types
+(``InvoiceDate`` a Spark ``timestamp``, UTC), read by the Spark build's ``landing`` sources.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from retail_segments.ops.inputs import (
+    _VALUE_FIX,
+    MAX_SIGNIFICANT_DIGITS,
+    InputError,
+    TextSource,
+    text_chunks,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+# Java regular expressions without backslashes (Spark SQL literals would eat them), anchored.
+_MDY = "^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4} [0-9]{1,2}:[0-9]{2}$"
+_ISO = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
+_INTEGER = "^[+-]?[0-9]+$"
+_DECIMAL = "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+_WHOLE = "^[+-]?[0-9]+([.]0*)?$"
+_SIGNIFICANT = (
+    "length(trim(both '0' from regexp_replace(regexp_replace(lower(trim(UnitPrice)), 'e.*$', ''),"
+    " '[^0-9]', '')))"
+)
+_MDY_FORMAT = "M/d/yyyy H:mm"
+
+
+def _double(column: str) -> str:
+    return f"try_cast(trim({column}) as double)"
+
+
+# The typed value of each column, as landed (applied only after every check passed).
+TYPED_COLUMNS: dict[str, str] = {
+    "InvoiceNo": "InvoiceNo",
+    "StockCode": "StockCode",
+    "Description": "Description",
+    "Quantity": "cast(trim(Quantity) as int)",
+    "InvoiceDate": (
+        f"case when trim(InvoiceDate) rlike '{_MDY}'"
+        f" then to_timestamp(trim(InvoiceDate), '{_MDY_FORMAT}')"
+        " else cast(replace(trim(InvoiceDate), 'T', ' ') as timestamp) end"
+    ),
+    "UnitPrice": "cast(trim(UnitPrice) as double)",
+    "CustomerID": "cast(split_part(trim(CustomerID), '.', 1) as int)",
+    "Country": "Country",
+}
+
+# (column, what is wrong, Spark SQL condition that flags a bad value): the same pairs, in the same
+# order, as retail_segments.ops.inputs.VALUE_CHECKS (a test holds them together). Empty fields
+# are NULL here, as in DuckDB's reader.
+SPARK_VALUE_CHECKS: tuple[tuple[str, str, str], ...] = (
+    ("InvoiceNo", "are empty", "InvoiceNo is null"),
+    ("StockCode", "are empty", "StockCode is null"),
+    ("Country", "are empty", "Country is null"),
+    (
+        "Quantity",
+        "are empty or not an integer (a whole number)",
+        f"not coalesce(trim(Quantity) rlike '{_INTEGER}', false)",
+    ),
+    (
+        "Quantity",
+        "are outside the INTEGER range -2147483648..2147483647",
+        f"trim(Quantity) rlike '{_INTEGER}' and try_cast(trim(Quantity) as int) is null",
+    ),
+    (
+        "UnitPrice",
+        "are empty or not a number (a finite decimal such as 2.55)",
+        f"not coalesce(trim(UnitPrice) rlike '{_DECIMAL}', false)",
+    ),
+    (
+        "UnitPrice",
+        f"have more than {MAX_SIGNIFICANT_DIGITS} significant digits, which a double would round",
+        f"trim(UnitPrice) rlike '{_DECIMAL}' and {_SIGNIFICANT} > {MAX_SIGNIFICANT_DIGITS}",
+    ),
+    (
+        "UnitPrice",
+        "are too large for a double",
+        f"trim(UnitPrice) rlike '{_DECIMAL}' and abs({_double('UnitPrice')}) = double('infinity')",
+    ),
+    (
+        "InvoiceDate",
+        "are empty or do not parse as M/D/YYYY H:MM (or YYYY-MM-DD HH:MM[:SS])",
+        f"not coalesce((trim(InvoiceDate) rlike '{_MDY}'"
+        f" and try_to_timestamp(trim(InvoiceDate), '{_MDY_FORMAT}') is not null)"
+        f" or (trim(InvoiceDate) rlike '{_ISO}'"
+        " and try_cast(replace(trim(InvoiceDate), 'T', ' ') as timestamp) is not null), false)",
+    ),
+    (
+        "CustomerID",
+        "are not an integer (a whole number, or empty for no customer)",
+        f"CustomerID is not null and not trim(CustomerID) rlike '{_WHOLE}'",
+    ),
+    (
+        "CustomerID",
+        "are outside the INTEGER range -2147483648..2147483647",
+        f"trim(CustomerID) rlike '{_WHOLE}'"
+        " and try_cast(split_part(trim(CustomerID), '.', 1) as int) is null",
+    ),
+)
+_EXTRA = "_extra_field"
+_ROW = "file_row_number"
+_CODEC_SUFFIX = {"zstd": ".csv.zst", "gzip": ".csv.gz", "none": ".csv"}
+_CSV_FIX = (
+    "every line must have the header's columns, separated by commas, with text that holds"
+    " commas or quotes in double quotes (a quote inside doubled)"
+)
+
+
+class SparkLander:
+    """Steps 5 and 6 of `retail_segments.ops.inputs.land_file` on a SparkSession (see the module
+    docstring); `retail_segments.ops.inputs.Lander`."""
+
+    engine = "spark"
+
+    def __init__(self, session: SparkSession) -> None:
+        self.session = session
+
+    def land(
+        self, path: Path, source: TextSource, names: list[str], sha256: str, target: Path
+    ) -> tuple[int, datetime, datetime]:
+        readable = _codec_named(source, target)
+        try:
+            lines = _read_lines(self.session, readable, source.encoding, names).persist()
+            try:
+                n_rows, first, last = check_values(lines, path, source, names)
+                _write_typed(lines, path, sha256, target)
+            finally:
+                lines.unpersist()
+        finally:
+            if readable != source.path:
+                readable.unlink(missing_ok=True)
+        return n_rows, first, last
+
+
+def _codec_named(source: TextSource, target: Path) -> Path:
+    """The text under a name whose ending selects Hadoop's codec (a symlink beside target when
+    the file's own name does not, e.g. ``.csv.zstd``)."""
+    suffix = _CODEC_SUFFIX[source.compression]
+    if source.path.name.lower().endswith(suffix):
+        return source.path
+    link = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}{suffix}")
+    link.symlink_to(source.path)
+    return link
+
+
+def _read_lines(session: SparkSession, path: Path, encoding: str, names: list[str]) -> DataFrame:
+    """The file's data lines, every column a string (empty: NULL) under our names in file order,
+    with ``file_row_number`` (1 = the first data line) and ``_bad_fields`` (the line has more
+    or fewer fields than the header)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    schema = StructType([StructField(name, StringType()) for name in [*names, _EXTRA]])
+    raw = (
+        session.read.schema(schema)
+        .options(
+            header=True,
+            encoding="UTF-8" if encoding == "utf-8" else "ISO-8859-1",
+            quote='"',
+            escape='"',
+            mode="PERMISSIVE",
+            # a missing trailing field reads as NULL, an empty one as '' (told apart here)
+            nullValue="\u0001",
+            emptyValue="",
+            ignoreLeadingWhiteSpace=False,
+            ignoreTrailingWhiteSpace=False,
+        )
+        .csv(str(path))
+    )
+    # position in the file: the row's index inside its partition plus the rows of the earlier
+    # partitions (the partition id is in the id's upper bits)
+    numbered = raw.withColumn("_id", F.monotonically_increasing_id()).withColumn(
+        "_part", F.spark_partition_id()
+    )
+    counts = numbered.groupBy("_part").count().collect()
+    offsets, total = {}, 0
+    for row in sorted(counts, key=lambda row: row["_part"]):
+        offsets[row["_part"]] = total
+        total += row["count"]
+    offset = F.lit(0)
+    for part, start in offsets.items():
+        offset = F.when(F.col("_part") == part, F.lit(start)).otherwise(offset)
+    in_part = F.col("_id").bitwiseAND(F.lit((1 << 33) - 1))
+    bad_fields = F.col(_EXTRA).isNotNull() | F.col(names[-1]).isNull()
+    cleaned = [F.when(F.col(name) == "", None).otherwise(F.col(name)).alias(name) for name in names]
+    return numbered.select(
+        (offset + in_part + 1).cast("bigint").alias(_ROW),
+        bad_fields.alias("_bad_fields"),
+        *cleaned,
+    )
+
+
+def _line_text(source: TextSource, line: int) -> str:
+    """Line ``line`` (1 = the header) of the text, as written."""
+    pending = b""
+    seen = 0
+    container = "plain" if source.compression == "none" else source.compression
+    for chunk in text_chunks(source.path, container):
+        pending += chunk
+        parts = pending.split(b"\n")
+        pending = parts.pop()
+        for part in parts:
+            seen += 1
+            if seen == line:
+                return part.rstrip(b"\r").decode(source.encoding, errors="replace")
+    return pending.decode(source.encoding, errors="replace")
+
+
+def check_values(
+    lines: DataFrame, path: Path, source: TextSource, names: list[str]
+) -> tuple[int, datetime, datetime]:
+    """Check the CSV structure and every `SPARK_VALUE_CHECKS` in one aggregation; return the
+    number of data rows and the first and last InvoiceDate, or raise `InputError` like
+    `retail_segments.ops.inputs.check_values`."""
+    lines.createOrReplaceTempView("retail_raw_text_lines")
+    aggregates = [
+        "count(*) as n_rows",
+        "count(*) filter (where _bad_fields) as bad_fields",
+        f"min({_ROW}) filter (where _bad_fields) as bad_fields_row",
+        f"min({TYPED_COLUMNS['InvoiceDate']}) as first_invoice_at",
+        f"max({TYPED_COLUMNS['InvoiceDate']}) as last_invoice_at",
+    ]
+    for index, (column, _problem, condition) in enumerate(SPARK_VALUE_CHECKS):
+        flag = f"not _bad_fields and coalesce({condition}, false)"
+        aggregates += [
+            f"count(*) filter (where {flag}) as bad_{index}",
+            f"min({_ROW}) filter (where {flag}) as line_{index}",
+            f"min_by({column}, {_ROW}) filter (where {flag}) as value_{index}",
+        ]
+    session = lines.sparkSession
+    row = session.sql(f"select {', '.join(aggregates)} from retail_raw_text_lines").collect()[0]
+    n_rows = int(row["n_rows"])
+    if n_rows == 0:
+        raise InputError(path, "holds no data lines (only a header, or nothing)")
+    if row["bad_fields"]:
+        line = int(row["bad_fields_row"]) + 1
+        raise InputError(
+            path,
+            "is not a well-formed CSV",
+            [
+                f"{row['bad_fields']} line(s) do not have the header's {len(names)} fields",
+                f"Line {line}: {_line_text(source, line)!r}",
+            ],
+            _CSV_FIX,
+        )
+    problems = []
+    for index, (column, problem, _condition) in enumerate(SPARK_VALUE_CHECKS):
+        n_bad = row[f"bad_{index}"]
+        if n_bad:
+            value = row[f"value_{index}"]
+            shown = "empty" if value is None else f"'{value}'"
+            problems.append(
+                f"column {column}: {n_bad} value(s) {problem}"
+                f" (first on line {row[f'line_{index}'] + 1} of the file: {shown})"
+            )
+    if problems:
+        raise InputError(
+            path, "has values that would not load exactly as written", problems, _VALUE_FIX
+        )
+    return n_rows, _naive(row["first_invoice_at"]), _naive(row["last_invoice_at"])
+
+
+def _naive(value: datetime) -> datetime:
+    """A timestamp collected from Spark (local time of this process) as naive UTC."""
+    from datetime import UTC
+
+    if value.tzinfo is None:
+        value = value.astimezone()
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _write_typed(lines: DataFrame, path: Path, sha256: str, target: Path) -> None:
+    """Write the typed rows (the DuckDB landing's columns) as the one Parquet file target."""
+    from pyspark.sql import functions as F
+
+    typed = [F.expr(expression).alias(column) for column, expression in TYPED_COLUMNS.items()]
+    staged = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.dir")
+    try:
+        (
+            lines.select(
+                F.col(_ROW),
+                *typed,
+                F.lit(str(path)).alias("source_file"),
+                F.lit(sha256).alias("source_sha256"),
+            )
+            .coalesce(1)
+            .write.option("compression", "zstd")
+            .parquet(str(staged))
+        )
+        parts = sorted(staged.glob("part-*.parquet"))
+        if len(parts) != 1:
+            raise RuntimeError(f"Spark wrote {len(parts)} Parquet files for {path}, not one")
+        os.replace(parts[0], target)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)

@@ -1,0 +1,201 @@
+"""The SparkSession of a Spark build, where its tables live, and running dbt on it in process.
+
+**Tables.** Spark's catalog is kept in memory (``spark.sql.catalogImplementation=in-memory``: no
+Hive metastore, no Derby files; a metastore costs a second or more per relation), so it is empty
+in every new process. Every table the build writes is therefore an *external* Parquet table at a
+fixed path, ``<tables>/<schema>/<table>`` (``macros/spark/tables.sql`` sets the location of every
+dbt table, seed and Python model), and `register_existing_tables` registers every such directory
+again before dbt starts, so incremental models, the model registry and the serving copy see the
+previous build. Directories of schemas starting with ``_`` hold scratch tables and are skipped.
+
+**Session.** `create_session` builds the one session of the process: `session_conf` (master and
+driver memory from ``RETAIL_SPARK_MASTER`` / ``RETAIL_SPARK_DRIVER_MEMORY``, the in-memory
+catalog, UTC, ANSI off as dbt-spark sets it, CTAS into a non-empty location allowed, the Python
+workers running this interpreter). dbt-spark's ``session`` method then finds this session with
+``getOrCreate()`` for every statement, so dbt, the input checks and the Python models share it.
+Anything else Spark reads from ``spark-defaults.conf`` (``SPARK_CONF_DIR``) still applies.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retail_segments.ops.paths import warehouse_path
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+SPARK_DIR_ENV = "RETAIL_SPARK_DIR"
+MASTER_ENV = "RETAIL_SPARK_MASTER"
+DRIVER_MEMORY_ENV = "RETAIL_SPARK_DRIVER_MEMORY"
+DEFAULT_MASTER = "local[2]"
+DEFAULT_DRIVER_MEMORY = "2g"
+TABLES_DIR_NAME = "tables"
+MANAGED_DIR_NAME = "managed"
+SCRATCH_PREFIX = "_"
+SPARK_TARGET = "spark"
+
+# Set on the session and (the runtime ones) re-applied by dbt-spark on every statement through the
+# spark target's server_side_parameters in profiles.yml; tests check the two agree.
+RUNTIME_CONF: dict[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.shuffle.partitions": "4",
+    # a table re-built in a new process is created again (CTAS) at its fixed, non-empty location
+    "spark.sql.legacy.allowNonEmptyLocationInCTAS": "true",
+    # dbt-spark sets ANSI off on its statements; the input checks run with the same semantics
+    "spark.sql.ansi.enabled": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Parquet timestamps as microseconds (Spark's own `timestamp`, UTC), which DuckDB reads too
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    # an impossible date such as 2/30/2011 is NULL (refused), not an "upgrade" error
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+}
+STATIC_CONF: dict[str, str] = {
+    "spark.sql.catalogImplementation": "in-memory",
+    "spark.ui.enabled": "false",
+    # else progress bars go into dbt's output
+    "spark.ui.showConsoleProgress": "false",
+}
+_MEMORY_FORM = re.compile(r"[1-9][0-9]*[kmgt]", re.IGNORECASE)
+_MASTER_FORM = re.compile(r"local(\[([1-9][0-9]*|\*)\])?|(spark|k8s|mesos)://\S+|yarn")
+
+
+def spark_dir(project_root: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """Where a Spark build keeps its tables: ``RETAIL_SPARK_DIR`` when set, else ``spark/``
+    beside the DuckDB warehouse (``RETAIL_DUCKDB_PATH``), absolute."""
+    environ = os.environ if environ is None else environ
+    configured = environ.get(SPARK_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return warehouse_path(project_root, environ).parent.resolve() / "spark"
+
+
+def tables_dir(spark_root: Path) -> Path:
+    """The directory holding ``<schema>/<table>/`` of every table of a Spark build."""
+    return spark_root / TABLES_DIR_NAME
+
+
+def check_spark_environment(environ: Mapping[str, str]) -> list[str]:
+    """The problems with the ``RETAIL_SPARK_*`` variables that are set, each naming the variable,
+    its value and the valid form (empty when all is well)."""
+    problems = []
+    master = environ.get(MASTER_ENV)
+    if master is not None and not _MASTER_FORM.fullmatch(master.strip()):
+        problems.append(
+            f"{MASTER_ENV} = {master!r} is not a Spark master; valid: local[N], local[*],"
+            " spark://host:7077, k8s://..., yarn"
+        )
+    memory = environ.get(DRIVER_MEMORY_ENV)
+    if memory is not None and not _MEMORY_FORM.fullmatch(memory.strip()):
+        problems.append(
+            f"{DRIVER_MEMORY_ENV} = {memory!r} is not a JVM memory size; valid: a whole number"
+            " and a unit k, m, g or t, e.g. 2g or 1536m"
+        )
+    directory = environ.get(SPARK_DIR_ENV)
+    if directory is not None and not directory.strip():
+        problems.append(f"{SPARK_DIR_ENV} is set but empty; unset it or give a directory")
+    elif directory and Path(directory).expanduser().is_file():
+        problems.append(f"{SPARK_DIR_ENV} = {directory!r} is a file; give a directory")
+    return problems
+
+
+def session_conf(spark_root: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every setting `create_session` gives the session (see the module docstring)."""
+    environ = os.environ if environ is None else environ
+    return {
+        "spark.master": (environ.get(MASTER_ENV) or DEFAULT_MASTER).strip(),
+        "spark.driver.memory": (environ.get(DRIVER_MEMORY_ENV) or DEFAULT_DRIVER_MEMORY).strip(),
+        "spark.app.name": "retail-segments",
+        "spark.sql.warehouse.dir": str(spark_root / MANAGED_DIR_NAME),
+        **STATIC_CONF,
+        **RUNTIME_CONF,
+    }
+
+
+def create_session(spark_root: Path, environ: Mapping[str, str] | None = None) -> SparkSession:
+    """Start (or return) the process's SparkSession with `session_conf`. Python workers (the
+    scoring's ``mapInPandas``) run this interpreter, so they import the same packages."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder
+    for key, value in session_conf(spark_root, environ).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    for key, value in RUNTIME_CONF.items():
+        session.conf.set(key, value)
+    return session
+
+
+def quote_identifier(name: str) -> str:
+    """A Spark SQL identifier in backticks (a backtick inside doubled)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def path_literal(path: Path | str) -> str:
+    """A Spark SQL string literal holding path exactly (backslash and quote escaped)."""
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _holds_parquet(directory: Path) -> bool:
+    return any(not part.name.startswith((".", "_")) for part in directory.rglob("*.parquet"))
+
+
+def existing_tables(tables_root: Path) -> list[tuple[str, str, Path]]:
+    """Every ``(schema, table, directory)`` under tables_root that holds Parquet data, sorted;
+    scratch schemas (``_*``) and hidden directories are left out."""
+    found: list[tuple[str, str, Path]] = []
+    if not tables_root.is_dir():
+        return found
+    for schema_dir in sorted(path for path in tables_root.iterdir() if path.is_dir()):
+        if schema_dir.name.startswith((SCRATCH_PREFIX, ".")):
+            continue
+        for table_dir in sorted(path for path in schema_dir.iterdir() if path.is_dir()):
+            if not table_dir.name.startswith(".") and _holds_parquet(table_dir):
+                found.append((schema_dir.name, table_dir.name, table_dir))
+    return found
+
+
+def register_existing_tables(session: SparkSession, tables_root: Path) -> list[str]:
+    """Register every table directory of a previous build (`existing_tables`) as an external
+    Parquet table of the session's catalog; return their ``schema.table`` names."""
+    registered = []
+    for schema, table, directory in existing_tables(tables_root):
+        name = f"{quote_identifier(schema)}.{quote_identifier(table)}"
+        session.sql(f"create schema if not exists {quote_identifier(schema)}")
+        location = path_literal(directory)
+        session.sql(f"create table if not exists {name} using parquet location {location}")
+        registered.append(f"{schema}.{table}")
+    return registered
+
+
+def dbt_target(dbt_args: Sequence[str], environ: Mapping[str, str]) -> str | None:
+    """The dbt target named by ``--target``/``-t`` in dbt_args, else ``DBT_TARGET``, else None."""
+    for index, arg in enumerate(dbt_args):
+        if arg in ("--target", "-t") and index + 1 < len(dbt_args):
+            return dbt_args[index + 1]
+        if arg.startswith("--target="):
+            return arg.split("=", 1)[1]
+    return environ.get("DBT_TARGET") or None
+
+
+def run_dbt_in_process(args: Sequence[str], env: Mapping[str, str], project_root: Path) -> bool:
+    """Run ``dbt <args>`` on the project inside this process (so its dbt-spark ``session``
+    connection and Python models use this process's SparkSession); True when dbt succeeded."""
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(env)
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    result: Any = dbtRunner().invoke(
+        [*args, "--project-dir", str(project_root), "--profiles-dir", str(project_root)]
+    )
+    if result.exception is not None and not result.success:
+        print(f"dbt stopped: {result.exception}", file=sys.stderr)
+    return bool(result.success)
