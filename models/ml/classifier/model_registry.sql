@@ -5,7 +5,12 @@
   `dbt build --full-refresh` starts the registry afresh. The columns are the keys of the fit's
   row (ml_segment_classifier_fit), typed by this model's contract.
 -#}
-{{ config(materialized='incremental', unique_key='model_version', on_schema_change='fail') }}
+{{ config(
+    materialized='incremental',
+    unique_key='model_version',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail'
+) }}
 
 with
 

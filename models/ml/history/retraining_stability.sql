@@ -9,6 +9,7 @@
     config(
         materialized='incremental',
         unique_key=['model_version', 'previous_model_version'],
+        incremental_strategy='delete+insert',
         on_schema_change='fail'
     )
 }}
