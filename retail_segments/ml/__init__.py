@@ -10,9 +10,20 @@ submodules are the implementation; tests and notebooks import them directly.
 from types import MappingProxyType
 
 from retail_segments.ml import classifier, interests, products, segmentation, value
-from retail_segments.ml.classifier import fit_segment_classifier, score_customer_segments
+from retail_segments.ml.classifier import (
+    SCORE_SCHEMA,
+    SCORING_INPUT_COLUMNS,
+    fit_segment_classifier,
+    score_customer_segments,
+    segment_scorer,
+)
 from retail_segments.ml.config import SettingsModel
-from retail_segments.ml.history import measure_retraining_stability, score_segment_history
+from retail_segments.ml.history import (
+    HISTORY_SCORE_SCHEMA,
+    history_scorer,
+    measure_retraining_stability,
+    score_segment_history,
+)
 from retail_segments.ml.interests import customer_interest_fit
 from retail_segments.ml.products import product_categories_fit
 from retail_segments.ml.segmentation import fit_pca_stage, fit_tsne_stage
@@ -44,14 +55,19 @@ MODEL_META: MappingProxyType[str, tuple[dict[str, type[SettingsModel]], frozense
 )
 
 __all__ = [
+    "HISTORY_SCORE_SCHEMA",
     "MODEL_META",
+    "SCORE_SCHEMA",
+    "SCORING_INPUT_COLUMNS",
     "customer_interest_fit",
     "customer_value_record",
     "fit_pca_stage",
     "fit_segment_classifier",
     "fit_tsne_stage",
+    "history_scorer",
     "measure_retraining_stability",
     "product_categories_fit",
     "score_customer_segments",
     "score_segment_history",
+    "segment_scorer",
 ]

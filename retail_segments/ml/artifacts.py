@@ -246,14 +246,33 @@ def current_model_version(fit: pd.DataFrame) -> str:
     return str(fit["model_version"].iloc[0])
 
 
+def registered_artifact(registry: pd.DataFrame, version: str) -> bytes:
+    """The skops bytes of ``version`` in ``model_registry`` rows (a frame with ``model_version``
+    and ``artifact``). Raises ``KeyError`` if the version is not registered."""
+    rows = registry.loc[registry["model_version"] == version, "artifact"]
+    if rows.empty:
+        raise KeyError(f"model version {version!r} is not in the registry")
+    return bytes(rows.iloc[0])
+
+
 def load_registered_model(registry: pd.DataFrame, version: str) -> Any:
     """Load the estimator of ``version`` from ``model_registry`` rows (a frame with
     ``model_version`` and ``artifact``) through ``load_model`` (the type allowlist). Raises
     ``KeyError`` if the version is not registered."""
-    rows = registry.loc[registry["model_version"] == version, "artifact"]
-    if rows.empty:
-        raise KeyError(f"model version {version!r} is not in the registry")
-    return load_model(bytes(rows.iloc[0]))
+    return load_model(registered_artifact(registry, version))
+
+
+_LOADED: dict[str, Any] = {}
+
+
+def cached_model(artifact: bytes) -> Any:
+    """``load_model(artifact)``, loaded once per process (keyed by the bytes' SHA-256): a
+    scoring function called batch after batch, in this process or in a Spark Python worker,
+    loads the estimator once."""
+    key = hashlib.sha256(artifact).hexdigest()
+    if key not in _LOADED:
+        _LOADED[key] = load_model(artifact)
+    return _LOADED[key]
 
 
 class RegisteredModel(NamedTuple):

@@ -35,8 +35,10 @@ what ``ml_customer_segment_scores`` calls. The settings are `ClassifierSettings`
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -55,8 +57,9 @@ from threadpoolctl import threadpool_limits
 
 from retail_segments.ml.artifacts import (
     build_model_registry_row,
+    cached_model,
     current_model_version,
-    load_registered_model,
+    registered_artifact,
     to_json,
 )
 from retail_segments.ml.config import Seed, SettingsModel, Threads, as_settings, parse_meta
@@ -87,6 +90,17 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 )
 ASSIGNMENT_COLUMNS: tuple[str, ...] = ("customer_id", "segment_name", "assignment_method")
 SCORE_COLUMNS: tuple[str, ...] = (*ASSIGNMENT_COLUMNS, "model_version")
+# The SQL type of each SCORE_COLUMNS column (the table a distributed scoring writes).
+SCORE_SCHEMA: Mapping[str, str] = MappingProxyType(
+    {
+        "customer_id": "bigint",
+        "segment_name": "string",
+        "assignment_method": "string",
+        "model_version": "string",
+    }
+)
+# What segment_scorer's batches hold.
+SCORING_INPUT_COLUMNS: tuple[str, ...] = ("customer_id", *RFM_FEATURES, "tsne_segment_name")
 
 
 class ClassifierSettings(SettingsModel):
@@ -449,6 +463,38 @@ def assign_segments(
     )
 
 
+def _score_segments(artifact: bytes, version: str, customers: pd.DataFrame) -> pd.DataFrame:
+    estimator = cached_model(artifact)
+    named = customers.loc[:, ["customer_id", "tsne_segment_name"]]
+    scores = assign_segments(customers, named, estimator, segment_column="tsne_segment_name")
+    scores["model_version"] = pd.Series([version] * len(scores), dtype="str")
+    return scores.loc[:, list(SCORE_COLUMNS)]
+
+
+def segment_scorer(
+    fit: pd.DataFrame, registry: pd.DataFrame
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The row-wise scoring of ``ml_customer_segment_scores``, to apply to any batch of customers.
+
+    Parameters
+    ----------
+    fit : ``ml_segment_classifier_fit`` (one row; its ``model_version`` is this build's model).
+    registry : ``ml.model_registry`` (``model_version``, ``artifact``).
+
+    Returns
+    -------
+    A picklable function from a batch with ``SCORING_INPUT_COLUMNS`` (``marts.customer_rfm``
+    left-joined to ``ml.customer_embeddings``) to its ``SCORE_COLUMNS`` (`assign_segments` plus
+    the version), sorted by ``customer_id``. It carries the registered skops artifact and loads
+    it once per process (`artifacts.cached_model`, the type allowlist); the artifact is checked
+    here already, so an untrusted one stops the model before any batch is scored.
+    """
+    version = current_model_version(fit)
+    artifact = registered_artifact(registry, version)
+    cached_model(artifact)
+    return partial(_score_segments, artifact, version)
+
+
 def score_customer_segments(
     rfm: pd.DataFrame,
     embeddings: pd.DataFrame,
@@ -470,8 +516,10 @@ def score_customer_segments(
     ``SCORE_COLUMNS``, one row per customer of ``rfm`` sorted by ``customer_id`` (key):
     ``assign_segments`` plus the ``model_version`` used.
     """
-    version = current_model_version(fit)
-    estimator = load_registered_model(registry, version)
-    scores = assign_segments(rfm, embeddings, estimator, segment_column="tsne_segment_name")
-    scores["model_version"] = pd.Series([version] * len(scores), dtype="str")
-    return scores.loc[:, list(SCORE_COLUMNS)]
+    customers = rfm.loc[:, ["customer_id", *RFM_FEATURES]].merge(
+        embeddings.loc[:, ["customer_id", "tsne_segment_name"]],
+        on="customer_id",
+        how="left",
+        validate="one_to_one",
+    )
+    return segment_scorer(fit, registry)(customers)

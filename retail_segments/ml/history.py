@@ -24,6 +24,7 @@ the registry rows hold the artifacts.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -32,7 +33,12 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import ClassifierMixin
 
-from retail_segments.ml.artifacts import current_model_version, load_model, load_registered_model
+from retail_segments.ml.artifacts import (
+    cached_model,
+    current_model_version,
+    load_model,
+    registered_artifact,
+)
 from retail_segments.ml.embedding import rfm_features
 
 # The registry name of the classifier the history is scored with.
@@ -43,6 +49,15 @@ HISTORY_SCORE_COLUMNS: tuple[str, ...] = (
     "rfm_as_of",
     "segment_name",
     "model_version",
+)
+# The SQL type of each HISTORY_SCORE_COLUMNS column (the table a distributed scoring writes).
+HISTORY_SCORE_SCHEMA: Mapping[str, str] = MappingProxyType(
+    {
+        "customer_id": "bigint",
+        "rfm_as_of": "timestamp",
+        "segment_name": "string",
+        "model_version": "string",
+    }
 )
 STABILITY_DTYPES: Mapping[str, str] = MappingProxyType(
     {
@@ -189,6 +204,24 @@ def retraining_stability(
     return pd.DataFrame(rows, columns=list(STABILITY_DTYPES)).astype(STABILITY_DTYPES)
 
 
+def _classify_with(artifact: bytes, version: str, rfm_history: pd.DataFrame) -> pd.DataFrame:
+    return classify_history(rfm_history, cached_model(artifact), version)
+
+
+def history_scorer(
+    fit: pd.DataFrame, registry: pd.DataFrame
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The row-wise scoring of ``ml_customer_segment_history_scores``, to apply to any batch of
+    RFM history rows (``customer_id``, ``rfm_as_of``, R/F/M): `classify_history` with the
+    classifier this build trained (``fit``'s version), carried as the registered skops artifact
+    of ``registry`` and loaded once per process through the type allowlist (checked here
+    already). Returns ``HISTORY_SCORE_COLUMNS`` per batch."""
+    version = current_model_version(fit)
+    artifact = registered_artifact(registry, version)
+    cached_model(artifact)
+    return partial(_classify_with, artifact, version)
+
+
 def score_segment_history(
     rfm_history: pd.DataFrame, fit: pd.DataFrame, registry: pd.DataFrame
 ) -> pd.DataFrame:
@@ -206,8 +239,7 @@ def score_segment_history(
     -------
     ``HISTORY_SCORE_COLUMNS``, one row per customer and as-of date (key).
     """
-    version = current_model_version(fit)
-    return classify_history(rfm_history, load_registered_model(registry, version), version)
+    return history_scorer(fit, registry)(rfm_history)
 
 
 def measure_retraining_stability(

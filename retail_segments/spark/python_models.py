@@ -41,7 +41,8 @@ def _helper_class() -> type:
                 )
             scope: dict[str, Any] = {"spark": _SESSION[0], "__name__": "dbt_python_model"}
             name = self.parsed_model.get("original_file_path", "<dbt python model>")
-            exec(compile(compiled_code, name, "exec"), scope)
+            # dbt's create_table_as macro indents the first line of the code it renders
+            exec(compile(compiled_code.lstrip(), name, "exec"), scope)
 
     return SessionPythonJobHelper
 

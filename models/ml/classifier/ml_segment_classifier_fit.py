@@ -10,18 +10,21 @@ which the class metrics and confusion matrix are computed in SQL) as nested colu
 over retail_segments.ml.classifier.fit_segment_classifier.
 """
 
+from retail_segments.frames import frame
 from retail_segments.ml import fit_segment_classifier
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    rfm = (
-        dbt.ref("customer_rfm")
-        .project("customer_id, recency_days, frequency, monetary, rfm_as_of")
-        .df()
+    rfm = frame(
+        dbt.ref("customer_rfm"),
+        ["customer_id", "recency_days", "frequency", "monetary", "rfm_as_of"],
+        order_by=["customer_id"],
     )
-    embeddings = (
-        dbt.ref("customer_embeddings").project("customer_id, tsne_segment_name, is_fit_sample").df()
+    embeddings = frame(
+        dbt.ref("customer_embeddings"),
+        ["customer_id", "tsne_segment_name", "is_fit_sample"],
+        order_by=["customer_id"],
     )
-    window = dbt.ref("int_sales_lines__data_window").df()
+    window = frame(dbt.ref("int_sales_lines__data_window"))
     return fit_segment_classifier(rfm, embeddings, window, dbt.config.get("meta"))

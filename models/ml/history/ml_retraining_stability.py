@@ -7,16 +7,17 @@ Artifacts load through skops with the type allowlist. Thin shell over
 retail_segments.ml.history.measure_retraining_stability; ml.retraining_stability keeps the rows.
 """
 
+from retail_segments.frames import frame
 from retail_segments.ml import measure_retraining_stability
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    rfm = (
-        dbt.ref("customer_rfm")
-        .project("customer_id, recency_days, frequency, monetary, rfm_as_of")
-        .df()
+    rfm = frame(
+        dbt.ref("customer_rfm"),
+        ["customer_id", "recency_days", "frequency", "monetary", "rfm_as_of"],
+        order_by=["customer_id"],
     )
-    fit = dbt.ref("ml_segment_classifier_fit").project("model_version").df()
-    registry = dbt.ref("model_registry").df()
+    fit = frame(dbt.ref("ml_segment_classifier_fit"), ["model_version"])
+    registry = frame(dbt.ref("model_registry"), order_by=["model_version"])
     return measure_retraining_stability(rfm, fit, registry)

@@ -10,16 +10,21 @@ Returns one row per fit, its results as nested columns; the contracted SQL model
 models/ml/interests/ (customer_interest_*, new_customer_*) unpack them (macro fit_result).
 """
 
+from retail_segments.frames import frame
 from retail_segments.ml import customer_interest_fit
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
     meta = dbt.config.get("meta") or {}
+    keys = ["customer_id", "feature_window", "orders_seen"]
     return customer_interest_fit(
-        dbt.ref("int_customer_interest__baskets").df(),
-        dbt.ref("int_customer_interest__spend_shares").df(),
-        dbt.ref("product_categories").df(),
+        frame(dbt.ref("int_customer_interest__baskets"), order_by=keys),
+        frame(
+            dbt.ref("int_customer_interest__spend_shares"),
+            order_by=[*keys, "product_category"],
+        ),
+        frame(dbt.ref("product_categories"), order_by=["product_category"]),
         meta["new_customer_cutoff"],
         meta.get("customer_interests"),
         meta.get("sampling"),

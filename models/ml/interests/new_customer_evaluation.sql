@@ -15,9 +15,9 @@ per_true_category as (
     select
         orders_seen,
         true_interest_category,
-        avg(case when is_correct then 1.0 else 0.0 end) as recall,
-        avg(case when is_baseline_correct then 1.0 else 0.0 end) as baseline_recall,
-        avg(case when is_nearest_correct then 1.0 else 0.0 end) as nearest_recall
+        avg(case when is_correct then 1 else 0 end) as recall,
+        avg(case when is_baseline_correct then 1 else 0 end) as baseline_recall,
+        avg(case when is_nearest_correct then 1 else 0 end) as nearest_recall
     from predictions
     group by orders_seen, true_interest_category
 
@@ -41,9 +41,9 @@ overall as (
     select
         orders_seen,
         count(*) as n_customers,
-        avg(case when is_correct then 1.0 else 0.0 end) as accuracy,
-        avg(case when is_baseline_correct then 1.0 else 0.0 end) as baseline_accuracy,
-        avg(case when is_nearest_correct then 1.0 else 0.0 end) as nearest_cluster_accuracy,
+        avg(case when is_correct then 1 else 0 end) as accuracy,
+        avg(case when is_baseline_correct then 1 else 0 end) as baseline_accuracy,
+        avg(case when is_nearest_correct then 1 else 0 end) as nearest_cluster_accuracy,
         min(baseline_interest_category) as baseline_interest_category
     from predictions
     group by orders_seen

@@ -9,14 +9,16 @@ product_category_selection, product_category_assignments, product_categories and
 customer_interest_model_fits unpack them (macro fit_result).
 """
 
+from retail_segments.frames import frame
 from retail_segments.ml import product_categories_fit
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
     meta = dbt.config.get("meta") or {}
+    keys = ["stock_code", "description", "unit_price", "is_before_cutoff"]
     return product_categories_fit(
-        dbt.ref("int_product_lines__grouped").df(),
+        frame(dbt.ref("int_product_lines__grouped"), order_by=keys),
         meta["new_customer_cutoff"],
         meta.get("product_categories"),
     )

@@ -9,15 +9,16 @@ cluster_model_selection, embedding_summary and cluster_profiles unpack them. Thi
 retail_segments.ml.segmentation.fit_pca_stage.
 """
 
+from retail_segments.frames import frame
 from retail_segments.ml import fit_pca_stage
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    rfm = (
-        dbt.ref("customer_rfm")
-        .project("customer_id, recency_days, frequency, monetary, is_outlier, rfm_as_of")
-        .df()
+    rfm = frame(
+        dbt.ref("customer_rfm"),
+        ["customer_id", "recency_days", "frequency", "monetary", "is_outlier", "rfm_as_of"],
+        order_by=["customer_id"],
     )
-    archetypes = dbt.ref("segment_archetypes").df()
+    archetypes = frame(dbt.ref("segment_archetypes"), order_by=["stage", "segment_name"])
     return fit_pca_stage(rfm, archetypes, dbt.config.get("meta"))

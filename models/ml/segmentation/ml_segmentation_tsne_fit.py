@@ -15,31 +15,24 @@ cluster_model_selection, embedding_summary and cluster_profiles unpack them. Thi
 retail_segments.ml.segmentation.fit_tsne_stage.
 """
 
+from retail_segments.frames import frame, table_frame
 from retail_segments.ml import fit_tsne_stage
-
-
-def registry_rows(session, database, schema):
-    """The rows of database.schema.model_registry, or None when the table does not exist."""
-    found = session.execute(
-        "select count(*) from information_schema.tables"
-        " where table_catalog = ? and table_schema = ? and table_name = 'model_registry'",
-        [database, schema],
-    ).fetchall()[0][0]
-    if not found:
-        return None
-    return session.sql(
-        "select model_name, model_version, data_window_end, artifact"
-        f' from "{database}"."{schema}".model_registry'
-    ).df()
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    rfm = (
-        dbt.ref("customer_rfm")
-        .project("customer_id, recency_days, frequency, monetary, is_outlier, rfm_as_of")
-        .df()
+    rfm = frame(
+        dbt.ref("customer_rfm"),
+        ["customer_id", "recency_days", "frequency", "monetary", "is_outlier", "rfm_as_of"],
+        order_by=["customer_id"],
     )
-    archetypes = dbt.ref("segment_archetypes").df()
-    registry = registry_rows(session, dbt.this.database, dbt.this.schema)
+    archetypes = frame(dbt.ref("segment_archetypes"), order_by=["stage", "segment_name"])
+    # the rows of model_registry beside this model, or None when it does not exist yet
+    registry = table_frame(
+        session,
+        dbt.this.database,
+        dbt.this.schema,
+        "model_registry",
+        ["model_name", "model_version", "data_window_end", "artifact"],
+    )
     return fit_tsne_stage(rfm, archetypes, dbt.config.get("meta"), registry)

@@ -5,13 +5,16 @@ against the naive baseline. One row per run, results nested (see the yml). Thin 
 retail_segments.ml.value.
 """
 
+from retail_segments.frames import frame
 from retail_segments.ml import customer_value_record
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
     meta = dbt.config.get("meta") or {}
-    purchase_days = dbt.ref("int_customer_value__purchase_days").df()
+    purchase_days = frame(
+        dbt.ref("int_customer_value__purchase_days"), order_by=["customer_id", "purchase_date"]
+    )
     return customer_value_record(
         purchase_days,
         meta["rfm_as_of"],

@@ -1,0 +1,170 @@
+"""What the dbt Python models read and how they score, on either engine.
+
+The shells in ``models/ml/`` get from ``dbt.ref()`` a DuckDB relation (dbt-duckdb) or a Spark
+DataFrame (dbt-spark, `retail_segments.spark.python_models`). These functions take either, so a
+shell runs unchanged on both and ``retail_segments.ml`` only ever sees pandas:
+
+* `frame`: a relation's columns as a pandas frame in a stated row order, with the dtypes DuckDB's
+  ``.df()`` gives (a Spark frame is converted to the same: nullable integers and booleans,
+  floats for decimals, naive UTC timestamps), so the ML code sees the same input on both.
+* `select` and `join`: a relation's columns, two relations joined on key columns (in the engine).
+* `map_frames`: apply a pandas-to-pandas function to every row of a relation. On DuckDB the
+  function gets the whole relation as one frame and its result is the model's table. On Spark it
+  runs distributed, ``mapInPandas`` over the relation's partitions in Python workers, and the
+  result is a Spark DataFrame with the declared schema. Use it for row-wise scoring only (each
+  output row depends on its input row): then the two give the same rows.
+* `table_frame`: a table read by name (not through ``ref``), or None when it does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+# SQL type name (as the contracts write them) -> the DuckDB .df() dtype of a column without NULLs
+# and with NULLs.
+_INTEGER_DTYPES: Mapping[str, tuple[str, str]] = {
+    "tinyint": ("int8", "Int8"),
+    "smallint": ("int16", "Int16"),
+    "int": ("int32", "Int32"),
+    "integer": ("int32", "Int32"),
+    "bigint": ("int64", "Int64"),
+}
+
+
+def is_spark(relation: Any) -> bool:
+    """Whether relation is a Spark DataFrame (else a DuckDB relation is assumed)."""
+    return hasattr(relation, "mapInPandas") and hasattr(relation, "sparkSession")
+
+
+def _spark_type_name(data_type: Any) -> str:
+    return str(data_type.simpleString()).lower()
+
+
+def normalise_spark_frame(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
+    """A pandas frame made from Spark rows, with DuckDB's ``.df()`` dtypes. ``types`` maps each
+    column to its Spark type name (``int``, ``bigint``, ``boolean``, ``decimal(18,3)``,
+    ``timestamp``, ``date``, ...)."""
+    out = {}
+    for name in frame.columns:
+        column = frame[name]
+        kind = types.get(name, "")
+        if kind in _INTEGER_DTYPES:
+            plain, nullable = _INTEGER_DTYPES[kind]
+            out[name] = column.astype(nullable if column.isna().any() else plain)
+        elif kind == "boolean":
+            out[name] = column.astype("boolean" if column.isna().any() else "bool")
+        elif kind.startswith("decimal") or kind in ("double", "float"):
+            out[name] = pd.to_numeric(column, errors="raise").astype("float64")
+        elif kind in ("timestamp", "timestamp_ntz", "date"):
+            values = pd.to_datetime(column)
+            if getattr(values.dt, "tz", None) is not None:
+                values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+            out[name] = values.astype("datetime64[us]")
+        elif kind == "string":
+            out[name] = column.astype("str")
+        else:
+            out[name] = column
+    return pd.DataFrame(out, columns=list(frame.columns), index=frame.index)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def frame(
+    relation: Any, columns: Sequence[str] | None = None, order_by: Sequence[str] = ()
+) -> pd.DataFrame:
+    """The relation's columns (all when None) as a pandas frame sorted by order_by (ascending,
+    NULLs last), with DuckDB's ``.df()`` dtypes on both engines."""
+    if is_spark(relation):
+        selected = relation.select(*columns) if columns is not None else relation
+        if order_by:
+            selected = selected.orderBy(*[selected[key].asc_nulls_last() for key in order_by])
+        types = {field.name: _spark_type_name(field.dataType) for field in selected.schema}
+        return normalise_spark_frame(selected.toPandas(), types).reset_index(drop=True)
+    selected = (
+        relation.project(", ".join(_quoted(name) for name in columns))
+        if columns is not None
+        else relation
+    )
+    if order_by:
+        selected = selected.order(", ".join(f"{_quoted(key)} asc nulls last" for key in order_by))
+    return selected.df()
+
+
+def select(relation: Any, columns: Sequence[str]) -> Any:
+    """The relation with only columns, in the engine (still a relation)."""
+    if is_spark(relation):
+        return relation.select(*columns)
+    return relation.project(", ".join(_quoted(name) for name in columns))
+
+
+def join(left: Any, right: Any, on: Sequence[str], how: str = "left") -> Any:
+    """left joined to right on the equal key columns on (kept once), in the engine."""
+    if is_spark(left):
+        return left.join(right, on=list(on), how=how)
+    return left.join(right, ", ".join(_quoted(key) for key in on), how=how)
+
+
+def _ddl(schema: Mapping[str, str]) -> str:
+    return ", ".join(f"`{name}` {data_type}" for name, data_type in schema.items())
+
+
+def map_frames(
+    relation: Any,
+    function: Callable[[pd.DataFrame], pd.DataFrame],
+    schema: Mapping[str, str],
+    columns: Sequence[str] | None = None,
+    order_by: Sequence[str] = (),
+) -> Any:
+    """Apply function to the rows of relation (its columns, or all) in batches; the result has
+    exactly the columns and SQL types of schema (``{column: type}``, in order).
+
+    DuckDB: one batch, the whole `frame` (sorted by order_by); returns the pandas result after
+    checking its columns are schema's. Spark: ``mapInPandas`` over the partitions, each batch
+    normalised like `frame`; returns the lazy Spark DataFrame (the table write runs it).
+    Raises ValueError when a DuckDB result's columns differ from schema's.
+    """
+    if not is_spark(relation):
+        result = function(frame(relation, columns, order_by))
+        if list(result.columns) != list(schema):
+            raise ValueError(
+                f"the scoring returned columns {list(result.columns)}, declared {list(schema)}"
+            )
+        return result
+    selected = relation.select(*columns) if columns is not None else relation
+    types = {field.name: _spark_type_name(field.dataType) for field in selected.schema}
+    names = list(schema)
+
+    def apply(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            if len(batch):
+                yield function(normalise_spark_frame(batch, types)).loc[:, names]
+
+    return selected.mapInPandas(apply, _ddl(schema))
+
+
+def table_frame(
+    session: Any, database: str | None, schema: str, name: str, columns: Sequence[str]
+) -> pd.DataFrame | None:
+    """The columns of table schema.name read through the model's session (DuckDB connection or
+    SparkSession), as `frame` gives them, or None when the table does not exist (a table read
+    by name because a ``ref`` would make a cycle)."""
+    if hasattr(session, "catalog") and hasattr(session, "table"):
+        if not session.catalog.tableExists(f"{schema}.{name}"):
+            return None
+        return frame(session.table(f"{schema}.{name}"), columns)
+    found = session.execute(
+        "select count(*) from information_schema.tables"
+        " where table_catalog = ? and table_schema = ? and table_name = ?",
+        [database, schema, name],
+    ).fetchall()[0][0]
+    if not found:
+        return None
+    selected = ", ".join(_quoted(column) for column in columns)
+    return session.sql(
+        f"select {selected} from {_quoted(str(database))}.{_quoted(schema)}.{_quoted(name)}"
+    ).df()
