@@ -47,9 +47,9 @@ def normalise_spark_frame(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.D
     """A pandas frame made from Spark rows, with DuckDB's ``.df()`` dtypes. ``types`` maps each
     column to its Spark type name (``int``, ``bigint``, ``boolean``, ``decimal(18,3)``,
     ``timestamp``, ``date``, ...)."""
-    out = {}
+    out: dict[str, pd.Series] = {}
     for name in frame.columns:
-        column = frame[name]
+        column: Any = frame[name]
         kind = types.get(name, "")
         if kind in _INTEGER_DTYPES:
             plain, nullable = _INTEGER_DTYPES[kind]
