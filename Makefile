@@ -17,15 +17,20 @@ OLD_DUCKDB      := 1.1.0
 OLD_DUCKDB_CLI  := 1.5.6
 OLD_DUCKDB_STAMP := $(OLD_DUCKDB_VENV)/.installed-$(OLD_DUCKDB)-cli-$(OLD_DUCKDB_CLI)
 
+# The Spark build (`make build TARGET=spark`, docs/spark.md) and its CI test: the spark extras
+# (dbt-spark, pyspark) in the environment, and Java 17 when the machine has none (CI runs as root).
+SPARK_STAMP := $(VENV)/.installed-spark
+
 .PHONY: build test bench bench-scale lint docs clean clean-warehouse backfill report
 
-build: $(STAMP)
-	$(PY) -m retail_segments build
+# TARGET=spark builds on a local Spark session instead of DuckDB.
+build: $(STAMP) $(if $(filter spark,$(TARGET)),$(SPARK_STAMP))
+	$(PY) -m retail_segments build $(if $(TARGET),--target $(TARGET))
 
-test: lint $(CHROMIUM) $(OLD_DUCKDB_STAMP)
+test: lint $(CHROMIUM) $(OLD_DUCKDB_STAMP) $(SPARK_STAMP)
 	RETAIL_OLD_DUCKDB_VENV=$(OLD_DUCKDB_VENV) $(PY) -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) $(SPARK_STAMP)
 	$(PY) -m retail_segments_dev.bench
 
 # Fresh builds of the real file, 10x and 100x synthetic files (generated once into BENCH_DATA and
@@ -59,6 +64,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+$(SPARK_STAMP): $(STAMP) pyproject.toml
+	command -v java >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; }
+	$(PY) -m pip install --quiet -e ".[dev,spark]"
+	touch $(SPARK_STAMP)
 
 $(OLD_DUCKDB_STAMP):
 	$(PYTHON) -m venv $(OLD_DUCKDB_VENV)

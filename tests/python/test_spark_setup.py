@@ -1,0 +1,323 @@
+"""The Spark build's parts that need no JVM: its settings and their errors, the target's detection,
+the profile agreeing with the launcher, the table registry's directory walk, the Spark value checks
+mirroring DuckDB's, the serving mirror's DDL, and retail_segments.frames on DuckDB relations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from dbt_helpers import PROJECT_ROOT, Workspace, run_cli
+
+from retail_segments import frames
+from retail_segments.ops.inputs import VALUE_CHECKS, landing_key
+from retail_segments.ops.publish import Relation
+from retail_segments.spark import build as spark_build
+from retail_segments.spark import publish as spark_publish
+from retail_segments.spark.inputs import SPARK_VALUE_CHECKS
+from retail_segments.spark.python_models import _utc_timestamps
+from retail_segments.spark.session import (
+    RUNTIME_CONF,
+    check_spark_environment,
+    existing_tables,
+    session_conf,
+    spark_dir,
+)
+
+
+def test_the_profile_sets_the_runtime_settings_the_launcher_sets() -> None:
+    profiles = yaml.safe_load((PROJECT_ROOT / "profiles.yml").read_text())
+    spark = profiles["retail_segments"]["outputs"]["spark"]
+    assert spark["type"] == "spark" and spark["method"] == "session"
+    assert {key: str(value) for key, value in spark["server_side_parameters"].items()} == (
+        RUNTIME_CONF
+    )
+
+
+def test_the_session_settings_follow_the_environment(tmp_path: Path) -> None:
+    conf = session_conf(tmp_path, {"RETAIL_SPARK_MASTER": "local[4]"})
+    assert conf["spark.master"] == "local[4]"
+    assert conf["spark.driver.memory"] == "2g"
+    assert conf["spark.sql.catalogImplementation"] == "in-memory"
+    assert conf["spark.sql.warehouse.dir"] == str(tmp_path / "managed")
+    environ = {"RETAIL_DUCKDB_PATH": str(tmp_path / "wh" / "w.duckdb")}
+    assert spark_dir(PROJECT_ROOT, environ) == (tmp_path / "wh" / "spark").resolve()
+    environ["RETAIL_SPARK_DIR"] = str(tmp_path / "elsewhere")
+    assert spark_dir(PROJECT_ROOT, environ) == (tmp_path / "elsewhere").resolve()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "phrase"),
+    [
+        ("RETAIL_SPARK_MASTER", "local[two]", "is not a Spark master; valid: local[N]"),
+        ("RETAIL_SPARK_DRIVER_MEMORY", "2 gigs", "is not a JVM memory size; valid:"),
+        ("RETAIL_SPARK_DRIVER_MEMORY", "0g", "is not a JVM memory size"),
+        ("RETAIL_SPARK_DIR", " ", "is set but empty"),
+    ],
+)
+def test_a_bad_spark_setting_is_named_with_its_valid_form(
+    variable: str, value: str, phrase: str
+) -> None:
+    problems = check_spark_environment({variable: value})
+    assert len(problems) == 1
+    assert problems[0].startswith(variable)
+    assert phrase in problems[0]
+
+
+def test_good_spark_settings_pass() -> None:
+    for master in ("local", "local[2]", "local[*]", "spark://host:7077", "yarn"):
+        assert check_spark_environment({"RETAIL_SPARK_MASTER": master}) == []
+    assert check_spark_environment({"RETAIL_SPARK_DRIVER_MEMORY": "1536m"}) == []
+
+
+def test_a_bad_spark_setting_stops_the_build_before_spark_starts(
+    tmp_path: Path, synthetic_raw: Path
+) -> None:
+    result = run_cli(
+        Workspace(tmp_path),
+        synthetic_raw,
+        "build",
+        "--target",
+        "spark",
+        env={"RETAIL_SPARK_DRIVER_MEMORY": "2 gigs"},
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "RETAIL_SPARK_DRIVER_MEMORY = '2 gigs' is not a JVM memory size" in result.stderr
+    assert "nothing was built" in result.stderr
+    assert not (tmp_path / "spark").exists()
+
+
+def test_a_machine_without_java_is_told_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spark_build.shutil, "which", lambda name: None)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    problems = spark_build.missing_requirements()
+    assert any("no Java on PATH" in problem and "openjdk-17" in problem for problem in problems)
+
+
+@pytest.mark.parametrize(
+    ("args", "environ", "expected"),
+    [
+        (["--target", "spark"], {}, True),
+        (["--target=spark", "--select", "x"], {}, True),
+        (["-t", "spark"], {}, True),
+        ([], {"DBT_TARGET": "spark"}, True),
+        ([], {}, False),
+        (["--target", "dev"], {"DBT_TARGET": "spark"}, False),
+        (["--target", "no_such_target"], {}, False),
+    ],
+)
+def test_the_spark_build_runs_for_a_target_of_type_spark(
+    args: list[str], environ: dict[str, str], expected: bool
+) -> None:
+    assert spark_build.is_spark_target(PROJECT_ROOT, args, environ) is expected
+
+
+def test_only_table_directories_holding_parquet_are_registered(tmp_path: Path) -> None:
+    table = pa.table({"x": [1]})
+    for parts in (("ml", "scores"), ("marts", "fct"), ("_work", "ml__scores"), ("ml", ".hidden")):
+        (tmp_path.joinpath(*parts)).mkdir(parents=True)
+        pq.write_table(table, tmp_path.joinpath(*parts, "part-0.parquet"))
+    (tmp_path / "ml" / "empty").mkdir()
+    (tmp_path / "ml" / "only_marker").mkdir()
+    (tmp_path / "ml" / "only_marker" / "_SUCCESS").touch()
+    found = [(schema, name) for schema, name, _ in existing_tables(tmp_path)]
+    assert found == [("marts", "fct"), ("ml", "scores")]
+    assert existing_tables(tmp_path / "missing") == []
+
+
+def test_the_spark_value_checks_are_duckdbs_checks() -> None:
+    assert [(c, p) for c, p, _ in SPARK_VALUE_CHECKS] == [(c, p) for c, p, _ in VALUE_CHECKS]
+    # Spark SQL literals would eat a backslash: the Spark patterns have none
+    assert not any("\\" in condition for _, _, condition in SPARK_VALUE_CHECKS)
+
+
+def test_each_engine_lands_a_file_under_its_own_key(tmp_path: Path) -> None:
+    path = tmp_path / "raw.csv.zst"
+    duck, spark = landing_key("ab" * 32, path), landing_key("ab" * 32, path, "spark")
+    assert duck != spark and spark == f"{duck}-spark"
+
+
+def test_naive_timestamps_become_utc_also_inside_nested_results() -> None:
+    moment = pd.Timestamp("2011-12-09 12:50")
+    nested = pa.array([[{"at": moment.to_pydatetime(), "n": 1}]])
+    table = pa.table({"at": pa.array([moment.to_pydatetime()]), "rows": nested, "x": [1.5]})
+    converted = _utc_timestamps(table)
+    assert converted.schema.field("at").type == pa.timestamp("us", tz="UTC")
+    struct = converted.schema.field("rows").type.value_type
+    assert struct.field("at").type == pa.timestamp("us", tz="UTC")
+    assert converted.schema.field("x").type == pa.float64()
+    assert converted.column("at")[0].as_py().replace(tzinfo=None) == moment.to_pydatetime()
+
+
+def _node() -> dict:
+    return {
+        "description": "One row per order.",
+        "columns": {
+            "id": {
+                "name": "id",
+                "data_type": "bigint",
+                "description": "Order id, it's unique.",
+                "constraints": [{"type": "not_null"}, {"type": "primary_key"}],
+            },
+            "placed_at": {
+                "name": "placed_at",
+                "data_type": "timestamp",
+                "description": "",
+                "constraints": [],
+            },
+            "note": {"name": "note", "data_type": "string", "description": "A note."},
+        },
+        "constraints": [],
+    }
+
+
+def test_the_serving_mirror_creates_each_table_as_its_contract_declares(tmp_path: Path) -> None:
+    tables = tmp_path / "tables"
+    (tables / "marts" / "orders").mkdir(parents=True)
+    pq.write_table(
+        pa.table(
+            {
+                "note": ["x", None],
+                "id": pa.array([2, 1], pa.int64()),
+                "placed_at": pa.array(
+                    [pd.Timestamp("2011-12-09 11:50"), pd.Timestamp("2011-12-01 08:26")],
+                    pa.timestamp("us", tz="UTC"),
+                ),
+            }
+        ),
+        tables / "marts" / "orders" / "part-0.parquet",
+    )
+    manifest = tmp_path / "manifest.json"
+    node = {**_node(), "resource_type": "model", "schema": "marts", "alias": "orders"}
+    manifest.write_text(json.dumps({"nodes": {"model.p.orders": node}}))
+    relations = [Relation("marts", "orders"), Relation("ml", "absent")]
+    target = tmp_path / "mirror.duckdb"
+    assert spark_publish.mirror_tables(tables, manifest, relations, target) == ["ml.absent"]
+    with duckdb.connect(str(target), read_only=True) as connection:
+        columns = connection.sql(
+            "select column_name, data_type, is_nullable, comment from duckdb_columns()"
+            " where table_name = 'orders' order by column_index"
+        ).fetchall()
+        keys = connection.sql(
+            "select constraint_type from duckdb_constraints() where table_name = 'orders'"
+            " and constraint_type = 'PRIMARY KEY'"
+        ).fetchall()
+        table_comment = connection.sql(
+            "select comment from duckdb_tables() where table_name = 'orders'"
+        ).fetchall()
+        rows = connection.sql("select * from marts.orders order by id").fetchall()
+    assert columns == [
+        ("id", "BIGINT", False, "Order id, it's unique."),
+        ("placed_at", "TIMESTAMP", True, None),
+        ("note", "VARCHAR", True, "A note."),
+    ]
+    assert keys == [("PRIMARY KEY",)] and table_comment == [("One row per order.",)]
+    assert [row[1] for row in rows] == [
+        pd.Timestamp("2011-12-01 08:26").to_pydatetime(),
+        pd.Timestamp("2011-12-09 11:50").to_pydatetime(),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# retail_segments.frames on DuckDB (the Spark side runs in test_spark.py's build)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def connection() -> duckdb.DuckDBPyConnection:
+    with duckdb.connect() as connection:
+        connection.execute(
+            "create table rfm as select * from (values (3, 10, 2.5, true), (1, null, 1.0, null),"
+            " (2, 4, 9.0, false)) t(customer_id, recency_days, monetary, is_outlier)"
+        )
+        connection.execute(
+            "create table names as select * from (values (1, 'loyal'), (3, 'lost'))"
+            " t(customer_id, segment_name)"
+        )
+        yield connection
+
+
+def test_frame_reads_the_columns_in_the_stated_order(connection: duckdb.DuckDBPyConnection) -> None:
+    read = frames.frame(connection.table("rfm"), ["customer_id", "monetary"], ["customer_id"])
+    assert list(read.columns) == ["customer_id", "monetary"]
+    assert read["customer_id"].tolist() == [1, 2, 3]
+    assert str(read["customer_id"].dtype) == "int32"
+
+
+def test_join_and_map_frames_score_every_row_once(connection: duckdb.DuckDBPyConnection) -> None:
+    joined = frames.join(
+        frames.select(connection.table("rfm"), ["customer_id", "monetary"]),
+        connection.table("names"),
+        on=["customer_id"],
+    )
+
+    def score(batch: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "customer_id": batch["customer_id"].astype("int64"),
+                "value": batch["monetary"] * 2,
+                "name": batch["segment_name"].fillna("unnamed"),
+            }
+        )
+
+    schema = {"customer_id": "bigint", "value": "double", "name": "string"}
+    scored = frames.map_frames(joined, score, schema, order_by=["customer_id"])
+    assert scored.to_dict("list") == {
+        "customer_id": [1, 2, 3],
+        "value": [2.0, 18.0, 5.0],
+        "name": ["loyal", "unnamed", "lost"],
+    }
+    with pytest.raises(ValueError, match="declared"):
+        frames.map_frames(joined, score, {"customer_id": "bigint"})
+
+
+def test_table_frame_is_none_for_a_missing_table(connection: duckdb.DuckDBPyConnection) -> None:
+    database = connection.sql("select current_database()").fetchall()[0][0]
+    assert frames.table_frame(connection, database, "main", "absent", ["x"]) is None
+    found = frames.table_frame(connection, database, "main", "names", ["segment_name"])
+    assert found is not None and sorted(found["segment_name"]) == ["lost", "loyal"]
+
+
+def test_spark_rows_get_duckdbs_dtypes() -> None:
+    """What Spark's toPandas gives (nullable integers as floats, booleans as objects, decimals
+    as Decimal objects, aware timestamps) is read with DuckDB's .df() dtypes."""
+    from decimal import Decimal
+
+    spark_like = pd.DataFrame(
+        {
+            "n": [1.0, np.nan],
+            "m": [1, 2],
+            "flag": [True, None],
+            "price": [Decimal("1.250"), Decimal("2.000")],
+            "at": pd.to_datetime(["2011-12-09 12:50", "2011-12-01 08:26"]).tz_localize("UTC"),
+            "name": ["a", None],
+        }
+    )
+    types = {
+        "n": "int",
+        "m": "bigint",
+        "flag": "boolean",
+        "price": "decimal(18,3)",
+        "at": "timestamp",
+        "name": "string",
+    }
+    read = frames.normalise_spark_frame(spark_like, types)
+    assert {name: str(dtype) for name, dtype in read.dtypes.items()} == {
+        "n": "Int32",
+        "m": "int64",
+        "flag": "boolean",
+        "price": "float64",
+        "at": "datetime64[us]",
+        "name": "str",
+    }
+    assert read["price"].tolist() == [1.25, 2.0]
+    assert read["at"].iloc[0] == pd.Timestamp("2011-12-09 12:50")
+    assert read["n"].isna().tolist() == [False, True]
