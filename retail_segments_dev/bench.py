@@ -13,6 +13,13 @@ For every scale of ``--baseline-scales`` (default ``1``; the notebook baseline i
 hours at 10x) it also runs the pandas baseline of the study's cleaning and RFM
 (`retail_segments_dev.baseline`) on the same file and prints how many times faster the SQL cleaning
 and RFM models were. Figures are printed, never asserted.
+
+For every scale of ``--spark-scales`` (``make bench``: 1 and 10) it also runs the whole build on
+a local Spark session, ``python -m retail_segments build --target spark`` (`run_spark_benchmark`),
+and prints its wall time and the peak memory of its JVM (in local mode the driver and the
+executor are one JVM) and of its Python processes (the launcher, which holds dbt and the fits, and
+the workers of the distributed scoring), sampled from ``/proc`` (`ProcessTreePeaks`); then one
+table with DuckDB's and Spark's figures side by side (`format_engines`).
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -248,6 +256,175 @@ def run_build_benchmark(
     )
 
 
+@dataclass
+class ProcessTreePeaks:
+    """Peak resident memory of a process tree, sampled from ``/proc`` every ``interval``
+    seconds while it runs: the peak of the summed RSS of its Java processes and of its Python
+    processes (each kind summed at a sample, then the largest sum kept). Linux only; a process
+    that lives shorter than the interval may be missed."""
+
+    interval: float = 0.2
+    jvm_mib: float = 0.0
+    python_mib: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @staticmethod
+    def _tree(root: int) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+        tree, pending = [], [root]
+        while pending:
+            pid = pending.pop()
+            tree.append(pid)
+            pending.extend(children.get(pid, []))
+        return tree
+
+    @staticmethod
+    def _rss_and_kind(pid: int) -> tuple[float, str]:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            return 0.0, ""
+        rss = next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")),
+            0,
+        )
+        kind = "jvm" if name == "java" else "python" if name.startswith("python") else ""
+        return rss / 1024, kind
+
+    def sample(self, root: int) -> None:
+        """Take one sample of root's tree."""
+        sums = {"jvm": 0.0, "python": 0.0, "": 0.0}
+        for pid in self._tree(root):
+            rss, kind = self._rss_and_kind(pid)
+            sums[kind] += rss
+        self.jvm_mib = max(self.jvm_mib, sums["jvm"])
+        self.python_mib = max(self.python_mib, sums["python"])
+
+    def watch(self, root: int) -> threading.Thread:
+        """Sample root's tree in a thread until `stop`."""
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                self.sample(root)
+                self._stop.wait(self.interval)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@dataclass(frozen=True)
+class SparkMeasurement:
+    """One measured Spark build (``python -m retail_segments build --target spark``)."""
+
+    scale: int
+    raw_path: Path
+    wall_seconds: float
+    jvm_peak_mib: float
+    python_peak_mib: float
+    timings: list[NodeTiming]
+    raw_lines: int | None
+
+
+def run_spark_benchmark(work_dir: Path, raw_path: Path, scale: int = 1) -> SparkMeasurement:
+    """Run the whole Spark build of raw_path into work_dir (tables, landing, serving copy) as
+    ``make build TARGET=spark`` does and measure it (wall time, `ProcessTreePeaks`). Raises
+    RuntimeError if the build fails."""
+    env = {
+        **os.environ,
+        RAW_PATH_ENV: str(raw_path),
+        "RETAIL_DUCKDB_PATH": str(work_dir / "bench.duckdb"),
+        "RETAIL_SERVING_DIR": str(work_dir / "serving"),
+        "DBT_TARGET_PATH": str(work_dir / "target"),
+        "DBT_LOG_PATH": str(work_dir / "logs"),
+    }
+    log_path = work_dir / "spark-build.log"
+    peaks = ProcessTreePeaks()
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "retail_segments", "build", "--target", "spark"],
+            cwd=find_project_root(),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        watcher = peaks.watch(process.pid)
+        returncode = process.wait()
+        peaks.stop()
+        watcher.join()
+    wall = time.perf_counter() - started
+    if returncode != 0:
+        output = log_path.read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"the Spark build failed during the benchmark:\n{output}")
+    lines, _customers = _raw_size(work_dir / "serving" / "retail_segments_serving.duckdb")
+    return SparkMeasurement(
+        scale=scale,
+        raw_path=raw_path,
+        wall_seconds=wall,
+        jvm_peak_mib=peaks.jvm_mib,
+        python_peak_mib=peaks.python_mib,
+        timings=read_run_results(work_dir / "target" / "run_results.json"),
+        raw_lines=lines,
+    )
+
+
+def format_spark_report(measurement: SparkMeasurement) -> str:
+    """Render one Spark build's figures."""
+    models = [t for t in measurement.timings if t.resource_type == "model"]
+    slowest = ", ".join(f"{t.name} {t.seconds:.0f}s" for t in models[:5])
+    size = f"{measurement.raw_lines:,} raw lines" if measurement.raw_lines else "size unknown"
+    return "\n".join(
+        [
+            f"== Spark, scale {measurement.scale}x: {measurement.raw_path} ({size})",
+            f"whole build (session, inputs, dbt build, publish): {measurement.wall_seconds:8.1f} s",
+            f"  peak JVM (driver and executor, local mode): {measurement.jvm_peak_mib:.0f} MiB;"
+            f" Python (launcher and workers): {measurement.python_peak_mib:.0f} MiB",
+            f"models: {len(models)}, summed {sum(t.seconds for t in models):.1f} s;"
+            f" slowest: {slowest}",
+        ]
+    )
+
+
+def format_engines(
+    duckdb_runs: Sequence[BuildMeasurement], spark_runs: Sequence[SparkMeasurement]
+) -> str:
+    """DuckDB's and Spark's whole-build figures side by side, one row per scale ('-' where an
+    engine did not run at that scale)."""
+    duck = {m.scale: m for m in duckdb_runs}
+    spark = {m.scale: m for m in spark_runs}
+    lines = [
+        f"{'scale':>5} {'raw lines':>11} | {'DuckDB s':>9} {'peak MiB':>9} |"
+        f" {'Spark s':>8} {'JVM MiB':>8} {'Python MiB':>10}"
+    ]
+    for scale in sorted(set(duck) | set(spark)):
+        d, p = duck.get(scale), spark.get(scale)
+        raw = (d.raw_lines if d else None) or (p.raw_lines if p else None)
+        lines.append(
+            f"{scale:>4}x {f'{raw:,}' if raw else '-':>11} | "
+            + (f"{d.total_seconds:9.1f} {d.peak_mib:9.0f}" if d else f"{'-':>9} {'-':>9}")
+            + " | "
+            + (
+                f"{p.wall_seconds:8.1f} {p.jvm_peak_mib:8.0f} {p.python_peak_mib:10.0f}"
+                if p
+                else f"{'-':>8} {'-':>8} {'-':>10}"
+            )
+        )
+    return "\n".join(lines)
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -396,6 +573,12 @@ def _parser() -> argparse.ArgumentParser:
         help="scales (among --scales) at which to also time the pandas baseline (default 1)",
     )
     parser.add_argument(
+        "--spark-scales",
+        type=parse_scales,
+        default=[],
+        help="scales at which to also build on a local Spark session (make bench: 1,10)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=DEFAULT_DATA_DIR,
@@ -424,9 +607,10 @@ def main(argv: list[str] | None = None) -> int:
         print(format_classifier_comparison(compare_classifier_searches(warehouse)))
         return 0
     measurements = []
+    spark_runs: list[SparkMeasurement] = []
+    data_dir = find_project_root() / args.data_dir
     try:
         for scale in args.scales:
-            data_dir = find_project_root() / args.data_dir
             raw_path = raw_file_for_scale(scale, data_dir, os.environ)
             with tempfile.TemporaryDirectory(prefix="retail-bench-", dir=args.work_dir) as tmp:
                 measurement = run_build_benchmark(Path(tmp), args.dbt_args, raw_path, scale)
@@ -435,13 +619,23 @@ def main(argv: list[str] | None = None) -> int:
             if scale in args.baseline_scales:
                 print(format_baseline(measurement, time_baseline(raw_path)), flush=True)
             print(flush=True)
+        for scale in args.spark_scales:
+            raw_path = raw_file_for_scale(scale, data_dir, os.environ)
+            with tempfile.TemporaryDirectory(prefix="retail-spark-", dir=args.work_dir) as tmp:
+                spark_run = run_spark_benchmark(Path(tmp), raw_path, scale)
+            spark_runs.append(spark_run)
+            print(format_spark_report(spark_run), flush=True)
+            print(flush=True)
     except RawDataNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(format_targets(measurements))
+    if measurements:
+        print(format_targets(measurements))
+    if spark_runs:
+        print(f"\n{format_engines(measurements, spark_runs)}")
     return 0
 
 

@@ -144,3 +144,55 @@ def test_the_notebook_baseline_equals_the_reference(synthetic_raw: Path) -> None
     pd.testing.assert_frame_equal(actual, expected)
     _, rfm = baseline.clean_and_rfm(synthetic_raw)
     pd.testing.assert_frame_equal(rfm, reference.rfm(expected))
+
+
+def _spark(scale: int, wall: float) -> bench.SparkMeasurement:
+    return bench.SparkMeasurement(
+        scale=scale,
+        raw_path=Path(f"/data/x{scale}.csv.zst"),
+        wall_seconds=wall,
+        jvm_peak_mib=900.0,
+        python_peak_mib=700.0,
+        timings=_timings(),
+        raw_lines=541_909 * scale,
+    )
+
+
+def test_the_engines_table_puts_duckdb_and_spark_side_by_side() -> None:
+    table = bench.format_engines(
+        [_measurement(1, 40.0, 1500.0)], [_spark(1, 200.0), _spark(10, 900.0)]
+    )
+    rows = table.splitlines()
+    assert "DuckDB s" in rows[0] and "JVM MiB" in rows[0] and "Python MiB" in rows[0]
+    assert rows[1].split() == ["1x", "541,909", "|", "40.0", "1500", "|", "200.0", "900", "700"]
+    assert rows[2].split() == ["10x", "5,419,090", "|", "-", "-", "|", "900.0", "900", "700"]
+    report = bench.format_spark_report(_spark(10, 900.0))
+    assert "Spark, scale 10x" in report and "peak JVM" in report and "900.0 s" in report
+
+
+def test_process_tree_peaks_sees_a_python_child(tmp_path: Path) -> None:
+    """The sampler finds a child process's memory under its kind (here a Python child holding
+    about 200 MiB), not under the other."""
+    import subprocess
+    import time
+
+    ready = tmp_path / "ready"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, pathlib; data = bytearray(200 * 2**20);"
+            " pathlib.Path(sys.argv[1]).touch(); time.sleep(30)",
+            str(ready),
+        ]
+    )
+    try:
+        while not ready.exists():
+            time.sleep(0.05)
+        peaks = bench.ProcessTreePeaks()
+        peaks.sample(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert peaks.python_mib > 190
+    assert peaks.jvm_mib == 0.0
