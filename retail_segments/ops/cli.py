@@ -180,7 +180,16 @@ def _publish(env: Mapping[str, str], dbt_args: list[str] | None = None) -> int:
 
 def _backfill(backfill_args: list[str]) -> int:
     from retail_segments.ops.backfill import main as backfill_main
+    from retail_segments.spark.build import is_spark_target
 
+    if is_spark_target(find_project_root(), [], os.environ):
+        print(
+            "error: the backfill runs on the DuckDB build only (DBT_TARGET names a Spark target);"
+            " nothing was backfilled.\n  Fix: unset DBT_TARGET (docs/spark.md says what the Spark"
+            " build does not do).",
+            file=sys.stderr,
+        )
+        return 2
     prepared = _prepare([], fits=False)
     if isinstance(prepared, int):
         return prepared

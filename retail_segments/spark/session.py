@@ -44,7 +44,7 @@ SPARK_TARGET = "spark"
 # spark target's server_side_parameters in profiles.yml; tests check the two agree.
 RUNTIME_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
-    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.shuffle.partitions": "2",
     # a table re-built in a new process is created again (CTAS) at its fixed, non-empty location
     "spark.sql.legacy.allowNonEmptyLocationInCTAS": "true",
     # dbt-spark sets ANSI off on its statements; the input checks run with the same semantics

@@ -321,3 +321,9 @@ def test_spark_rows_get_duckdbs_dtypes() -> None:
     assert read["price"].tolist() == [1.25, 2.0]
     assert read["at"].iloc[0] == pd.Timestamp("2011-12-09 12:50")
     assert read["n"].isna().tolist() == [False, True]
+
+
+def test_the_backfill_refuses_a_spark_target(tmp_path: Path, synthetic_raw: Path) -> None:
+    result = run_cli(Workspace(tmp_path), synthetic_raw, "backfill", env={"DBT_TARGET": "spark"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "the backfill runs on the DuckDB build only" in result.stderr
