@@ -56,13 +56,18 @@ def _hashes(
     columns: Sequence[tuple[str, str]],
 ) -> dict[str, Any]:
     texts = [_text(name, data_type) for name, data_type in columns]
-    row_text = " || '|' || ".join(texts) if texts else "''"
+    row_text = " || '|' || ".join(texts)
     per_column = ", ".join(
         f"md5(coalesce(string_agg({text}, chr(31) order by {text}), ''))" for text in texts
     )
     source = f'"{schema}"."{table}"'
     row = connection.execute(
-        f"select count(*), md5(coalesce(string_agg({row_text}, chr(30) order by {row_text}), ''))"
+        "select count(*), "
+        + (
+            f"md5(coalesce(string_agg({row_text}, chr(30) order by {row_text}), ''))"
+            if texts
+            else "md5('')"
+        )
         + (f", {per_column}" if per_column else "")
         + f" from {source}"
     ).fetchall()[0]
@@ -97,19 +102,21 @@ def compare(
     recorded: Mapping[str, Any],
     *,
     skip_columns: Mapping[str, Iterable[str]] | None = None,
+    renamed: Mapping[str, str] | None = None,
 ) -> list[str]:
     """What differs between the warehouse ``database`` and the ``recorded`` fingerprint.
 
     Every recorded table must exist with every recorded column (same type), the same row count and
     the same values: per column and, over the recorded columns minus ``skip_columns[table]``, row
-    by row. Returns one line per difference (empty when they agree); tables and columns the
+    by row. ``renamed`` maps a recorded table to the relation that holds it now (compared in its
+    place). Returns one line per difference (empty when they agree); tables and columns the
     warehouse has beyond the recorded ones are not differences.
     """
     skips = {table: set(columns) for table, columns in (skip_columns or {}).items()}
     problems: list[str] = []
     with _connect(database) as connection:
         for table, expected in recorded.items():
-            schema, name = table.split(".", 1)
+            schema, name = (renamed or {}).get(table, table).split(".", 1)
             actual = dict(_columns(connection, schema, name))
             if not actual:
                 problems.append(f"{table}: missing")
@@ -136,9 +143,12 @@ def compare(
             ]
             if changed:
                 problems.append(f"{table}: values differ in {', '.join(changed)}")
-            elif got["rows"] == expected["rows"] and len(kept) == len(expected["columns"]):
-                if got["rows_md5"] != expected["rows_md5"]:
-                    problems.append(f"{table}: same column values, rows combine them differently")
+            elif (
+                got["rows"] == expected["rows"]
+                and len(kept) == len(expected["columns"])
+                and got["rows_md5"] != expected["rows_md5"]
+            ):
+                problems.append(f"{table}: same column values, rows combine them differently")
     return problems
 
 
