@@ -58,23 +58,7 @@ def clean(raw: pd.DataFrame) -> pd.DataFrame:
     lines = lines.loc[lines["Quantity"] >= 0]
     lines = lines.loc[~lines["StockCode"].str.match(r"[A-Za-z]")]
     lines = lines.loc[lines["UnitPrice"] != 0]
-    clean_lines = pd.DataFrame(
-        {
-            "source_row_number": lines["source_row_number"],
-            "invoice_no": lines["InvoiceNo"],
-            "stock_code": lines["StockCode"],
-            "description": lines["Description"],
-            "quantity": lines["Quantity"].astype("int64"),
-            "quantity_canceled": lines["quantity_canceled"],
-            "unit_price": lines["UnitPrice"],
-            "total_price": lines["UnitPrice"] * (lines["Quantity"] - lines["quantity_canceled"]),
-            "invoice_at": lines["InvoiceDate"],
-            "customer_id": lines["CustomerID"].astype("int64"),
-            "country": lines["Country"],
-        },
-        columns=reference.CLEAN_COLUMNS,
-    )
-    return clean_lines.reset_index(drop=True)
+    return reference.clean_columns(lines)
 
 
 def clean_and_rfm(

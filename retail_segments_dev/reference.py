@@ -19,16 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-RAW_COLUMNS: list[str] = [
-    "InvoiceNo",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "UnitPrice",
-    "CustomerID",
-    "Country",
-]
+from retail_segments.ops import inputs
+
+RAW_COLUMNS: list[str] = list(inputs.RAW_COLUMNS)  # the raw file's layout, as the product reads it
 DATE_FORMAT = "%m/%d/%Y %H:%M"
 DEFAULT_AS_OF = pd.Timestamp("2011-12-10")
 
@@ -203,7 +196,24 @@ def clean_with_audit(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     lines = keep(lines, ~lines["StockCode"].str.match(r"[A-Za-z]"))
     lines = keep(lines, lines["UnitPrice"] != 0)
 
-    clean = pd.DataFrame(
+    clean = clean_columns(lines)
+
+    audit = pd.DataFrame(
+        {
+            "step_number": range(1, len(STEP_NAMES) + 1),
+            "step_name": STEP_NAMES,
+            "rows_in": [rows_in for rows_in, _ in counts],
+            "rows_removed": [removed for _, removed in counts],
+        }
+    )
+    audit["rows_out"] = audit["rows_in"] - audit["rows_removed"]
+    return clean, audit
+
+
+def clean_columns(lines: pd.DataFrame) -> pd.DataFrame:
+    """The surviving raw ``lines`` (with ``quantity_canceled``) under ``CLEAN_COLUMNS``, with
+    ``total_price = unit_price * (quantity - quantity_canceled)``; index reset."""
+    return pd.DataFrame(
         {
             "source_row_number": lines["source_row_number"],
             "invoice_no": lines["InvoiceNo"],
@@ -219,17 +229,6 @@ def clean_with_audit(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         },
         columns=CLEAN_COLUMNS,
     ).reset_index(drop=True)
-
-    audit = pd.DataFrame(
-        {
-            "step_number": range(1, len(STEP_NAMES) + 1),
-            "step_name": STEP_NAMES,
-            "rows_in": [rows_in for rows_in, _ in counts],
-            "rows_removed": [removed for _, removed in counts],
-        }
-    )
-    audit["rows_out"] = audit["rows_in"] - audit["rows_removed"]
-    return clean, audit
 
 
 def clean(raw: pd.DataFrame) -> pd.DataFrame:

@@ -41,16 +41,9 @@ import numpy as np
 import pandas as pd
 import zstandard
 
-RAW_COLUMNS: list[str] = [
-    "InvoiceNo",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "UnitPrice",
-    "CustomerID",
-    "Country",
-]
+from retail_segments.ops import inputs
+
+RAW_COLUMNS: list[str] = list(inputs.RAW_COLUMNS)  # the raw file's layout, as the product reads it
 FIRST_DAY = np.datetime64("2010-12-01", "D")
 LAST_DAY = np.datetime64("2011-12-09", "D")
 FIRST_INVOICE_NO = 536365

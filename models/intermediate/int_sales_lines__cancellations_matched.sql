@@ -47,11 +47,11 @@ returns as (
         -quantity as quantity_returned
     from eligible_lines
     where quantity < 0
-        {%- if is_incremental() %}
-            and source_row_number > (
-                select coalesce(max(loaded.canceled_by_row_number), 0) from {{ this }} as loaded
-            )
-        {%- endif %}
+    {% if is_incremental() %}
+        and source_row_number > (
+            select coalesce(max(loaded.canceled_by_row_number), 0) from {{ this }} as loaded
+        )
+    {% endif %}
 
 ),
 

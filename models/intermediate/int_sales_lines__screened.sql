@@ -25,15 +25,15 @@ incoming_lines as (
 
 lines as (
 
-    {% if is_incremental() -%}
+    {% if is_incremental() %}
         select {{ raw_line_columns() }}
         from incoming_lines
         where source_row_number > (select max(loaded.source_row_number) from {{ this }} as loaded)
-    {%- else -%}
-    select {{ raw_line_columns() }} from raw_lines
-    union all
-    select {{ raw_line_columns() }} from incoming_lines
-    {%- endif %}
+    {% else %}
+        select {{ raw_line_columns() }} from raw_lines
+        union all
+        select {{ raw_line_columns() }} from incoming_lines
+    {% endif %}
 
 ),
 
@@ -58,7 +58,7 @@ flag_duplicates as (
                 invoice_at, unit_price, customer_id, country
             order by source_row_number
         ) > 1
-        {%- if is_incremental() %}
+        {% if is_incremental() %}
             or exists (
                 select 1
                 from {{ this }} as loaded
@@ -74,7 +74,7 @@ flag_duplicates as (
                     and loaded.customer_id is not distinct from flag_missing_customer.customer_id
                     and loaded.country = flag_missing_customer.country
             )
-        {%- endif %} as is_exact_duplicate
+        {% endif %} as is_exact_duplicate
     from flag_missing_customer
 
 ),

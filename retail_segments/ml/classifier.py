@@ -362,6 +362,30 @@ def _one_row(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame.iloc[0]
 
 
+def registry_row(result: ClassifierResult, window_start: Any, window_end: Any) -> pd.DataFrame:
+    """The model registry row of a trained segment classifier (``artifacts.REGISTRY_COLUMNS``):
+    its artifact, the selected family, search and accuracies as metrics, the data window
+    ``[window_start, window_end]``, created at ``window_end`` (so rebuilds reproduce the version).
+    """
+    selected = result.selected
+    return build_model_registry_row(
+        result.estimator,
+        model_name=SEGMENT_CLASSIFIER,
+        metrics={
+            "model": result.model_name,
+            "search": selected["search"],
+            "cv_accuracy": selected["cv_accuracy"],
+            "test_accuracy": selected["test_accuracy"],
+            "n_test": selected["n_test"],
+        },
+        training_seconds=result.fit_seconds,
+        n_training_rows=result.n_training_rows,
+        data_window_start=window_start,
+        data_window_end=window_end,
+        created_at=window_end,
+    )
+
+
 def fit_segment_classifier(
     rfm: pd.DataFrame,
     embeddings: pd.DataFrame,
@@ -394,23 +418,7 @@ def fit_segment_classifier(
     window_start = start["data_window_start"]
     window_end = pd.Timestamp(rfm["rfm_as_of"].max())
     result = train_segment_classifier(rfm, embeddings, settings, segment_column="tsne_segment_name")
-    selected = result.selected
-    registry = build_model_registry_row(
-        result.estimator,
-        model_name=SEGMENT_CLASSIFIER,
-        metrics={
-            "model": result.model_name,
-            "search": selected["search"],
-            "cv_accuracy": selected["cv_accuracy"],
-            "test_accuracy": selected["test_accuracy"],
-            "n_test": selected["n_test"],
-        },
-        training_seconds=result.fit_seconds,
-        n_training_rows=result.n_training_rows,
-        data_window_start=window_start,
-        data_window_end=window_end,
-        created_at=window_end,
-    )
+    registry = registry_row(result, window_start, window_end)
     row = pa.Table.from_pandas(registry, preserve_index=False)
     keys: dict[str, object] = {
         "model_version": row.column("model_version")[0],

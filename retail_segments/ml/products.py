@@ -61,6 +61,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import Normalizer
 from threadpoolctl import threadpool_limits
 
+from retail_segments.ml import clustering
 from retail_segments.ml.clustering import select_kmeans
 from retail_segments.ml.config import KRange, Seed, SettingsModel, Threads
 from retail_segments.ml.results import fit_record
@@ -122,13 +123,9 @@ CATEGORY_COLUMNS: tuple[str, ...] = (
     "product_category_label",
     "top_terms",
 )
-SELECTION_COLUMNS: tuple[str, ...] = (
-    "n_clusters",
-    "silhouette",
-    "calinski_harabasz",
-    "davies_bouldin",
-    "is_selected",
-    "selection_reason",
+# the segmentation's model-selection columns without its stage and algorithm (always k-means)
+SELECTION_COLUMNS: tuple[str, ...] = tuple(
+    column for column in clustering.SELECTION_COLUMNS if column not in ("stage", "algorithm")
 )
 LINE_GROUP_COLUMNS: tuple[str, ...] = (
     "stock_code",

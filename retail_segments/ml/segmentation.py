@@ -93,6 +93,7 @@ from retail_segments.ml.embedding import (
 )
 from retail_segments.ml.naming import (
     DEFAULT_MIN_OVERLAP,
+    NAME_COLUMNS,
     inherit_names,
     load_archetypes,
     name_clusters,
@@ -105,16 +106,7 @@ TSNE_MODEL = "ml_segmentation_tsne_fit"
 # The registry name of the segment classifier whose names the t-SNE clusters may inherit.
 SEGMENT_CLASSIFIER = "segment_classifier"
 
-CLUSTER_COLUMNS: tuple[str, ...] = (
-    "stage",
-    "cluster_id",
-    "segment_name",
-    "meaning",
-    "strategy",
-    "archetype_distance",
-    "name_source",
-    "previous_model_version",
-)
+CLUSTER_COLUMNS: tuple[str, ...] = ("stage", *NAME_COLUMNS, "previous_model_version")
 
 _PositiveInt = Annotated[StrictInt, Field(ge=1)]
 

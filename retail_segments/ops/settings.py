@@ -227,25 +227,33 @@ def check_vars_against_data(
         if problems:
             raise SettingsError(problems)
         return
-    n_segmented = facts.customers_before(settings.rfm_as_of)
-    if n_segmented < MIN_SEGMENTED_CUSTOMERS:
-        earliest = facts.earliest_with(MIN_SEGMENTED_CUSTOMERS)
-        where = f"valid: from {_fmt(earliest)} on" if earliest else "the data has too few customers"
-        problems.append(
-            f"var rfm_as_of = {raw['rfm_as_of']!r} leaves {n_segmented} customers with a purchase"
-            f" before it; the segmentation needs at least {MIN_SEGMENTED_CUSTOMERS}; {where}"
-        )
-    cutoff = settings.new_customer_cutoff
-    n_training = facts.customers_before(cutoff)
-    n_new = len(facts.customer_first_purchases) - n_training
-    if n_training < MIN_INTEREST_TRAINING_CUSTOMERS:
-        earliest = facts.earliest_with(MIN_INTEREST_TRAINING_CUSTOMERS)
-        where = f"valid: from {_fmt(earliest)} on" if earliest else "the data has too few customers"
-        problems.append(
-            f"var new_customer_cutoff = {raw['new_customer_cutoff']!r} leaves {n_training}"
-            f" customers who first bought before it; the interest fit needs at least"
-            f" {MIN_INTEREST_TRAINING_CUSTOMERS}; {where}"
-        )
+    minimums = (
+        ("rfm_as_of", MIN_SEGMENTED_CUSTOMERS, "customers with a purchase", "the segmentation"),
+        (
+            "new_customer_cutoff",
+            MIN_INTEREST_TRAINING_CUSTOMERS,
+            "customers who first bought",
+            "the interest fit",
+        ),
+        (
+            "clv_calibration_end",
+            MIN_VALUE_CUSTOMERS,
+            "customers with a purchase",
+            "the customer value fit",
+        ),
+    )
+    for name, minimum, who, fit in minimums:
+        found = facts.customers_before(getattr(settings, name))
+        if found < minimum:
+            earliest = facts.earliest_with(minimum)
+            where = f"valid: from {_fmt(earliest)} on" if earliest else "the data has too few"
+            problems.append(
+                f"var {name} = {raw[name]!r} leaves {found} {who} before it; {fit} needs at least"
+                f" {minimum}; {where}"
+            )
+    n_new = len(facts.customer_first_purchases) - facts.customers_before(
+        settings.new_customer_cutoff
+    )
     if n_new < MIN_NEW_CUSTOMERS:
         last_first = max(facts.customer_first_purchases, default=start)
         problems.append(
@@ -253,23 +261,13 @@ def check_vars_against_data(
             f" bought on or after it to evaluate the new-customer prediction on; valid: up to"
             f" {_fmt(last_first)} (the last first purchase)"
         )
-    calibration_end = settings.clv_calibration_end
-    holdout_end = calibration_end + timedelta(days=CLV_HOLDOUT_DAYS)
+    holdout_end = settings.clv_calibration_end + timedelta(days=CLV_HOLDOUT_DAYS)
     if holdout_end > end:
         problems.append(
             f"var clv_calibration_end = {raw['clv_calibration_end']!r} leaves a holdout that ends"
             f" {_fmt(holdout_end)}, after the data ends; valid: up to"
             f" {_fmt(end - timedelta(days=CLV_HOLDOUT_DAYS))} ({CLV_HOLDOUT_DAYS} days before"
             f" {_fmt(end)})"
-        )
-    n_valued = facts.customers_before(calibration_end)
-    if n_valued < MIN_VALUE_CUSTOMERS:
-        earliest = facts.earliest_with(MIN_VALUE_CUSTOMERS)
-        where = f"valid: from {_fmt(earliest)} on" if earliest else "the data has too few customers"
-        problems.append(
-            f"var clv_calibration_end = {raw['clv_calibration_end']!r} leaves {n_valued} customers"
-            f" with a purchase before it; the customer value fit needs at least"
-            f" {MIN_VALUE_CUSTOMERS}; {where}"
         )
     if problems:
         raise SettingsError(problems)

@@ -19,6 +19,7 @@ from retail_segments.ml.classifier import (
     ClassifierSettings,
     assign_segments,
     fit_segment_classifier,
+    registry_row,
     score_customer_segments,
     search_spaces,
     split_train_test,
@@ -218,23 +219,10 @@ def test_the_fit_is_one_row_keyed_by_the_registry_version(
     rfm, embeddings, window = fit_inputs
     record = fit_segment_classifier(rfm, embeddings, window, {"classifier": FAST})
     result = train_segment_classifier(rfm, embeddings, FAST, segment_column="tsne_segment_name")
-    selected = result.selected
-    registry = build_model_registry_row(
-        result.estimator,
-        model_name="segment_classifier",
-        metrics={
-            "model": result.model_name,
-            "search": selected["search"],
-            "cv_accuracy": selected["cv_accuracy"],
-            "test_accuracy": selected["test_accuracy"],
-            "n_test": selected["n_test"],
-        },
-        training_seconds=result.fit_seconds,
-        n_training_rows=result.n_training_rows,
-        data_window_start=window["data_window_start"].iloc[0],
-        data_window_end=rfm["rfm_as_of"].max(),
-        created_at=rfm["rfm_as_of"].max(),
-    )
+    registry = registry_row(result, window["data_window_start"].iloc[0], rfm["rfm_as_of"].max())
+    metrics = json.loads(registry["metrics"].iloc[0])
+    assert metrics["model"] == result.model_name and metrics["search"] == "fast"
+    assert metrics["test_accuracy"] == result.selected["test_accuracy"]
 
     assert record.num_rows == 1
     assert record.column_names[:4] == ["model_version", "model_name", "model", "search"]

@@ -29,12 +29,14 @@ LEAKAGE_TESTS = [
 # other issues' models out (the unit tests of the foundation are not needed here).
 SELECTION = [
     "+dim_products",
+    "+dim_customers",
     "+product_category_selection",
     "+customer_interests",
     "+customer_interest_selection",
     "+customer_interest_profiles",
     "+customer_interest_profile_shares",
-    "+customer_interest_model_fits",
+    "+ml_customer_interest_model_fits",
+    "+ml_customer_interest_training_assignments",
     "+new_customer_evaluation",
 ]
 NEW_CUSTOMER = 99001

@@ -3,6 +3,7 @@ published with the file and against the independent pandas computation."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pandas as pd
 import pytest
 from dbt_helpers import Workspace
 
-from retail_segments_dev import reference
+from retail_segments.ops.publish import published_relations
+from retail_segments_dev import fingerprint, reference
 
 pytestmark = [pytest.mark.dbt, pytest.mark.real_data]
 
@@ -59,3 +61,79 @@ def test_rfm_equals_the_reference(real_build: Workspace, expected_clean: pd.Data
 def test_cancelled_basket_share_is_the_studys(real_build: Workspace) -> None:
     share = real_build.query("select cancelled_basket_share from marts.eda_cancelled_baskets")[0][0]
     assert share == pytest.approx(0.1647, abs=5e-4)
+
+
+# Issue 13 restructured the code without changing what a build publishes. The marts of the real
+# build before it (commit 8b413e8, fingerprinted by `python -m retail_segments_dev.fingerprint`)
+# must come out of this build unchanged, apart from what later issues changed on purpose:
+BEFORE_RESTRUCTURE = Path(__file__).parent / "fixtures" / "real_marts_8b413e8.json"
+# the internal fit tables that moved to the intermediate layer or took the ml_ prefix, same rows;
+MOVED = {
+    "ml.customer_interest_baskets": "intermediate.int_customer_interest__baskets",
+    "ml.customer_interest_spend_shares": "intermediate.int_customer_interest__spend_shares",
+    "ml.customer_interest_window_orders": "intermediate.int_customer_interest__window_orders",
+    "ml.customer_interest_model_fits": "ml.ml_customer_interest_model_fits",
+}
+# the stacked fit tables, which became one fit record per fit: what they held is in the marts
+# compared here (selection tables, profiles, assignments, embeddings, classifier metrics);
+RESHAPED = {
+    "ml.customer_interest_fit": "ml.ml_customer_interest_fit",
+    "ml.product_categories_fit": "ml.ml_product_categories_fit",
+    "ml.ml_segmentation_pca_fit": "ml.ml_segmentation_pca_fit",
+    "ml.ml_segmentation_tsne_fit": "ml.ml_segmentation_tsne_fit",
+    "ml.ml_segment_classifier_fit": "ml.ml_segment_classifier_fit",
+}
+# and issue 12's naming rule: the same clusters under new names (which also reorders the
+# classifier's labels, so its tie-breaks and metrics move) and a new model version.
+RENAMED_SEGMENTS = {
+    "marts.customer_segment_history": ["segment_name", "model_version"],
+    "marts.customer_segment_last_change": ["segment_state", "segment_name"],
+    "marts.customer_segments": ["segment_name", "segment_strategy", "model_version"],
+    "marts.segment_summary": ["segment_name", "strategy"],
+    "ml.classifier_class_metrics": ["segment_name", "precision", "recall", "f1"],
+    "ml.classifier_confusion_matrix": ["actual_segment", "predicted_segment", "n_customers"],
+    "ml.classifier_metrics": ["best_params", "cv_accuracy", "test_accuracy"],
+    "ml.cluster_profiles": ["segment_name", "strategy", "archetype_distance"],
+    "ml.customer_embeddings": ["tsne_segment_name"],
+    "ml.ml_customer_segment_history_scores": ["segment_name", "model_version"],
+    "ml.ml_customer_segment_scores": ["segment_name", "model_version"],
+    "ml.model_registry": ["model_version", "artifact", "params", "metrics", "training_seconds"],
+}
+
+
+def test_marts_equal_the_build_before_the_restructure(real_build: Workspace) -> None:
+    recorded = json.loads(BEFORE_RESTRUCTURE.read_text())
+    compared = {table: facts for table, facts in recorded.items() if table not in RESHAPED}
+    assert (
+        fingerprint.compare(
+            real_build.warehouse, compared, skip_columns=RENAMED_SEGMENTS, renamed=MOVED
+        )
+        == []
+    )
+    manifest = real_build.root / "target" / "manifest.json"
+    published = {
+        f"{relation.schema}.{relation.name}"
+        for relation in published_relations(manifest)
+        if relation.schema in ("marts", "ml")
+    }
+    assert published - {*recorded, *MOVED.values()} == NEW_SINCE_THE_RESTRUCTURE
+    tables = {schema_table for (schema_table,) in _relations(real_build)}
+    assert not tables & {*MOVED} and set(RESHAPED.values()) <= tables
+    # The renamed segments are the same clusters: customer_embeddings' cluster ids were compared
+    # above, and each cluster has one name and each name one cluster.
+    pairs = real_build.query(
+        "select count(distinct tsne_cluster_id), count(distinct tsne_segment_name),"
+        " count(distinct (tsne_cluster_id, tsne_segment_name)) from ml.customer_embeddings"
+    )[0]
+    assert pairs[0] == pairs[1] == pairs[2]
+
+
+# Published tables the later issues added (customer value, issue 12).
+NEW_SINCE_THE_RESTRUCTURE = {"marts.customer_value", "ml.clv_evaluation", "ml.clv_model"}
+
+
+def _relations(workspace: Workspace) -> list[tuple[str]]:
+    return workspace.query(
+        "select table_schema || '.' || table_name from information_schema.tables"
+        " where table_schema in ('marts', 'ml', 'intermediate')"
+    )

@@ -279,7 +279,7 @@ def test_class_metrics_follow_sklearns_zero_division_rule(
         synthetic_raw,
         "run",
         "--select",
-        "classifier_predictions classifier_class_metrics classifier_confusion_matrix",
+        "ml_classifier_predictions classifier_class_metrics classifier_confusion_matrix",
     )
     assert result.returncode == 0, result.stdout[-3000:]
     classes = _assert_metrics_match_sklearn(workspace).set_index("segment_name")

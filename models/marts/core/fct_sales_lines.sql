@@ -28,18 +28,18 @@ kept as (
     select screened.*
     from screened
     where screened.removal_step is null
-        {%- if is_incremental() %}
-            and (
-                screened.source_row_number
-                > (select max(loaded.source_row_number) from {{ this }} as loaded)
-                or screened.source_row_number in (
-                    select cancellations.source_row_number
-                    from cancellations
-                    where cancellations.canceled_by_row_number
-                        > (select max(loaded.source_row_number) from {{ this }} as loaded)
-                )
+    {% if is_incremental() %}
+        and (
+            screened.source_row_number
+            > (select max(loaded.source_row_number) from {{ this }} as loaded)
+            or screened.source_row_number in (
+                select cancellations.source_row_number
+                from cancellations
+                where cancellations.canceled_by_row_number
+                    > (select max(loaded.source_row_number) from {{ this }} as loaded)
             )
-        {%- endif %}
+        )
+    {% endif %}
 
 ),
 
