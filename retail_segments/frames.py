@@ -7,12 +7,18 @@ shell runs unchanged on both and ``retail_segments.ml`` only ever sees pandas:
 * `frame`: a relation's columns as a pandas frame in a stated row order, with the dtypes DuckDB's
   ``.df()`` gives (a Spark frame is converted to the same: nullable integers and booleans,
   floats for decimals, naive UTC timestamps), so the ML code sees the same input on both.
-* `select` and `join`: a relation's columns, two relations joined on key columns (in the engine).
+* `select`, `where` and `join`: a relation's columns, its rows that meet a SQL condition, two
+  relations joined on key columns (in the engine).
+* `collect`: what `map_frames` or `map_groups` returned, as a pandas frame (a no-op on DuckDB).
 * `map_frames`: apply a pandas-to-pandas function to every row of a relation. On DuckDB the
   function gets the whole relation as one frame and its result is the model's table. On Spark it
   runs distributed, ``mapInPandas`` over the relation's partitions in Python workers, and the
   result is a Spark DataFrame with the declared schema. Use it for row-wise scoring only (each
   output row depends on its input row): then the two give the same rows.
+* `map_groups`: the same for a function whose output rows depend on every input row of a group
+  (e.g. a customer's purchase days): on Spark the groups are spread over buckets by a hash of the
+  group key and each bucket's rows reach the function together (``applyInPandas``), so no group
+  is split; on DuckDB the function gets the whole relation.
 * `table_frame`: a table read by name (not through ``ref``), or None when it does not exist.
 """
 
@@ -102,6 +108,22 @@ def select(relation: Any, columns: Sequence[str]) -> Any:
     return relation.project(", ".join(_quoted(name) for name in columns))
 
 
+def where(relation: Any, condition: str) -> Any:
+    """The rows of relation that meet condition, a SQL expression over its columns (a constant
+    written by the model, never user text), in the engine."""
+    return relation.filter(condition)
+
+
+def collect(result: Any, order_by: Sequence[str] = ()) -> pd.DataFrame:
+    """A `map_frames` or `map_groups` result as a pandas frame sorted by order_by: on DuckDB the
+    frame itself, on Spark the scored rows brought to the driver (the scoring runs now)."""
+    if isinstance(result, pd.DataFrame):
+        if not order_by:
+            return result
+        return result.sort_values(list(order_by), kind="stable").reset_index(drop=True)
+    return frame(result, None, order_by)
+
+
 def join(left: Any, right: Any, on: Sequence[str], how: str = "left") -> Any:
     """left joined to right on the equal key columns on (kept once), in the engine."""
     if is_spark(left):
@@ -145,6 +167,54 @@ def map_frames(
                 yield function(normalise_spark_frame(batch, types)).loc[:, names]
 
     return selected.mapInPandas(apply, _ddl(schema))
+
+
+def map_groups(
+    relation: Any,
+    function: Callable[[pd.DataFrame], pd.DataFrame],
+    schema: Mapping[str, str],
+    by: Sequence[str],
+    columns: Sequence[str] | None = None,
+    order_by: Sequence[str] = (),
+    buckets: int | None = None,
+) -> Any:
+    """Apply function to whole groups of rows of relation: every row with the same values of
+    ``by`` reaches the function in the same call (several groups per call), sorted by order_by.
+    The result has exactly the columns and SQL types of schema (``{column: type}``, in order).
+
+    DuckDB: one call with the whole `frame`. Spark: the rows are spread over ``buckets`` (default:
+    four per core of the session) by a hash of ``by`` and each bucket is one ``applyInPandas``
+    call in a Python worker; returns the lazy Spark DataFrame. Use it for functions whose output
+    rows for a group depend on that group's rows only: then the two give the same rows.
+    Raises ValueError when a DuckDB result's columns differ from schema's.
+    """
+    if not is_spark(relation):
+        result = function(frame(relation, columns, order_by))
+        if list(result.columns) != list(schema):
+            raise ValueError(
+                f"the scoring returned columns {list(result.columns)}, declared {list(schema)}"
+            )
+        return result
+    from pyspark.sql import functions
+
+    selected = relation.select(*columns) if columns is not None else relation
+    types = {field.name: _spark_type_name(field.dataType) for field in selected.schema}
+    names = list(schema)
+    sort = list(order_by)
+    count = buckets or 4 * selected.sparkSession.sparkContext.defaultParallelism
+    bucket = "__retail_segments_bucket"
+    keyed = selected.withColumn(
+        bucket,
+        functions.pmod(functions.hash(*[functions.col(key) for key in by]), functions.lit(count)),
+    )
+
+    def apply(rows: pd.DataFrame) -> pd.DataFrame:
+        batch = normalise_spark_frame(rows.drop(columns=[bucket]), types)
+        if sort:
+            batch = batch.sort_values(sort, kind="stable").reset_index(drop=True)
+        return function(batch).loc[:, names]
+
+    return keyed.groupBy(bucket).applyInPandas(apply, _ddl(schema))
 
 
 def table_frame(

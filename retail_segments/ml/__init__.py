@@ -24,10 +24,17 @@ from retail_segments.ml.history import (
     measure_retraining_stability,
     score_segment_history,
 )
-from retail_segments.ml.interests import customer_interest_fit
+from retail_segments.ml.interests import CUSTOMER_SCHEMA as INTEREST_CUSTOMER_SCHEMA
+from retail_segments.ml.interests import PREDICTION_SCHEMA as INTEREST_PREDICTION_SCHEMA
+from retail_segments.ml.interests import category_labels as interest_category_labels
+from retail_segments.ml.interests import customer_interest_fit, fit_interest_models
 from retail_segments.ml.products import product_categories_fit
 from retail_segments.ml.segmentation import fit_pca_stage, fit_tsne_stage
-from retail_segments.ml.value import customer_value_record
+from retail_segments.ml.value import (
+    customer_value_record,
+    customer_value_schema,
+    customer_value_scorer,
+)
 
 # What each dbt Python model's meta block may hold: settings blocks (validated by their settings
 # model) and the vars it passes through (rendered by dbt, checked as vars by
@@ -50,21 +57,31 @@ MODEL_META: MappingProxyType[str, tuple[dict[str, type[SettingsModel]], frozense
                 value.SETTINGS,
                 frozenset({"rfm_as_of", "calibration_end", "monthly_discount_rate"}),
             ),
+            "ml_customer_value_scores": (
+                value.SETTINGS,
+                frozenset({"rfm_as_of", "calibration_end", "monthly_discount_rate"}),
+            ),
         }
     )
 )
 
 __all__ = [
     "HISTORY_SCORE_SCHEMA",
+    "INTEREST_CUSTOMER_SCHEMA",
+    "INTEREST_PREDICTION_SCHEMA",
     "MODEL_META",
     "SCORE_SCHEMA",
     "SCORING_INPUT_COLUMNS",
     "customer_interest_fit",
     "customer_value_record",
+    "customer_value_schema",
+    "customer_value_scorer",
+    "fit_interest_models",
     "fit_pca_stage",
     "fit_segment_classifier",
     "fit_tsne_stage",
     "history_scorer",
+    "interest_category_labels",
     "measure_retraining_stability",
     "product_categories_fit",
     "score_customer_segments",

@@ -62,8 +62,10 @@ models and only scores the new rows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Annotated, Any
 
 import numpy as np
@@ -453,53 +455,195 @@ def interest_fit_sample(
     return fit_sample_mask(rfm, **sampling_settings(sampling).as_dict())
 
 
-def fit_customer_interests(
+@dataclass(frozen=True)
+class InterestModels:
+    """Outcome of ``fit_interest_models``: the fitted models and what the fit alone decides.
+
+    ``clustering``, ``interest_of_label``, ``classifier``, ``cutoff``, ``selection``,
+    ``categories`` and ``model_fits`` as in ``CustomerInterests``; ``training`` maps each
+    training customer to its category in the fit (Int64 Series indexed by customer id);
+    ``sample_ids`` are the customers of the fit sample; ``columns`` the model's input columns;
+    ``product_categories`` every product category id; ``max_threads`` the scoring's threads.
+    """
+
+    clustering: Pipeline
+    interest_of_label: Mapping[int, int]
+    classifier: RandomForestClassifier
+    cutoff: pd.Timestamp
+    selection: pd.DataFrame
+    categories: pd.DataFrame
+    model_fits: pd.DataFrame
+    training: pd.Series
+    sample_ids: frozenset[int]
+    columns: tuple[str, ...]
+    product_categories: tuple[int, ...]
+    max_threads: int
+
+    def score_customers(self, baskets: pd.DataFrame, shares: pd.DataFrame) -> pd.DataFrame:
+        """``CUSTOMER_COLUMNS`` for the customers of the ``whole_history`` rows given, sorted by
+        id: the clustering's category of the whole history, the category in the fit (training
+        customers) and ``is_fit_sample``. A customer's row depends on its own rows only."""
+        features = _window_features(baskets, shares, self.product_categories, "whole_history")
+        with threadpool_limits(limits=self.max_threads):
+            history_ids = nearest_interest(
+                self.clustering, self.interest_of_label, features[list(self.columns)]
+            )
+        ids = features["customer_id"]
+        return pd.DataFrame(
+            {
+                "customer_id": ids,
+                "interest_category": pd.Series(history_ids, dtype="int64"),
+                "training_interest_category": self.training.reindex(ids).to_numpy(),
+                "is_fit_sample": ids.isin(self.sample_ids).to_numpy(),
+            },
+            columns=list(CUSTOMER_COLUMNS),
+        ).astype({"training_interest_category": "Int64", "is_fit_sample": "bool"})
+
+    def score_new_customers(self, baskets: pd.DataFrame, shares: pd.DataFrame) -> pd.DataFrame:
+        """``PREDICTION_COLUMNS`` for the new customers' ``first_orders`` rows given, sorted by
+        customer and orders seen: the classifier's prediction, its probability and the nearest
+        fitted cluster of the same features. Each row depends on its own features only."""
+        first = _window_features(baskets, shares, self.product_categories, "first_orders")
+        new_first = first.loc[first["is_new_customer"].astype("bool")].reset_index(drop=True)
+        columns = list(self.columns)
+        with threadpool_limits(limits=self.max_threads):
+            if new_first.empty:
+                predicted = np.empty(0, dtype="int64")
+                probability = np.empty(0, dtype="float64")
+            else:
+                # what classifier.predict returns, without running the trees twice
+                proba = self.classifier.predict_proba(new_first[columns])
+                predicted = self.classifier.classes_[proba.argmax(axis=1)].astype("int64")
+                probability = proba.max(axis=1)
+            nearest_new = nearest_interest(
+                self.clustering, self.interest_of_label, new_first[columns]
+            )
+        return pd.DataFrame(
+            {
+                "customer_id": new_first["customer_id"],
+                "orders_seen": new_first["orders_seen"],
+                "predicted_interest_category": pd.Series(predicted, dtype="int64"),
+                "prediction_probability": pd.Series(probability, dtype="float64"),
+                "nearest_interest_category": pd.Series(nearest_new, dtype="int64"),
+            },
+            columns=list(PREDICTION_COLUMNS),
+        )
+
+    def customer_scorer(self) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        """``score_customers`` of a batch of ``scoring_rows`` (picklable; `frames.map_groups`)."""
+        return functools.partial(_score_rows, self.score_customers)
+
+    def new_customer_scorer(self) -> Callable[[pd.DataFrame], pd.DataFrame]:
+        """``score_new_customers`` of a batch of ``scoring_rows`` (picklable)."""
+        return functools.partial(_score_rows, self.score_new_customers)
+
+    def result(self, customers: pd.DataFrame, predictions: pd.DataFrame) -> CustomerInterests:
+        """The ``CustomerInterests`` of these fits and the scored customers and predictions
+        (in any row order). Raises ValueError when a training customer was not scored."""
+        customers = customers.sort_values("customer_id", kind="stable").reset_index(drop=True)
+        missing = sorted(set(self.training.index) - set(customers["customer_id"]))
+        if missing:
+            raise ValueError(f"training customers without a whole_history row: {missing[:5]}")
+        predictions = predictions.sort_values(
+            ["customer_id", "orders_seen"], kind="stable"
+        ).reset_index(drop=True)
+        return CustomerInterests(
+            clustering=self.clustering,
+            interest_of_label=self.interest_of_label,
+            classifier=self.classifier,
+            cutoff=self.cutoff,
+            selection=self.selection,
+            categories=self.categories,
+            customers=customers.astype(
+                {"training_interest_category": "Int64", "is_fit_sample": "bool"}
+            ),
+            predictions=predictions,
+            model_fits=self.model_fits,
+        )
+
+
+# What the scorers return, as SQL types (`frames.map_groups`).
+CUSTOMER_SCHEMA: Mapping[str, str] = MappingProxyType(
+    {
+        "customer_id": "integer",
+        "interest_category": "bigint",
+        "training_interest_category": "bigint",
+        "is_fit_sample": "boolean",
+    }
+)
+PREDICTION_SCHEMA: Mapping[str, str] = MappingProxyType(
+    {
+        "customer_id": "integer",
+        "orders_seen": "integer",
+        "predicted_interest_category": "bigint",
+        "prediction_probability": "double",
+        "nearest_interest_category": "bigint",
+    }
+)
+# The spend share columns of a scoring row (the others are the basket row's).
+SHARE_COLUMNS: tuple[str, ...] = ("product_category", "spend_share")
+
+
+def _window_features(
+    baskets: pd.DataFrame, shares: pd.DataFrame, categories: Sequence[int], window: str
+) -> pd.DataFrame:
+    """``interest_features`` of the rows of one feature window."""
+    in_window = baskets.loc[baskets["feature_window"] == window]
+    window_shares = shares.loc[shares["feature_window"] == window]
+    return interest_features(in_window, window_shares, categories)
+
+
+def split_scoring_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(baskets, shares)`` of scoring rows: basket rows left-joined on ``KEY_COLUMNS`` to
+    their spend shares (``SHARE_COLUMNS``; null where a window has no spend share)."""
+    keys = list(KEY_COLUMNS)
+    basket_columns = [column for column in rows.columns if column not in SHARE_COLUMNS]
+    baskets = rows.loc[:, basket_columns].drop_duplicates(keys).reset_index(drop=True)
+    shares = rows.loc[rows["product_category"].notna(), [*keys, *SHARE_COLUMNS]]
+    shares = shares.astype({"product_category": "int64"}).reset_index(drop=True)
+    return baskets, shares
+
+
+def _score_rows(
+    score: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame], rows: pd.DataFrame
+) -> pd.DataFrame:
+    return score(*split_scoring_rows(rows)).reset_index(drop=True)
+
+
+def fit_interest_models(
     baskets: pd.DataFrame,
     shares: pd.DataFrame,
     category_labels: Mapping[int, str],
     cutoff: str | pd.Timestamp,
     config: Mapping[str, Any] | None = None,
     sampling: Mapping[str, Any] | None = None,
-) -> CustomerInterests:
-    """Cluster the training customers into interest categories, score every customer and
-    predict the new customers' categories from their first orders (module docstring).
+) -> InterestModels:
+    """Fit the interest clustering and the new-customer classifier (steps 2 to 4 and 6 of the
+    module docstring) on the ``before_cutoff`` and ``first_orders`` rows; other rows are ignored,
+    so the ``whole_history`` rows need not be given.
 
     Parameters
     ----------
-    baskets, shares : the feature tables described in the module docstring.
-    category_labels : ``{product category id: label}`` for every product category.
-    cutoff : the new-customer cutoff, recorded in ``model_fits``.
-    config : the ``customer_interests`` meta block (``InterestSettings``; None: defaults).
-    sampling : the ``sampling`` meta block (``config.SamplingSettings``; see
-        ``interest_fit_sample``).
+    As ``fit_customer_interests``.
 
     Returns
     -------
-    ``CustomerInterests``. ``customers`` has one row per customer of the ``whole_history``
-    window, sorted by id: ``interest_category`` (the fitted clustering's category of its whole
-    history), ``training_interest_category`` (for a training customer, its category in the fit:
-    its cluster, or the nearest centroid outside the fit sample; null for new customers) and
-    ``is_fit_sample``. ``predictions`` has one row per new customer's ``first_orders`` window:
-    the classifier's prediction, its probability and the nearest cluster of the same features.
-    ``model_fits`` has one row for 'customer_interest_clustering' and one for
-    'customer_interest_classifier', each with the rows it was fitted on.
+    ``InterestModels``: the fits, the candidates, the named categories, the model fits and the
+    training customers' categories; ``score_customers`` and ``score_new_customers`` score the
+    rest.
     """
     settings = interest_settings(config).as_dict()
     cutoff = pd.Timestamp(cutoff)
     categories = sorted(category_labels)
     columns = feature_columns(categories)
-    features = interest_features(baskets, shares, categories)
-    window = features["feature_window"]
-    unknown = sorted(set(window) - set(FEATURE_WINDOWS))
+    unknown = sorted(set(baskets["feature_window"]) - set(FEATURE_WINDOWS))
     if unknown:
         raise ValueError(f"unknown feature windows {unknown}; expected {FEATURE_WINDOWS}")
-    new = features["is_new_customer"].astype("bool")
-    fit_rows = features.loc[window == "before_cutoff"].reset_index(drop=True)
-    history = features.loc[window == "whole_history"].reset_index(drop=True)
-    first = features.loc[window == "first_orders"]
-    new_first = first.loc[new].reset_index(drop=True)
+    fit_rows = _window_features(baskets, shares, categories, "before_cutoff")
+    first = _window_features(baskets, shares, categories, "first_orders")
     fit = interest_fit_sample(fit_rows, cutoff, sampling)
     sample_ids = fit_rows.loc[fit, "customer_id"]
+    new = first["is_new_customer"].astype("bool")
     train_first = first.loc[~new & first["customer_id"].isin(sample_ids)].reset_index(drop=True)
 
     with threadpool_limits(limits=settings["max_threads"]):
@@ -510,46 +654,13 @@ def fit_customer_interests(
             raw[~fit] = clustering.predict(fit_rows.loc[~fit, columns])
         fit_ids = stable_interest_ids(raw, fit_rows["customer_id"])
         mapping = dict(zip(raw.tolist(), fit_ids.tolist(), strict=True))
-        history_ids = nearest_interest(clustering, mapping, history[columns])
         label_of = pd.Series(fit_ids, index=fit_rows["customer_id"])
         classifier = build_classifier(settings).fit(
             train_first[columns], label_of.loc[train_first["customer_id"]].to_numpy()
         )
-        if new_first.empty:
-            predicted = np.empty(0, dtype="int64")
-            probability = np.empty(0, dtype="float64")
-        else:
-            # what classifier.predict returns, without running the trees twice
-            proba = classifier.predict_proba(new_first[columns])
-            predicted = classifier.classes_[proba.argmax(axis=1)].astype("int64")
-            probability = proba.max(axis=1)
-        nearest_new = nearest_interest(clustering, mapping, new_first[columns])
 
     names = name_interests(
         fit_rows, fit_ids, category_labels, focus_lift=float(settings["focus_lift"])
-    )
-    training = pd.Series(fit_ids, index=fit_rows["customer_id"], dtype="Int64")
-    missing = sorted(set(training.index) - set(history["customer_id"]))
-    if missing:
-        raise ValueError(f"training customers without a whole_history row: {missing[:5]}")
-    customers = pd.DataFrame(
-        {
-            "customer_id": history["customer_id"],
-            "interest_category": pd.Series(history_ids, dtype="int64"),
-            "training_interest_category": training.reindex(history["customer_id"]).to_numpy(),
-            "is_fit_sample": history["customer_id"].isin(sample_ids).to_numpy(),
-        },
-        columns=list(CUSTOMER_COLUMNS),
-    ).astype({"training_interest_category": "Int64", "is_fit_sample": "bool"})
-    predictions = pd.DataFrame(
-        {
-            "customer_id": new_first["customer_id"],
-            "orders_seen": new_first["orders_seen"],
-            "predicted_interest_category": pd.Series(predicted, dtype="int64"),
-            "prediction_probability": pd.Series(probability, dtype="float64"),
-            "nearest_interest_category": pd.Series(nearest_new, dtype="int64"),
-        },
-        columns=list(PREDICTION_COLUMNS),
     )
     selected = selection.loc[selection["is_selected"]].iloc[0]
     model_fits = pd.DataFrame(
@@ -575,17 +686,73 @@ def fit_customer_interests(
         ],
         columns=list(MODEL_FIT_COLUMNS),
     ).astype({"n_clusters": "Int64", "silhouette": "Float64", "n_training_rows": "int64"})
-    return CustomerInterests(
+    return InterestModels(
         clustering=clustering,
         interest_of_label=mapping,
         classifier=classifier,
         cutoff=cutoff,
         selection=selection,
         categories=names,
-        customers=customers,
-        predictions=predictions,
         model_fits=model_fits,
+        training=pd.Series(fit_ids, index=fit_rows["customer_id"].to_numpy(), dtype="Int64"),
+        sample_ids=frozenset(int(customer) for customer in sample_ids),
+        columns=tuple(columns),
+        product_categories=tuple(categories),
+        max_threads=settings["max_threads"],
     )
+
+
+def fit_customer_interests(
+    baskets: pd.DataFrame,
+    shares: pd.DataFrame,
+    category_labels: Mapping[int, str],
+    cutoff: str | pd.Timestamp,
+    config: Mapping[str, Any] | None = None,
+    sampling: Mapping[str, Any] | None = None,
+) -> CustomerInterests:
+    """Cluster the training customers into interest categories, score every customer and
+    predict the new customers' categories from their first orders (module docstring):
+    ``fit_interest_models``, then its scorers on every row, in one process.
+
+    Parameters
+    ----------
+    baskets, shares : the feature tables described in the module docstring.
+    category_labels : ``{product category id: label}`` for every product category.
+    cutoff : the new-customer cutoff, recorded in ``model_fits``.
+    config : the ``customer_interests`` meta block (``InterestSettings``; None: defaults).
+    sampling : the ``sampling`` meta block (``config.SamplingSettings``; see
+        ``interest_fit_sample``).
+
+    Returns
+    -------
+    ``CustomerInterests``. ``customers`` has one row per customer of the ``whole_history``
+    window, sorted by id: ``interest_category`` (the fitted clustering's category of its whole
+    history), ``training_interest_category`` (for a training customer, its category in the fit:
+    its cluster, or the nearest centroid outside the fit sample; null for new customers) and
+    ``is_fit_sample``. ``predictions`` has one row per new customer's ``first_orders`` window:
+    the classifier's prediction, its probability and the nearest cluster of the same features.
+    ``model_fits`` has one row for 'customer_interest_clustering' and one for
+    'customer_interest_classifier', each with the rows it was fitted on.
+    """
+    unknown = sorted(set(baskets["feature_window"]) - set(FEATURE_WINDOWS))
+    if unknown:
+        raise ValueError(f"unknown feature windows {unknown}; expected {FEATURE_WINDOWS}")
+    models = fit_interest_models(baskets, shares, category_labels, cutoff, config, sampling)
+    return models.result(
+        models.score_customers(baskets, shares), models.score_new_customers(baskets, shares)
+    )
+
+
+def category_labels(product_categories: pd.DataFrame) -> dict[int, str]:
+    """``{product category id: label}`` of ``ml.product_categories`` rows."""
+    return {
+        int(category): str(label)
+        for category, label in zip(
+            product_categories["product_category"],
+            product_categories["product_category_label"],
+            strict=True,
+        )
+    }
 
 
 def customer_interest_fit(
@@ -614,12 +781,5 @@ def customer_interest_fit(
     ``predictions`` and ``model_fits``, which the contracted SQL models of
     ``models/ml/interests/`` unpack.
     """
-    labels = {
-        int(category): str(label)
-        for category, label in zip(
-            product_categories["product_category"],
-            product_categories["product_category_label"],
-            strict=True,
-        )
-    }
+    labels = category_labels(product_categories)
     return fit_customer_interests(baskets, shares, labels, cutoff, config, sampling).record()

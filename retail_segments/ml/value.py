@@ -29,11 +29,13 @@ purchases and for degenerate fits), probability alive, the probability of no pur
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -1378,6 +1380,22 @@ def predict_customer_value(
     )
 
 
+def _customer_value_frame(
+    predictions: pd.DataFrame, settings: CustomerValueSettings, cutoff: pd.Timestamp
+) -> pd.DataFrame:
+    """The marts.customer_value columns of ``predict_customer_value``'s predictions."""
+    return pd.DataFrame(
+        {
+            "customer_id": predictions["customer_id"],
+            settings.purchases_column: predictions["expected_purchases"],
+            settings.no_purchase_column: predictions["prob_no_purchase"],
+            "expected_order_value": predictions["expected_order_value"],
+            settings.clv_column: predictions["clv"],
+            "rfm_as_of": cutoff,
+        }
+    )
+
+
 def _model_row(
     name: str,
     params: Mapping[str, float],
@@ -1436,16 +1454,10 @@ def fit_customer_value(
     cutoff = _timestamp(as_of, "as_of")
     summary = _settings_summary(lines, cutoff, settings)
     bg_nbd, gamma_gamma = fit_summary_models(summary)
-    predictions = predict_customer_value(summary, bg_nbd.params, gamma_gamma.params, settings)
-    customer_value = pd.DataFrame(
-        {
-            "customer_id": predictions["customer_id"],
-            settings.purchases_column: predictions["expected_purchases"],
-            settings.no_purchase_column: predictions["prob_no_purchase"],
-            "expected_order_value": predictions["expected_order_value"],
-            settings.clv_column: predictions["clv"],
-            "rfm_as_of": cutoff,
-        }
+    customer_value = _customer_value_frame(
+        predict_customer_value(summary, bg_nbd.params, gamma_gamma.params, settings),
+        settings,
+        cutoff,
     )
     window_start = pd.Timestamp(summary["first_purchase_at"].min())
     model = pd.DataFrame(
@@ -1696,6 +1708,100 @@ def _fitted_models(purpose: str, result: CustomerValueResult) -> list[dict[str, 
     return rows
 
 
+def _purchase_day_settings(
+    settings: Mapping[str, Any] | CustomerValueSettings | None,
+    monthly_discount_rate: float | str | None,
+    known_at: Literal["rfm_as_of", "calibration_end"],
+) -> CustomerValueSettings:
+    """The settings of a fit on ``int_customer_value__purchase_days``: each fit sees spend as it
+    was known at its cut-off (``spend_known_at_<known_at>``; returns made later do not reduce it).
+    The holdout is scored on spend net of every return."""
+    base = customer_value_settings(settings).as_dict()
+    base["time_column"] = "purchased_at"
+    if monthly_discount_rate is not None:
+        base["monthly_discount_rate"] = float(monthly_discount_rate)
+    return customer_value_settings({**base, "amount_column": f"spend_known_at_{known_at}"})
+
+
+def customer_value_schema(
+    settings: Mapping[str, Any] | CustomerValueSettings | None = None,
+) -> Mapping[str, str]:
+    """The columns and SQL types of ``customer_value_scorer``'s rows (marts.customer_value's)."""
+    checked = customer_value_settings(settings)
+    return MappingProxyType(
+        {
+            "customer_id": "integer",
+            checked.purchases_column: "double",
+            checked.no_purchase_column: "double",
+            "expected_order_value": "double",
+            checked.clv_column: "double",
+            "rfm_as_of": "timestamp",
+        }
+    )
+
+
+def production_params(models: pd.DataFrame) -> tuple[BgNbdParams, GammaGammaParams]:
+    """The production fit's parameters from ``ml.clv_model``'s rows (columns ``purpose``,
+    ``model`` and the parameters). Raises CustomerValueError when a production model is missing
+    or appears twice."""
+    _require_columns(models, ("purpose", "model", *PARAMETER_NAMES), "the fitted models")
+    production = models.loc[models["purpose"] == "production"]
+    rows = {}
+    for name in ("bg_nbd", "gamma_gamma"):
+        found = production.loc[production["model"] == name]
+        if len(found) != 1:
+            raise CustomerValueError(
+                f"expected one production {name} model in the fitted models, found {len(found)}"
+            )
+        rows[name] = found.iloc[0]
+    bg_nbd = BgNbdParams(**{key: float(rows["bg_nbd"][key]) for key in BG_NBD_NAMES})
+    gamma_gamma = GammaGammaParams(**{key: float(rows["gamma_gamma"][key]) for key in "pqv"})
+    return bg_nbd, gamma_gamma
+
+
+def customer_value_scorer(
+    models: pd.DataFrame,
+    as_of: Any,
+    settings: Mapping[str, Any] | CustomerValueSettings | None = None,
+    monthly_discount_rate: float | str | None = None,
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """What ``ml_customer_value_scores`` applies to every customer's purchase days.
+
+    Parameters
+    ----------
+    models : ``ml.clv_model`` (the production fit's parameters are used).
+    as_of, settings, monthly_discount_rate : as for ``customer_value_record``.
+
+    Returns
+    -------
+    A picklable function from the purchase days of some customers (every purchase day of each
+    customer it is given; ``int_customer_value__purchase_days``) to their rows of
+    marts.customer_value (``customer_value_schema``), sorted by customer. A customer's row
+    depends on that customer's days only, so scoring the customers in groups (on Spark) gives
+    the same rows as scoring them all at once. The parameters and settings are checked here, so
+    a bad one stops the model before any customer is scored.
+    """
+    bg_nbd, gamma_gamma = production_params(models)
+    checked = _purchase_day_settings(settings, monthly_discount_rate, "rfm_as_of")
+    cutoff = _timestamp(as_of, "as_of")
+    return functools.partial(_score_customer_value, bg_nbd, gamma_gamma, checked, cutoff)
+
+
+def _score_customer_value(
+    bg_nbd: BgNbdParams,
+    gamma_gamma: GammaGammaParams,
+    settings: CustomerValueSettings,
+    cutoff: pd.Timestamp,
+    purchase_days: pd.DataFrame,
+) -> pd.DataFrame:
+    summary = _settings_summary(purchase_days, cutoff, settings)
+    scored = _customer_value_frame(
+        predict_customer_value(summary, bg_nbd, gamma_gamma, settings), settings, cutoff
+    )
+    scored["customer_id"] = scored["customer_id"].astype("int32")
+    return scored.reset_index(drop=True)
+
+
 def customer_value_record(
     purchase_days: pd.DataFrame,
     as_of: Any,
@@ -1721,20 +1827,12 @@ def customer_value_record(
     Returns
     -------
     One row: ``rfm_as_of``, ``calibration_end``, ``holdout_end``, ``n_customers``, and the nested
-    results ``customers`` (one row per customer: the marts.customer_value columns), ``models``
-    (one row per fitted model and purpose, production or calibration) and ``evaluation`` (one row
-    per model and target).
+    results ``models`` (one row per fitted model and purpose, production or calibration) and
+    ``evaluation`` (one row per model and target). Every customer is valued by
+    ``customer_value_scorer`` with the production models (``ml_customer_value_scores``).
     """
-    base = customer_value_settings(settings).as_dict()
-    base["time_column"] = "purchased_at"
-    if monthly_discount_rate is not None:
-        base["monthly_discount_rate"] = float(monthly_discount_rate)
-    # each fit sees spend as it was known at its cut-off (returns made later do not reduce it);
-    # the holdout is scored on spend net of every return
-    known_at_as_of = customer_value_settings({**base, "amount_column": "spend_known_at_rfm_as_of"})
-    known_at_cutoff = customer_value_settings(
-        {**base, "amount_column": "spend_known_at_calibration_end"}
-    )
+    known_at_as_of = _purchase_day_settings(settings, monthly_discount_rate, "rfm_as_of")
+    known_at_cutoff = _purchase_day_settings(settings, monthly_discount_rate, "calibration_end")
     cutoff = _timestamp(calibration_end, "calibration_end")
     production = fit_customer_value(purchase_days, as_of, known_at_as_of)
     calibration = fit_customer_value(purchase_days, cutoff, known_at_cutoff)
@@ -1766,7 +1864,6 @@ def customer_value_record(
             "n_customers": len(production.customer_value),
         },
         {
-            "customers": production.customer_value,
             "models": models,
             "evaluation": evaluation,
         },

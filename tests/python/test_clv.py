@@ -562,6 +562,48 @@ def test_fit_customer_value_values_every_customer() -> None:
     assert json.loads(model.loc["bg_nbd", "parameters"])["r"] == result.bg_nbd.params.r
 
 
+def _purchase_days(lines: pd.DataFrame) -> pd.DataFrame:
+    """synthetic_lines with the columns of int_customer_value__purchase_days."""
+    return lines.rename(
+        columns={"invoice_at": "purchased_at", "total_price": "spend_known_at_rfm_as_of"}
+    )
+
+
+def test_the_scorer_gives_the_fits_values_whatever_the_grouping_of_customers() -> None:
+    days = _purchase_days(synthetic_lines(300))
+    settings = {"time_column": "purchased_at", "amount_column": "spend_known_at_rfm_as_of"}
+    fitted = clv.fit_customer_value(days, "2011-12-01", {**settings, "monthly_discount_rate": 0.02})
+    models = pd.DataFrame(clv._fitted_models("production", fitted))
+    scorer = clv.customer_value_scorer(models, "2011-12-01", None, "0.02")
+    whole = scorer(days)
+    assert list(whole.columns) == list(clv.customer_value_schema())
+    assert str(whole["customer_id"].dtype) == "int32"
+    expected = fitted.customer_value.assign(customer_id=lambda f: f["customer_id"].astype("int32"))
+    pd.testing.assert_frame_equal(whole, expected.reset_index(drop=True))
+    # what map_groups does on Spark: customers scored in groups, each customer's days together
+    groups = days["customer_id"] % 7
+    parts = [scorer(days.loc[groups == g]) for g in range(7)]
+    grouped = pd.concat(parts).sort_values("customer_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(grouped, whole)
+
+
+def test_the_scorer_needs_exactly_one_production_model_of_each_kind() -> None:
+    days = _purchase_days(synthetic_lines(200))
+    settings = {"time_column": "purchased_at", "amount_column": "spend_known_at_rfm_as_of"}
+    fitted = clv.fit_customer_value(days, "2011-12-01", settings)
+    models = pd.DataFrame(clv._fitted_models("production", fitted))
+    with pytest.raises(CustomerValueError, match=r"one production gamma_gamma model.*found 0"):
+        clv.customer_value_scorer(models.iloc[:1], "2011-12-01")
+    twice = pd.concat([models, models.iloc[:1]])
+    with pytest.raises(CustomerValueError, match=r"one production bg_nbd model.*found 2"):
+        clv.customer_value_scorer(twice, "2011-12-01")
+    calibration = models.assign(purpose="calibration")
+    with pytest.raises(CustomerValueError, match="found 0"):
+        clv.customer_value_scorer(calibration, "2011-12-01")
+    with pytest.raises(CustomerValueError, match="must be finite numbers > 0"):
+        clv.customer_value_scorer(models.assign(r=-1.0), "2011-12-01")
+
+
 def test_settings_name_the_columns_and_reject_bad_values() -> None:
     lines = synthetic_lines(200)
     result = clv.fit_customer_value(lines, "2011-12-01", {"horizon_days": 30, "clv_months": 6})

@@ -21,12 +21,14 @@ from retail_segments.ml.interests import (
     customer_interest_fit,
     feature_columns,
     fit_customer_interests,
+    fit_interest_models,
     interest_features,
     interest_fit_sample,
     interest_settings,
     name_interests,
     share_column,
     spend_levels,
+    split_scoring_rows,
     stable_interest_ids,
 )
 from retail_segments.ml.results import result_frame
@@ -497,3 +499,37 @@ def test_assigned_customers_get_the_nearest_centroid(sampled, large_windows) -> 
     groups = _group_of(_orders(COPIES)).loc[rows.customer_id].to_numpy()
     crosstab = pd.crosstab(groups, scores.interest_category.to_numpy())
     assert crosstab.gt(0).sum(axis=1).eq(1).all()
+
+
+def test_scoring_groups_of_customers_from_joined_rows_gives_the_whole_fit(sampled, large_windows):
+    """What the dbt model does on Spark: fit on the training windows only, then score the
+    baskets left-joined to their shares, a group of customers at a time."""
+    baskets, shares = large_windows
+    training = baskets.feature_window != "whole_history"
+    models = fit_interest_models(
+        baskets.loc[training],
+        shares.loc[shares.feature_window != "whole_history"],
+        LABELS,
+        CUTOFF,
+        SMALL,
+        SAMPLE,
+    )
+    rows = baskets.merge(
+        shares.loc[:, [*KEY_COLUMNS, "product_category", "spend_share"]],
+        on=list(KEY_COLUMNS),
+        how="left",
+    )
+    group = rows.customer_id % 5
+    customers = pd.concat(
+        [models.customer_scorer()(rows.loc[group == g]) for g in range(5)], ignore_index=True
+    )
+    predictions = pd.concat(
+        [models.new_customer_scorer()(rows.loc[group == g]) for g in range(5)], ignore_index=True
+    )
+    scored = models.result(customers.sample(frac=1, random_state=0), predictions)
+    for name, frame in sampled.tables().items():
+        pd.testing.assert_frame_equal(scored.tables()[name], frame, obj=name)
+    assert customers.columns.tolist() == list(CUSTOMER_COLUMNS)
+    # a window without any spend share still has its basket row
+    baskets_only, shares_only = split_scoring_rows(rows.loc[rows.product_category.isna()])
+    assert len(baskets_only) == rows.product_category.isna().sum() and shares_only.empty

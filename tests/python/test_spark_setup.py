@@ -279,6 +279,31 @@ def test_join_and_map_frames_score_every_row_once(connection: duckdb.DuckDBPyCon
         frames.map_frames(joined, score, {"customer_id": "bigint"})
 
 
+def test_map_groups_gives_the_function_every_row_of_a_group(
+    connection: duckdb.DuckDBPyConnection,
+) -> None:
+    connection.execute(
+        "create table days as select * from (values (1, 3.0), (2, 1.0), (1, 2.0), (3, 4.0))"
+        " t(customer_id, spend)"
+    )
+
+    def total(batch: pd.DataFrame) -> pd.DataFrame:
+        return batch.groupby("customer_id", as_index=False).agg(spend=("spend", "sum"))
+
+    schema = {"customer_id": "integer", "spend": "double"}
+    summed = frames.map_groups(
+        connection.table("days"), total, schema, by=["customer_id"], order_by=["customer_id"]
+    )
+    assert summed.to_dict("list") == {"customer_id": [1, 2, 3], "spend": [5.0, 1.0, 4.0]}
+    kept = frames.where(connection.table("days"), "spend > 1.5")
+    assert frames.collect(frames.map_groups(kept, total, schema, by=["customer_id"])).to_dict(
+        "list"
+    ) == {"customer_id": [1, 3], "spend": [5.0, 4.0]}
+    assert frames.collect(summed, order_by=["spend"])["customer_id"].tolist() == [2, 3, 1]
+    with pytest.raises(ValueError, match="declared"):
+        frames.map_groups(connection.table("days"), total, {"spend": "double"}, by=["customer_id"])
+
+
 def test_table_frame_is_none_for_a_missing_table(connection: duckdb.DuckDBPyConnection) -> None:
     database = connection.sql("select current_database()").fetchall()[0][0]
     assert frames.table_frame(connection, database, "main", "absent", ["x"]) is None

@@ -10,7 +10,7 @@ import pytest
 from dbt_helpers import Workspace
 
 from retail_segments.ml.results import result_frame
-from retail_segments.ml.value import customer_value_record
+from retail_segments.ml.value import customer_value_record, fit_customer_value
 
 pytestmark = pytest.mark.dbt
 
@@ -19,8 +19,26 @@ def test_customer_value_is_what_the_package_computes_for_every_customer(
     synthetic_build: Workspace,
 ) -> None:
     days = synthetic_build.frame("select * from intermediate.int_customer_value__purchase_days")
+    # the production fit on spend as known at rfm_as_of, valuing every customer in one go
+    settings = {
+        "time_column": "purchased_at",
+        "amount_column": "spend_known_at_rfm_as_of",
+        "monthly_discount_rate": 0.01,
+    }
+    expected = fit_customer_value(days, "2011-12-10", settings).customer_value
     record = customer_value_record(days, "2011-12-10", "2011-09-09", None, 0.01)
-    expected = result_frame(record, "customers").sort_values("customer_id").reset_index(drop=True)
+    production = result_frame(record, "models").query("purpose == 'production'")
+    models = synthetic_build.frame(
+        "select * from ml.clv_model where purpose = 'production' order by model"
+    )
+    np.testing.assert_allclose(
+        models[["r", "alpha", "a", "b", "p", "q", "v"]].to_numpy(dtype=float),
+        production.sort_values("model")[["r", "alpha", "a", "b", "p", "q", "v"]].to_numpy(
+            dtype=float
+        ),
+        rtol=1e-12,
+        equal_nan=True,
+    )
     actual = synthetic_build.frame("select * from marts.customer_value order by customer_id")
     rfm = synthetic_build.frame("select customer_id from marts.customer_rfm order by customer_id")
     assert actual.customer_id.tolist() == rfm.customer_id.tolist()

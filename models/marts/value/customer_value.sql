@@ -1,12 +1,13 @@
 {#-
   What each customer is worth from here on, as of var('rfm_as_of'): the production fit's
-  per-customer predictions (ml_customer_value_fit, BG/NBD and Gamma-Gamma).
+  per-customer predictions (ml_customer_value_scores: the production BG/NBD and Gamma-Gamma
+  models of ml.clv_model applied to each customer).
 -#}
 with
 
 predicted as (
 
-    select * from {{ fit_result('ml_customer_value_fit', 'customers') }}
+    select * from {{ ref('ml_customer_value_scores') }}
 
 ),
 
