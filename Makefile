@@ -56,7 +56,8 @@ docs: $(STAMP)
 	$(VENV)/bin/dbt docs generate --profiles-dir .
 	$(VENV)/bin/dbt docs serve --profiles-dir . --no-browser
 
-lint: $(STAMP)
+# mypy checks the Spark modules against dbt-spark and pyspark: lint runs with the spark extras.
+lint: $(STAMP) $(SPARK_STAMP)
 	$(VENV)/bin/ruff check retail_segments retail_segments_dev models tests
 	$(VENV)/bin/ruff format --check retail_segments retail_segments_dev models tests
 	$(VENV)/bin/mypy

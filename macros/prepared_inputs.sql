@@ -48,12 +48,7 @@
         {%- do problems.append("the inputs were prepared for the warehouse " ~ stamp['warehouse']
             ~ ", not " ~ database_path ~ " (set RETAIL_LANDING_DIR per warehouse)") -%}
     {%- endif -%}
-    {%- set raw_setting = env_var('RETAIL_RAW_PATH', 'data/raw/online_retail.csv.zst') -%}
-    {%- if stamp['raw_path'] != raw_setting
-          and not stamp['raw_path'].endswith('/' ~ (raw_setting | replace('./', ''))) -%}
-        {%- do problems.append("RETAIL_RAW_PATH is " ~ raw_setting ~ " but the prepared raw file is "
-            ~ stamp['raw_path']) -%}
-    {%- endif -%}
+    {%- do check_prepared_raw_path(stamp['raw_path'], problems) -%}
 
     {#- every prepared file unchanged, and no daily file added or removed -#}
     {%- set files = run_query("select f.role, f.path, f.sha256 from (select unnest(files) as f "
@@ -84,24 +79,10 @@
 
     {#- the vars that were checked -#}
     {%- set checked = run_query("select v.name, v.value from (select unnest(vars) as v " ~ stamp_sql ~ ")") -%}
-    {%- for row in checked.rows -%}
-        {%- if (var(row['name']) | string) != row['value'] -%}
-            {%- do problems.append("var " ~ row['name'] ~ " is " ~ (var(row['name']) | string)
-                ~ " but was checked as " ~ row['value']) -%}
-        {%- endif -%}
-    {%- endfor -%}
+    {%- do check_prepared_vars(checked.rows, problems) -%}
 
-    {%- if problems -%}
-        {{ exceptions.raise_compiler_error(
-            "What this run would build is not what was prepared; nothing was built:\n  - "
-            ~ (problems | join('\n  - ')) ~ "\n  Fix: " ~ fix ~ ".") }}
-    {%- endif -%}
-    {%- if stamp['full_refresh'] and not flags.FULL_REFRESH -%}
-        {{ exceptions.raise_compiler_error(
-            "The warehouse was built from other input (" ~ stamp['reasons'] ~ "); a plain run would mix"
-            ~ " old and new lines, so nothing was built.\n  Fix: run `dbt build --full-refresh` (or `make build`,"
-            ~ " which does so by itself).") }}
-    {%- endif -%}
+    {%- do raise_unless_prepared(problems, fix, stamp, "The warehouse was",
+        "run `dbt build --full-refresh` (or `make build`, which does so by itself)") -%}
     {{ log("Inputs: as prepared (" ~ (files.rows | length) ~ " file(s), unchanged).", info=true) }}
     {{ return('') }}
 {% endmacro %}
@@ -175,30 +156,11 @@
         {%- do problems.append("the inputs were prepared for the " ~ stamp['engine']
             ~ " build, not for Spark") -%}
     {%- endif -%}
-    {%- set raw_setting = env_var('RETAIL_RAW_PATH', 'data/raw/online_retail.csv.zst') -%}
-    {%- if stamp['raw_path'] != raw_setting
-          and not stamp['raw_path'].endswith('/' ~ (raw_setting | replace('./', ''))) -%}
-        {%- do problems.append("RETAIL_RAW_PATH is " ~ raw_setting ~ " but the prepared raw file is "
-            ~ stamp['raw_path']) -%}
-    {%- endif -%}
+    {%- do check_prepared_raw_path(stamp['raw_path'], problems) -%}
     {%- set checked = run_query(
         "select v.name, v.value from (select explode(vars) as v from retail_prepared_stamp)") -%}
-    {%- for row in checked.rows -%}
-        {%- if (var(row['name']) | string) != row['value'] -%}
-            {%- do problems.append("var " ~ row['name'] ~ " is " ~ (var(row['name']) | string)
-                ~ " but was checked as " ~ row['value']) -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {%- if problems -%}
-        {{ exceptions.raise_compiler_error(
-            "What this run would build is not what was prepared; nothing was built:\n  - "
-            ~ (problems | join('\n  - ')) ~ "\n  Fix: " ~ fix ~ ".") }}
-    {%- endif -%}
-    {%- if stamp['full_refresh'] and not flags.FULL_REFRESH -%}
-        {{ exceptions.raise_compiler_error(
-            "The Spark tables were built from other input (" ~ stamp['reasons'] ~ "); a plain run"
-            ~ " would mix old and new lines, so nothing was built.\n  Fix: " ~ fix ~ ".") }}
-    {%- endif -%}
+    {%- do check_prepared_vars(checked.rows, problems) -%}
+    {%- do raise_unless_prepared(problems, fix, stamp, "The Spark tables were", fix) -%}
     {{ log("Inputs: as prepared for Spark (" ~ stamp_path ~ ").", info=true) }}
     {{ return('') }}
 {% endmacro %}
@@ -237,4 +199,44 @@
 {#- A path as a Spark identifier in backticks (parquet.`path`). -#}
 {% macro spark_path_identifier(path) -%}
     {{ return('`' ~ (path | replace('`', '``')) ~ '`') }}
+{%- endmacro %}
+
+
+{#- Shared by both engines' checks: RETAIL_RAW_PATH names the prepared raw file. -#}
+{% macro check_prepared_raw_path(prepared_raw_path, problems) -%}
+    {%- set raw_setting = env_var('RETAIL_RAW_PATH', 'data/raw/online_retail.csv.zst') -%}
+    {%- if prepared_raw_path != raw_setting
+          and not prepared_raw_path.endswith('/' ~ (raw_setting | replace('./', ''))) -%}
+        {%- do problems.append("RETAIL_RAW_PATH is " ~ raw_setting ~ " but the prepared raw file is "
+            ~ prepared_raw_path) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Shared by both engines' checks: every var has the value it was checked with (rows of name,
+    value). -#}
+{% macro check_prepared_vars(checked_rows, problems) -%}
+    {%- for row in checked_rows -%}
+        {%- if (var(row['name']) | string) != row['value'] -%}
+            {%- do problems.append("var " ~ row['name'] ~ " is " ~ (var(row['name']) | string)
+                ~ " but was checked as " ~ row['value']) -%}
+        {%- endif -%}
+    {%- endfor -%}
+{%- endmacro %}
+
+
+{#- Shared by both engines' checks: stop on any problem, or when the tables were built from other
+    input and this run is not a --full-refresh. built: what holds the old lines, with its verb
+    ("The warehouse was"). -#}
+{% macro raise_unless_prepared(problems, fix, stamp, built, refresh_fix) -%}
+    {%- if problems -%}
+        {{ exceptions.raise_compiler_error(
+            "What this run would build is not what was prepared; nothing was built:\n  - "
+            ~ (problems | join('\n  - ')) ~ "\n  Fix: " ~ fix ~ ".") }}
+    {%- endif -%}
+    {%- if stamp['full_refresh'] and not flags.FULL_REFRESH -%}
+        {{ exceptions.raise_compiler_error(
+            built ~ " built from other input (" ~ stamp['reasons'] ~ "); a plain run would mix"
+            ~ " old and new lines, so nothing was built.\n  Fix: " ~ refresh_fix ~ ".") }}
+    {%- endif -%}
 {%- endmacro %}

@@ -135,6 +135,28 @@ def _ddl(schema: Mapping[str, str]) -> str:
     return ", ".join(f"`{name}` {data_type}" for name, data_type in schema.items())
 
 
+def _in_one_batch(
+    relation: Any,
+    function: Callable[[pd.DataFrame], pd.DataFrame],
+    schema: Mapping[str, str],
+    columns: Sequence[str] | None,
+    order_by: Sequence[str],
+) -> pd.DataFrame:
+    """function of the whole `frame` of a DuckDB relation, its columns checked against schema."""
+    result = function(frame(relation, columns, order_by))
+    if list(result.columns) != list(schema):
+        raise ValueError(
+            f"the scoring returned columns {list(result.columns)}, declared {list(schema)}"
+        )
+    return result
+
+
+def _spark_columns(relation: Any, columns: Sequence[str] | None) -> tuple[Any, dict[str, str]]:
+    """The columns of a Spark DataFrame (or all) and each one's Spark type name."""
+    selected = relation.select(*columns) if columns is not None else relation
+    return selected, {field.name: _spark_type_name(field.dataType) for field in selected.schema}
+
+
 def map_frames(
     relation: Any,
     function: Callable[[pd.DataFrame], pd.DataFrame],
@@ -151,14 +173,8 @@ def map_frames(
     Raises ValueError when a DuckDB result's columns differ from schema's.
     """
     if not is_spark(relation):
-        result = function(frame(relation, columns, order_by))
-        if list(result.columns) != list(schema):
-            raise ValueError(
-                f"the scoring returned columns {list(result.columns)}, declared {list(schema)}"
-            )
-        return result
-    selected = relation.select(*columns) if columns is not None else relation
-    types = {field.name: _spark_type_name(field.dataType) for field in selected.schema}
+        return _in_one_batch(relation, function, schema, columns, order_by)
+    selected, types = _spark_columns(relation, columns)
     names = list(schema)
 
     def apply(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -189,16 +205,10 @@ def map_groups(
     Raises ValueError when a DuckDB result's columns differ from schema's.
     """
     if not is_spark(relation):
-        result = function(frame(relation, columns, order_by))
-        if list(result.columns) != list(schema):
-            raise ValueError(
-                f"the scoring returned columns {list(result.columns)}, declared {list(schema)}"
-            )
-        return result
+        return _in_one_batch(relation, function, schema, columns, order_by)
     from pyspark.sql import functions
 
-    selected = relation.select(*columns) if columns is not None else relation
-    types = {field.name: _spark_type_name(field.dataType) for field in selected.schema}
+    selected, types = _spark_columns(relation, columns)
     names = list(schema)
     sort = list(order_by)
     count = buckets or 4 * selected.sparkSession.sparkContext.defaultParallelism

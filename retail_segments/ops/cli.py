@@ -73,12 +73,7 @@ def _announce(prepared: PreparedBuild) -> None:
         f"Warehouse: {prepared.env[WAREHOUSE_PATH_ENV]}",
         flush=True,
     )
-    if prepared.identity.full_refresh:
-        print(
-            f"Input changed: {prepared.identity.summary()}; rebuilding from scratch"
-            " (dbt build --full-refresh).",
-            flush=True,
-        )
+    prepared.identity.announce()
 
 
 def _build(dbt_args: list[str]) -> int:

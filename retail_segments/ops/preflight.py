@@ -102,6 +102,15 @@ class Identity:
     def summary(self) -> str:
         return "; ".join(self.reasons)
 
+    def announce(self) -> None:
+        """Say in one line that the build rebuilds from scratch, and why (nothing otherwise)."""
+        if self.full_refresh:
+            print(
+                f"Input changed: {self.summary()}; rebuilding from scratch"
+                " (dbt build --full-refresh).",
+                flush=True,
+            )
+
 
 @dataclass(frozen=True)
 class SparkTables:

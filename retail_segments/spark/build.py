@@ -88,12 +88,7 @@ def _announce(prepared: PreparedBuild, root: Path, registered: int, seconds: flo
         f"Incoming files: {len(prepared.incoming)}",
         flush=True,
     )
-    if prepared.identity.full_refresh:
-        print(
-            f"Input changed: {prepared.identity.summary()}; rebuilding from scratch"
-            " (dbt build --full-refresh).",
-            flush=True,
-        )
+    prepared.identity.announce()
 
 
 def build(dbt_args: list[str]) -> int:

@@ -236,14 +236,22 @@ def _write_case(content: Callable[[str], bytes | None], synthetic_raw: Path, pat
     return path
 
 
-@pytest.mark.parametrize("name", SPARK_CASES)
-def test_a_bad_file_gives_the_same_error_on_spark(
+def _both_errors(
     name: str, spark_session: Any, synthetic_raw: Path, tmp_path: Path
-) -> None:
+) -> tuple[Any, Path, Exception, Exception]:
+    """The bad-input case, its file and the errors of DuckDB's and Spark's landing of it."""
     case = next(case for case in CASES if case.name == name)
     path = _write_case(case.content, synthetic_raw, tmp_path / f"{name}.csv.zst")
     duck, spark = _landing_errors(spark_session, path, tmp_path)
     assert duck is not None and spark is not None
+    return case, path, duck, spark
+
+
+@pytest.mark.parametrize("name", SPARK_CASES)
+def test_a_bad_file_gives_the_same_error_on_spark(
+    name: str, spark_session: Any, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    case, path, duck, spark = _both_errors(name, spark_session, synthetic_raw, tmp_path)
     assert str(spark) == str(duck)
     for phrase in case.phrases:
         assert phrase.replace("{path}", str(path)) in str(spark)
@@ -253,10 +261,7 @@ def test_a_bad_file_gives_the_same_error_on_spark(
 def test_a_malformed_csv_line_is_refused_on_spark_with_its_line(
     name: str, spark_session: Any, synthetic_raw: Path, tmp_path: Path
 ) -> None:
-    case = next(case for case in CASES if case.name == name)
-    path = _write_case(case.content, synthetic_raw, tmp_path / f"{name}.csv.zst")
-    duck, spark = _landing_errors(spark_session, path, tmp_path)
-    assert duck is not None and spark is not None
+    _case, path, duck, spark = _both_errors(name, spark_session, synthetic_raw, tmp_path)
     assert f"Raw data file '{path}' is not a well-formed CSV" in str(spark)
     assert "nothing was built or replaced" in str(spark) and "Fix:" in str(spark)
     # the line Spark names (and shows) is the line DuckDB names
