@@ -13,7 +13,14 @@ predicted as (
 
 final as (
 
-    select * from predicted
+    select
+        customer_id,
+        expected_purchases_90d,
+        prob_no_purchase_90d,
+        expected_order_value,
+        clv_12m,
+        rfm_as_of
+    from predicted
 
 )
 
