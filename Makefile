@@ -27,8 +27,10 @@ SPARK_STAMP := $(VENV)/.installed-spark
 build: $(STAMP) $(if $(filter spark,$(TARGET)),$(SPARK_STAMP))
 	$(PY) -m retail_segments build $(if $(TARGET),--target $(TARGET))
 
+# Two pytest workers (the machine's two cores), each taking whole test files, so a file's
+# module-scoped builds run once; the session's shared builds run once per worker that needs them.
 test: lint $(CHROMIUM) $(OLD_DUCKDB_STAMP) $(SPARK_STAMP)
-	RETAIL_OLD_DUCKDB_VENV=$(OLD_DUCKDB_VENV) $(PY) -m pytest
+	RETAIL_OLD_DUCKDB_VENV=$(OLD_DUCKDB_VENV) $(PY) -m pytest -n 2 --dist loadfile
 
 # Synthetic inputs of the benchmarks (generated once, reused).
 BENCH_DATA ?= data/bench

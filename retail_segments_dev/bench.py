@@ -40,6 +40,7 @@ import duckdb
 import pandas as pd
 
 from retail_segments.ml.classifier import train_segment_classifier
+from retail_segments.ops import publish
 from retail_segments.ops.dbt_runner import dbt_executable
 from retail_segments.ops.paths import (
     RAW_PATH_ENV,
@@ -48,7 +49,7 @@ from retail_segments.ops.paths import (
     resolve_raw_path,
     warehouse_path,
 )
-from retail_segments_dev import baseline
+from retail_segments_dev import baseline, serving_compare
 from retail_segments_dev.synthetic import iter_raw_chunks, scaled_customers, write_raw_file
 
 DEFAULT_DATA_DIR = Path("data") / "bench"  # relative to the project
@@ -425,6 +426,53 @@ def format_engines(
     return "\n".join(lines)
 
 
+def compare_engines(duck_dir: Path, spark_dir: Path, raw_path: Path) -> str:
+    """Spark's serving copy of raw_path against DuckDB's build of the same file (published here
+    first), table by table and row by row, and the study's headline figures from Spark's copy:
+    what `make bench` prints as the proof that the real file gives the same results on Spark."""
+    duck = serving_compare.published_serving(
+        duck_dir / "bench.duckdb",
+        duck_dir / "target" / "manifest.json",
+        raw_path,
+        duck_dir / "serving",
+    )
+    duck_db = duck / publish.SERVING_DB_NAME
+    spark_db = spark_dir / "serving" / publish.SERVING_DB_NAME
+    duck_tables, spark_tables = (
+        serving_compare.serving_tables(duck_db),
+        serving_compare.serving_tables(spark_db),
+    )
+    problems, compared = serving_compare.serving_differences(duck_db, spark_db)
+    if duck_tables != spark_tables:
+        problems.insert(0, "the published tables, columns, types or comments differ")
+    with duckdb.connect(str(spark_db), read_only=True) as connection:
+        raw_lines, customers = connection.sql(
+            "select n_rows, n_customers from marts.eda_raw_profile"
+        ).fetchall()[0]
+        (clean_lines,) = connection.sql("select count(*) from marts.fct_sales_lines").fetchall()[0]
+        rfm, recent = connection.sql(
+            "select count(*), count(*) filter (where recency_days <= 200) from marts.customer_rfm"
+        ).fetchall()[0]
+        segments = connection.sql(
+            "select string_agg(segment_name || ' ' || n_customers, ', '"
+            " order by n_customers desc) from marts.segment_summary where scheme = 'tsne_segment'"
+        ).fetchall()[0][0]
+    verdict = (
+        f"equal: {len(duck_tables)} published tables with the same columns, types and comments;"
+        f" {compared:,} rows equal (doubles within {serving_compare.RELATIVE_TOLERANCE:g} relative)"
+        if not problems
+        else "DIFFERENT:\n  " + "\n  ".join(problems[:10])
+    )
+    return "\n".join(
+        [
+            f"Spark against DuckDB on {raw_path.name}: {verdict}",
+            f"  Spark's figures: {raw_lines:,} raw lines, {customers:,} customers,"
+            f" {clean_lines:,} clean lines, {rfm:,} RFM customers ({rfm - recent:,} with recency"
+            f" over 200 days); segments: {segments}",
+        ]
+    )
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -609,11 +657,19 @@ def main(argv: list[str] | None = None) -> int:
     measurements = []
     spark_runs: list[SparkMeasurement] = []
     data_dir = find_project_root() / args.data_dir
+    # the DuckDB build of the real file, kept until Spark's is compared with it
+    kept: dict[int, tempfile.TemporaryDirectory[str]] = {}
     try:
         for scale in args.scales:
             raw_path = raw_file_for_scale(scale, data_dir, os.environ)
-            with tempfile.TemporaryDirectory(prefix="retail-bench-", dir=args.work_dir) as tmp:
-                measurement = run_build_benchmark(Path(tmp), args.dbt_args, raw_path, scale)
+            tmp = tempfile.TemporaryDirectory(prefix="retail-bench-", dir=args.work_dir)
+            try:
+                measurement = run_build_benchmark(Path(tmp.name), args.dbt_args, raw_path, scale)
+            finally:
+                if scale == 1 and 1 in args.spark_scales:
+                    kept[scale] = tmp
+                else:
+                    tmp.cleanup()
             measurements.append(measurement)
             print(format_report(measurement), flush=True)
             if scale in args.baseline_scales:
@@ -621,10 +677,13 @@ def main(argv: list[str] | None = None) -> int:
             print(flush=True)
         for scale in args.spark_scales:
             raw_path = raw_file_for_scale(scale, data_dir, os.environ)
-            with tempfile.TemporaryDirectory(prefix="retail-spark-", dir=args.work_dir) as tmp:
-                spark_run = run_spark_benchmark(Path(tmp), raw_path, scale)
-            spark_runs.append(spark_run)
-            print(format_spark_report(spark_run), flush=True)
+            with tempfile.TemporaryDirectory(prefix="retail-spark-", dir=args.work_dir) as spark:
+                spark_run = run_spark_benchmark(Path(spark), raw_path, scale)
+                spark_runs.append(spark_run)
+                print(format_spark_report(spark_run), flush=True)
+                if scale in kept:
+                    duck = Path(kept[scale].name)
+                    print(compare_engines(duck, Path(spark), raw_path), flush=True)
             print(flush=True)
     except RawDataNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -632,6 +691,9 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    finally:
+        for tmp in kept.values():
+            tmp.cleanup()
     if measurements:
         print(format_targets(measurements))
     if spark_runs:

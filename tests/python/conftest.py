@@ -45,3 +45,26 @@ def real_build(tmp_path_factory: pytest.TempPathFactory, real_raw: Path) -> Work
     workspace = Workspace(tmp_path_factory.mktemp("real_build"))
     assert_built(workspace.build(real_raw))
     return workspace
+
+
+# The test files that take longest, longest first. `make test` runs pytest in workers that each
+# take whole files (pytest-xdist, --dist loadfile) in collection order: starting the long files
+# first lets the workers finish together instead of one running a long file at the end alone.
+SLOWEST_FILES = (
+    "test_real_data.py",
+    "test_spark.py",
+    "test_bad_input.py",
+    "test_input_identity.py",
+    "test_history_dbt.py",
+    "test_incremental.py",
+    "test_report.py",
+    "test_segments_dbt.py",
+    "test_serving_dbt.py",
+    "test_interests_dbt.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the files of `SLOWEST_FILES` first, in that order; a file's tests keep their order."""
+    rank = {name: position for position, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

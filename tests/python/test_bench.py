@@ -4,11 +4,14 @@ pandas baseline (same results as the reference, notebook style)."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
+from dbt_helpers import Workspace
 
 from retail_segments_dev import baseline, bench, reference
 from retail_segments_dev.bench import BuildMeasurement, NodeTiming
@@ -196,3 +199,34 @@ def test_process_tree_peaks_sees_a_python_child(tmp_path: Path) -> None:
         child.wait()
     assert peaks.python_mib > 190
     assert peaks.jvm_mib == 0.0
+
+
+@pytest.mark.dbt
+def test_the_engine_comparison_finds_a_changed_row(
+    synthetic_build: Workspace, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """`make bench`'s Spark-against-DuckDB check: two copies of one build are equal; a copy with
+    one value changed in one mart is not, and the table is named."""
+    duck, spark = tmp_path / "duck", tmp_path / "spark"
+    for side in (duck, spark):
+        (side / "target").mkdir(parents=True)
+        shutil.copyfile(synthetic_build.warehouse, side / "bench.duckdb")
+        shutil.copyfile(
+            synthetic_build.root / "target" / "manifest.json", side / "target" / "manifest.json"
+        )
+    bench.serving_compare.published_serving(
+        spark / "bench.duckdb", spark / "target" / "manifest.json", synthetic_raw, spark / "serving"
+    )
+    report = bench.compare_engines(duck, spark, synthetic_raw)
+    assert "equal: " in report and "DIFFERENT" not in report, report
+    assert f"{len(reference.read_raw(synthetic_raw)):,} raw lines" in report
+
+    served = spark / "serving" / "retail_segments_serving.duckdb"
+    served.chmod(0o644)
+    with duckdb.connect(str(served)) as connection:
+        connection.execute(
+            "update marts.customer_rfm set monetary = monetary * 1.001"
+            " where customer_id = (select min(customer_id) from marts.customer_rfm)"
+        )
+    changed = bench.compare_engines(duck, spark, synthetic_raw)
+    assert "DIFFERENT" in changed and "marts.customer_rfm row" in changed, changed

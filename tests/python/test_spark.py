@@ -5,8 +5,8 @@ One Spark build of the synthetic fixture, run as a user runs it (``python -m ret
 copy; every published table (the DuckDB serving file's marts and ml tables, and the Parquet file
 of every mart) must equal the DuckDB build of the same file (the session's ``synthetic_build``),
 published the same way: the same tables, columns, types, constraints and comments, and row for
-row the same values, doubles within `RELATIVE_TOLERANCE` (sums and averages of doubles add up in
-another order on Spark, which moves the last bits).
+row the same values, doubles within ``retail_segments_dev.serving_compare.RELATIVE_TOLERANCE``
+(sums and averages of doubles add up in another order on Spark, which moves the last bits).
 
 Then, on one SparkSession in this process: a representative subset of the bad-input cases gives
 the same errors through the Spark value checks as through DuckDB's (the byte-level checks are the
@@ -18,14 +18,12 @@ Deselect locally with ``-m 'not spark'``; ``make test`` runs it.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow.parquet as pq
 import pytest
 from dbt_helpers import PROJECT_ROOT, Workspace, run_cli
@@ -33,12 +31,18 @@ from test_bad_input import CASES, latin1, replace_field, text_of, unquoted_line_
 
 from retail_segments.ops import publish
 from retail_segments.ops.inputs import InputError, land_file, scratch_connection
+from retail_segments_dev.serving_compare import (
+    published_serving,
+    row_differences,
+    serving_constraints,
+    serving_differences,
+    serving_tables,
+)
 
 pytest.importorskip("pyspark", reason="the spark extras are not installed (pip install '.[spark]')")
 
 pytestmark = [pytest.mark.spark, pytest.mark.dbt]
 
-RELATIVE_TOLERANCE = 1e-9
 # bad-input cases of test_bad_input checked on Spark: headers and bytes (Python, the same code on
 # both engines), every value check, and the CSV structure
 SPARK_CASES = [
@@ -62,14 +66,14 @@ SPARK_CASES = [
 STRUCTURE_CASES = ["line_with_a_missing_field", "unterminated_quote"]
 
 
-def _published(workspace: Workspace, synthetic_raw: Path) -> Path:
+def _published(workspace: Workspace, raw_path: Path) -> Path:
     """The serving directory of the DuckDB build, published as `make build` does."""
-    serving = workspace.root / "serving-for-spark-comparison"
-    if not (serving / publish.SERVING_DB_NAME).exists():
-        info = publish.new_build_info(str(synthetic_raw), PROJECT_ROOT)
-        relations = publish.published_relations(workspace.root / "target" / "manifest.json")
-        publish.publish(workspace.warehouse, serving, info, relations)
-    return serving
+    return published_serving(
+        workspace.warehouse,
+        workspace.root / "target" / "manifest.json",
+        raw_path,
+        workspace.root / "serving-for-spark-comparison",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,84 +97,24 @@ def spark_build(tmp_path_factory: pytest.TempPathFactory, synthetic_raw: Path) -
     return serving
 
 
-def _tables(database: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every table of the serving file (not the serving schema's stamps): its columns with type,
-    nullability and comment."""
-    with duckdb.connect(str(database), read_only=True) as connection:
-        rows = connection.sql(
-            "select schema_name || '.' || table_name, column_name, data_type, is_nullable, comment"
-            " from duckdb_columns() where schema_name <> 'serving' and not internal"
-            " and database_name = current_database()"
-            " order by schema_name, table_name, column_index"
-        ).fetchall()
-    tables: dict[str, list[tuple[Any, ...]]] = {}
-    for table, *column in rows:
-        tables.setdefault(table, []).append(tuple(column))
-    return tables
-
-
-def _constraints(database: Path) -> set[tuple[Any, ...]]:
-    with duckdb.connect(str(database), read_only=True) as connection:
-        return {
-            (schema, table, kind, tuple(columns))
-            for schema, table, kind, columns in connection.sql(
-                "select schema_name, table_name, constraint_type, constraint_column_names"
-                " from duckdb_constraints() where schema_name <> 'serving'"
-                " and database_name = current_database()"
-            ).fetchall()
-        }
-
-
-def _sorted_rows(database: Path, table: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(database), read_only=True) as connection:
-        return connection.sql(f"select * from {table} order by all").fetchall()
-
-
-def _equal(left: Any, right: Any) -> bool:
-    if isinstance(left, float) and isinstance(right, float):
-        if math.isnan(left) or math.isnan(right):
-            return math.isnan(left) and math.isnan(right)
-        return math.isclose(left, right, rel_tol=RELATIVE_TOLERANCE, abs_tol=RELATIVE_TOLERANCE)
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(map(_equal, left, right))
-    return bool(left == right)
-
-
-def _row_differences(table: str, duck: list[tuple], spark: list[tuple]) -> list[str]:
-    if len(duck) != len(spark):
-        return [f"{table}: {len(duck)} rows on DuckDB, {len(spark)} on Spark"]
-    problems = []
-    for index, (left, right) in enumerate(zip(duck, spark, strict=True)):
-        if not all(map(_equal, left, right)):
-            problems.append(f"{table} row {index}: DuckDB {left} != Spark {right}")
-            break
-    return problems
-
-
 def test_spark_publishes_every_table_the_duckdb_build_publishes(
     spark_build: Path, synthetic_build: Workspace, synthetic_raw: Path
 ) -> None:
     duck = _published(synthetic_build, synthetic_raw) / publish.SERVING_DB_NAME
     spark = spark_build / publish.SERVING_DB_NAME
-    duck_tables, spark_tables = _tables(duck), _tables(spark)
+    duck_tables, spark_tables = serving_tables(duck), serving_tables(spark)
     assert sorted(spark_tables) == sorted(duck_tables)
     assert len(duck_tables) >= 30
     # the same columns in the same order, types, NOT NULL and comments; the same keys
     assert spark_tables == duck_tables
-    assert _constraints(spark) == _constraints(duck)
+    assert serving_constraints(spark) == serving_constraints(duck)
 
 
 def test_every_published_table_equals_duckdb_row_for_row(
     spark_build: Path, synthetic_build: Workspace, synthetic_raw: Path
 ) -> None:
     duck = _published(synthetic_build, synthetic_raw) / publish.SERVING_DB_NAME
-    spark = spark_build / publish.SERVING_DB_NAME
-    problems = []
-    compared = 0
-    for table in sorted(_tables(duck)):
-        duck_rows, spark_rows = _sorted_rows(duck, table), _sorted_rows(spark, table)
-        problems += _row_differences(table, duck_rows, spark_rows)
-        compared += len(duck_rows)
+    problems, compared = serving_differences(duck, spark_build / publish.SERVING_DB_NAME)
     assert not problems, "\n".join(problems)
     assert compared > 1000
 
@@ -194,7 +138,7 @@ def test_every_published_parquet_file_equals_duckdb(
         field_docs = [field.metadata for field in duck_table.schema]
         assert [field.metadata for field in spark_table.schema] == field_docs, name
         columns = duck_table.column_names
-        problems += _row_differences(name, _parquet_rows(duck_table), _parquet_rows(spark_table))
+        problems += row_differences(name, _parquet_rows(duck_table), _parquet_rows(spark_table))
         assert columns == spark_table.column_names
     assert not problems, "\n".join(problems)
 
