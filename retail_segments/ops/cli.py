@@ -65,12 +65,8 @@ def _prepare(dbt_args: list[str], fits: bool = True) -> PreparedBuild | int:
 
 
 def _announce(prepared: PreparedBuild) -> None:
-    raw = prepared.raw
-    reused = "checked before, unchanged" if raw.reused else "checked"
     print(
-        f"Raw data: {raw.path} ({raw.n_rows:,} lines, {raw.encoding}, {reused})\n"
-        f"Incoming files: {len(prepared.incoming)}\n"
-        f"Warehouse: {prepared.env[WAREHOUSE_PATH_ENV]}",
+        f"{prepared.inputs_summary()}\nWarehouse: {prepared.env[WAREHOUSE_PATH_ENV]}",
         flush=True,
     )
     prepared.identity.announce()

@@ -137,6 +137,15 @@ class PreparedBuild:
     stamp: Path
     dbt_args: tuple[str, ...] = field(default=())
 
+    def inputs_summary(self, where: str = "") -> str:
+        """Two lines for the user: the raw file (lines, encoding, checked now or before; where
+        the check ran, e.g. " in Spark") and the number of incoming files."""
+        reused = "checked before, unchanged" if self.raw.reused else "checked"
+        return (
+            f"Raw data: {self.raw.path} ({self.raw.n_rows:,} lines, {self.raw.encoding},"
+            f" {reused}{where})\nIncoming files: {len(self.incoming)}"
+        )
+
 
 def landing_dir(warehouse: Path, environ: Mapping[str, str]) -> Path:
     """``RETAIL_LANDING_DIR`` when set, else ``landing/`` beside the warehouse (absolute)."""

@@ -79,13 +79,9 @@ def missing_requirements() -> list[str]:
 
 
 def _announce(prepared: PreparedBuild, root: Path, registered: int, seconds: float) -> None:
-    raw = prepared.raw
-    reused = "checked before, unchanged" if raw.reused else "checked"
     print(
         f"Spark: session started in {seconds:.1f} s; {registered} table(s) of the last build"
-        f" registered from {root}\n"
-        f"Raw data: {raw.path} ({raw.n_rows:,} lines, {raw.encoding}, {reused} in Spark)\n"
-        f"Incoming files: {len(prepared.incoming)}",
+        f" registered from {root}\n{prepared.inputs_summary(' in Spark')}",
         flush=True,
     )
     prepared.identity.announce()
