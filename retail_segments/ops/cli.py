@@ -154,13 +154,7 @@ def _publish(env: Mapping[str, str], dbt_args: list[str] | None = None) -> int:
     except (duckdb.Error, OSError, RuntimeError) as error:
         print(f"error: publishing failed, serving copy unchanged: {error}", file=sys.stderr)
         return 1
-    print(
-        f"Published build {published.build_id}:\n"
-        f"  {published.database} ({len(published.row_counts)} tables; open read-only)\n"
-        f"  {published.parquet_dir}/ ({len(list(published.parquet_dir.glob('*.parquet')))}"
-        " Parquet files)",
-        flush=True,
-    )
+    print(published.summary(), flush=True)
     if published.missing:
         print(
             f"  not in the warehouse, so not published: {', '.join(published.missing)}",

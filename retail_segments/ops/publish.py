@@ -116,6 +116,15 @@ class Published:
     row_counts: dict[str, int]
     missing: tuple[str, ...] = ()
 
+    def summary(self) -> str:
+        """What a build prints after publishing: the build id and the two outputs."""
+        n_parquet = len(list(self.parquet_dir.glob("*.parquet")))
+        return (
+            f"Published build {self.build_id}:\n"
+            f"  {self.database} ({len(self.row_counts)} tables; open read-only)\n"
+            f"  {self.parquet_dir}/ ({n_parquet} Parquet files)"
+        )
+
 
 def serving_dir(warehouse: Path, environ: Mapping[str, str] | None = None) -> Path:
     """Return the serving directory: ``RETAIL_SERVING_DIR`` when set, else ``serving/`` in the

@@ -164,13 +164,7 @@ def publish_spark_build(env: Mapping[str, str], dbt_args: list[str], tables: Pat
     finally:
         mirror.unlink(missing_ok=True)
         Path(f"{mirror}.wal").unlink(missing_ok=True)
-    print(
-        f"Published build {published.build_id}:\n"
-        f"  {published.database} ({len(published.row_counts)} tables; open read-only)\n"
-        f"  {published.parquet_dir}/ ({len(list(published.parquet_dir.glob('*.parquet')))}"
-        " Parquet files)",
-        flush=True,
-    )
+    print(published.summary(), flush=True)
     if missing:
         print(f"  not among the Spark tables, so not published: {', '.join(missing)}", flush=True)
     return 0
