@@ -27,7 +27,7 @@ from retail_segments.ml.history import (
 from retail_segments.ml.interests import CUSTOMER_SCHEMA as INTEREST_CUSTOMER_SCHEMA
 from retail_segments.ml.interests import PREDICTION_SCHEMA as INTEREST_PREDICTION_SCHEMA
 from retail_segments.ml.interests import category_labels as interest_category_labels
-from retail_segments.ml.interests import customer_interest_fit, fit_interest_models
+from retail_segments.ml.interests import fit_interest_models
 from retail_segments.ml.products import product_categories_fit
 from retail_segments.ml.segmentation import fit_pca_stage, fit_tsne_stage
 from retail_segments.ml.value import (
@@ -72,7 +72,6 @@ __all__ = [
     "MODEL_META",
     "SCORE_SCHEMA",
     "SCORING_INPUT_COLUMNS",
-    "customer_interest_fit",
     "customer_value_record",
     "customer_value_schema",
     "customer_value_scorer",

@@ -43,7 +43,8 @@ category of its whole history, its category in the fit when it is a training cus
 ``is_fit_sample``: the customer's rows trained both fits, always false for new customers),
 ``categories`` (per interest category: its name and what the name was made from), ``predictions``
 (per new customer and orders seen) and ``model_fits``. The dbt model ``ml_customer_interest_fit``
-returns them as one fit record (``customer_interest_fit``); the profiles, their shares and the
+fits with ``fit_interest_models``, scores with its scorers (in Spark's workers on Spark) and
+returns ``CustomerInterests.record``, one fit record; the profiles, their shares and the
 evaluation of the predictions are aggregates computed from them in SQL. Settings:
 ``InterestSettings`` (the model's ``meta.customer_interests``) and ``config.SamplingSettings``
 (``meta.sampling``).
@@ -734,9 +735,6 @@ def fit_customer_interests(
     ``model_fits`` has one row for 'customer_interest_clustering' and one for
     'customer_interest_classifier', each with the rows it was fitted on.
     """
-    unknown = sorted(set(baskets["feature_window"]) - set(FEATURE_WINDOWS))
-    if unknown:
-        raise ValueError(f"unknown feature windows {unknown}; expected {FEATURE_WINDOWS}")
     models = fit_interest_models(baskets, shares, category_labels, cutoff, config, sampling)
     return models.result(
         models.score_customers(baskets, shares), models.score_new_customers(baskets, shares)
@@ -753,33 +751,3 @@ def category_labels(product_categories: pd.DataFrame) -> dict[int, str]:
             strict=True,
         )
     }
-
-
-def customer_interest_fit(
-    baskets: pd.DataFrame,
-    shares: pd.DataFrame,
-    product_categories: pd.DataFrame,
-    cutoff: str | pd.Timestamp,
-    config: Mapping[str, Any] | None = None,
-    sampling: Mapping[str, Any] | None = None,
-) -> pa.Table:
-    """The dbt model ``ml_customer_interest_fit``: ``fit_customer_interests`` as one fit record
-    (``CustomerInterests.record``).
-
-    Parameters
-    ----------
-    baskets, shares : ``int_customer_interest__baskets`` and
-        ``int_customer_interest__spend_shares`` (module docstring), in any row order.
-    product_categories : one row per product category with ``product_category`` and
-        ``product_category_label`` (``ml.product_categories``).
-    cutoff : ``var('new_customer_cutoff')``, the cutoff the inputs were built with.
-    config, sampling : the model's ``meta.customer_interests`` and ``meta.sampling`` blocks.
-
-    Returns
-    -------
-    One row: the keys and the nested results ``candidates``, ``customers``, ``categories``,
-    ``predictions`` and ``model_fits``, which the contracted SQL models of
-    ``models/ml/interests/`` unpack.
-    """
-    labels = category_labels(product_categories)
-    return fit_customer_interests(baskets, shares, labels, cutoff, config, sampling).record()

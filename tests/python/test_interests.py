@@ -18,7 +18,7 @@ from retail_segments.ml.interests import (
     SETTINGS,
     InterestSettings,
     build_preprocessing,
-    customer_interest_fit,
+    category_labels,
     feature_columns,
     fit_customer_interests,
     fit_interest_models,
@@ -381,13 +381,13 @@ def test_the_fit_record_is_one_keyed_row_with_every_result(result, windows) -> N
         {"product_category": list(LABELS), "product_category_label": list(LABELS.values())}
     )
     # the warehouse returns rows in no particular order
-    record = customer_interest_fit(
+    record = fit_customer_interests(
         baskets.sample(frac=1, random_state=3),
         shares.sample(frac=1, random_state=4),
-        categories.iloc[::-1],
+        category_labels(categories.iloc[::-1]),
         CUTOFF,
         SMALL,
-    )
+    ).record()
     assert record.num_rows == 1
     keys = record.select(
         ["fit_name", "cutoff_at", "n_training_customers", "n_fit_sample", "n_interest_categories"]
