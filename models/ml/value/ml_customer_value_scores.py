@@ -23,5 +23,7 @@ def model(dbt, session):
         ),
         customer_value_schema(meta.get("value")),
         by=["customer_id"],
-        order_by=["customer_id", "purchase_date"],
+        # what the production summary reads: spend as known at rfm_as_of, per purchase day
+        columns=["customer_id", "purchased_at", "spend_known_at_rfm_as_of"],
+        order_by=["customer_id", "purchased_at"],
     )
