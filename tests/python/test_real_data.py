@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from dbt_helpers import Workspace
 
+from retail_segments.ml.value import MODEL_NAME
 from retail_segments.ops.publish import published_relations
-from retail_segments_dev import fingerprint, reference
+from retail_segments_dev import clv_backtest, fingerprint, reference
 
 pytestmark = [pytest.mark.dbt, pytest.mark.real_data]
 
@@ -136,4 +137,22 @@ def _relations(workspace: Workspace) -> list[tuple[str]]:
     return workspace.query(
         "select table_schema || '.' || table_name from information_schema.tables"
         " where table_schema in ('marts', 'ml', 'intermediate')"
+    )
+
+
+def test_the_value_backtest_builds_its_folds_as_the_build_evaluates(real_build: Workspace) -> None:
+    """`retail_segments_dev.clv_backtest` rebuilds the summaries and actuals from the sales lines
+    for any origin; at the calibration end its production and naive figures are exactly
+    ml.clv_evaluation's, so its folds inside the calibration window are scored the same way."""
+    lines, calibration_end, horizon = clv_backtest.read_lines(real_build.warehouse)
+    fold = clv_backtest.make_fold(lines, calibration_end, horizon)
+    rebuilt = clv_backtest.evaluate_fold(fold, (MODEL_NAME,)).metrics
+    built = real_build.frame("select * from ml.clv_evaluation")
+    columns = ["mae", "rmse", "pearson", "total_error", "auc_no_purchase", "top_decile_share"]
+    key = ["model", "target"]
+    pd.testing.assert_frame_equal(
+        rebuilt.sort_values(key)[[*key, *columns, "n_customers"]].reset_index(drop=True),
+        built.sort_values(key)[[*key, *columns, "n_customers"]].reset_index(drop=True),
+        check_dtype=False,
+        rtol=1e-7,  # sums of money in another order (per line here, per day in the build)
     )
