@@ -39,12 +39,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import Field, StrictFloat, StrictInt
 from sklearn.base import ClassifierMixin, clone
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -62,9 +61,10 @@ from retail_segments.ml.artifacts import (
     registered_artifact,
     to_json,
 )
-from retail_segments.ml.config import Seed, SettingsModel, Threads, as_settings, parse_meta
+from retail_segments.ml.config import SettingsModel, as_settings, parse_meta
 from retail_segments.ml.embedding import RFM_FEATURES, rfm_features
 from retail_segments.ml.results import fit_record
+from retail_segments.ml.settings import CLASSIFIER_SETTINGS, ClassifierSettings
 
 SEARCH_MODES: tuple[str, ...] = ("fast", "full")
 # The dbt model of the fit (its meta block is validated under this name) and the registry name.
@@ -103,31 +103,7 @@ SCORE_SCHEMA: Mapping[str, str] = MappingProxyType(
 SCORING_INPUT_COLUMNS: tuple[str, ...] = ("customer_id", *RFM_FEATURES, "tsne_segment_name")
 
 
-class ClassifierSettings(SettingsModel):
-    """The classifier search (``ml_segment_classifier_fit.meta.classifier``)."""
-
-    search: Literal["fast", "full"] = Field(
-        "fast",
-        description="fast: small grids of cheap models; full: the study's whole grids (slow).",
-    )
-    test_size: Annotated[StrictFloat, Field(gt=0, lt=1)] = Field(
-        0.2, description="Share of the customers held out as the test split."
-    )
-    random_state: Seed = Field(42, description="Seed of the split and of every estimator.")
-    cv: Annotated[StrictInt, Field(ge=2)] = Field(5, description="Cross-validation folds.")
-    n_jobs: StrictInt | None = Field(
-        2, description="GridSearchCV worker processes (joblib's n_jobs); null = one."
-    )
-    max_threads: Threads = Field(
-        1,
-        description=(
-            "OpenMP/BLAS threads in this process (threadpoolctl); null = the library default. "
-            "The workers of n_jobs already get one thread each."
-        ),
-    )
-
-
-SETTINGS: dict[str, type[SettingsModel]] = {"classifier": ClassifierSettings}
+SETTINGS = CLASSIFIER_SETTINGS
 
 
 @dataclass(frozen=True)

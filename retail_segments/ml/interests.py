@@ -67,12 +67,11 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import Field, StrictInt
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
@@ -80,10 +79,11 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from retail_segments.ml.clustering import select_kmeans
-from retail_segments.ml.config import KRange, Number, SamplingSettings, Seed, SettingsModel, Threads
+from retail_segments.ml.config import SamplingSettings
 from retail_segments.ml.products import MODEL_FIT_COLUMNS, SELECTION_COLUMNS
 from retail_segments.ml.results import fit_record
 from retail_segments.ml.segmentation import fit_sample_mask
+from retail_segments.ml.settings import INTEREST_SETTINGS, InterestSettings
 
 KEY_COLUMNS: tuple[str, ...] = ("customer_id", "feature_window", "orders_seen")
 FEATURE_WINDOWS: tuple[str, ...] = ("before_cutoff", "whole_history", "first_orders")
@@ -98,34 +98,7 @@ SPEND_LEVELS: tuple[str, ...] = ("low", "mid", "high")
 FREQUENT_FACTOR = 2.0
 
 
-class InterestSettings(SettingsModel):
-    """The ``customer_interests`` meta block of the dbt model ``ml_customer_interest_fit``."""
-
-    k_range: KRange = Field((3, 8), description="[k_min, k_max]: numbers of interests tried")
-    n_clusters: Annotated[StrictInt, Field(ge=2)] | None = Field(
-        None, description="pin the number of interests (null: the best silhouette of k_range)"
-    )
-    focus_lift: Annotated[Number, Field(ge=1)] = Field(
-        1.5,
-        description="times the average spend share a product category must reach in an "
-        "interest to name the interest after it",
-    )
-    n_estimators: Annotated[StrictInt, Field(ge=1)] = Field(
-        100, description="trees of the new-customer random forest"
-    )
-    min_samples_leaf: Annotated[StrictInt, Field(ge=1)] = Field(
-        3, description="fewest training rows in a leaf of the random forest"
-    )
-    random_state: Seed = Field(42, description="seed of KMeans and of the random forest")
-    n_init: Annotated[StrictInt, Field(ge=1)] = Field(10, description="KMeans restarts per k")
-    max_threads: Threads = Field(1, description="OpenMP/BLAS threads during the fits")
-
-
-# The meta keys of this module's dbt model and the settings model of each.
-SETTINGS: dict[str, type[SettingsModel]] = {
-    "customer_interests": InterestSettings,
-    "sampling": SamplingSettings,
-}
+SETTINGS = INTEREST_SETTINGS
 
 CATEGORY_COLUMNS: tuple[str, ...] = (
     "interest_category",

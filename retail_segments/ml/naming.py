@@ -69,6 +69,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from retail_segments.ml.settings import DEFAULT_MIN_OVERLAP
+
 STAGES: tuple[str, ...] = ("pca", "tsne")
 LEVEL_COLUMNS: tuple[str, ...] = ("recency_level", "frequency_level", "monetary_level")
 ARCHETYPE_COLUMNS: tuple[str, ...] = (
@@ -87,7 +89,6 @@ NAME_COLUMNS: tuple[str, ...] = (
     "name_source",
 )
 NAME_SOURCES: tuple[str, ...] = ("archetype", "previous_model")
-DEFAULT_MIN_OVERLAP = 0.5
 # A cluster whose mean orders is below this rounds to one order ("one order" qualifier).
 ONE_ORDER_BELOW = 1.5
 QUALIFIER_SEPARATOR = ", "

@@ -49,12 +49,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import Field, StrictInt
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
@@ -63,8 +62,8 @@ from threadpoolctl import threadpool_limits
 
 from retail_segments.ml import clustering
 from retail_segments.ml.clustering import select_kmeans
-from retail_segments.ml.config import KRange, Seed, SettingsModel, Threads
 from retail_segments.ml.results import fit_record
+from retail_segments.ml.settings import PRODUCT_SETTINGS, ProductCategorySettings
 
 COLOUR_WORDS: frozenset[str] = frozenset(
     {
@@ -87,29 +86,7 @@ _T_LIGHT = re.compile(r"\bt[- ]?lights?\b")
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
 
 
-class ProductCategorySettings(SettingsModel):
-    """The ``product_categories`` meta block of the dbt model ``ml_product_categories_fit``."""
-
-    k_range: KRange = Field((5, 12), description="[k_min, k_max]: numbers of categories tried")
-    n_clusters: Annotated[StrictInt, Field(ge=2)] | None = Field(
-        None, description="pin the number of categories (null: the best silhouette of k_range)"
-    )
-    n_components: Annotated[StrictInt, Field(ge=2)] = Field(
-        10, description="LSA topics (TruncatedSVD components) of the TF-IDF features"
-    )
-    min_df: Annotated[StrictInt, Field(ge=1)] = Field(
-        2, description="products a term must appear in to be a feature"
-    )
-    n_top_terms: Annotated[StrictInt, Field(ge=3)] = Field(
-        10, description="most characteristic terms listed per category (the label takes three)"
-    )
-    random_state: Seed = Field(42, description="seed of the SVD and of KMeans")
-    n_init: Annotated[StrictInt, Field(ge=1)] = Field(10, description="KMeans restarts per k")
-    max_threads: Threads = Field(1, description="OpenMP/BLAS threads during the fit")
-
-
-# The meta keys of this module's dbt model and the settings model of each.
-SETTINGS: dict[str, type[SettingsModel]] = {"product_categories": ProductCategorySettings}
+SETTINGS = PRODUCT_SETTINGS
 
 ASSIGNMENT_COLUMNS: tuple[str, ...] = (
     "stock_code",

@@ -49,12 +49,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import Field, StrictInt
 from threadpoolctl import threadpool_limits
 
 from retail_segments.ml.artifacts import (
@@ -70,14 +69,8 @@ from retail_segments.ml.clustering import (
     selected_key,
 )
 from retail_segments.ml.config import (
-    Flag,
-    KRange,
-    Number,
     SamplingSettings,
-    Seed,
     SettingsModel,
-    Share,
-    Threads,
     as_settings,
     parse_meta,
 )
@@ -99,6 +92,12 @@ from retail_segments.ml.naming import (
     name_clusters,
 )
 from retail_segments.ml.results import fit_record
+from retail_segments.ml.settings import (
+    SEGMENTATION_SETTINGS,
+    PcaSettings,
+    StageSettings,
+    TsneSettings,
+)
 
 # The dbt models of the two stages (their meta blocks are validated under these names).
 PCA_MODEL = "ml_segmentation_pca_fit"
@@ -108,98 +107,7 @@ SEGMENT_CLASSIFIER = "segment_classifier"
 
 CLUSTER_COLUMNS: tuple[str, ...] = ("stage", *NAME_COLUMNS, "previous_model_version")
 
-_PositiveInt = Annotated[StrictInt, Field(ge=1)]
-
-
-class StageSettings(SettingsModel):
-    """Settings both stages share (``meta.pca`` / ``meta.tsne`` of the stage models)."""
-
-    algorithm: Literal["kmeans", "gaussian_mixture", "agglomerative", "dbscan"] | None = Field(
-        None,
-        description="Pin the clustering algorithm; null selects the highest silhouette of all.",
-    )
-    n_clusters: Annotated[StrictInt, Field(ge=2)] | None = Field(
-        None, description="Pin the number of clusters; null selects it by silhouette."
-    )
-    include_dbscan: Flag = Field(True, description="Also run DBSCAN as a candidate.")
-    random_state: Seed = Field(42, description="Seed of KMeans and the Gaussian mixture.")
-    n_init: _PositiveInt = Field(10, description="KMeans restarts.")
-    dbscan_min_samples: Annotated[StrictInt, Field(ge=2)] = Field(
-        4, description="DBSCAN's min_samples (its eps follows from it, clustering.dbscan_eps)."
-    )
-    dbscan_core_fraction: Share = Field(
-        0.9, description="Share of the points that are DBSCAN core points (sets eps)."
-    )
-    max_threads: Threads = Field(
-        1,
-        description=(
-            "OpenMP/BLAS threads during the stage (threadpoolctl); null = the library default. "
-            "Results do not depend on it; with dbt running models in parallel on two cores, "
-            "multi-threaded t-SNE/KMeans were several times slower than one thread."
-        ),
-    )
-
-
-class PcaSettings(StageSettings):
-    """Part I (``ml_segmentation_pca_fit.meta.pca``)."""
-
-    k_range: KRange = Field(
-        (2, 10), description="Inclusive [min, max] clusters for KMeans and the Gaussian mixture."
-    )
-    agglomerative_k_range: KRange = Field(
-        (2, 10), description="Inclusive [min, max] clusters for the agglomerative (ward) tree."
-    )
-
-
-class TsneSettings(StageSettings):
-    """Part II (``ml_segmentation_tsne_fit.meta.tsne``)."""
-
-    k_range: KRange = Field(
-        (3, 8), description="Inclusive [min, max] clusters for KMeans and the Gaussian mixture."
-    )
-    agglomerative_k_range: KRange = Field(
-        (2, 8), description="Inclusive [min, max] clusters for the agglomerative (ward) tree."
-    )
-    perplexity: Annotated[Number, Field(gt=0)] = Field(50.0, description="t-SNE perplexity.")
-    embedding_random_state: Seed = Field(100, description="Seed of the t-SNE embedding.")
-    n_jobs: Annotated[StrictInt, Field(ge=-1)] | None = Field(
-        None, description="t-SNE's neighbour-search workers (does not change the result)."
-    )
-    assign_neighbors: _PositiveInt = Field(
-        10,
-        description=(
-            "Fitted customers that place a customer outside the fit sample (distance-weighted)."
-        ),
-    )
-    inherit_min_overlap: Share = Field(
-        DEFAULT_MIN_OVERLAP,
-        description=(
-            "Share of a cluster the previous model's segment must hold for the cluster to "
-            "inherit its name (naming.inherit_names)."
-        ),
-    )
-    # Measured on the real file: 23.2 s with one thread, 14.8 s with two, bit-identical
-    # coordinates; in the build the other dbt thread is mostly running light tests meanwhile.
-    embedding_max_threads: Threads = Field(
-        2,
-        description=(
-            "OpenMP threads of the t-SNE fit alone (its result does not depend on them); null = "
-            "the library default."
-        ),
-    )
-
-
-# The fit sample both stages share (meta.sampling, one YAML anchor in the yml) is
-# config.SamplingSettings. Its default 5,000 is the smallest round size above the real file's
-# 4,372 customers, so the study's results are unchanged. Measured on the 2-core machine from
-# 4,000 to 8,000 customers, one t-SNE fit took 2.5 times as long, one ward tree 3.7 times and one
-# silhouette 3 times; with the sample the fit costs what it costs on the real file at every
-# scale, and only the assignment grows (linear).
-SETTINGS: dict[str, type[SettingsModel]] = {
-    "pca": PcaSettings,
-    "tsne": TsneSettings,
-    "sampling": SamplingSettings,
-}
+SETTINGS = SEGMENTATION_SETTINGS
 
 
 def rfm_strata(customers: pd.DataFrame, bins: int) -> np.ndarray:

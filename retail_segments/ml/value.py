@@ -40,11 +40,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import Field, StrictInt
 from scipy import optimize, special, stats
 
-from retail_segments.ml.config import ConfigError, Number, SettingsModel
+from retail_segments.ml.config import ConfigError
 from retail_segments.ml.results import fit_record
+from retail_segments.ml.settings import VALUE_SETTINGS, CustomerValueSettings
 
 try:  # optional: a threaded BLAS inside L-BFGS-B costs more than it saves on 3-4 parameters
     from threadpoolctl import threadpool_limits
@@ -114,48 +114,7 @@ class CustomerValueError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-class CustomerValueSettings(SettingsModel):
-    """Settings of ``fit_customer_value`` and ``evaluate_customer_value`` (the ``value`` meta
-    block of ``ml_customer_value_fit``; the monthly discount rate comes from the var
-    ``clv_monthly_discount_rate``)."""
-
-    horizon_days: StrictInt = Field(
-        90,
-        ge=1,
-        description="days ahead for expected purchases and the no-purchase probability; the"
-        " output columns are named after it (expected_purchases_90d)",
-    )
-    clv_months: StrictInt = Field(12, ge=1, description="months of the CLV (column clv_12m)")
-    monthly_discount_rate: Number = Field(
-        0.01, ge=0, lt=1, description="discount rate d per month: month m is divided by (1+d)**m"
-    )
-    month_days: Number = Field(
-        365.0 / 12.0, gt=0, description="length of a CLV month in days (12 months = 365 days)"
-    )
-    holdout_days: StrictInt = Field(
-        91, ge=1, description="length of the evaluation's holdout after clv_calibration_end"
-    )
-    customer_column: str = Field("customer_id", min_length=1, description="customer column")
-    time_column: str = Field("invoice_at", min_length=1, description="purchase time column")
-    amount_column: str = Field("total_price", min_length=1, description="amount column")
-
-    @property
-    def purchases_column(self) -> str:
-        """Name of the expected purchases column, e.g. ``expected_purchases_90d``."""
-        return f"expected_purchases_{self.horizon_days}d"
-
-    @property
-    def no_purchase_column(self) -> str:
-        """Name of the no-purchase probability column, e.g. ``prob_no_purchase_90d``."""
-        return f"prob_no_purchase_{self.horizon_days}d"
-
-    @property
-    def clv_column(self) -> str:
-        """Name of the CLV column, e.g. ``clv_12m``."""
-        return f"clv_{self.clv_months}m"
-
-
-SETTINGS: dict[str, type[SettingsModel]] = {"value": CustomerValueSettings}
+SETTINGS = VALUE_SETTINGS
 
 
 def customer_value_settings(

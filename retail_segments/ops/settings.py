@@ -32,7 +32,7 @@ MIN_SEGMENTED_CUSTOMERS = 60
 MIN_INTEREST_TRAINING_CUSTOMERS = 50
 MIN_NEW_CUSTOMERS = 1
 # Fewest customers with a purchase before clv_calibration_end for the customer value evaluation,
-# and the holdout it scores (retail_segments.ml.value.CustomerValueSettings.holdout_days).
+# and the holdout it scores (retail_segments.ml.settings.CustomerValueSettings.holdout_days).
 MIN_VALUE_CUSTOMERS = 50
 CLV_HOLDOUT_DAYS = 91
 
@@ -295,8 +295,8 @@ def check_model_meta(project_root: Path) -> None:
     """Validate the meta block of every dbt Python model that has settings
     (`retail_segments.ml.MODEL_META`): unknown keys, mistyped or out-of-range values. Raises
     `SettingsError` naming ``<model>.meta.<key>``, the value and the rule."""
-    from retail_segments.ml import MODEL_META
     from retail_segments.ml.config import ConfigError, parse_meta
+    from retail_segments.ml.settings import MODEL_META
 
     problems: list[str] = []
     blocks = model_meta_blocks(project_root)

@@ -3,6 +3,8 @@ meta blocks of the fits, each refused with the setting, the value and the rule."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -29,6 +31,27 @@ def _project_with_meta(root: Path, yml: str) -> Path:
 def test_the_shipped_meta_blocks_and_vars_pass() -> None:
     check_model_meta(PROJECT_ROOT)
     check_vars(project_var_defaults(PROJECT_ROOT))
+
+
+def test_checking_the_settings_does_not_load_scikit_learn() -> None:
+    """prepare checks every meta block before a build; with the settings models import-light
+    (retail_segments.ml.settings) a refusal costs a fraction of a second, not the 2 s of loading
+    scikit-learn, and the dbt models' entry points still import on first use."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from retail_segments.ops import preflight\n"
+        "from retail_segments.ops.settings import check_model_meta\n"
+        f"check_model_meta(Path({str(PROJECT_ROOT)!r}))\n"
+        "assert 'sklearn' not in sys.modules, 'settings check loaded scikit-learn'\n"
+        "from retail_segments.ml import customer_value_record, fit_tsne_stage\n"
+        "assert 'sklearn' in sys.modules\n"
+        "assert customer_value_record.__module__ == 'retail_segments.ml.value'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize(
