@@ -23,7 +23,9 @@ Predictions for a horizon of ``t`` days: expected purchases (the paper's hyperge
 rewritten as a sum of nonnegative negative-binomial terms that stays exact at ``a = 1``, for many
 purchases and for degenerate fits), probability alive, the probability of no purchase in the next
 ``t`` days, the expected average order value and a discounted 12-month CLV.
-``fit_customer_value`` and ``evaluate_customer_value`` are the entry points for the warehouse.
+``fit_customer_value`` (``fit_value_models`` plus the predictions) and ``evaluate_customer_value``
+are the entry points for notebooks; ``customer_value_record`` and ``customer_value_scorer`` those of
+the warehouse.
 """
 
 from __future__ import annotations
@@ -1387,6 +1389,59 @@ def _settings_summary(
     )
 
 
+@dataclass(frozen=True)
+class FittedValueModels:
+    """Both models fitted on the repeat-purchase summary as of a cut-off, before any customer is
+    valued (``fit_value_models``).
+
+    Attributes
+    ----------
+    summary : the repeat-purchase summary the models were fitted on.
+    bg_nbd, gamma_gamma : the fits.
+    cutoff : the cut-off (exclusive) of the summary.
+    settings : the settings used.
+    """
+
+    summary: pd.DataFrame
+    bg_nbd: BgNbdFit
+    gamma_gamma: GammaGammaFit
+    cutoff: pd.Timestamp
+    settings: CustomerValueSettings
+
+    @property
+    def window_start(self) -> pd.Timestamp:
+        """The first purchase the fits saw."""
+        return pd.Timestamp(self.summary["first_purchase_at"].min())
+
+    def model_table(self) -> pd.DataFrame:
+        """One row per model (``MODEL_COLUMNS``): ``bg_nbd`` and ``gamma_gamma``."""
+        return pd.DataFrame(
+            [
+                _model_row(
+                    name, fit.params.as_dict(), fit.diagnostics, self.window_start, self.cutoff
+                )
+                for name, fit in (("bg_nbd", self.bg_nbd), ("gamma_gamma", self.gamma_gamma))
+            ],
+            columns=list(MODEL_COLUMNS),
+        )
+
+
+def fit_value_models(
+    lines: pd.DataFrame,
+    as_of: Any,
+    settings: Mapping[str, Any] | CustomerValueSettings | None = None,
+) -> FittedValueModels:
+    """Fit both models on the lines strictly before ``as_of``, without valuing anyone.
+
+    Parameters are those of ``fit_customer_value``, which is this plus the predictions.
+    """
+    checked = customer_value_settings(settings)
+    cutoff = _timestamp(as_of, "as_of")
+    summary = _settings_summary(lines, cutoff, checked)
+    bg_nbd, gamma_gamma = fit_summary_models(summary)
+    return FittedValueModels(summary, bg_nbd, gamma_gamma, cutoff, checked)
+
+
 def fit_customer_value(
     lines: pd.DataFrame,
     as_of: Any,
@@ -1409,36 +1464,21 @@ def fit_customer_value(
     ``gamma_gamma`` with p, q, v; log-likelihood, customers, data window from the first line to
     ``as_of``), the summary and the fits.
     """
-    settings = customer_value_settings(settings)
-    cutoff = _timestamp(as_of, "as_of")
-    summary = _settings_summary(lines, cutoff, settings)
-    bg_nbd, gamma_gamma = fit_summary_models(summary)
+    fitted = fit_value_models(lines, as_of, settings)
     customer_value = _customer_value_frame(
-        predict_customer_value(summary, bg_nbd.params, gamma_gamma.params, settings),
-        settings,
-        cutoff,
-    )
-    window_start = pd.Timestamp(summary["first_purchase_at"].min())
-    model = pd.DataFrame(
-        [
-            _model_row("bg_nbd", bg_nbd.params.as_dict(), bg_nbd.diagnostics, window_start, cutoff),
-            _model_row(
-                "gamma_gamma",
-                gamma_gamma.params.as_dict(),
-                gamma_gamma.diagnostics,
-                window_start,
-                cutoff,
-            ),
-        ],
-        columns=list(MODEL_COLUMNS),
+        predict_customer_value(
+            fitted.summary, fitted.bg_nbd.params, fitted.gamma_gamma.params, fitted.settings
+        ),
+        fitted.settings,
+        fitted.cutoff,
     )
     return CustomerValueResult(
         customer_value=customer_value,
-        model=model,
-        summary=summary,
-        bg_nbd=bg_nbd,
-        gamma_gamma=gamma_gamma,
-        settings=settings,
+        model=fitted.model_table(),
+        summary=fitted.summary,
+        bg_nbd=fitted.bg_nbd,
+        gamma_gamma=fitted.gamma_gamma,
+        settings=fitted.settings,
     )
 
 
@@ -1618,7 +1658,7 @@ def evaluate_customer_value(
     if holdout_days < 1:
         raise CustomerValueError(f"holdout_days must be a whole number >= 1, got {holdout_days!r}")
     cutoff = _timestamp(calibration_end, "calibration_end")
-    fitted = fit_customer_value(lines, cutoff, settings)
+    fitted = fit_value_models(lines, cutoff, settings)
     predictions = predict_customer_value(
         fitted.summary,
         fitted.bg_nbd.params,
@@ -1644,12 +1684,10 @@ def evaluate_customer_value(
 PARAMETER_NAMES: tuple[str, ...] = ("r", "alpha", "a", "b", "p", "q", "v")
 
 
-def _fitted_models(purpose: str, result: CustomerValueResult) -> list[dict[str, Any]]:
-    """One row per fitted model of a result: its parameters (null where they do not apply)."""
+def _fitted_models(purpose: str, fitted: FittedValueModels) -> list[dict[str, Any]]:
+    """One row per fitted model of a fit: its parameters (null where they do not apply)."""
     rows = []
-    window_start = pd.Timestamp(result.summary["first_purchase_at"].min())
-    window_end = pd.Timestamp(result.customer_value["rfm_as_of"].iloc[0])
-    for name, fit in (("bg_nbd", result.bg_nbd), ("gamma_gamma", result.gamma_gamma)):
+    for name, fit in (("bg_nbd", fitted.bg_nbd), ("gamma_gamma", fitted.gamma_gamma)):
         params = fit.params.as_dict()
         rows.append(
             {
@@ -1660,8 +1698,8 @@ def _fitted_models(purpose: str, result: CustomerValueResult) -> list[dict[str, 
                 "n_customers": round(fit.diagnostics.n_customers),
                 "n_fit_rows": fit.diagnostics.n_rows,
                 "converged": fit.diagnostics.converged,
-                "data_window_start": window_start,
-                "data_window_end": window_end,
+                "data_window_start": fitted.window_start,
+                "data_window_end": fitted.cutoff,
             }
         )
     return rows
@@ -1793,8 +1831,8 @@ def customer_value_record(
     known_at_as_of = _purchase_day_settings(settings, monthly_discount_rate, "rfm_as_of")
     known_at_cutoff = _purchase_day_settings(settings, monthly_discount_rate, "calibration_end")
     cutoff = _timestamp(calibration_end, "calibration_end")
-    production = fit_customer_value(purchase_days, as_of, known_at_as_of)
-    calibration = fit_customer_value(purchase_days, cutoff, known_at_cutoff)
+    production = fit_value_models(purchase_days, as_of, known_at_as_of)
+    calibration = fit_value_models(purchase_days, cutoff, known_at_cutoff)
     holdout_days = known_at_cutoff.holdout_days
     predictions = predict_customer_value(
         calibration.summary,
@@ -1817,10 +1855,10 @@ def customer_value_record(
     )
     return fit_record(
         {
-            "rfm_as_of": pd.Timestamp(production.customer_value["rfm_as_of"].iloc[0]),
+            "rfm_as_of": production.cutoff,
             "calibration_end": cutoff,
             "holdout_end": cutoff + pd.Timedelta(days=holdout_days),
-            "n_customers": len(production.customer_value),
+            "n_customers": len(production.summary),
         },
         {
             "models": models,

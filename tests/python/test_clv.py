@@ -572,8 +572,11 @@ def _purchase_days(lines: pd.DataFrame) -> pd.DataFrame:
 def test_the_scorer_gives_the_fits_values_whatever_the_grouping_of_customers() -> None:
     days = _purchase_days(synthetic_lines(300))
     settings = {"time_column": "purchased_at", "amount_column": "spend_known_at_rfm_as_of"}
-    fitted = clv.fit_customer_value(days, "2011-12-01", {**settings, "monthly_discount_rate": 0.02})
-    models = pd.DataFrame(clv._fitted_models("production", fitted))
+    settings = {**settings, "monthly_discount_rate": 0.02}
+    fitted = clv.fit_customer_value(days, "2011-12-01", settings)
+    models = pd.DataFrame(
+        clv._fitted_models("production", clv.fit_value_models(days, "2011-12-01", settings))
+    )
     scorer = clv.customer_value_scorer(models, "2011-12-01", None, "0.02")
     whole = scorer(days)
     assert list(whole.columns) == list(clv.customer_value_schema())
@@ -590,7 +593,7 @@ def test_the_scorer_gives_the_fits_values_whatever_the_grouping_of_customers() -
 def test_the_scorer_needs_exactly_one_production_model_of_each_kind() -> None:
     days = _purchase_days(synthetic_lines(200))
     settings = {"time_column": "purchased_at", "amount_column": "spend_known_at_rfm_as_of"}
-    fitted = clv.fit_customer_value(days, "2011-12-01", settings)
+    fitted = clv.fit_value_models(days, "2011-12-01", settings)
     models = pd.DataFrame(clv._fitted_models("production", fitted))
     with pytest.raises(CustomerValueError, match=r"one production gamma_gamma model.*found 0"):
         clv.customer_value_scorer(models.iloc[:1], "2011-12-01")
