@@ -155,13 +155,19 @@ def match_returns(lines: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _standing_returns(lines: pd.DataFrame) -> pd.DataFrame:
+    """The return whose value stands on each canceled purchase line: the latest in file order.
+    Columns ``target_row``, ``returned_quantity`` and ``source_row_number`` (the return's)."""
+    matches = match_returns(lines).dropna(subset=["target_row"])
+    return matches.drop_duplicates("target_row", keep="last")
+
+
 def _canceled_quantities(lines: pd.DataFrame) -> pd.Series:
     """Step 3: ``quantity_canceled`` of each line (0 unless a return lands on it).
 
     Returns are applied in file order, so when several land on the same purchase line the
     latest return's quantity is kept: it overwrites, it does not add up."""
-    matches = match_returns(lines).dropna(subset=["target_row"])
-    last = matches.drop_duplicates("target_row", keep="last")
+    last = _standing_returns(lines)
     by_row = pd.Series(last["returned_quantity"].to_numpy(), index=last["target_row"].to_numpy())
     canceled = lines["source_row_number"].map(by_row).fillna(0).astype("int64")
     return canceled.rename("quantity_canceled")
@@ -231,6 +237,21 @@ def clean_columns(lines: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+def canceled_at(raw: pd.DataFrame) -> pd.Series:
+    """When each canceled purchase line was canceled: the invoice time of the return whose value
+    stands on it (``_standing_returns``), indexed by the purchase's ``source_row_number``."""
+    lines = raw.sort_values("source_row_number").reset_index(drop=True)
+    lines = lines[lines["CustomerID"].notna()]
+    lines = lines[~lines.duplicated(subset=RAW_COLUMNS, keep="first")]
+    standing = _standing_returns(lines)
+    returned_at = lines.set_index("source_row_number")["InvoiceDate"]
+    return pd.Series(
+        returned_at.loc[standing["source_row_number"].to_numpy()].to_numpy(),
+        index=standing["target_row"].to_numpy(dtype="int64"),
+        name="canceled_at",
+    )
+
+
 def clean(raw: pd.DataFrame) -> pd.DataFrame:
     """The clean purchase lines of ``raw`` (one row per surviving line, file order)."""
     return clean_with_audit(raw)[0]
@@ -261,7 +282,11 @@ def ntile(order: pd.DataFrame, buckets: int) -> pd.Series:
     return pd.Series(tiles, index=ranked, dtype="int64").reindex(order.index)
 
 
-def rfm(clean_lines: pd.DataFrame, as_of: pd.Timestamp = DEFAULT_AS_OF) -> pd.DataFrame:
+def rfm(
+    clean_lines: pd.DataFrame,
+    as_of: pd.Timestamp = DEFAULT_AS_OF,
+    canceled: pd.Series | None = None,
+) -> pd.DataFrame:
     """Recency, frequency and monetary value per customer as of ``as_of``.
 
     Grain: one row per customer with at least one clean line with ``invoice_at < as_of``; only
@@ -269,13 +294,20 @@ def rfm(clean_lines: pd.DataFrame, as_of: pd.Timestamp = DEFAULT_AS_OF) -> pd.Da
 
     * ``recency_days``: whole days (floor) from the customer's last ``invoice_at`` to ``as_of``;
     * ``frequency``: number of distinct invoices;
-    * ``monetary``: sum of ``total_price``;
+    * ``monetary``: sum of ``total_price``; with ``canceled`` (``canceled_at`` of the raw file),
+      the value known at ``as_of``: a line canceled at or after ``as_of`` counts
+      ``unit_price * quantity`` (its return was not made yet);
     * ``is_outlier``: frequency above its 95th percentile or monetary above its 95th percentile
       (linear interpolation over all customers);
     * ``r_score`` = ntile(5) by recency_days descending then customer_id; ``f_score`` and
       ``m_score`` = ntile(5) by frequency / monetary ascending then customer_id.
     """
     lines = clean_lines[clean_lines["invoice_at"] < as_of]
+    if canceled is not None:
+        when = lines["source_row_number"].map(canceled)
+        returned_later = when.notna() & ~(when < as_of)
+        gross = lines["unit_price"] * lines["quantity"]
+        lines = lines.assign(total_price=lines["total_price"].where(~returned_later, gross))
     per_customer = lines.groupby("customer_id").agg(
         last_at=("invoice_at", "max"),
         frequency=("invoice_no", "nunique"),

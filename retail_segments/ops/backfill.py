@@ -45,6 +45,7 @@ HISTORY_MODEL = "int_customer_rfm__history"
 HISTORY_TAG = "history"
 REQUIRED_RELATIONS: tuple[str, ...] = (
     "marts.fct_sales_lines",
+    "intermediate.int_sales_lines__returns_dated",
     f"intermediate.{HISTORY_MODEL}",
     "ml.ml_segment_classifier_fit",
     "ml.model_registry",

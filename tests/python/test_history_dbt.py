@@ -61,8 +61,18 @@ DIGITS = 12
 
 
 @pytest.fixture(scope="module")
-def expected_clean(synthetic_raw: Path) -> pd.DataFrame:
-    return reference.clean(reference.read_raw(synthetic_raw))
+def synthetic_lines(synthetic_raw: Path) -> pd.DataFrame:
+    return reference.read_raw(synthetic_raw)
+
+
+@pytest.fixture(scope="module")
+def expected_clean(synthetic_lines: pd.DataFrame) -> pd.DataFrame:
+    return reference.clean(synthetic_lines)
+
+
+@pytest.fixture(scope="module")
+def canceled(synthetic_lines: pd.DataFrame) -> pd.Series:
+    return reference.canceled_at(synthetic_lines)
 
 
 @pytest.fixture(scope="module")
@@ -80,13 +90,21 @@ def _history(workspace: Workspace) -> pd.DataFrame:
 
 
 def test_backfill_adds_the_rfm_of_each_month_end(
-    backfilled: Workspace, expected_clean: pd.DataFrame
+    backfilled: Workspace, expected_clean: pd.DataFrame, canceled: pd.Series
 ) -> None:
+    """Each month end's RFM is the reference's as known then: a line returned after the month
+    end counts at its gross value there (the fixture has such lines in both backfilled months)."""
     history = _history(backfilled)
     assert sorted(history.rfm_as_of.unique()) == [*BACKFILLED_AS_OF, BUILD_AS_OF]
+    for as_of in BACKFILLED_AS_OF:
+        known = reference.rfm(expected_clean, as_of=as_of, canceled=canceled)
+        hindsight = reference.rfm(expected_clean, as_of=as_of)
+        assert (known.monetary.to_numpy() > hindsight.monetary.to_numpy() + 1e-9).any()
     for as_of in [*BACKFILLED_AS_OF, BUILD_AS_OF]:
         actual = history.loc[history.rfm_as_of == as_of].sort_values("customer_id")
-        expected = reference.rfm(expected_clean, as_of=as_of).sort_values("customer_id")
+        expected = reference.rfm(expected_clean, as_of=as_of, canceled=canceled).sort_values(
+            "customer_id"
+        )
         assert actual.customer_id.tolist() == expected.customer_id.astype(int).tolist()
         for column in ("recency_days", "frequency", "r_score", "f_score", "m_score"):
             assert actual[column].tolist() == expected[column].astype(int).tolist(), column
@@ -280,9 +298,9 @@ def test_a_killed_build_leaves_a_usable_warehouse_equal_to_a_clean_build(
     assert leftovers == []
 
 
-def _classifier_row(clean: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+def _classifier_row(clean: pd.DataFrame, as_of: pd.Timestamp, canceled: pd.Series) -> pd.DataFrame:
     """The registry row the dbt build would register at ``as_of`` (same functions, defaults)."""
-    rfm = reference.rfm(clean, as_of=as_of).assign(rfm_as_of=as_of)
+    rfm = reference.rfm(clean, as_of=as_of, canceled=canceled).assign(rfm_as_of=as_of)
     archetypes = load_archetypes(PROJECT_ROOT / "seeds" / "segment_archetypes.csv")
     segments = run_tsne_stage(rfm, archetypes).customers
     result = train_segment_classifier(
@@ -301,7 +319,11 @@ def _classifier_row(clean: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
 
 
 def test_retraining_one_month_later_keeps_names_and_is_recorded(
-    tmp_path: Path, synthetic_build: Workspace, synthetic_raw: Path, expected_clean: pd.DataFrame
+    tmp_path: Path,
+    synthetic_build: Workspace,
+    synthetic_raw: Path,
+    expected_clean: pd.DataFrame,
+    canceled: pd.Series,
 ) -> None:
     """Register the model of one month earlier (trained on data before 2011-11-10) and retrain.
 
@@ -312,7 +334,7 @@ def test_retraining_one_month_later_keeps_names_and_is_recorded(
     - The build records retraining stability against it; the record equals our own measurement
       (both registry artifacts scoring customer_rfm as of 2011-12-10)."""
     workspace = copy_workspace(synthetic_build, tmp_path / "retrain")
-    previous = _classifier_row(expected_clean, BUILD_AS_OF - pd.DateOffset(months=1))
+    previous = _classifier_row(expected_clean, BUILD_AS_OF - pd.DateOffset(months=1), canceled)
     previous_version = previous.model_version.iloc[0]
     with duckdb.connect(str(workspace.warehouse)) as connection:
         connection.register("previous", previous)

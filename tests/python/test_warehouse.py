@@ -88,9 +88,13 @@ def test_earlier_as_of_gives_the_rfm_of_that_moment(
     )
     assert result.returncode == 0, result.stdout[-3000:]
     actual = workspace.frame("select * from marts.customer_rfm order by customer_id")
-    expected = reference.rfm(expected_clean, as_of=pd.Timestamp(as_of)).sort_values("customer_id")
+    canceled = reference.canceled_at(reference.read_raw(synthetic_raw))
+    expected = reference.rfm(expected_clean, as_of=pd.Timestamp(as_of), canceled=canceled)
+    expected = expected.sort_values("customer_id")
     assert actual.customer_id.tolist() == expected.customer_id.astype(int).tolist()
     assert actual.recency_days.tolist() == expected.recency_days.astype(int).tolist()
+    # monetary as known at the as-of moment: returns made after it do not reduce it
+    np.testing.assert_allclose(actual.monetary, expected.monetary, rtol=1e-9)
     assert (actual.last_purchase_at < pd.Timestamp(as_of)).all()
     dates = workspace.query(
         "select distinct rfm_as_of from intermediate.int_customer_rfm__history order by 1"

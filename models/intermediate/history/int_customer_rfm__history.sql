@@ -8,7 +8,11 @@
   so a backfill run twice changes nothing. `dbt build --full-refresh` starts afresh.
 
   recency_days = whole days from the last purchase to the as-of moment; frequency = distinct
-  invoices; monetary = sum of total_price. Scores 1-5 are quintiles by ntile(5); ties are broken
+  invoices; monetary = the lines' value as known at the as-of moment: total_price when the return
+  that cancels part of a line was made before it, else the line's gross value
+  (int_sales_lines__returns_dated), so a month end backfilled later reads the same revenue as a
+  build on that day did. At the build's own as-of date, after the last line, that is total_price.
+  Scores 1-5 are quintiles by ntile(5); ties are broken
   by customer_id (ascending), so every build gives the same scores:
     r_score: most recent = 5 (order by recency_days desc, customer_id)
     f_score: most invoices = 5 (order by frequency, customer_id)
@@ -28,8 +32,8 @@ with
 
 lines as (
 
-    select customer_id, invoice_no, total_price, invoice_at
-    from {{ ref('fct_sales_lines') }}
+    select customer_id, invoice_no, gross_value, net_value, invoice_at, canceled_at
+    from {{ ref('int_sales_lines__returns_dated') }}
 
 ),
 
@@ -53,7 +57,15 @@ as_of as (
 
 purchases_before_as_of as (
 
-    select lines.*, as_of.rfm_as_of
+    select
+        lines.customer_id,
+        lines.invoice_no,
+        lines.invoice_at,
+        as_of.rfm_as_of,
+        case
+            when lines.canceled_at < as_of.rfm_as_of then lines.net_value
+            else lines.gross_value
+        end as value_known_at_as_of
     from lines
     cross join as_of
     where lines.invoice_at < as_of.rfm_as_of
@@ -67,7 +79,7 @@ per_customer as (
         rfm_as_of,
         max(invoice_at) as last_purchase_at,
         count(distinct invoice_no) as frequency,
-        {{ money_sum('total_price') }} as monetary
+        {{ money_sum('value_known_at_as_of') }} as monetary
     from purchases_before_as_of
     group by customer_id, rfm_as_of
 

@@ -37,6 +37,7 @@ dated as (
     select
         sales_lines.source_row_number,
         sales_lines.customer_id,
+        sales_lines.invoice_no,
         sales_lines.invoice_at,
         sales_lines.unit_price * sales_lines.quantity as gross_value,
         sales_lines.total_price as net_value,
@@ -55,6 +56,7 @@ final as (
         -- ids
         source_row_number,
         customer_id,
+        invoice_no,
 
         -- numerics
         gross_value,
