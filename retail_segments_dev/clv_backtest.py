@@ -47,6 +47,7 @@ from scipy import optimize, special
 from retail_segments.ml.value import (
     BASELINE_NAME,
     MODEL_NAME,
+    BgNbdFit,
     BgNbdParams,
     CustomerValueError,
     bg_nbd_expected_purchases,
@@ -54,7 +55,6 @@ from retail_segments.ml.value import (
     bg_nbd_prob_no_purchase,
     collapse_summary,
     evaluation_table,
-    fit_bg_nbd,
     fit_summary_models,
     gamma_gamma_expected_order_value,
     holdout_actuals,
@@ -171,12 +171,9 @@ def _minimise(objective: Callable[[np.ndarray], float], starts: Sequence[np.ndar
     return np.asarray(best.x)
 
 
-def production_purchases(summary: pd.DataFrame, horizon_days: int) -> PurchaseFit:
-    """The production BG/NBD (`retail_segments.ml.value.fit_bg_nbd`)."""
-    collapsed = collapse_summary(summary)
-    fit = fit_bg_nbd(
-        collapsed["frequency"], collapsed["recency"], collapsed["T"], collapsed["weight"]
-    )
+def production_purchases(summary: pd.DataFrame, horizon_days: int, fit: BgNbdFit) -> PurchaseFit:
+    """The production BG/NBD, ``fit`` (`retail_segments.ml.value.fit_summary_models` of the
+    summary), scored on the horizon."""
     x, t_x, age = _summary_columns(summary)
     return PurchaseFit(
         MODEL_NAME,
@@ -216,14 +213,16 @@ def two_class_log_likelihood(
     return np.vstack([special.logsumexp(joint, axis=0), joint])
 
 
-def two_class_purchases(summary: pd.DataFrame, horizon_days: int) -> PurchaseFit:
+def two_class_purchases(
+    summary: pd.DataFrame, horizon_days: int, production: BgNbdFit
+) -> PurchaseFit:
     """BG/NBD with a two-class Gamma mixture of purchase rates, fitted by maximum likelihood on
     the distinct summaries (weighted); predictions average the classes with each customer's
     posterior class probabilities."""
     collapsed = collapse_summary(summary)
     cx, ctx, cage = _summary_columns(collapsed)
     weight = collapsed["weight"].to_numpy(dtype="float64")
-    base = production_purchases(summary, horizon_days).parameters
+    base = production.params.as_dict()  # the starting point
     total = float(weight.sum())
 
     def objective(theta: np.ndarray) -> float:
@@ -308,12 +307,14 @@ def covariate_log_likelihood(
     return bg_nbd_log_likelihood(params, x, t_x / scale, age / scale) - x * np.log(scale)
 
 
-def covariate_purchases(summary: pd.DataFrame, horizon_days: int) -> PurchaseFit:
+def covariate_purchases(
+    summary: pd.DataFrame, horizon_days: int, production: BgNbdFit
+) -> PurchaseFit:
     """BG/NBD with the spend covariate on the rate's scale, fitted by maximum likelihood;
     predictions in each customer's own clock (horizon ``t / c_i``)."""
     x, t_x, age = _summary_columns(summary)
     z = spend_covariate(summary)
-    base = production_purchases(summary, horizon_days).parameters
+    base = production.params.as_dict()  # the starting point
 
     def unpack(theta: np.ndarray) -> tuple[BgNbdParams, float]:
         r, alpha, a, b = (float(v) for v in np.exp(theta[:4]))
@@ -342,7 +343,8 @@ def covariate_purchases(summary: pd.DataFrame, horizon_days: int) -> PurchaseFit
     )
 
 
-PURCHASE_MODELS: dict[str, Callable[[pd.DataFrame, int], PurchaseFit]] = {
+# name -> fit and score on (summary, horizon, the production BG/NBD fit of the summary)
+PURCHASE_MODELS: dict[str, Callable[[pd.DataFrame, int, BgNbdFit], PurchaseFit]] = {
     MODEL_NAME: production_purchases,
     TWO_CLASS_NAME: two_class_purchases,
     COVARIATE_NAME: covariate_purchases,
@@ -364,20 +366,21 @@ class FoldResult:
 
 
 def evaluate_fold(fold: Fold, models: Sequence[str] = CANDIDATES) -> FoldResult:
-    """Fit every purchase model of ``models`` and the production Gamma-Gamma on the fold's
-    summary and score them and the naive rate on its actuals."""
+    """Fit the production models on the fold's summary once, every other purchase model of
+    ``models`` from the production BG/NBD's estimate, and score them (each with the production
+    Gamma-Gamma's order values) and the naive rate on the fold's actuals."""
     unknown = sorted(set(models) - set(PURCHASE_MODELS))
     if unknown:
         raise BacktestError(f"unknown model(s) {unknown}; choose from {sorted(PURCHASE_MODELS)}")
     summary = fold.summary
-    _, gamma_gamma = fit_summary_models(summary)
+    bg_nbd, gamma_gamma = fit_summary_models(summary)
     order_value = gamma_gamma_expected_order_value(
         gamma_gamma.params, summary["frequency"], summary["monetary"]
     )
     n = len(summary)
     tables, fits = [], []
     for name in models:
-        fit = PURCHASE_MODELS[name](summary, fold.horizon_days)
+        fit = PURCHASE_MODELS[name](summary, fold.horizon_days, bg_nbd)
         predictions = pd.DataFrame(
             {
                 "customer_id": summary["customer_id"].to_numpy(),

@@ -18,6 +18,7 @@ from retail_segments.ml.value import (
     GammaGammaParams,
     bg_nbd_expected_purchases,
     bg_nbd_log_likelihood,
+    fit_bg_nbd,
     simulate_customers,
 )
 from retail_segments_dev import clv_backtest as cb
@@ -159,7 +160,8 @@ def test_the_covariate_fit_recovers_the_effect_of_spend_on_the_rate() -> None:
             "total_spend": np.exp(5.0 + z) * (own["frequency"] + 1),
         }
     )
-    fit = cb.covariate_purchases(summary, 91)
+    start = fit_bg_nbd(summary["frequency"], summary["recency"], summary["T"])
+    fit = cb.covariate_purchases(summary, 91, start)
     assert fit.parameters["gamma"] == pytest.approx(gamma, abs=0.1)
     assert fit.parameters["r"] == pytest.approx(PARAMS.r, rel=0.2)
 
