@@ -14,6 +14,7 @@ Grains:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,21 @@ def _canceled_quantities(lines: pd.DataFrame) -> pd.Series:
     return canceled.rename("quantity_canceled")
 
 
+def _apply(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    return frame[mask]
+
+
+def _matching_lines(
+    raw: pd.DataFrame,
+    keep: Callable[[pd.DataFrame, pd.Series], pd.DataFrame] = _apply,
+) -> pd.DataFrame:
+    """Steps 1-2 in file order: the lines that take part in step 3's matching. ``keep`` applies
+    each step's mask (``clean_with_audit`` also counts what it removes)."""
+    lines = raw.sort_values("source_row_number").reset_index(drop=True)
+    lines = keep(lines, lines["CustomerID"].notna())
+    return keep(lines, ~lines.duplicated(subset=RAW_COLUMNS, keep="first"))
+
+
 def clean_with_audit(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Apply the six cleaning steps in order; return the clean lines and the per-step audit.
 
@@ -187,15 +203,13 @@ def clean_with_audit(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     ``total_price = unit_price * (quantity - quantity_canceled)``. The audit has one row per step:
     ``step_number``, ``step_name``, ``rows_in``, ``rows_removed``, ``rows_out``.
     """
-    lines = raw.sort_values("source_row_number").reset_index(drop=True)
     counts: list[tuple[int, int]] = []
 
     def keep(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
         counts.append((len(frame), len(frame) - int(mask.sum())))
         return frame[mask]
 
-    lines = keep(lines, lines["CustomerID"].notna())
-    lines = keep(lines, ~lines.duplicated(subset=RAW_COLUMNS, keep="first"))
+    lines = _matching_lines(raw, keep)
     lines = lines.assign(quantity_canceled=_canceled_quantities(lines))
     counts.append((len(lines), 0))
     lines = keep(lines, lines["Quantity"] >= 0)
@@ -240,9 +254,7 @@ def clean_columns(lines: pd.DataFrame) -> pd.DataFrame:
 def canceled_at(raw: pd.DataFrame) -> pd.Series:
     """When each canceled purchase line was canceled: the invoice time of the return whose value
     stands on it (``_standing_returns``), indexed by the purchase's ``source_row_number``."""
-    lines = raw.sort_values("source_row_number").reset_index(drop=True)
-    lines = lines[lines["CustomerID"].notna()]
-    lines = lines[~lines.duplicated(subset=RAW_COLUMNS, keep="first")]
+    lines = _matching_lines(raw)
     standing = _standing_returns(lines)
     returned_at = lines.set_index("source_row_number")["InvoiceDate"]
     return pd.Series(
