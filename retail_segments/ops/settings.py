@@ -166,7 +166,7 @@ def check_vars(values: Mapping[str, Any]) -> ProjectVars:
                 continue
             value = values.get(name, item.get("input"))
             message = str(item["msg"]).removeprefix("Value error, ")
-            problems.append(f"var {name} = {value!r}: {message}")
+            problems.append(f"var {name} = {_shown(value)}: {message}")
         raise SettingsError(problems) from None
 
 
@@ -206,6 +206,14 @@ def _fmt(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
+def _shown(value: Any) -> str:
+    """A var's value as the user wrote it: YAML reads an unquoted 2011-06-01 as a date, which is
+    shown as '2011-06-01', not as Python's datetime.date(2011, 6, 1)."""
+    if isinstance(value, date):
+        return repr(str(value))
+    return repr(value)
+
+
 def check_vars_against_data(
     settings: ProjectVars, raw: Mapping[str, Any], facts: DataFacts, *, fits: bool = True
 ) -> None:
@@ -220,9 +228,11 @@ def check_vars_against_data(
     for name in ("rfm_as_of", "new_customer_cutoff", "clv_calibration_end"):
         moment: datetime = getattr(settings, name)
         if moment <= start:
-            problems.append(f"var {name} = {raw[name]!r} is not after the data starts; {valid}")
+            problems.append(
+                f"var {name} = {_shown(raw[name])} is not after the data starts; {valid}"
+            )
         elif moment > end:
-            problems.append(f"var {name} = {raw[name]!r} is after the data ends; {valid}")
+            problems.append(f"var {name} = {_shown(raw[name])} is after the data ends; {valid}")
     if problems or not fits:
         if problems:
             raise SettingsError(problems)
@@ -248,8 +258,8 @@ def check_vars_against_data(
             earliest = facts.earliest_with(minimum)
             where = f"valid: from {_fmt(earliest)} on" if earliest else "the data has too few"
             problems.append(
-                f"var {name} = {raw[name]!r} leaves {found} {who} before it; {fit} needs at least"
-                f" {minimum}; {where}"
+                f"var {name} = {_shown(raw[name])} leaves {found} {who} before it; {fit} needs"
+                f" at least {minimum}; {where}"
             )
     n_new = len(facts.customer_first_purchases) - facts.customers_before(
         settings.new_customer_cutoff
@@ -257,17 +267,25 @@ def check_vars_against_data(
     if n_new < MIN_NEW_CUSTOMERS:
         last_first = max(facts.customer_first_purchases, default=start)
         problems.append(
-            f"var new_customer_cutoff = {raw['new_customer_cutoff']!r} leaves no customer who first"
-            f" bought on or after it to evaluate the new-customer prediction on; valid: up to"
+            f"var new_customer_cutoff = {_shown(raw['new_customer_cutoff'])} leaves no customer who"
+            f" first bought on or after it to evaluate the new-customer prediction on; valid: up to"
             f" {_fmt(last_first)} (the last first purchase)"
         )
     holdout_end = settings.clv_calibration_end + timedelta(days=CLV_HOLDOUT_DAYS)
     if holdout_end > end:
+        latest = end - timedelta(days=CLV_HOLDOUT_DAYS)
+        earliest = facts.earliest_with(MIN_VALUE_CUSTOMERS)
+        if earliest is None or latest < earliest:
+            valid = (
+                f"no value is valid for this data ({_fmt(start)} to {_fmt(end)}): the evaluation"
+                f" needs {MIN_VALUE_CUSTOMERS} customers before clv_calibration_end and"
+                f" {CLV_HOLDOUT_DAYS} days of data after it; build a file that covers more time"
+            )
+        else:
+            valid = f"valid: up to {_fmt(latest)} ({CLV_HOLDOUT_DAYS} days before {_fmt(end)})"
         problems.append(
-            f"var clv_calibration_end = {raw['clv_calibration_end']!r} leaves a holdout that ends"
-            f" {_fmt(holdout_end)}, after the data ends; valid: up to"
-            f" {_fmt(end - timedelta(days=CLV_HOLDOUT_DAYS))} ({CLV_HOLDOUT_DAYS} days before"
-            f" {_fmt(end)})"
+            f"var clv_calibration_end = {_shown(raw['clv_calibration_end'])} leaves a holdout"
+            f" that ends {_fmt(holdout_end)}, after the data ends; {valid}"
         )
     if problems:
         raise SettingsError(problems)

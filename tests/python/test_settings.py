@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -100,6 +100,8 @@ FACTS = DataFacts(
     ("overrides", "phrase"),
     [
         ({"clv_calibration_end": "2011-10-01"}, "leaves a holdout that ends 2011-12-31 00:00"),
+        # an unquoted date in --vars is a YAML date; it is shown as written
+        ({"rfm_as_of": date(2011, 12, 11)}, "var rfm_as_of = '2011-12-11' is after the data ends"),
         ({"clv_monthly_discount_rate": 1.5}, "clv_monthly_discount_rate = 1.5"),
         ({"clv_monthly_discount_rate": "1%"}, "clv_monthly_discount_rate = '1%'"),
         ({"rfm_as_of": "2011-12-11"}, "after the data ends"),
@@ -111,6 +113,28 @@ def test_a_var_outside_the_data_or_its_range_is_refused(overrides: dict, phrase:
     with pytest.raises(SettingsError) as raised:
         check_vars_against_data(check_vars(values), values, FACTS)
     assert phrase in str(raised.value), str(raised.value)
+
+
+def test_data_too_short_for_the_value_holdout_says_no_date_is_valid() -> None:
+    """Two months of data: no calibration end leaves both enough customers before it and a full
+    holdout after it, so the message says so instead of offering a date before the data."""
+    short = DataFacts(
+        first_invoice_at=datetime(2010, 12, 1, 8, 26),
+        last_invoice_at=datetime(2011, 1, 31, 17, 0),
+        customer_first_purchases=FACTS.customer_first_purchases,
+    )
+    values = {
+        **project_var_defaults(PROJECT_ROOT),
+        "rfm_as_of": "2011-02-01",
+        "new_customer_cutoff": "2011-01-15",
+        "clv_calibration_end": date(2011, 1, 10),
+    }
+    with pytest.raises(SettingsError) as raised:
+        check_vars_against_data(check_vars(values), values, short)
+    (line,) = [line for line in str(raised.value).splitlines() if "clv_calibration_end =" in line]
+    assert "var clv_calibration_end = '2011-01-10' leaves a holdout that ends 2011-04-11" in line
+    assert "no value is valid for this data (2010-12-01 08:26 to 2011-02-01 00:00)" in line
+    assert "valid: up to" not in line, line
 
 
 def test_vars_from_the_command_line_are_parsed_and_the_rest_passed_on() -> None:

@@ -4,10 +4,12 @@ calibration fit sees nothing after its cut-off."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
-from dbt_helpers import Workspace
+from dbt_helpers import Workspace, assert_built, copy_workspace
 
 from retail_segments.ml.results import result_frame
 from retail_segments.ml.value import customer_value_record, fit_customer_value
@@ -82,3 +84,25 @@ def test_segment_summary_sums_the_value_of_its_customers(synthetic_build: Worksp
     assert summary.segment_name.tolist() == expected.segment_name.tolist()
     np.testing.assert_allclose(summary.total_clv_12m, expected.total, rtol=1e-9)
     np.testing.assert_allclose(summary.mean_prob_no_purchase_90d, expected.risk, rtol=1e-9)
+
+
+def test_dates_given_unquoted_as_the_readme_writes_them_reach_the_fits(
+    synthetic_build: Workspace, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """`--vars '{rfm_as_of: 2011-12-10}'` makes YAML dates, not strings. Every fit's meta block
+    takes them as text (`| string`): a Python model's config cannot hold a date, and the fits
+    failed with a NameError before. The same dates, unquoted, give the same fits."""
+    fits = ("ml.ml_customer_value_fit", "ml.ml_product_categories_fit")
+    before = {fit: synthetic_build.frame(f"select * from {fit}") for fit in fits}
+    workspace = copy_workspace(synthetic_build, tmp_path / "unquoted")
+    result = workspace.dbt(
+        synthetic_raw,
+        "run",
+        "--select",
+        "ml_customer_value_fit ml_product_categories_fit",
+        "--vars",
+        "{rfm_as_of: 2011-12-10, clv_calibration_end: 2011-09-09, new_customer_cutoff: 2011-10-01}",
+    )
+    assert_built(result)
+    for fit in fits:
+        pd.testing.assert_frame_equal(workspace.frame(f"select * from {fit}"), before[fit])
