@@ -5,7 +5,8 @@
   what was prepared is what this run is about to build, before any relation is replaced:
 
   - a prepared set exists (landing/current/prepared.json) for this warehouse;
-  - RETAIL_RAW_PATH still names the prepared raw file, and every prepared file still exists with
+  - RETAIL_RAW_PATH (unset: the first default place that exists, as prepare looks) still names
+    the prepared raw file, and every prepared file still exists with
     the same bytes (SHA-256), and RETAIL_INCOMING_GLOB matches exactly the prepared daily files;
   - every var has the value that was checked;
   - when the inputs are not the ones the warehouse was built from, the run is a --full-refresh.
@@ -48,7 +49,22 @@
         {%- do problems.append("the inputs were prepared for the warehouse " ~ stamp['warehouse']
             ~ ", not " ~ database_path ~ " (set RETAIL_LANDING_DIR per warehouse)") -%}
     {%- endif -%}
-    {%- do check_prepared_raw_path(stamp['raw_path'], problems) -%}
+    {#- without RETAIL_RAW_PATH, the raw file is the first of the default places that exists, as
+        prepare resolves it (data/raw/, then ../shared/data/) -#}
+    {%- set default_raw_path = none -%}
+    {%- if 'default_raw_paths' in engine.column_names and not env_var('RETAIL_RAW_PATH', '') -%}
+        {%- set defaults = run_query("select p from (select unnest(default_raw_paths) as p "
+            ~ stamp_sql ~ ")").columns[0].values() | list -%}
+        {%- set existing = [] -%}
+        {%- for path in defaults -%}
+            {%- if run_query("select count(*) from glob(" ~ string_literal(path) ~ ")")
+                  .columns[0].values()[0] > 0 -%}
+                {%- do existing.append(path) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- set default_raw_path = existing[0] if existing else '' -%}
+    {%- endif -%}
+    {%- do check_prepared_raw_path(stamp['raw_path'], problems, default_raw_path) -%}
 
     {#- every prepared file unchanged, and no daily file added or removed -#}
     {%- set files = run_query("select f.role, f.path, f.sha256 from (select unnest(files) as f "
@@ -202,9 +218,26 @@
 {%- endmacro %}
 
 
-{#- Shared by both engines' checks: RETAIL_RAW_PATH names the prepared raw file. -#}
-{% macro check_prepared_raw_path(prepared_raw_path, problems) -%}
-    {%- set raw_setting = env_var('RETAIL_RAW_PATH', 'data/raw/online_retail.csv.zst') -%}
+{#- Shared by both engines' checks: RETAIL_RAW_PATH names the prepared raw file; when it is not
+    set, default_raw_path must be it: the first default place that exists ('' when none does;
+    none when the caller cannot look, and then data/raw/ is assumed). -#}
+{% macro check_prepared_raw_path(prepared_raw_path, problems, default_raw_path=none) -%}
+    {%- set raw_setting = env_var('RETAIL_RAW_PATH', '') -%}
+    {%- if not raw_setting and default_raw_path == '' -%}
+        {%- do problems.append("RETAIL_RAW_PATH is not set and no default place holds a raw file,"
+            ~ " but the prepared raw file is " ~ prepared_raw_path
+            ~ " (set RETAIL_RAW_PATH to the file to build)") -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- if not raw_setting and default_raw_path is not none -%}
+        {%- if default_raw_path != prepared_raw_path -%}
+            {%- do problems.append("RETAIL_RAW_PATH is not set, so this run's raw file is "
+                ~ default_raw_path ~ " (the first default place that exists), but the prepared raw"
+                ~ " file is " ~ prepared_raw_path ~ " (set RETAIL_RAW_PATH to the file to build)") -%}
+        {%- endif -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set raw_setting = raw_setting or 'data/raw/online_retail.csv.zst' -%}
     {%- if prepared_raw_path != raw_setting
           and not prepared_raw_path.endswith('/' ~ (raw_setting | replace('./', ''))) -%}
         {%- do problems.append("RETAIL_RAW_PATH is " ~ raw_setting ~ " but the prepared raw file is "

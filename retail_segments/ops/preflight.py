@@ -51,6 +51,7 @@ from retail_segments.ops.paths import (
     RAW_PATH_ENV,
     WAREHOUSE_PATH_ENV,
     RawDataNotFoundError,
+    raw_path_candidates,
     resolve_raw_path,
     warehouse_path,
 )
@@ -509,6 +510,11 @@ def _prepare(
         "engine": "duckdb" if spark is None else "spark",
         "warehouse": str(warehouse if spark is None else spark.root),
         "raw_path": str(raw.path),
+        # where a dbt run without RETAIL_RAW_PATH looks, in order (the hook takes the first that
+        # exists, as resolve_raw_path does), so plain `dbt build` after `prepare` agrees with it
+        "default_raw_paths": [
+            str(path.resolve()) for _label, path in raw_path_candidates(project_root, {})
+        ],
         "incoming_glob": _pattern,
         "full_refresh": identity.full_refresh,
         "reasons": list(identity.reasons),

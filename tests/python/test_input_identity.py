@@ -4,6 +4,7 @@ refuses to build anything but what ``prepare`` checked."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import datetime
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 import zstandard
 from dbt_helpers import (
+    PROJECT_ROOT,
     Workspace,
     copy_workspace,
     run_cli,
@@ -21,6 +23,7 @@ from dbt_helpers import (
 
 from retail_segments.ops.dbt_runner import run_dbt
 from retail_segments.ops.inputs import LandedFile, land_file
+from retail_segments.ops.paths import raw_path_candidates
 from retail_segments.ops.preflight import (
     LoadedFile,
     decide_identity,
@@ -248,4 +251,29 @@ def test_plain_dbt_refuses_what_was_not_prepared(
     assert refused.returncode != 0
     assert "The warehouse was built from other input" in refused.stdout
     assert "dbt build --full-refresh" in refused.stdout
+    assert {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")} == marts
+
+    # Without RETAIL_RAW_PATH, dbt takes the raw file where prepare looks by default (data/raw/,
+    # then ../shared/data/): the first of those places that exists must be the prepared file.
+    stamp_path = workspace.root / "landing" / "current" / "prepared.json"
+    stamp = json.loads(stamp_path.read_text())
+    assert stamp["default_raw_paths"] == [
+        str(path.resolve()) for _label, path in raw_path_candidates(PROJECT_ROOT, {})
+    ]
+    unset = {key: value for key, value in env.items() if key != "RETAIL_RAW_PATH"}
+    # the stamp's default places pointed at scratch files: the first is missing, the second is raw
+    stamp["default_raw_paths"] = [str(tmp_path / "nowhere.csv.zst"), str(raw)]
+    stamp_path.write_text(json.dumps(stamp))
+    refused = run_dbt(["build", *dirs], unset, capture=True)
+    assert "RETAIL_RAW_PATH" not in refused.stdout, refused.stdout[-3000:]
+    assert "The warehouse was built from other input" in refused.stdout  # the only problem left
+    # another file now sits in the first default place: it is what an unset path means
+    stamp["default_raw_paths"] = [str(synthetic_raw), str(raw)]
+    stamp_path.write_text(json.dumps(stamp))
+    refused = run_dbt(["build", *dirs], unset, capture=True)
+    assert refused.returncode != 0
+    assert (
+        f"RETAIL_RAW_PATH is not set, so this run's raw file is {synthetic_raw} (the first"
+        f" default place that exists), but the prepared raw file is {raw}"
+    ) in refused.stdout
     assert {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")} == marts
