@@ -465,7 +465,8 @@ def _prepare(
     spark: SparkTables | None = None,
 ) -> PreparedBuild:
     check_environment(environ)
-    check_model_meta(project_root)
+    meta = check_model_meta(project_root)
+    holdout_days = meta["ml_customer_value_fit"]["value"].holdout_days
     cli_vars, _rest = parse_cli_vars(dbt_args)
     raw_values = {**project_var_defaults(project_root), **cli_vars}
     settings = check_vars(raw_values)
@@ -481,7 +482,9 @@ def _prepare(
     lander = None if spark is None else spark.lander
     raw = land_file(raw_path, cache, lander)
     incoming = tuple(land_file(path, cache, lander) for path in incoming_paths)
-    check_vars_against_data(settings, raw_values, data_facts([raw, *incoming]), fits=fits)
+    check_vars_against_data(
+        settings, raw_values, data_facts([raw, *incoming]), fits=fits, holdout_days=holdout_days
+    )
 
     if not read_warehouse:
         loaded = None

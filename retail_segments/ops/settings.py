@@ -32,7 +32,8 @@ MIN_SEGMENTED_CUSTOMERS = 60
 MIN_INTEREST_TRAINING_CUSTOMERS = 50
 MIN_NEW_CUSTOMERS = 1
 # Fewest customers with a purchase before clv_calibration_end for the customer value evaluation,
-# and the holdout it scores (retail_segments.ml.settings.CustomerValueSettings.holdout_days).
+# and the holdout it scores by default (retail_segments.ml.settings.CustomerValueSettings
+# .holdout_days; prepare passes the meta block's value).
 MIN_VALUE_CUSTOMERS = 50
 CLV_HOLDOUT_DAYS = 91
 
@@ -215,10 +216,17 @@ def _shown(value: Any) -> str:
 
 
 def check_vars_against_data(
-    settings: ProjectVars, raw: Mapping[str, Any], facts: DataFacts, *, fits: bool = True
+    settings: ProjectVars,
+    raw: Mapping[str, Any],
+    facts: DataFacts,
+    *,
+    fits: bool = True,
+    holdout_days: int = CLV_HOLDOUT_DAYS,
 ) -> None:
     """Check the date vars against the data (``fits=False`` when the run fits no model, e.g. a
-    backfill month, so only the range applies). Raises `SettingsError` with every problem."""
+    backfill month, so only the range applies; ``holdout_days``: the customer value evaluation's
+    holdout, ``ml_customer_value_fit``'s ``meta.value.holdout_days``). Raises `SettingsError`
+    with every problem."""
     problems: list[str] = []
     start, end = facts.first_invoice_at, facts.end_of_data
     valid = (
@@ -271,18 +279,19 @@ def check_vars_against_data(
             f" first bought on or after it to evaluate the new-customer prediction on; valid: up to"
             f" {_fmt(last_first)} (the last first purchase)"
         )
-    holdout_end = settings.clv_calibration_end + timedelta(days=CLV_HOLDOUT_DAYS)
+    holdout_end = settings.clv_calibration_end + timedelta(days=holdout_days)
     if holdout_end > end:
-        latest = end - timedelta(days=CLV_HOLDOUT_DAYS)
+        latest = end - timedelta(days=holdout_days)
         earliest = facts.earliest_with(MIN_VALUE_CUSTOMERS)
         if earliest is None or latest < earliest:
             valid = (
                 f"no value is valid for this data ({_fmt(start)} to {_fmt(end)}): the evaluation"
                 f" needs {MIN_VALUE_CUSTOMERS} customers before clv_calibration_end and"
-                f" {CLV_HOLDOUT_DAYS} days of data after it; build a file that covers more time"
+                f" {holdout_days} days of data after it; build a file that covers more time, or"
+                " shorten the holdout (ml_customer_value_fit meta value.holdout_days)"
             )
         else:
-            valid = f"valid: up to {_fmt(latest)} ({CLV_HOLDOUT_DAYS} days before {_fmt(end)})"
+            valid = f"valid: up to {_fmt(latest)} ({holdout_days} days before {_fmt(end)})"
         problems.append(
             f"var clv_calibration_end = {_shown(raw['clv_calibration_end'])} leaves a holdout"
             f" that ends {_fmt(holdout_end)}, after the data ends; {valid}"
@@ -309,14 +318,16 @@ def model_meta_blocks(project_root: Path) -> dict[str, dict[str, Any]]:
     return blocks
 
 
-def check_model_meta(project_root: Path) -> None:
+def check_model_meta(project_root: Path) -> dict[str, dict[str, Any]]:
     """Validate the meta block of every dbt Python model that has settings
-    (`retail_segments.ml.MODEL_META`): unknown keys, mistyped or out-of-range values. Raises
+    (`retail_segments.ml.MODEL_META`): unknown keys, mistyped or out-of-range values. Returns
+    each model's parsed settings (``{model: {key: settings}}``, defaults filled in). Raises
     `SettingsError` naming ``<model>.meta.<key>``, the value and the rule."""
     from retail_segments.ml.config import ConfigError, parse_meta
     from retail_segments.ml.settings import MODEL_META
 
     problems: list[str] = []
+    parsed: dict[str, dict[str, Any]] = {}
     blocks = model_meta_blocks(project_root)
     for model, (settings, passthrough) in MODEL_META.items():
         meta = blocks.get(model) or {}
@@ -325,11 +336,12 @@ def check_model_meta(project_root: Path) -> None:
             continue
         own = {key: value for key, value in meta.items() if key not in passthrough}
         try:
-            parse_meta(own, settings, model=model)
+            parsed[model] = parse_meta(own, settings, model=model)
         except ConfigError as error:
             problems.extend(str(error).splitlines())
     if problems:
         raise SettingsError(problems)
+    return parsed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -115,6 +115,29 @@ def test_a_var_outside_the_data_or_its_range_is_refused(overrides: dict, phrase:
     assert phrase in str(raised.value), str(raised.value)
 
 
+def test_the_value_holdout_checked_is_the_one_the_meta_block_sets(tmp_path: Path) -> None:
+    """A shorter holdout (ml_customer_value_fit meta value.holdout_days) lets a later calibration
+    end pass; the check uses what the fit will use, not the default 91 days."""
+    yml = (
+        "version: 2\nmodels:\n  - name: ml_customer_value_fit\n"
+        "    config:\n      meta: {value: {holdout_days: 30}}\n"
+    )
+    root = tmp_path / "project"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "_value.yml").write_text(yml)
+    holdout_days = check_model_meta(root)["ml_customer_value_fit"]["value"].holdout_days
+    assert holdout_days == 30
+    assert check_model_meta(PROJECT_ROOT)["ml_customer_value_fit"]["value"].holdout_days == 91
+    values = {
+        **project_var_defaults(PROJECT_ROOT),
+        "clv_calibration_end": "2011-11-01",
+        "new_customer_cutoff": "2010-12-15",  # FACTS' customers all first buy in December
+    }
+    check_vars_against_data(check_vars(values), values, FACTS, holdout_days=holdout_days)
+    with pytest.raises(SettingsError, match="leaves a holdout that ends 2012-01-31 00:00"):
+        check_vars_against_data(check_vars(values), values, FACTS)
+
+
 def test_data_too_short_for_the_value_holdout_says_no_date_is_valid() -> None:
     """Two months of data: no calibration end leaves both enough customers before it and a full
     holdout after it, so the message says so instead of offering a date before the data."""
