@@ -33,7 +33,7 @@ import shutil
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -137,15 +137,43 @@ class PreparedBuild:
     settings: ProjectVars
     stamp: Path
     dbt_args: tuple[str, ...] = field(default=())
+    # what the user should know about the settings before reading the marts (`as_of_notes`)
+    notes: tuple[str, ...] = field(default=())
 
     def inputs_summary(self, where: str = "") -> str:
         """Two lines for the user: the raw file (lines, encoding, checked now or before; where
-        the check ran, e.g. " in Spark") and the number of incoming files."""
+        the check ran, e.g. " in Spark") and the number of incoming files; then one line per
+        note."""
         reused = "checked before, unchanged" if self.raw.reused else "checked"
-        return (
-            f"Raw data: {self.raw.path} ({self.raw.n_rows:,} lines, {self.raw.encoding},"
-            f" {reused}{where})\nIncoming files: {len(self.incoming)}"
+        return "\n".join(
+            [
+                f"Raw data: {self.raw.path} ({self.raw.n_rows:,} lines, {self.raw.encoding},"
+                f" {reused}{where})",
+                f"Incoming files: {len(self.incoming)}",
+                *(f"Note: {note}" for note in self.notes),
+            ]
         )
+
+
+def as_of_notes(settings: ProjectVars, facts: DataFacts, holdout_days: int) -> tuple[str, ...]:
+    """What is not as of ``rfm_as_of`` in a build whose ``rfm_as_of`` is before the data ends:
+    the interest categories read every line, and the fits' windows may lie after it."""
+    as_of = settings.rfm_as_of
+    if as_of >= facts.end_of_data:
+        return ()
+    later = []
+    if settings.new_customer_cutoff > as_of:
+        later.append("the interest fit trains on orders up to new_customer_cutoff")
+    holdout_end = settings.clv_calibration_end + timedelta(days=holdout_days)
+    if holdout_end > as_of:
+        later.append(f"ml.clv_evaluation scores a holdout that ends {holdout_end:%Y-%m-%d}")
+    after = f"; after it, {' and '.join(later)}" if later else ""
+    return (
+        f"rfm_as_of {as_of:%Y-%m-%d %H:%M} is before the data ends"
+        f" ({facts.last_invoice_at:%Y-%m-%d %H:%M}): RFM, segments, customer value and the"
+        f" segment summary count only purchases before it, but customer_interests (the interest"
+        f" in customer_segments) reads every line of the input{after}",
+    )
 
 
 def landing_dir(warehouse: Path, environ: Mapping[str, str]) -> Path:
@@ -482,9 +510,9 @@ def _prepare(
     lander = None if spark is None else spark.lander
     raw = land_file(raw_path, cache, lander)
     incoming = tuple(land_file(path, cache, lander) for path in incoming_paths)
-    check_vars_against_data(
-        settings, raw_values, data_facts([raw, *incoming]), fits=fits, holdout_days=holdout_days
-    )
+    facts = data_facts([raw, *incoming])
+    check_vars_against_data(settings, raw_values, facts, fits=fits, holdout_days=holdout_days)
+    notes = as_of_notes(settings, facts, holdout_days) if fits else ()
 
     if not read_warehouse:
         loaded = None
@@ -539,4 +567,6 @@ def _prepare(
     env[INCOMING_GLOB_ENV] = _pattern
     env[PREPARED_STAMP_ENV] = str(prepared / STAMP_NAME)
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    return PreparedBuild(env, raw, incoming, identity, settings, prepared / STAMP_NAME, tuple(args))
+    return PreparedBuild(
+        env, raw, incoming, identity, settings, prepared / STAMP_NAME, tuple(args), notes
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from dbt_helpers import PROJECT_ROOT
 
+from retail_segments.ops.preflight import as_of_notes
 from retail_segments.ops.settings import (
     DataFacts,
     SettingsError,
@@ -165,3 +166,26 @@ def test_vars_from_the_command_line_are_parsed_and_the_rest_passed_on() -> None:
     assert str(parsed["rfm_as_of"]) == "2011-06-01" and rest == ["--select", "x", "-q"]
     with pytest.raises(SettingsError, match="is not a mapping"):
         parse_cli_vars(["--vars=[1, 2]"])
+
+
+def test_a_build_as_of_before_the_data_ends_says_what_is_not_as_of_it() -> None:
+    """prepare prints a note (PreparedBuild.notes) when rfm_as_of is before the data ends: the
+    interest categories read every line, and the fits' windows may lie after rfm_as_of."""
+    defaults = project_var_defaults(PROJECT_ROOT)
+    assert as_of_notes(check_vars(defaults), FACTS, 91) == ()  # as of the end: nothing to say
+    earlier = check_vars({**defaults, "rfm_as_of": "2011-06-01"})
+    (note,) = as_of_notes(earlier, FACTS, 91)
+    assert note.startswith("rfm_as_of 2011-06-01 00:00 is before the data ends (2011-12-09 12:50)")
+    assert "customer_interests (the interest in customer_segments) reads every line" in note
+    assert "the interest fit trains on orders up to new_customer_cutoff" in note
+    assert "ml.clv_evaluation scores a holdout that ends 2011-12-09" in note
+    consistent = check_vars(
+        {
+            **defaults,
+            "rfm_as_of": "2011-06-01",
+            "new_customer_cutoff": "2011-04-01",
+            "clv_calibration_end": "2011-03-01",
+        }
+    )
+    (note,) = as_of_notes(consistent, FACTS, 91)
+    assert "after it" not in note, note
