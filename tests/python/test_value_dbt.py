@@ -90,8 +90,9 @@ def test_dates_given_unquoted_as_the_readme_writes_them_reach_the_fits(
     synthetic_build: Workspace, synthetic_raw: Path, tmp_path: Path
 ) -> None:
     """`--vars '{rfm_as_of: 2011-12-10}'` makes YAML dates, not strings. Every fit's meta block
-    takes them as text (`| string`): a Python model's config cannot hold a date, and the fits
-    failed with a NameError before. The same dates, unquoted, give the same fits."""
+    takes them as text (`| string`): a Python model's config cannot hold a date (before, the
+    fits failed with a NameError inside `dbt build`, and this `dbt run` hung). The same dates,
+    unquoted, give the same fits."""
     fits = ("ml.ml_customer_value_fit", "ml.ml_product_categories_fit")
     before = {fit: synthetic_build.frame(f"select * from {fit}") for fit in fits}
     workspace = copy_workspace(synthetic_build, tmp_path / "unquoted")
