@@ -224,6 +224,22 @@ def _report(report_args: list[str]) -> int:
     return 0
 
 
+# The commands whose arguments go to dbt: what each does, for `<command> --help` (which neither
+# checks nor lands anything).
+_ASKS_DBT = {
+    "build": "Check the settings and every input file and land them (prepare), run `dbt build`"
+    " with these arguments, then publish the serving copy if every model and test passed.",
+    "prepare": "Check the settings and every input file and land them for a dbt run by hand;"
+    " give the arguments the dbt run will get (its --vars are checked).",
+}
+
+
+def _help(command: str) -> int:
+    print(f"usage: retail-segments {command} [dbt build arguments]\n\n{_ASKS_DBT[command]}")
+    print("\nThe arguments of `dbt build`:", flush=True)
+    return run_dbt(["build", "--help"], os.environ).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retail-segments", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -245,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     except ProjectNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.command in _ASKS_DBT and {"-h", "--help"} & set(args.rest):
+        return _help(args.command)
     commands = {
         "build": _build,
         "prepare": _prepare_only,

@@ -66,3 +66,21 @@ def test_build_command_reports_missing_data_and_exits_nonzero(
     assert main(["build"]) == 2
     err = capsys.readouterr().err
     assert str(missing) in err and "UCI" in err
+
+
+@pytest.mark.parametrize("command", ["build", "prepare"])
+def test_help_prepares_nothing(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """`build --help` says what the command does and shows dbt build's options; it neither needs
+    the raw file nor touches the warehouse's directory."""
+    monkeypatch.setenv("RETAIL_RAW_PATH", str(tmp_path / "nothing-here.csv.zst"))
+    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(tmp_path / "warehouse" / "w.duckdb"))
+    assert main([command, "--select", "customer_rfm", "--help"]) == 0
+    out = capfd.readouterr().out
+    assert f"usage: retail-segments {command} [dbt build arguments]" in out
+    assert "--full-refresh" in out  # dbt build's own options
+    assert not (tmp_path / "warehouse").exists()
