@@ -35,9 +35,10 @@ test: lint $(CHROMIUM) $(OLD_DUCKDB_STAMP) $(SPARK_STAMP)
 # Synthetic inputs of the benchmarks (generated once, reused).
 BENCH_DATA ?= data/bench
 
-# The real file and a 10x synthetic file, each built on DuckDB and on a local Spark session.
+# The real file and a 10x synthetic file, each built on DuckDB and on a local Spark session; the
+# real file also loaded on Spark as daily files arrive (last day incrementally), against DuckDB.
 bench: $(STAMP) $(SPARK_STAMP)
-	$(PY) -m retail_segments_dev.bench --scales 1,10 --spark-scales 1,10 --data-dir $(BENCH_DATA)
+	$(PY) -m retail_segments_dev.bench --scales 1,10 --spark-scales 1,10 --spark-incremental --data-dir $(BENCH_DATA)
 
 # Fresh builds of the real file, 10x and 100x synthetic files (generated once into BENCH_DATA and
 # reused; the 100x file takes minutes and ~550 MB) and the pandas baseline at 1x.

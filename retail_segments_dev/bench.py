@@ -20,11 +20,17 @@ and prints its wall time and the peak memory of its JVM (in local mode the drive
 executor are one JVM) and of its Python processes (the launcher, which holds dbt and the fits, and
 the workers of the distributed scoring), sampled from ``/proc`` (`ProcessTreePeaks`); then one
 table with DuckDB's and Spark's figures side by side (`format_engines`).
+With ``--spark-incremental`` (``make bench``) it loads the real file as daily files arrive, on
+Spark and on DuckDB: the file without its last trading day first, then that day as a daily file
+(merged into the loaded lines by the incremental models), and compares the two serving copies
+(`run_spark_incremental_check`).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
 import subprocess
@@ -38,6 +44,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import zstandard
 
 from retail_segments.ml.classifier import train_segment_classifier
 from retail_segments.ops import publish
@@ -473,6 +480,124 @@ def compare_engines(duck_dir: Path, spark_dir: Path, raw_path: Path) -> str:
     )
 
 
+def split_last_day(raw_path: Path, out_dir: Path) -> tuple[Path, Path]:
+    """Cut a raw CSV file (plain or ``.zst``) before its last trading day: ``history.csv.zst``
+    with every line before that day and ``<YYYY-MM-DD>.csv.zst`` with that day's lines, each with
+    the header and every line's bytes as written. The day's lines must be the file's last lines,
+    so the two files in arrival order hold the lines in the file's order (ValueError otherwise).
+    """
+    data = raw_path.read_bytes()
+    if raw_path.suffix == ".zst":
+        data = (
+            zstandard.ZstdDecompressor()
+            .stream_reader(io.BytesIO(data), read_across_frames=True)
+            .read()
+        )
+    header, *lines = data.splitlines(keepends=True)
+    columns = next(csv.reader([header.decode("latin-1")]))
+    at = columns.index("InvoiceDate")
+    days = []
+    for line in lines:
+        stamp = next(csv.reader([line.decode("latin-1")]))[at].split(" ")[0].split("T")[0]
+        if "/" in stamp:  # M/D/YYYY, as UCI writes it; else ISO
+            month, day, year = (int(part) for part in stamp.split("/"))
+            stamp = f"{year:04d}-{month:02d}-{day:02d}"
+        days.append(stamp)
+    last = max(days)
+    first_of_last = days.index(last)
+    if any(day != last for day in days[first_of_last:]):
+        raise ValueError(f"{raw_path}: the lines of {last} are not the file's last lines")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    history, day_file = out_dir / "history.csv.zst", out_dir / f"{last}.csv.zst"
+    compressor = zstandard.ZstdCompressor(write_checksum=True)
+    history.write_bytes(compressor.compress(header + b"".join(lines[:first_of_last])))
+    day_file.write_bytes(compressor.compress(header + b"".join(lines[first_of_last:])))
+    return history, day_file
+
+
+def _cli_build(env: Mapping[str, str], log_path: Path, *args: str) -> float:
+    """``python -m retail_segments build <args>`` with env, its output to log_path; the wall
+    seconds. Raises RuntimeError if the build fails."""
+    started = time.perf_counter()
+    with log_path.open("w") as log:
+        returncode = subprocess.run(
+            [sys.executable, "-m", "retail_segments", "build", *args],
+            cwd=find_project_root(),
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        ).returncode
+    if returncode != 0:
+        output = log_path.read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"a build of the incremental check failed ({log_path}):\n{output}")
+    return time.perf_counter() - started
+
+
+def run_spark_incremental_check(work_dir: Path, raw_path: Path) -> str:
+    """Load raw_path as daily files arrive, on Spark and on DuckDB, and compare the serving
+    copies: each engine builds the file without its last day (as of that day's midnight), then
+    the same with that day as a daily file (as of the default ``rfm_as_of``; the loaded lines
+    are kept and the day's lines merged into them). Returns what `make bench` prints: the wall
+    time of each Spark build and the comparison's verdict."""
+    try:
+        history, day_file = split_last_day(raw_path, work_dir / "files")
+    except ValueError as error:
+        raise RuntimeError(f"the incremental check cannot split the file: {error}") from error
+    first_vars = f"{{rfm_as_of: '{day_file.name.removesuffix('.csv.zst')}'}}"
+    seconds: dict[str, list[float]] = {}
+    for engine in ("spark", "duckdb"):
+        root = work_dir / engine
+        incoming = root / "incoming"
+        incoming.mkdir(parents=True)
+        env = {
+            **os.environ,
+            RAW_PATH_ENV: str(history),
+            "RETAIL_INCOMING_GLOB": str(incoming / "*.csv.zst"),
+            "RETAIL_DUCKDB_PATH": str(root / "bench.duckdb"),
+            "RETAIL_SPARK_DIR": str(root / "spark"),
+            "RETAIL_SERVING_DIR": str(root / "serving"),
+            "DBT_TARGET_PATH": str(root / "target"),
+            "DBT_LOG_PATH": str(root / "logs"),
+        }
+        target = ["--target", "spark"] if engine == "spark" else []
+        first = _cli_build(env, root / "first.log", *target, "--vars", first_vars)
+        (incoming / day_file.name).write_bytes(day_file.read_bytes())
+        later = _cli_build(env, root / "later.log", *target)
+        if "Input changed" in (root / "later.log").read_text(errors="replace"):
+            raise RuntimeError(f"the {engine} build with the daily file rebuilt from scratch")
+        seconds[engine] = [first, later]
+    duck_db = work_dir / "duckdb" / "serving" / publish.SERVING_DB_NAME
+    spark_db = work_dir / "spark" / "serving" / publish.SERVING_DB_NAME
+    problems, compared = serving_compare.serving_differences(duck_db, spark_db)
+    if serving_compare.serving_tables(duck_db) != serving_compare.serving_tables(spark_db):
+        problems.insert(0, "the published tables, columns, types or comments differ")
+    verdict = (
+        f"equal: {compared:,} rows (doubles within {serving_compare.RELATIVE_TOLERANCE:g} relative)"
+        if not problems
+        else "DIFFERENT:\n  " + "\n  ".join(problems[:10])
+    )
+    first, later = seconds["spark"]
+    return "\n".join(
+        [
+            f"Spark incremental on {raw_path.name}: without {day_file.name.split('.')[0]}"
+            f" {first:.1f} s, then its {_line_count(day_file):,} lines as a daily file"
+            f" {later:.1f} s (merged into the loaded lines)",
+            f"  against DuckDB loading the same two files the same way: {verdict}",
+        ]
+    )
+
+
+def _line_count(path: Path) -> int:
+    """Data lines of a zstd CSV file (its lines minus the header)."""
+    text = (
+        zstandard.ZstdDecompressor()
+        .stream_reader(io.BytesIO(path.read_bytes()), read_across_frames=True)
+        .read()
+    )
+    return text.count(b"\n") - 1
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -644,6 +769,12 @@ def _parser() -> argparse.ArgumentParser:
         help="instead of building, compare the fast classifier search with the study's full grids"
         " on the built warehouse (RETAIL_DUCKDB_PATH or the default); takes many minutes",
     )
+    parser.add_argument(
+        "--spark-incremental",
+        action="store_true",
+        help="also load the real file without its last day, then that day as a daily file, on"
+        " Spark and on DuckDB, and compare the two (make bench)",
+    )
     parser.add_argument("dbt_args", nargs=argparse.REMAINDER, help="extra arguments for dbt build")
     return parser
 
@@ -684,6 +815,11 @@ def main(argv: list[str] | None = None) -> int:
                 if scale in kept:
                     duck = Path(kept[scale].name)
                     print(compare_engines(duck, Path(spark), raw_path), flush=True)
+            print(flush=True)
+        if args.spark_incremental:
+            raw_path = raw_file_for_scale(1, data_dir, os.environ)
+            with tempfile.TemporaryDirectory(prefix="retail-incr-", dir=args.work_dir) as work:
+                print(run_spark_incremental_check(Path(work), raw_path), flush=True)
             print(flush=True)
     except RawDataNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)

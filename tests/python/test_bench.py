@@ -11,10 +11,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+import zstandard
 from dbt_helpers import Workspace
 
 from retail_segments_dev import baseline, bench, reference
 from retail_segments_dev.bench import BuildMeasurement, NodeTiming
+from retail_segments_dev.synthetic import generate_raw_lines, write_raw_file
 
 
 def _timings() -> list[NodeTiming]:
@@ -230,3 +232,28 @@ def test_the_engine_comparison_finds_a_changed_row(
         )
     changed = bench.compare_engines(duck, spark, synthetic_raw)
     assert "DIFFERENT" in changed and "marts.customer_rfm row" in changed, changed
+
+
+def _zst_lines(path: Path) -> list[bytes]:
+    with path.open("rb") as handle:
+        reader = zstandard.ZstdDecompressor().stream_reader(handle, read_across_frames=True)
+        return reader.read().splitlines(keepends=True)
+
+
+def test_the_incremental_check_cuts_the_file_before_its_last_day(tmp_path: Path) -> None:
+    """make bench's Spark incremental check loads a file without its last day, then that day as
+    a daily file: together the two files hold every line as written, in the file's order."""
+    lines = generate_raw_lines(n_customers=60, seed=3).sort_values("InvoiceDate", kind="stable")
+    raw = write_raw_file(lines, tmp_path / "raw.csv.zst")
+    history, day_file = bench.split_last_day(raw, tmp_path / "split")
+    last = lines.InvoiceDate.max().date()
+    assert day_file.name == f"{last}.csv.zst"
+    original = _zst_lines(raw)
+    before, day = _zst_lines(history), _zst_lines(day_file)
+    assert before[0] == day[0] == original[0]  # the header in both
+    assert before + day[1:] == original
+    assert len(day) - 1 == int((lines.InvoiceDate.dt.date == last).sum()) > 0
+    # a line of an earlier day after the last day's first line: the order could not be kept
+    shuffled = pd.concat([lines.iloc[-1:], lines.iloc[:-1]])
+    with pytest.raises(ValueError, match=f"the lines of {last} are not the file's last lines"):
+        bench.split_last_day(write_raw_file(shuffled, tmp_path / "bad.csv.zst"), tmp_path / "x")
