@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy
 import zstandard
-from dbt_helpers import PROJECT_ROOT, Workspace, assert_built, copy_workspace
+from dbt_helpers import PROJECT_ROOT, Workspace, assert_built, copy_workspace, run_cli
 from sqlalchemy.pool import NullPool
 
 from retail_segments.ops import publish
@@ -462,3 +462,26 @@ def test_the_parquet_recipes_read_every_mart_with_its_descriptions(served: Serve
         assert pl.read_parquet(path).height == entry["n_rows"]
         assert duckdb.sql(f"select count(*) from '{path}'").fetchall() == [(entry["n_rows"],)]
     assert len(comments) > 100
+
+
+def test_a_selection_that_names_nothing_is_refused_and_nothing_is_published(
+    synthetic_build: Workspace, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """A misspelt model in --select is an error (dbt_project.yml's flags), not a run that builds
+    nothing, says it succeeded and publishes an unchanged copy as a new build."""
+    workspace = copy_workspace(synthetic_build, tmp_path / "typo")
+    serving = tmp_path / "serving"
+    result = run_cli(
+        workspace,
+        synthetic_raw,
+        "build",
+        "--select",
+        "customer_rfmm",
+        env={"RETAIL_SERVING_DIR": str(serving)},
+    )
+    assert result.returncode != 0
+    assert "The selection criterion 'customer_rfmm' does not match any enabled nodes" in (
+        result.stdout
+    )
+    assert "nothing was published" in result.stderr
+    assert not serving.exists()
