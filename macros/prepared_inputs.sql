@@ -8,7 +8,7 @@
   - RETAIL_RAW_PATH (unset: the first default place that exists, as prepare looks) still names
     the prepared raw file, and every prepared file still exists with
     the same bytes (SHA-256), and RETAIL_INCOMING_GLOB matches exactly the prepared daily files;
-  - every var has the value that was checked;
+  - every var has the value that was checked, and every fit's meta block the settings that were;
   - when the inputs are not the ones the warehouse was built from, the run is a --full-refresh.
 
   Anything else stops the run with what changed and the fix (run prepare again, or make build).
@@ -96,6 +96,24 @@
     {#- the vars that were checked -#}
     {%- set checked = run_query("select v.name, v.value from (select unnest(vars) as v " ~ stamp_sql ~ ")") -%}
     {%- do check_prepared_vars(checked.rows, problems) -%}
+
+    {#- the fits' meta blocks that were checked (retail_segments.ops.settings.meta_fingerprints):
+        the keys other than the var-fed ones, as sorted JSON -#}
+    {%- if 'meta' in engine.column_names -%}
+        {%- set metas = run_query("select m.model, m.passthrough, m.json from"
+            ~ " (select unnest(meta) as m " ~ stamp_sql ~ ")") -%}
+        {%- for row in metas.rows -%}
+            {%- set node = graph.nodes.get('model.retail_segments.' ~ row['model']) -%}
+            {%- set own = {} -%}
+            {%- for key, value in ((node.config.meta if node else none) or {}).items() -%}
+                {%- if key not in row['passthrough'] -%}{%- do own.update({key: value}) -%}{%- endif -%}
+            {%- endfor -%}
+            {%- if tojson(own, sort_keys=true) != row['json'] -%}
+                {%- do problems.append("the meta block of " ~ row['model'] ~ " is "
+                    ~ tojson(own, sort_keys=true) ~ " but was checked as " ~ row['json']) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
 
     {%- do raise_unless_prepared(problems, fix, stamp, "The warehouse was",
         "run `dbt build --full-refresh` (or `make build`, which does so by itself)") -%}

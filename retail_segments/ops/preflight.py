@@ -63,6 +63,7 @@ from retail_segments.ops.settings import (
     check_model_meta,
     check_vars,
     check_vars_against_data,
+    meta_fingerprints,
     parse_cli_vars,
     project_var_defaults,
     var_text,
@@ -547,6 +548,7 @@ def _prepare(
             str(path.resolve()) for _label, path in raw_path_candidates(project_root, {})
         ],
         "incoming_glob": _pattern,
+        "meta": meta_fingerprints(project_root),
         "full_refresh": identity.full_refresh,
         "reasons": list(identity.reasons),
         "vars": [

@@ -12,6 +12,7 @@ range or form, so a user's mistake never surfaces as a traceback from inside a m
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -316,6 +317,28 @@ def model_meta_blocks(project_root: Path) -> dict[str, dict[str, Any]]:
             if meta is not None:
                 blocks[node["name"]] = meta
     return blocks
+
+
+def meta_fingerprints(project_root: Path) -> list[dict[str, Any]]:
+    """What `prepare` checked of each fit's meta block, for the prepared stamp: per model of
+    `retail_segments.ml.MODEL_META`, its keys other than the var-fed ones (``passthrough``) as
+    sorted JSON. The dbt hook renders the same from the parsed project, so a meta block edited
+    after `prepare` stops a plain `dbt build` instead of reaching a fit unchecked."""
+    from retail_segments.ml.settings import MODEL_META
+
+    blocks = model_meta_blocks(project_root)
+    fingerprints = []
+    for model, (_settings, passthrough) in MODEL_META.items():
+        meta = blocks.get(model) or {}
+        own = {key: value for key, value in meta.items() if key not in passthrough}
+        fingerprints.append(
+            {
+                "model": model,
+                "passthrough": sorted(passthrough),
+                "json": json.dumps(own, sort_keys=True),
+            }
+        )
+    return fingerprints
 
 
 def check_model_meta(project_root: Path) -> dict[str, dict[str, Any]]:

@@ -267,13 +267,21 @@ def test_plain_dbt_refuses_what_was_not_prepared(
     refused = run_dbt(["build", *dirs], unset, capture=True)
     assert "RETAIL_RAW_PATH" not in refused.stdout, refused.stdout[-3000:]
     assert "The warehouse was built from other input" in refused.stdout  # the only problem left
-    # another file now sits in the first default place: it is what an unset path means
+    # another file now sits in the first default place: it is what an unset path means; and a
+    # fit's meta block is not what prepare checked (as if its yml was edited after prepare)
     stamp["default_raw_paths"] = [str(synthetic_raw), str(raw)]
+    (pca,) = [entry for entry in stamp["meta"] if entry["model"] == "ml_segmentation_pca_fit"]
+    assert pca["json"] == '{"pca": {}, "sampling": {}}'
+    pca["json"] = '{"pca": {"n_clusters": 9}, "sampling": {}}'
     stamp_path.write_text(json.dumps(stamp))
     refused = run_dbt(["build", *dirs], unset, capture=True)
     assert refused.returncode != 0
     assert (
         f"RETAIL_RAW_PATH is not set, so this run's raw file is {synthetic_raw} (the first"
         f" default place that exists), but the prepared raw file is {raw}"
+    ) in refused.stdout
+    assert (
+        'the meta block of ml_segmentation_pca_fit is {"pca": {}, "sampling": {}} but was checked'
+        ' as {"pca": {"n_clusters": 9}, "sampling": {}}'
     ) in refused.stdout
     assert {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")} == marts

@@ -18,6 +18,7 @@ from retail_segments.ops.settings import (
     check_model_meta,
     check_vars,
     check_vars_against_data,
+    meta_fingerprints,
     parse_cli_vars,
     project_var_defaults,
 )
@@ -189,3 +190,23 @@ def test_a_build_as_of_before_the_data_ends_says_what_is_not_as_of_it() -> None:
     )
     (note,) = as_of_notes(consistent, FACTS, 91)
     assert "after it" not in note, note
+
+
+def test_the_stamp_records_each_fits_meta_without_its_var_fed_keys(tmp_path: Path) -> None:
+    """prepare stamps what it checked of every fit's meta block; the var-fed keys are left out
+    (the vars are stamped and checked on their own), the rest is sorted JSON, which the dbt hook
+    renders the same way from the parsed project."""
+    yml = (
+        "version: 2\nmodels:\n  - name: ml_customer_value_fit\n    config:\n      meta:\n"
+        "        rfm_as_of: \"{{ var('rfm_as_of') | string }}\"\n"
+        "        value: {holdout_days: 30, clv_months: 6}\n"
+    )
+    root = tmp_path / "project"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "_value.yml").write_text(yml)
+    by_model = {entry["model"]: entry for entry in meta_fingerprints(root)}
+    value = by_model["ml_customer_value_fit"]
+    assert value["json"] == '{"value": {"clv_months": 6, "holdout_days": 30}}'
+    assert "rfm_as_of" in value["passthrough"]
+    assert by_model["ml_segmentation_tsne_fit"]["json"] == "{}"  # no block: nothing set
+
