@@ -346,11 +346,10 @@ class SparkMeasurement:
     raw_lines: int | None
 
 
-def run_spark_benchmark(work_dir: Path, raw_path: Path, scale: int = 1) -> SparkMeasurement:
-    """Run the whole Spark build of raw_path into work_dir (tables, landing, serving copy) as
-    ``make build TARGET=spark`` does and measure it (wall time, `ProcessTreePeaks`). Raises
-    RuntimeError if the build fails."""
-    env = {
+def _build_env(work_dir: Path, raw_path: Path) -> dict[str, str]:
+    """The environment of a `python -m retail_segments build` of raw_path whose warehouse,
+    serving copy and dbt target and logs are all inside work_dir."""
+    return {
         **os.environ,
         RAW_PATH_ENV: str(raw_path),
         "RETAIL_DUCKDB_PATH": str(work_dir / "bench.duckdb"),
@@ -358,6 +357,13 @@ def run_spark_benchmark(work_dir: Path, raw_path: Path, scale: int = 1) -> Spark
         "DBT_TARGET_PATH": str(work_dir / "target"),
         "DBT_LOG_PATH": str(work_dir / "logs"),
     }
+
+
+def run_spark_benchmark(work_dir: Path, raw_path: Path, scale: int = 1) -> SparkMeasurement:
+    """Run the whole Spark build of raw_path into work_dir (tables, landing, serving copy) as
+    ``make build TARGET=spark`` does and measure it (wall time, `ProcessTreePeaks`). Raises
+    RuntimeError if the build fails."""
+    env = _build_env(work_dir, raw_path)
     log_path = work_dir / "spark-build.log"
     peaks = ProcessTreePeaks()
     started = time.perf_counter()
@@ -550,16 +556,9 @@ def run_spark_incremental_check(work_dir: Path, raw_path: Path) -> str:
         root = work_dir / engine
         incoming = root / "incoming"
         incoming.mkdir(parents=True)
-        env = {
-            **os.environ,
-            RAW_PATH_ENV: str(history),
-            "RETAIL_INCOMING_GLOB": str(incoming / "*.csv.zst"),
-            "RETAIL_DUCKDB_PATH": str(root / "bench.duckdb"),
-            "RETAIL_SPARK_DIR": str(root / "spark"),
-            "RETAIL_SERVING_DIR": str(root / "serving"),
-            "DBT_TARGET_PATH": str(root / "target"),
-            "DBT_LOG_PATH": str(root / "logs"),
-        }
+        env = _build_env(root, history)
+        env["RETAIL_INCOMING_GLOB"] = str(incoming / "*.csv.zst")
+        env["RETAIL_SPARK_DIR"] = str(root / "spark")
         target = ["--target", "spark"] if engine == "spark" else []
         first = _cli_build(env, root / "first.log", *target, "--vars", first_vars)
         (incoming / day_file.name).write_bytes(day_file.read_bytes())

@@ -209,4 +209,3 @@ def test_the_stamp_records_each_fits_meta_without_its_var_fed_keys(tmp_path: Pat
     assert value["json"] == '{"value": {"clv_months": 6, "holdout_days": 30}}'
     assert "rfm_as_of" in value["passthrough"]
     assert by_model["ml_segmentation_tsne_fit"]["json"] == "{}"  # no block: nothing set
-
