@@ -97,7 +97,7 @@
     {%- set checked = run_query("select v.name, v.value from (select unnest(vars) as v " ~ stamp_sql ~ ")") -%}
     {%- do check_prepared_vars(checked.rows, problems) -%}
 
-    {#- the fits' meta blocks that were checked (retail_segments.ops.settings.meta_fingerprints):
+    {#- the fits' meta blocks that were checked (retail_segments.ops.settings.CheckedMeta):
         the keys other than the var-fed ones, as sorted JSON -#}
     {%- if 'meta' in engine.column_names -%}
         {%- set metas = run_query("select m.model, m.passthrough, m.json from"

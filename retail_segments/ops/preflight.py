@@ -63,7 +63,6 @@ from retail_segments.ops.settings import (
     check_model_meta,
     check_vars,
     check_vars_against_data,
-    meta_fingerprints,
     parse_cli_vars,
     project_var_defaults,
     var_text,
@@ -495,7 +494,7 @@ def _prepare(
 ) -> PreparedBuild:
     check_environment(environ)
     meta = check_model_meta(project_root)
-    holdout_days = meta["ml_customer_value_fit"]["value"].holdout_days
+    holdout_days = meta.settings["ml_customer_value_fit"]["value"].holdout_days
     cli_vars, _rest = parse_cli_vars(dbt_args)
     raw_values = {**project_var_defaults(project_root), **cli_vars}
     settings = check_vars(raw_values)
@@ -548,7 +547,7 @@ def _prepare(
             str(path.resolve()) for _label, path in raw_path_candidates(project_root, {})
         ],
         "incoming_glob": _pattern,
-        "meta": meta_fingerprints(project_root),
+        "meta": meta.fingerprints,
         "full_refresh": identity.full_refresh,
         "reasons": list(identity.reasons),
         "vars": [

@@ -18,7 +18,6 @@ from retail_segments.ops.settings import (
     check_model_meta,
     check_vars,
     check_vars_against_data,
-    meta_fingerprints,
     parse_cli_vars,
     project_var_defaults,
 )
@@ -127,9 +126,10 @@ def test_the_value_holdout_checked_is_the_one_the_meta_block_sets(tmp_path: Path
     root = tmp_path / "project"
     (root / "models").mkdir(parents=True)
     (root / "models" / "_value.yml").write_text(yml)
-    holdout_days = check_model_meta(root)["ml_customer_value_fit"]["value"].holdout_days
+    holdout_days = check_model_meta(root).settings["ml_customer_value_fit"]["value"].holdout_days
     assert holdout_days == 30
-    assert check_model_meta(PROJECT_ROOT)["ml_customer_value_fit"]["value"].holdout_days == 91
+    shipped = check_model_meta(PROJECT_ROOT).settings["ml_customer_value_fit"]["value"]
+    assert shipped.holdout_days == 91
     values = {
         **project_var_defaults(PROJECT_ROOT),
         "clv_calibration_end": "2011-11-01",
@@ -204,7 +204,7 @@ def test_the_stamp_records_each_fits_meta_without_its_var_fed_keys(tmp_path: Pat
     root = tmp_path / "project"
     (root / "models").mkdir(parents=True)
     (root / "models" / "_value.yml").write_text(yml)
-    by_model = {entry["model"]: entry for entry in meta_fingerprints(root)}
+    by_model = {entry["model"]: entry for entry in check_model_meta(root).fingerprints}
     value = by_model["ml_customer_value_fit"]
     assert value["json"] == '{"value": {"clv_months": 6, "holdout_days": 30}}'
     assert "rfm_as_of" in value["passthrough"]
