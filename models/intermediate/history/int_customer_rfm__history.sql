@@ -62,10 +62,7 @@ purchases_before_as_of as (
         lines.invoice_no,
         lines.invoice_at,
         as_of.rfm_as_of,
-        case
-            when lines.canceled_at < as_of.rfm_as_of then lines.net_value
-            else lines.gross_value
-        end as value_known_at_as_of
+        {{ value_known_at('as_of.rfm_as_of', 'lines') }} as value_known_at_as_of
     from lines
     cross join as_of
     where lines.invoice_at < as_of.rfm_as_of

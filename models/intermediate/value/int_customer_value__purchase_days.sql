@@ -20,10 +20,8 @@ valued as (
         customer_id,
         invoice_at,
         net_value,
-        case when canceled_at < {{ as_of }} then net_value else gross_value end
-            as value_known_at_rfm_as_of,
-        case when canceled_at < {{ calibration_end }} then net_value else gross_value end
-            as value_known_at_calibration_end,
+        {{ value_known_at(as_of) }} as value_known_at_rfm_as_of,
+        {{ value_known_at(calibration_end) }} as value_known_at_calibration_end,
         invoice_at < {{ as_of }} as is_before_rfm_as_of,
         invoice_at < {{ calibration_end }} as is_before_calibration_end
     from lines
