@@ -41,7 +41,7 @@ bench: $(STAMP) $(SPARK_STAMP)
 	$(PY) -m retail_segments_dev.bench --scales 1,10 --spark-scales 1,10 --spark-incremental --data-dir $(BENCH_DATA)
 
 # Fresh builds of the real file, 10x and 100x synthetic files (generated once into BENCH_DATA and
-# reused; the 100x file takes minutes and ~550 MB) and the pandas baseline at 1x.
+# reused; the 100x file takes minutes and 574 MB) and the pandas baseline at 1x.
 bench-scale: $(STAMP)
 	$(PY) -m retail_segments_dev.bench --scales 1,10,100 --data-dir $(BENCH_DATA)
 

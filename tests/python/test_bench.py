@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import pytest
 import zstandard
-from dbt_helpers import Workspace
+from dbt_helpers import PROJECT_ROOT, Workspace
 
 from retail_segments_dev import baseline, bench, reference
 from retail_segments_dev.bench import BuildMeasurement, NodeTiming
@@ -27,6 +27,7 @@ def _timings() -> list[NodeTiming]:
         ("model.retail_segments.fct_sales_lines", 1.0),
         ("model.retail_segments.customer_rfm", 0.5),
         ("model.retail_segments.int_customer_rfm__history", 0.75),
+        ("model.retail_segments.int_sales_lines__data_window", 0.125),
         ("model.retail_segments.fct_orders", 4.0),
         ("model.retail_segments.ml_segmentation_tsne_fit", 30.0),
         ("test.retail_segments.not_null_fct_sales_lines_customer_id.abc", 0.25),
@@ -67,7 +68,10 @@ def test_run_results_are_read_slowest_first(tmp_path: Path) -> None:
 
 
 def test_cleaning_time_sums_the_models_the_baseline_replaces() -> None:
-    assert bench.cleaning_seconds(_timings()) == 0.25 + 2.0 + 1.0 + 0.5
+    # staging, screened, the fact, the RFM history and customer_rfm; not the data window
+    assert bench.cleaning_seconds(_timings()) == 0.25 + 2.0 + 1.0 + 0.5 + 0.75
+    models = {path.stem for path in (PROJECT_ROOT / "models").rglob("*.sql")}
+    assert set(bench.CLEANING_MODELS) <= models
     assert bench.hook_seconds(_timings()) == 1.5
 
 
