@@ -88,7 +88,6 @@ NAME_COLUMNS: tuple[str, ...] = (
     "archetype_distance",
     "name_source",
 )
-NAME_SOURCES: tuple[str, ...] = ("archetype", "previous_model")
 # A cluster whose mean orders is below this rounds to one order ("one order" qualifier).
 ONE_ORDER_BELOW = 1.5
 QUALIFIER_SEPARATOR = ", "

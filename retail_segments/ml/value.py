@@ -908,11 +908,6 @@ class GammaGammaParams:
         """The parameters as ``{'p': ..., 'q': ..., 'v': ...}``."""
         return {"p": self.p, "q": self.q, "v": self.v}
 
-    @property
-    def mean_order_value(self) -> float:
-        """Population mean purchase value ``p v / (q - 1)`` (infinite when ``q <= 1``)."""
-        return self.p * self.v / (self.q - 1.0) if self.q > 1 else math.inf
-
 
 @dataclass(frozen=True)
 class GammaGammaFit:

@@ -38,7 +38,6 @@ DEFAULT_DRIVER_MEMORY = "2g"
 TABLES_DIR_NAME = "tables"
 MANAGED_DIR_NAME = "managed"
 SCRATCH_PREFIX = "_"
-SPARK_TARGET = "spark"
 
 # Set on the session and (the runtime ones) re-applied by dbt-spark on every statement through the
 # spark target's server_side_parameters in profiles.yml; tests check the two agree.

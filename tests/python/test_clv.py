@@ -156,6 +156,27 @@ def test_cdnow_gamma_gamma_fit_reproduces_the_note(cdnow: pd.DataFrame) -> None:
         assert getattr(fit.params, name) == pytest.approx(published, abs=0.01), name
 
 
+def test_gamma_gamma_likelihood_is_the_density_of_the_mean_spend(cdnow: pd.DataFrame) -> None:
+    """The closed form against the model it integrates: the mean of x Gamma(p, nu) values is
+    Gamma(p x, x nu), and nu ~ Gamma(q, v); and the fit's log-likelihood is its sum."""
+    repeat = cdnow.loc[cdnow["frequency"] > 0]
+    fit = clv.fit_gamma_gamma(repeat["frequency"], repeat["monetary"])
+    ll = clv.gamma_gamma_log_likelihood(fit.params, repeat["frequency"], repeat["monetary"])
+    assert ll.sum() == pytest.approx(fit.diagnostics.log_likelihood, rel=1e-12)
+    p, q, v = fit.params.p, fit.params.q, fit.params.v
+    for x, zbar in [(1, 9.0), (2, 35.5), (7, 18.0), (20, 140.0)]:
+
+        def joint(nu: float, x: int = x, zbar: float = zbar) -> float:
+            mean = special.gammaln(p * x) * -1 + p * x * math.log(x * nu)
+            mean += (p * x - 1) * math.log(zbar) - x * nu * zbar
+            prior = q * math.log(v) - special.gammaln(q) + (q - 1) * math.log(nu) - v * nu
+            return math.exp(mean + prior)
+
+        density, _ = integrate.quad(joint, 0, np.inf, limit=200)
+        closed = clv.gamma_gamma_log_likelihood(fit.params, [x], [zbar])[0]
+        assert closed == pytest.approx(math.log(density), abs=1e-7), (x, zbar)
+
+
 def test_weighted_collapse_gives_the_same_fit(cdnow: pd.DataFrame) -> None:
     collapsed = clv.collapse_summary(cdnow)
     assert len(collapsed) < len(cdnow) / 2  # CDNOW has many identical (0, 0, T) rows
