@@ -1,4 +1,5 @@
-"""Command line: ``python -m retail_segments [--project-dir DIR] build|prepare|report|backfill``.
+"""Command line: ``python -m retail_segments [--project-dir DIR]
+build|prepare|backfill|clean-warehouse|report``.
 
 The project is found from the working directory (or ``--project-dir`` / ``RETAIL_PROJECT_DIR``;
 `retail_segments.ops.paths.find_project_root`), so the installed ``retail-segments`` command
@@ -241,7 +242,9 @@ def _help(command: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="retail-segments", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="retail-segments", description=__doc__.split("\n\n")[0].replace("\n", " ")
+    )
     parser.add_argument(
         "--project-dir",
         type=Path,

@@ -11,6 +11,7 @@ publish on it. See docs/spark.md.
 * `retail_segments.spark.publish`: the serving copy from the Spark tables.
 * `retail_segments.spark.build`: ``python -m retail_segments build --target spark``.
 
-pyspark is an optional dependency (``pip install -e '.[spark]'``); nothing here is imported by the
-DuckDB build.
+pyspark is an optional dependency (``pip install -e '.[spark]'``). The DuckDB build and backfill
+import `retail_segments.spark.build` to tell whether the target is Spark; pyspark itself is
+imported only when a Spark build runs.
 """
