@@ -85,7 +85,9 @@
             {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- set matched = run_query("select file from glob(" ~ string_literal(stamp['incoming_glob']) ~ ") order by file")
+    {#- hidden files (.gitkeep) are not daily files: prepare's glob skips them too -#}
+    {%- set matched = run_query("select file from glob(" ~ string_literal(stamp['incoming_glob'])
+        ~ ") where not starts_with(parse_filename(file), '.') order by file")
         .columns[0].values() | list -%}
     {%- for path in matched -%}
         {%- if path not in prepared_incoming and path != stamp['raw_path'] -%}

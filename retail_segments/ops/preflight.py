@@ -71,7 +71,9 @@ from retail_segments.ops.settings import (
 LANDING_DIR_ENV = "RETAIL_LANDING_DIR"
 PREPARED_STAMP_ENV = "RETAIL_PREPARED_STAMP"
 INCOMING_GLOB_ENV = "RETAIL_INCOMING_GLOB"
-DEFAULT_INCOMING_GLOB = "data/incoming/*.csv.zst"
+# Every file of data/incoming/ is a daily file (hidden ones, such as .gitkeep, excepted): one the
+# product cannot read stops the run rather than being left out.
+DEFAULT_INCOMING_GLOB = "data/incoming/*"
 CURRENT_LINK = "current"
 STAMP_NAME = "prepared.json"
 KEEP_PREPARED_SETS = 3
@@ -185,22 +187,35 @@ def landing_dir(warehouse: Path, environ: Mapping[str, str]) -> Path:
 
 
 def incoming_files(project_root: Path, environ: Mapping[str, str]) -> tuple[str, list[Path]]:
-    """The incoming daily files (``RETAIL_INCOMING_GLOB``, relative to the project), sorted by
-    name, with the pattern used. Raises `InputError` for a match the product cannot read."""
+    """The incoming daily files (``RETAIL_INCOMING_GLOB``, relative to the project; default every
+    file of ``data/incoming/``), sorted by name, with the pattern used. Hidden files (names
+    starting with a dot) are not matched, as in the shell. Raises `InputError` for a match the
+    product cannot read (a name ending it does not know, or a folder), so nothing the user put
+    there is silently left out."""
     pattern = environ.get(INCOMING_GLOB_ENV) or DEFAULT_INCOMING_GLOB
     anchored = Path(pattern).expanduser()
     if not anchored.is_absolute():
         anchored = project_root / anchored
-    found = sorted(Path(match).resolve() for match in glob.glob(str(anchored)))
-    files = [path for path in found if path.is_file()]
+    files = sorted(Path(match).resolve() for match in glob.glob(str(anchored)))
+    fix = (
+        "move it out of the folder, or set "
+        f"{INCOMING_GLOB_ENV} to a pattern of the daily files only, e.g. data/incoming/*.csv.zst"
+    )
     for path in files:
+        if not path.is_file():
+            raise InputError(
+                path,
+                f"matches {INCOMING_GLOB_ENV} ({pattern}) but is not a file (a folder?); the"
+                " daily files must lie directly in the folder",
+                fix=fix,
+            )
         if not path.name.lower().endswith(tuple(SUFFIX_CONTAINERS)):
             raise InputError(
                 path,
                 f"matches {INCOMING_GLOB_ENV} ({pattern}) but has a name ending this product"
                 " does not read",
                 [f"supported endings: {', '.join(SUFFIX_CONTAINERS)}"],
-                f"narrow {INCOMING_GLOB_ENV} to the daily files, e.g. data/incoming/*.csv.zst",
+                fix,
             )
     return str(anchored), files
 

@@ -21,7 +21,8 @@ import pytest
 import zstandard
 from dbt_helpers import PROJECT_ROOT, Workspace, copy_workspace, run_cli, table_checksums
 
-from retail_segments.ops import publish
+from retail_segments.ops import preflight, publish
+from retail_segments.ops.inputs import InputError
 
 pytestmark = pytest.mark.dbt
 
@@ -470,6 +471,36 @@ def test_an_incoming_file_is_checked_like_the_raw_file(
     assert result.returncode == 2
     assert f"Raw data file '{bad}'" in result.stderr and "'£2'" in result.stderr
     assert guarded.marts() == marts_before
+
+
+def test_every_file_of_the_incoming_folder_is_read_or_refused(tmp_path: Path) -> None:
+    """By default every file of data/incoming/ is a daily file, whatever form it takes; hidden
+    files are not; a file or folder the product cannot read stops the run instead of being left
+    out of a build that says it succeeded."""
+    incoming = tmp_path / "data" / "incoming"
+    incoming.mkdir(parents=True)
+    for name in ("2011-12-12.csv", "2011-12-10.csv.zst", "2011-12-11.csv.gz", ".gitkeep"):
+        (incoming / name).write_bytes(b"")
+    pattern, files = preflight.incoming_files(tmp_path, {})
+    assert pattern == str(incoming / "*")
+    assert [path.name for path in files] == [
+        "2011-12-10.csv.zst",
+        "2011-12-11.csv.gz",
+        "2011-12-12.csv",
+    ]
+    (incoming / "notes.txt").write_text("not data")
+    with pytest.raises(InputError, match=r"notes\.txt' matches RETAIL_INCOMING_GLOB") as error:
+        preflight.incoming_files(tmp_path, {})
+    assert "move it out of the folder" in str(error.value)
+    (incoming / "notes.txt").unlink()
+    (incoming / "2011-12").mkdir()
+    with pytest.raises(InputError, match=r"2011-12' matches .* not a file"):
+        preflight.incoming_files(tmp_path, {})
+    # an explicit pattern is the user's choice: only what it matches is read
+    narrowed = {"RETAIL_INCOMING_GLOB": str(incoming / "*.csv.zst")}
+    assert [path.name for path in preflight.incoming_files(tmp_path, narrowed)[1]] == [
+        "2011-12-10.csv.zst"
+    ]
 
 
 def test_validated_files_are_landed_once_until_they_change(

@@ -90,7 +90,8 @@ class IncrementalWorkspace(Workspace):
             **os.environ,
             "RETAIL_RAW_PATH": str(raw),
             "RETAIL_DUCKDB_PATH": str(self.warehouse),
-            "RETAIL_INCOMING_GLOB": str(self.incoming / "*.csv.zst"),
+            # every file of the folder, as by default; the hook skips the hidden .gitkeep too
+            "RETAIL_INCOMING_GLOB": str(self.incoming / "*"),
         }
         dirs = ["--target-path", str(self.root / "target"), "--log-path", str(self.root / "logs")]
         return run_prepared_dbt(["build", *SELECTION, *args, "--vars", self.vars, *dirs], env)
@@ -106,6 +107,7 @@ def loaded(split_files: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
         tmp_path_factory.mktemp("incremental_build"), split_files["incoming"], split_files["vars"]
     )
     workspace.incoming.mkdir()
+    (workspace.incoming / ".gitkeep").touch()
     assert_built(workspace.run(split_files["raw"]))
     before = workspace.query("select count(*) from marts.fct_sales_lines")[0][0]
     for day in ("day_1", "day_2"):
