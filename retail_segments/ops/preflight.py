@@ -221,23 +221,34 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> tuple[str,
 
 
 def data_facts(landed: Sequence[LandedFile]) -> DataFacts:
-    """The inputs' time range and each customer's first purchase (lines with a customer, a
-    positive quantity and price, no cancellation invoice, a goods stock code: the lines the
-    cleaning keeps), read from the landed Parquet."""
+    """The inputs' time range, each customer's first purchase and each repeat customer's first
+    purchase on their second purchase day (lines with a customer, a positive quantity and price,
+    no cancellation invoice, a goods stock code: the lines the cleaning keeps), read from the
+    landed Parquet."""
     files = [str(item.parquet) for item in landed]
     with scratch_connection() as connection:
-        first_purchases = connection.execute(
-            "select cast(min(InvoiceDate) as timestamp) from read_parquet($files)"
-            " where CustomerID is not null and Quantity > 0 and UnitPrice > 0"
-            " and InvoiceNo not like 'C%'"
-            " and not (upper(substr(StockCode, 1, 1)) between 'A' and 'Z')"
-            " group by CustomerID",
+        day_starts = connection.execute(
+            "with kept as ("
+            "  select CustomerID, cast(InvoiceDate as timestamp) as invoice_at"
+            "  from read_parquet($files)"
+            "  where CustomerID is not null and Quantity > 0 and UnitPrice > 0"
+            "  and InvoiceNo not like 'C%'"
+            "  and not (upper(substr(StockCode, 1, 1)) between 'A' and 'Z')"
+            "), days as ("
+            "  select CustomerID, min(invoice_at) as started_at from kept"
+            "  group by CustomerID, cast(invoice_at as date)"
+            "), numbered as ("
+            "  select started_at,"
+            "  row_number() over (partition by CustomerID order by started_at) as day_number"
+            "  from days"
+            ") select started_at, day_number from numbered where day_number <= 2",
             {"files": files},
         ).fetchall()
     return DataFacts(
         first_invoice_at=min(item.first_invoice_at for item in landed),
         last_invoice_at=max(item.last_invoice_at for item in landed),
-        customer_first_purchases=[row[0] for row in first_purchases],
+        customer_first_purchases=[at for at, number in day_starts if number == 1],
+        customer_second_purchase_days=[at for at, number in day_starts if number == 2],
     )
 
 

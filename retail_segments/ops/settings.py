@@ -36,6 +36,11 @@ MIN_NEW_CUSTOMERS = 1
 # and the holdout it scores by default (retail_segments.ml.settings.CustomerValueSettings
 # .holdout_days; prepare passes the meta block's value).
 MIN_VALUE_CUSTOMERS = 50
+# Fewest customers with purchases on two or more days before rfm_as_of and before
+# clv_calibration_end: the BG/NBD fit needs repeat purchases and the Gamma-Gamma fit repeat spend
+# (on the real file, as of 2010-12-02 there is none and as of 2010-12-03 the few there are give a
+# Gamma-Gamma q below 1, an infinite mean spend; from about 20 on the fits are sound).
+MIN_VALUE_REPEAT_CUSTOMERS = 20
 CLV_HOLDOUT_DAYS = 91
 
 _TIMESTAMP_FORMS = ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
@@ -56,6 +61,11 @@ class SettingsError(ValueError):
 
 def _as_timestamp(value: Any) -> datetime:
     if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            # YAML reads 2011-06-01T00:00:00+05:00 as an aware datetime
+            raise ValueError(
+                f"has a time zone; write {_TIMESTAMP_HELP} in the data's own clock, without one"
+            )
         return value
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
@@ -124,6 +134,14 @@ def parse_cli_vars(dbt_args: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     index = 0
     while index < len(args):
         arg = args[index]
+        if (arg == "--vars" or arg.startswith("--vars=")) and text is not None:
+            # dbt would keep only the last one
+            raise SettingsError(
+                [
+                    "--vars is given twice; give every var in one mapping, e.g. --vars "
+                    + _VARS_EXAMPLE
+                ]
+            )
         if arg == "--vars":
             if index + 1 >= len(args):
                 raise SettingsError([f"--vars needs a value, e.g. --vars {_VARS_EXAMPLE}"])
@@ -143,6 +161,14 @@ def parse_cli_vars(dbt_args: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
         mark = getattr(error, "problem", None) or "not YAML"
         raise SettingsError(
             [f"--vars {text!r} does not parse ({mark}); write it as YAML, e.g. {_VARS_EXAMPLE}"]
+        ) from error
+    except ValueError as error:
+        # YAML reads an unquoted 2011-13-01 as a date, which does not exist
+        raise SettingsError(
+            [
+                f"--vars {text!r} holds a date that does not exist ({error}); write"
+                f" {_TIMESTAMP_HELP}, e.g. {_VARS_EXAMPLE}"
+            ]
         ) from error
     if parsed is None:
         return {}, rest
@@ -179,12 +205,14 @@ def var_text(value: Any) -> str:
 
 @dataclass(frozen=True)
 class DataFacts:
-    """What the settings are checked against: the time range of every input line, and the
-    moments at which the N-th customer made their first purchase (for the fits' minimum sizes)."""
+    """What the settings are checked against: the time range of every input line, each
+    customer's first purchase and each repeat customer's first purchase on their second purchase
+    day (calendar day, the customer value's purchase day), for the fits' minimum sizes."""
 
     first_invoice_at: datetime
     last_invoice_at: datetime
     customer_first_purchases: Sequence[datetime]
+    customer_second_purchase_days: Sequence[datetime]
 
     @property
     def end_of_data(self) -> datetime:
@@ -192,12 +220,16 @@ class DataFacts:
         last = self.last_invoice_at
         return datetime(last.year, last.month, last.day) + timedelta(days=1)
 
-    def customers_before(self, moment: datetime) -> int:
-        return sum(1 for first in self.customer_first_purchases if first < moment)
+    def customers_before(self, moment: datetime, *, repeat: bool = False) -> int:
+        """Customers who bought before ``moment`` (``repeat``: on two or more days)."""
+        moments = self.customer_second_purchase_days if repeat else self.customer_first_purchases
+        return sum(1 for first in moments if first < moment)
 
-    def earliest_with(self, n_customers: int) -> datetime | None:
-        """The first midnight before which at least n_customers have bought, if any."""
-        ordered = sorted(self.customer_first_purchases)
+    def earliest_with(self, n_customers: int, *, repeat: bool = False) -> datetime | None:
+        """The first midnight before which at least n_customers have bought (``repeat``: on two
+        or more days), if any."""
+        moments = self.customer_second_purchase_days if repeat else self.customer_first_purchases
+        ordered = sorted(moments)
         if len(ordered) < n_customers:
             return None
         moment = ordered[n_customers - 1]
@@ -246,25 +278,42 @@ def check_vars_against_data(
         if problems:
             raise SettingsError(problems)
         return
+    repeaters = "customers with purchases on two or more days"
     minimums = (
-        ("rfm_as_of", MIN_SEGMENTED_CUSTOMERS, "customers with a purchase", "the segmentation"),
+        (
+            "rfm_as_of",
+            MIN_SEGMENTED_CUSTOMERS,
+            False,
+            "customers with a purchase",
+            "the segmentation",
+        ),
+        ("rfm_as_of", MIN_VALUE_REPEAT_CUSTOMERS, True, repeaters, "the customer value fit"),
         (
             "new_customer_cutoff",
             MIN_INTEREST_TRAINING_CUSTOMERS,
+            False,
             "customers who first bought",
             "the interest fit",
         ),
         (
             "clv_calibration_end",
             MIN_VALUE_CUSTOMERS,
+            False,
             "customers with a purchase",
-            "the customer value fit",
+            "the customer value evaluation",
+        ),
+        (
+            "clv_calibration_end",
+            MIN_VALUE_REPEAT_CUSTOMERS,
+            True,
+            repeaters,
+            "the customer value evaluation",
         ),
     )
-    for name, minimum, who, fit in minimums:
-        found = facts.customers_before(getattr(settings, name))
+    for name, minimum, repeat, who, fit in minimums:
+        found = facts.customers_before(getattr(settings, name), repeat=repeat)
         if found < minimum:
-            earliest = facts.earliest_with(minimum)
+            earliest = facts.earliest_with(minimum, repeat=repeat)
             where = f"valid: from {_fmt(earliest)} on" if earliest else "the data has too few"
             problems.append(
                 f"var {name} = {_shown(raw[name])} leaves {found} {who} before it; {fit} needs"
@@ -283,11 +332,16 @@ def check_vars_against_data(
     holdout_end = settings.clv_calibration_end + timedelta(days=holdout_days)
     if holdout_end > end:
         latest = end - timedelta(days=holdout_days)
-        earliest = facts.earliest_with(MIN_VALUE_CUSTOMERS)
+        earliests = (
+            facts.earliest_with(MIN_VALUE_CUSTOMERS),
+            facts.earliest_with(MIN_VALUE_REPEAT_CUSTOMERS, repeat=True),
+        )
+        earliest = None if None in earliests else max(e for e in earliests if e is not None)
         if earliest is None or latest < earliest:
             valid = (
                 f"no value is valid for this data ({_fmt(start)} to {_fmt(end)}): the evaluation"
-                f" needs {MIN_VALUE_CUSTOMERS} customers before clv_calibration_end and"
+                f" needs {MIN_VALUE_CUSTOMERS} customers ({MIN_VALUE_REPEAT_CUSTOMERS} of them"
+                " with purchases on two or more days) before clv_calibration_end and"
                 f" {holdout_days} days of data after it; build a file that covers more time, or"
                 " shorten the holdout (ml_customer_value_fit meta value.holdout_days)"
             )

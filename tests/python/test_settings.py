@@ -94,6 +94,7 @@ FACTS = DataFacts(
     first_invoice_at=datetime(2010, 12, 1, 8, 26),
     last_invoice_at=datetime(2011, 12, 9, 12, 50),
     customer_first_purchases=[datetime(2010, 12, 1 + i % 28, 9) for i in range(200)],
+    customer_second_purchase_days=[datetime(2011, 1, 1 + i % 28, 9) for i in range(100)],
 )
 
 
@@ -107,6 +108,22 @@ FACTS = DataFacts(
         ({"clv_monthly_discount_rate": "1%"}, "clv_monthly_discount_rate = '1%'"),
         ({"rfm_as_of": "2011-12-11"}, "after the data ends"),
         ({"new_customer_cutoff": "2011-12-05"}, "no customer who first bought on or after it"),
+        # enough customers to segment, but no repeat purchases for the value fit to model
+        (
+            {"rfm_as_of": "2010-12-20", "new_customer_cutoff": "2010-12-10"},
+            "var rfm_as_of = '2010-12-20' leaves 0 customers with purchases on two or more days"
+            " before it; the customer value fit needs at least 20; valid: from 2011-01-06 00:00 on",
+        ),
+        (
+            {"clv_calibration_end": "2011-01-03"},
+            "var clv_calibration_end = '2011-01-03' leaves 8 customers with purchases on two or"
+            " more days before it; the customer value evaluation needs at least 20",
+        ),
+        # YAML reads an unquoted moment with an offset as an aware datetime
+        (
+            {"rfm_as_of": datetime.fromisoformat("2011-06-01T00:00:00+05:00")},
+            "has a time zone; write a date YYYY-MM-DD (midnight)",
+        ),
     ],
 )
 def test_a_var_outside_the_data_or_its_range_is_refused(overrides: dict, phrase: str) -> None:
@@ -147,6 +164,7 @@ def test_data_too_short_for_the_value_holdout_says_no_date_is_valid() -> None:
         first_invoice_at=datetime(2010, 12, 1, 8, 26),
         last_invoice_at=datetime(2011, 1, 31, 17, 0),
         customer_first_purchases=FACTS.customer_first_purchases,
+        customer_second_purchase_days=FACTS.customer_second_purchase_days,
     )
     values = {
         **project_var_defaults(PROJECT_ROOT),
@@ -167,6 +185,12 @@ def test_vars_from_the_command_line_are_parsed_and_the_rest_passed_on() -> None:
     assert str(parsed["rfm_as_of"]) == "2011-06-01" and rest == ["--select", "x", "-q"]
     with pytest.raises(SettingsError, match="is not a mapping"):
         parse_cli_vars(["--vars=[1, 2]"])
+    # an unquoted date that does not exist fails in YAML itself: a message, not a traceback
+    with pytest.raises(SettingsError, match=r"holds a date that does not exist \(month must be"):
+        parse_cli_vars(["--vars", "{rfm_as_of: 2011-13-01}"])
+    # dbt would silently keep only the last --vars
+    with pytest.raises(SettingsError, match="--vars is given twice"):
+        parse_cli_vars(["--vars", "{rfm_as_of: 2011-06-01}", "--vars={clv_months: 6}"])
 
 
 def test_a_build_as_of_before_the_data_ends_says_what_is_not_as_of_it() -> None:
