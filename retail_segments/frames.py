@@ -19,7 +19,6 @@ shell runs unchanged on both and ``retail_segments.ml`` only ever sees pandas:
   (e.g. a customer's purchase days): on Spark the groups are spread over buckets by a hash of the
   group key and each bucket's rows reach the function together (``applyInPandas``), so no group
   is split; on DuckDB the function gets the whole relation.
-* `table_frame`: a table read by name (not through ``ref``), or None when it does not exist.
 """
 
 from __future__ import annotations
@@ -225,26 +224,3 @@ def map_groups(
         return function(batch).loc[:, names]
 
     return keyed.groupBy(bucket).applyInPandas(apply, _ddl(schema))
-
-
-def table_frame(
-    session: Any, database: str | None, schema: str, name: str, columns: Sequence[str]
-) -> pd.DataFrame | None:
-    """The columns of table schema.name read through the model's session (DuckDB connection or
-    SparkSession), as `frame` gives them, or None when the table does not exist (a table read
-    by name because a ``ref`` would make a cycle)."""
-    if hasattr(session, "catalog") and hasattr(session, "table"):
-        if not session.catalog.tableExists(f"{schema}.{name}"):
-            return None
-        return frame(session.table(f"{schema}.{name}"), columns)
-    found = session.execute(
-        "select count(*) from information_schema.tables"
-        " where table_catalog = ? and table_schema = ? and table_name = ?",
-        [database, schema, name],
-    ).fetchall()[0][0]
-    if not found:
-        return None
-    selected = ", ".join(_quoted(column) for column in columns)
-    return session.sql(
-        f"select {selected} from {_quoted(str(database))}.{_quoted(schema)}.{_quoted(name)}"
-    ).df()

@@ -339,7 +339,9 @@ def test_retraining_one_month_later_keeps_names_and_is_recorded(
     with duckdb.connect(str(workspace.warehouse)) as connection:
         connection.register("previous", previous)
         connection.execute("insert into ml.model_registry by name select * from previous")
-    result = workspace.build(synthetic_raw, "--select", "ml_segmentation_tsne_fit+")
+    result = workspace.build(
+        synthetic_raw, "--select", "previous_model_registry ml_segmentation_tsne_fit+"
+    )
     assert_built(result)
 
     previous_model = load_model(previous.artifact.iloc[0])
@@ -407,3 +409,14 @@ def test_retraining_one_month_later_keeps_names_and_is_recorded(
         and "after_renaming" not in node["unique_id"]
     ]
     assert share_test == ["warn" if row.share_changed > 0.2 else "pass"], row.to_dict()
+
+    # the fit reads the registry as it stands (the inserted model and the shared build's own);
+    # a --full-refresh run rebuilds the registry, so the fit of a refreshed build inherits nothing
+    registered = workspace.query("select count(*) from ml.model_registry")[0][0]
+    assert registered >= 2
+    assert workspace.query("select count(*) from ml.previous_model_registry")[0][0] == registered
+    refreshed = workspace.build(
+        synthetic_raw, "--select", "previous_model_registry", "--full-refresh"
+    )
+    assert_built(refreshed)
+    assert workspace.query("select count(*) from ml.previous_model_registry")[0][0] == 0

@@ -304,13 +304,6 @@ def test_map_groups_gives_the_function_every_row_of_a_group(
         frames.map_groups(connection.table("days"), total, {"spend": "double"}, by=["customer_id"])
 
 
-def test_table_frame_is_none_for_a_missing_table(connection: duckdb.DuckDBPyConnection) -> None:
-    database = connection.sql("select current_database()").fetchall()[0][0]
-    assert frames.table_frame(connection, database, "main", "absent", ["x"]) is None
-    found = frames.table_frame(connection, database, "main", "names", ["segment_name"])
-    assert found is not None and sorted(found["segment_name"]) == ["lost", "loyal"]
-
-
 def test_spark_rows_get_duckdbs_dtypes() -> None:
     """What Spark's toPandas gives (nullable integers as floats, booleans as objects, decimals
     as Decimal objects, aware timestamps) is read with DuckDB's .df() dtypes."""

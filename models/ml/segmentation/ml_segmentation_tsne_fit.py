@@ -5,9 +5,10 @@ file's scale), the others assigned.
 
 Names follow the customers across retrains: when ml.model_registry holds a segment classifier of
 an earlier data window (last month's build), the clusters first inherit the names it predicts
-for their customers (retail_segments.ml.naming.inherit_names). The registry is read here
-directly, not through ref: it is downstream of this model (a ref would be a cycle). It does not
-exist before the first build (or after --full-refresh): then there is no previous model.
+for their customers (retail_segments.ml.naming.inherit_names). The registry is read through
+ml.previous_model_registry, a view that reads it by name (it is downstream of this model: a ref
+would be a cycle) and is empty on the first build and on --full-refresh: then there is no
+previous model.
 
 Returns one row per fit (key: stage) with the results customers, candidates, embedding_summary
 and clusters as nested columns; the contracted SQL models customer_embeddings,
@@ -15,7 +16,7 @@ cluster_model_selection, embedding_summary and cluster_profiles unpack them. Thi
 retail_segments.ml.segmentation.fit_tsne_stage.
 """
 
-from retail_segments.frames import frame, table_frame
+from retail_segments.frames import frame
 from retail_segments.ml import fit_tsne_stage
 
 
@@ -27,12 +28,8 @@ def model(dbt, session):
         order_by=["customer_id"],
     )
     archetypes = frame(dbt.ref("segment_archetypes"), order_by=["stage", "segment_name"])
-    # the rows of model_registry beside this model, or None when it does not exist yet
-    registry = table_frame(
-        session,
-        dbt.this.database,
-        dbt.this.schema,
-        "model_registry",
+    registry = frame(
+        dbt.ref("previous_model_registry"),
         ["model_name", "model_version", "data_window_end", "artifact"],
     )
     return fit_tsne_stage(rfm, archetypes, dbt.config.get("meta"), registry)
