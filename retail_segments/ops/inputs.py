@@ -575,7 +575,12 @@ def check_values(
     row = _fetch_one(connection, path, sql, parameters)
     n_rows = int(row[0])
     if n_rows == 0:
-        raise InputError(path, "holds no data lines (only a header, or nothing)")
+        raise InputError(
+            path,
+            "holds no data lines (only a header, or nothing)",
+            fix="export the file again with its lines, or remove it (a daily file with no sales"
+            " is not needed: leave the day out)",
+        )
     problems = []
     for index, (column, problem, _condition) in enumerate(VALUE_CHECKS):
         n_bad, first_row, value = row[1 + 3 * index : 4 + 3 * index]

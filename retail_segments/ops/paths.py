@@ -97,6 +97,12 @@ def resolve_raw_path(project_root: Path, environ: Mapping[str, str] | None = Non
         label, path = candidates[0]
         if path.is_file():
             return path.resolve()
+        if path.is_dir():
+            raise RawDataNotFoundError(
+                f"{RAW_PATH_ENV} points at a folder, not a file: {path}; nothing was built.\n"
+                f"  Fix: set {RAW_PATH_ENV} to the raw file itself (the zip, the .xlsx or the"
+                " CSV), not the folder that holds it."
+            )
         raise RawDataNotFoundError(_not_found_message([(label, path)], explicit=True))
     for _label, path in candidates:
         if path.is_file():

@@ -30,6 +30,7 @@ import glob
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -510,6 +511,20 @@ def prepare(
         raise PreflightError(str(error)) from error
 
 
+def _check_writable(directory: Path, what: str, variable: str) -> None:
+    """Raise `PreflightError` naming ``directory`` unless a file can be written in it (created
+    first when missing), before anything is landed or built."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise PreflightError(
+            f"{what} {directory} cannot be written ({error.strerror}); nothing was built.\n"
+            f"  Fix: make it writable, or set {variable} to a place that is."
+        ) from error
+
+
 def _prepare(
     project_root: Path,
     environ: Mapping[str, str],
@@ -530,6 +545,9 @@ def _prepare(
     # a Spark build keeps its inputs beside its tables directory: <spark dir>/landing
     built_at = warehouse if spark is None else spark.root
     landing = landing_dir(built_at, environ)
+    if spark is None:
+        _check_writable(warehouse.parent, "The warehouse's folder", WAREHOUSE_PATH_ENV)
+    _check_writable(landing, "The landing folder (checked inputs)", LANDING_DIR_ENV)
     cache = landing / "cache"
     _pattern, incoming_paths = incoming_files(project_root, environ)
     incoming_paths = [path for path in incoming_paths if path != raw_path]

@@ -360,6 +360,13 @@ SETTINGS_CASES: list[Case] = [
         ["RETAIL_INCOMING_GLOB", "is a directory", "*.csv.zst"],
         env={"RETAIL_INCOMING_GLOB": str(PROJECT_ROOT / "seeds")},
     ),
+    Case(
+        # a folder that cannot be written (under a file here: root may write anywhere else)
+        "landing_dir_not_writable",
+        GOOD,
+        ["The landing folder (checked inputs)", "cannot be written", "RETAIL_LANDING_DIR"],
+        env={"RETAIL_LANDING_DIR": str(PROJECT_ROOT / "README.md" / "landing")},
+    ),
 ]
 
 

@@ -56,6 +56,9 @@ def test_explicit_variable_pointing_nowhere_does_not_fall_back(tmp_path: Path) -
     missing = tmp_path / "typo.csv.zst"
     with pytest.raises(RawDataNotFoundError, match="points at a file that does not exist"):
         resolve_raw_path(root, {"RETAIL_RAW_PATH": str(missing)})
+    # a folder exists, but is not the file: said so, not "does not exist"
+    with pytest.raises(RawDataNotFoundError, match="points at a folder, not a file"):
+        resolve_raw_path(root, {"RETAIL_RAW_PATH": str(tmp_path)})
 
 
 def test_build_command_reports_missing_data_and_exits_nonzero(
