@@ -89,6 +89,12 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_SIGNIFICANT_DIGITS = 15
 _C1_BYTES = bytes(range(0x80, 0xA0))
 
+# A file without data lines (both engines say the same).
+EMPTY_FILE_PROBLEM = "holds no data lines (only a header, or nothing)"
+EMPTY_FILE_FIX = (
+    "export the file again with its lines, or remove it (a daily file with no sales is not"
+    " needed: leave the day out)"
+)
 SUFFIX_CONTAINERS: dict[str, str] = {
     ".csv.zst": "zstd",
     ".csv.zstd": "zstd",
@@ -575,12 +581,7 @@ def check_values(
     row = _fetch_one(connection, path, sql, parameters)
     n_rows = int(row[0])
     if n_rows == 0:
-        raise InputError(
-            path,
-            "holds no data lines (only a header, or nothing)",
-            fix="export the file again with its lines, or remove it (a daily file with no sales"
-            " is not needed: leave the day out)",
-        )
+        raise InputError(path, EMPTY_FILE_PROBLEM, fix=EMPTY_FILE_FIX)
     problems = []
     for index, (column, problem, _condition) in enumerate(VALUE_CHECKS):
         n_bad, first_row, value = row[1 + 3 * index : 4 + 3 * index]

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 
 from retail_segments.ops.inputs import (
     _VALUE_FIX,
+    EMPTY_FILE_FIX,
+    EMPTY_FILE_PROBLEM,
     MAX_SIGNIFICANT_DIGITS,
     InputError,
     TextSource,
@@ -259,7 +261,7 @@ def check_values(
     row = session.sql(f"select {', '.join(aggregates)} from retail_raw_text_lines").collect()[0]
     n_rows = int(row["n_rows"])
     if n_rows == 0:
-        raise InputError(path, "holds no data lines (only a header, or nothing)")
+        raise InputError(path, EMPTY_FILE_PROBLEM, fix=EMPTY_FILE_FIX)
     if row["bad_fields"]:
         line = int(row["bad_fields_row"]) + 1
         raise InputError(
