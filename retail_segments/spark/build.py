@@ -73,7 +73,15 @@ def missing_requirements() -> list[str]:
             found = False
         if not found:
             problems.append(f"the Python package {module} is not installed; {INSTALL_FIX})")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        java = Path(java_home).expanduser() / "bin" / "java"
+        if not (java.is_file() and os.access(java, os.X_OK)):
+            problems.append(
+                f"JAVA_HOME = {java_home!r} has no bin/java, which Spark starts; point it at a"
+                f" Java 17 installation or unset it to use the java on PATH; {JAVA_FIX}"
+            )
+    elif shutil.which("java") is None:
         problems.append(f"no Java on PATH (nor JAVA_HOME), which Spark runs on; {JAVA_FIX}")
     return problems
 
@@ -119,7 +127,18 @@ def build(dbt_args: list[str]) -> int:
     tables = tables_dir(root)
     tables.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    session = create_session(root, environ)
+    from pyspark.errors import PySparkRuntimeError
+
+    try:
+        session = create_session(root, environ)
+    except PySparkRuntimeError as error:
+        # e.g. JAVA_GATEWAY_EXITED: the JVM did not start (a Java other than 17, too little memory)
+        print(
+            f"error: Spark did not start ({error}); nothing was built or replaced.\n"
+            f"  Fix: check the Java that JAVA_HOME or PATH gives (java -version); {JAVA_FIX}.",
+            file=sys.stderr,
+        )
+        return 2
     registered = register_existing_tables(session, tables)
     seconds = time.monotonic() - started
     try:
@@ -132,12 +151,13 @@ def build(dbt_args: list[str]) -> int:
     _announce(prepared, root, len(registered), seconds)
     env = {**prepared.env, SPARK_DIR_ENV: str(root)}
     python_models.install(session)
-    if not run_dbt_in_process(["build", *prepared.dbt_args], env, project_root):
+    code = run_dbt_in_process(["build", *prepared.dbt_args], env, project_root)
+    if code != 0:
         print(
             "dbt build did not succeed: nothing was published; the serving copy is unchanged.",
             file=sys.stderr,
         )
-        return 1
+        return code
     return publish_spark_build(env, list(prepared.dbt_args), tables)
 
 

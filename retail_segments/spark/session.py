@@ -185,9 +185,11 @@ def dbt_target(dbt_args: Sequence[str], environ: Mapping[str, str]) -> str | Non
     return environ.get("DBT_TARGET") or None
 
 
-def run_dbt_in_process(args: Sequence[str], env: Mapping[str, str], project_root: Path) -> bool:
+def run_dbt_in_process(args: Sequence[str], env: Mapping[str, str], project_root: Path) -> int:
     """Run ``dbt <args>`` on the project inside this process (so its dbt-spark ``session``
-    connection and Python models use this process's SparkSession); True when dbt succeeded."""
+    connection and Python models use this process's SparkSession); dbt's command-line exit code:
+    0 when it succeeded, 1 when a node failed, 2 when dbt stopped on an error (e.g. a selection
+    that names nothing)."""
     from dbt.cli.main import dbtRunner
 
     os.environ.update(env)
@@ -195,6 +197,9 @@ def run_dbt_in_process(args: Sequence[str], env: Mapping[str, str], project_root
     result: Any = dbtRunner().invoke(
         [*args, "--project-dir", str(project_root), "--profiles-dir", str(project_root)]
     )
-    if result.exception is not None and not result.success:
+    if result.success:
+        return 0
+    if result.exception is not None:
         print(f"dbt stopped: {result.exception}", file=sys.stderr)
-    return bool(result.success)
+        return 2
+    return 1

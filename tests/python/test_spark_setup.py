@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -21,6 +22,7 @@ from retail_segments.ops.inputs import VALUE_CHECKS, landing_key
 from retail_segments.ops.publish import Relation
 from retail_segments.spark import build as spark_build
 from retail_segments.spark import publish as spark_publish
+from retail_segments.spark import session as spark_session
 from retail_segments.spark.inputs import SPARK_VALUE_CHECKS
 from retail_segments.spark.python_models import _utc_timestamps
 from retail_segments.spark.session import (
@@ -100,6 +102,20 @@ def test_a_machine_without_java_is_told_how_to_install_it(monkeypatch: pytest.Mo
     monkeypatch.delenv("JAVA_HOME", raising=False)
     problems = spark_build.missing_requirements()
     assert any("no Java on PATH" in problem and "openjdk-17" in problem for problem in problems)
+
+
+def test_a_java_home_without_java_is_refused_before_spark_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Spark starts JAVA_HOME/bin/java; a wrong JAVA_HOME was a Java-gateway traceback."""
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    (problem,) = [p for p in spark_build.missing_requirements() if "JAVA_HOME" in p]
+    assert f"JAVA_HOME = '{tmp_path}' has no bin/java" in problem and "openjdk-17" in problem
+    java = tmp_path / "bin" / "java"
+    java.parent.mkdir()
+    java.write_text("#!/bin/sh\n")
+    java.chmod(0o755)
+    assert not [p for p in spark_build.missing_requirements() if "JAVA_HOME" in p]
 
 
 @pytest.mark.parametrize(
@@ -345,3 +361,22 @@ def test_the_backfill_refuses_a_spark_target(tmp_path: Path, synthetic_raw: Path
     result = run_cli(Workspace(tmp_path), synthetic_raw, "backfill", env={"DBT_TARGET": "spark"})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "the backfill runs on the DuckDB build only" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("success", "exception", "code"),
+    [(True, None, 0), (False, None, 1), (False, RuntimeError("no node selected"), 2)],
+)
+def test_dbt_in_process_exits_as_the_dbt_command_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, success: bool, exception: Any, code: int
+) -> None:
+    """0 success, 1 a node failed, 2 dbt stopped on an error (a selection naming nothing): the
+    Spark build exits like the DuckDB build, which runs the dbt command."""
+    import dbt.cli.main
+
+    class Runner:
+        def invoke(self, args: list[str]) -> Any:
+            return type("Result", (), {"success": success, "exception": exception})()
+
+    monkeypatch.setattr(dbt.cli.main, "dbtRunner", Runner)
+    assert spark_session.run_dbt_in_process(["build"], {}, tmp_path) == code
