@@ -122,18 +122,31 @@ _FORMAT_FIX = (
 
 
 class InputError(ValueError):
-    """A raw input file that cannot be loaded exactly as written."""
+    """An input file that cannot be loaded exactly as written. ``role`` names the file in the
+    message: the raw data file, or a daily file (`as_daily_file`)."""
 
-    def __init__(self, path: Path | str, problem: str, details: Sequence[str] = (), fix: str = ""):
+    def __init__(
+        self,
+        path: Path | str,
+        problem: str,
+        details: Sequence[str] = (),
+        fix: str = "",
+        role: str = "Raw data file",
+    ):
         self.path = str(path)
         self.problem = problem
         self.details = tuple(details)
         self.fix = fix
-        lines = [f"Raw data file '{self.path}' {problem}; nothing was built or replaced."]
+        self.role = role
+        lines = [f"{role} '{self.path}' {problem}; nothing was built or replaced."]
         lines += [f"  {detail}" for detail in self.details]
         if fix:
             lines.append(f"  Fix: {fix}.")
         super().__init__("\n".join(lines))
+
+    def as_daily_file(self) -> InputError:
+        """The same error, naming the file as a daily file."""
+        return InputError(self.path, self.problem, self.details, self.fix, role="Daily file")
 
 
 @dataclass(frozen=True)

@@ -209,6 +209,7 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> tuple[str,
                 f"matches {INCOMING_GLOB_ENV} ({pattern}) but is not a file (a folder?); the"
                 " daily files must lie directly in the folder",
                 fix=fix,
+                role="Daily file",
             )
         if not path.name.lower().endswith(tuple(SUFFIX_CONTAINERS)):
             raise InputError(
@@ -217,6 +218,7 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> tuple[str,
                 " does not read",
                 [f"supported endings: {', '.join(SUFFIX_CONTAINERS)}"],
                 fix,
+                role="Daily file",
             )
     return str(anchored), files
 
@@ -511,6 +513,14 @@ def prepare(
         raise PreflightError(str(error)) from error
 
 
+def _land_daily_file(path: Path, cache: Path, lander: Lander | None) -> LandedFile:
+    """`land_file` for a daily file: its errors name it as one."""
+    try:
+        return land_file(path, cache, lander)
+    except InputError as error:
+        raise error.as_daily_file() from error
+
+
 def _check_writable(directory: Path, what: str, variable: str) -> None:
     """Raise `PreflightError` naming ``directory`` unless a file can be written in it (created
     first when missing), before anything is landed or built."""
@@ -553,7 +563,7 @@ def _prepare(
     incoming_paths = [path for path in incoming_paths if path != raw_path]
     lander = None if spark is None else spark.lander
     raw = land_file(raw_path, cache, lander)
-    incoming = tuple(land_file(path, cache, lander) for path in incoming_paths)
+    incoming = tuple(_land_daily_file(path, cache, lander) for path in incoming_paths)
     facts = data_facts([raw, *incoming])
     check_vars_against_data(settings, raw_values, facts, fits=fits, holdout_days=holdout_days)
     notes = as_of_notes(settings, facts, holdout_days) if fits else ()

@@ -476,7 +476,7 @@ def test_an_incoming_file_is_checked_like_the_raw_file(
         env={"RETAIL_INCOMING_GLOB": str(incoming / "*.csv.zst")},
     )
     assert result.returncode == 2
-    assert f"Raw data file '{bad}'" in result.stderr and "'£2'" in result.stderr
+    assert f"Daily file '{bad}'" in result.stderr and "'£2'" in result.stderr
     assert guarded.marts() == marts_before
 
 
