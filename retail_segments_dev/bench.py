@@ -503,11 +503,7 @@ def split_last_day(raw_path: Path, out_dir: Path) -> tuple[Path, Path]:
     """
     data = raw_path.read_bytes()
     if raw_path.suffix == ".zst":
-        data = (
-            zstandard.ZstdDecompressor()
-            .stream_reader(io.BytesIO(data), read_across_frames=True)
-            .read()
-        )
+        data = _zstd_decompressed(data)
     header, *lines = data.splitlines(keepends=True)
     columns = next(csv.reader([header.decode("latin-1")]))
     at = columns.index("InvoiceDate")
@@ -596,14 +592,15 @@ def run_spark_incremental_check(work_dir: Path, raw_path: Path) -> str:
     )
 
 
+def _zstd_decompressed(data: bytes) -> bytes:
+    """Every frame of zstd-compressed bytes, decompressed."""
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+    return reader.read()
+
+
 def _line_count(path: Path) -> int:
     """Data lines of a zstd CSV file (its lines minus the header)."""
-    text = (
-        zstandard.ZstdDecompressor()
-        .stream_reader(io.BytesIO(path.read_bytes()), read_across_frames=True)
-        .read()
-    )
-    return text.count(b"\n") - 1
+    return _zstd_decompressed(path.read_bytes()).count(b"\n") - 1
 
 
 def _verdict(met: bool) -> str:
