@@ -243,10 +243,10 @@ def score_segment_history(
 
 
 def measure_retraining_stability(
-    rfm: pd.DataFrame, fit: pd.DataFrame, registry: pd.DataFrame
+    rfm: pd.DataFrame, fit: pd.DataFrame, registry: pd.DataFrame, published: pd.DataFrame
 ) -> pd.DataFrame:
     """What ``ml_retraining_stability`` returns: ``retraining_stability`` of the classifier this
-    build trained against the segment classifiers of the data window before it.
+    build trained against the published segment classifiers of the data window before it.
 
     Parameters
     ----------
@@ -254,15 +254,22 @@ def measure_retraining_stability(
     fit : ``ml_segment_classifier_fit`` (one row; its ``model_version`` is the current model).
     registry : ``ml.model_registry`` (``model_name``, ``model_version``, ``data_window_end``,
         ``artifact``); only the ``segment_classifier`` rows are compared.
+    published : ``ml.model_publications`` (``model_version``): the versions a successful build
+        published. A registered version that is neither published nor the current one (the model
+        of a build that failed or was killed) is never a previous model.
 
     Returns
     -------
     ``STABILITY_DTYPES`` columns, one row per previous version (key ``model_version,
     previous_model_version``); none for the first model.
     """
+    current_version = current_model_version(fit)
+    eligible = registry["model_version"].isin(published["model_version"]) | (
+        registry["model_version"] == current_version
+    )
     classifiers = registry.loc[
-        registry["model_name"] == SEGMENT_CLASSIFIER,
+        eligible & (registry["model_name"] == SEGMENT_CLASSIFIER),
         ["model_version", "data_window_end", "artifact"],
     ].reset_index(drop=True)
     classifiers["artifact"] = classifiers["artifact"].map(bytes)
-    return retraining_stability(rfm, classifiers, current_model_version(fit))
+    return retraining_stability(rfm, classifiers, current_version)

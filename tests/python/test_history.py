@@ -222,12 +222,25 @@ def test_the_dbt_models_score_with_the_fits_version_from_registry_rows() -> None
     history = score_segment_history(_rfm([1, 90]), fit, registry)
     assert history.segment_name.tolist() == ["lapsed", "recent"]
     assert set(history.model_version) == {"new"}
-    stability = measure_retraining_stability(_rfm([1, 90, 2]), fit, registry)
+    published = pd.DataFrame({"model_version": ["old"]})
+    stability = measure_retraining_stability(_rfm([1, 90, 2]), fit, registry, published)
     assert stability[["model_version", "previous_model_version", "n_changed"]].values.tolist() == [
         ["new", "old", 3]
     ]
+    # a model registered by a build that then failed (never published) is no previous model, even
+    # when its window is the latest before the current one; published, it is
+    failed = _registry({"failed": "2011-11-25"}).assign(
+        model_name="segment_classifier", artifact=[bytearray(serialize_model(recent))]
+    )
+    with_failed = pd.concat([registry, failed], ignore_index=True)
+    again = measure_retraining_stability(_rfm([1, 90, 2]), fit, with_failed, published)
+    assert again.previous_model_version.tolist() == ["old"]
+    both = pd.DataFrame({"model_version": ["old", "failed"]})
+    assert measure_retraining_stability(
+        _rfm([1, 90, 2]), fit, with_failed, both
+    ).previous_model_version.tolist() == ["failed"]
     first = measure_retraining_stability(
-        _rfm([1]), pd.DataFrame({"model_version": ["old"]}), registry
+        _rfm([1]), pd.DataFrame({"model_version": ["old"]}), registry, published
     )
     assert first.empty
     with pytest.raises(ValueError, match="one row"):

@@ -303,6 +303,60 @@ def test_a_killed_build_leaves_a_usable_warehouse_equal_to_a_clean_build(
     assert leftovers == []
 
 
+def test_a_build_that_fails_after_registering_its_classifier_does_not_publish_it(
+    tmp_path: Path, synthetic_build: Workspace, synthetic_raw: Path
+) -> None:
+    """The registry records a classifier as soon as it is trained. When a node after it then fails,
+    the on-run-end hook does not publish the classifier, so ml.previous_model_registry (what later
+    builds inherit names from) leaves it out; a published version it lists."""
+    workspace = copy_workspace(synthetic_build, tmp_path / "failed")
+    version = workspace.query("select model_version from ml.ml_segment_classifier_fit")[0][0]
+    with duckdb.connect(str(workspace.warehouse)) as connection:
+        # as if this data's classifier were new: neither registered nor published yet
+        connection.execute("delete from ml.model_registry where model_version = ?", [version])
+        connection.execute("delete from ml.model_publications where model_version = ?", [version])
+        # the scoring after the registry step fails: the customers it scores are gone
+        connection.execute("drop table marts.customer_rfm")
+    result = workspace.build(
+        synthetic_raw,
+        "--select",
+        "previous_model_registry model_registry ml_customer_segment_scores",
+    )
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "the classifier it trained is not published" in result.stdout
+    assert workspace.query("select model_version from ml.model_registry") == [(version,)]
+    assert workspace.query("select count(*) from ml.model_publications") == [(0,)]
+    assert workspace.query("select model_version from ml.previous_model_registry") == []
+    with duckdb.connect(str(workspace.warehouse)) as connection:
+        connection.execute(
+            "insert into ml.model_publications"
+            " values (?, 'build_succeeded', 'x', timestamp '2012-01-01')",
+            [version],
+        )
+    assert workspace.query("select model_version from ml.previous_model_registry") == [(version,)]
+
+
+def test_a_registry_older_than_the_publication_log_counts_as_published(
+    tmp_path: Path, synthetic_build: Workspace, synthetic_raw: Path
+) -> None:
+    """A warehouse built before ml.model_publications existed has a registry and no log: the
+    build that creates the log records the registry's versions as registered_before_tracking (they
+    were previous models before), and --full-refresh starts the log afresh."""
+    workspace = copy_workspace(synthetic_build, tmp_path / "older")
+    versions = workspace.query("select model_version from ml.model_registry")
+    with duckdb.connect(str(workspace.warehouse)) as connection:
+        connection.execute("drop table ml.model_publications")
+    assert_built(
+        workspace.build(synthetic_raw, "--select", "model_publications previous_model_registry")
+    )
+    assert workspace.query("select model_version, publication_kind from ml.model_publications") == [
+        (version, "registered_before_tracking") for (version,) in versions
+    ]
+    assert workspace.query("select model_version from ml.previous_model_registry") == versions
+    assert_built(workspace.build(synthetic_raw, "--select", "model_publications", "--full-refresh"))
+    assert workspace.query("select count(*) from ml.model_publications") == [(0,)]
+
+
 def _classifier_row(clean: pd.DataFrame, as_of: pd.Timestamp, canceled: pd.Series) -> pd.DataFrame:
     """The registry row the dbt build would register at ``as_of`` (same functions, defaults)."""
     rfm = reference.rfm(clean, as_of=as_of, canceled=canceled).assign(rfm_as_of=as_of)
@@ -341,13 +395,30 @@ def test_retraining_one_month_later_keeps_names_and_is_recorded(
     workspace = copy_workspace(synthetic_build, tmp_path / "retrain")
     previous = _classifier_row(expected_clean, BUILD_AS_OF - pd.DateOffset(months=1), canceled)
     previous_version = previous.model_version.iloc[0]
+    # the same model registered again by a build that failed two weeks later: a later window, so
+    # it would be the previous model if a failed build's model counted (it is not published)
+    failed = previous.assign(
+        model_version="failed-" + previous_version,
+        data_window_end=BUILD_AS_OF - pd.DateOffset(weeks=2),
+    )
     with duckdb.connect(str(workspace.warehouse)) as connection:
-        connection.register("previous", previous)
+        connection.register("previous", pd.concat([previous, failed]))
         connection.execute("insert into ml.model_registry by name select * from previous")
+        # published: the earlier model; not: the failed one and the shared build's own (so this
+        # build's hook must log its model whether or not the retrain changed it)
+        connection.execute("delete from ml.model_publications")
+        connection.execute(
+            "insert into ml.model_publications select ?, 'build_succeeded', 'earlier build',"
+            " timestamp '2011-11-10 06:00'",
+            [previous_version],
+        )
     result = workspace.build(
         synthetic_raw, "--select", "previous_model_registry ml_segmentation_tsne_fit+"
     )
     assert_built(result)
+    assert workspace.query(
+        "select model_version from ml.previous_model_registry order by data_window_end"
+    )[:1] == [(previous_version,)]
 
     previous_model = load_model(previous.artifact.iloc[0])
     clustered = workspace.frame(
@@ -414,12 +485,20 @@ def test_retraining_one_month_later_keeps_names_and_is_recorded(
         and "after_renaming" not in node["unique_id"]
     ]
     assert share_test == ["warn" if row.share_changed > 0.2 else "pass"], row.to_dict()
+    # the build succeeded, so its hook published the classifier it trained
+    published = workspace.query(
+        "select publication_kind, invocation_id from ml.model_publications"
+        f" where model_version = '{current_version}'"
+    )
+    assert published == [("build_succeeded", run_results["metadata"]["invocation_id"])]
 
-    # the fit reads the registry as it stands (the inserted model and the shared build's own);
-    # a --full-refresh run rebuilds the registry, so the fit of a refreshed build inherits nothing
-    registered = workspace.query("select count(*) from ml.model_registry")[0][0]
-    assert registered >= 2
-    assert workspace.query("select count(*) from ml.previous_model_registry")[0][0] == registered
+    # the fit reads the registry as it stands (the published models: the inserted one and this
+    # build's, never the failed one); a --full-refresh run rebuilds the registry, so the fit of a
+    # refreshed build inherits nothing
+    registered = workspace.query("select model_version from ml.model_registry")
+    assert ("failed-" + previous_version,) in registered
+    previous_now = workspace.query("select model_version from ml.previous_model_registry")
+    assert set(previous_now) == {(previous_version,), (current_version,)}
     refreshed = workspace.build(
         synthetic_raw, "--select", "previous_model_registry", "--full-refresh"
     )

@@ -1,6 +1,7 @@
 """How much a retrain moves customers between segments: the current classifier (the version this
 build's ml_segment_classifier_fit trained) against the registry version(s) of the data window just
-before it, both scoring this build's marts.customer_rfm. No rows for the first model.
+before it that a successful build published (ml.model_publications: a failed build's model is no
+previous model), both scoring this build's marts.customer_rfm. No rows for the first model.
 
 One row per (current version, previous version) (key: model_version, previous_model_version).
 Artifacts load through skops with the type allowlist. Thin shell over
@@ -20,4 +21,5 @@ def model(dbt, session):
     )
     fit = frame(dbt.ref("ml_segment_classifier_fit"), ["model_version"])
     registry = frame(dbt.ref("model_registry"), order_by=["model_version"])
-    return measure_retraining_stability(rfm, fit, registry)
+    published = frame(dbt.ref("model_publications"), ["model_version"])
+    return measure_retraining_stability(rfm, fit, registry, published)
