@@ -89,11 +89,11 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_SIGNIFICANT_DIGITS = 15
 _C1_BYTES = bytes(range(0x80, 0xA0))
 
-# A file without data lines (both engines say the same).
-EMPTY_FILE_PROBLEM = "holds no data lines (only a header, or nothing)"
+# A raw file without data lines (both engines say the same). A daily file with only its header
+# is a day without sales and is accepted (land_file's allow_empty).
+EMPTY_FILE_PROBLEM = "holds no data lines (only a header)"
 EMPTY_FILE_FIX = (
-    "export the file again with its lines, or remove it (a daily file with no sales is not"
-    " needed: leave the day out)"
+    "export the file again with its lines (the raw file must hold the sales to build on)"
 )
 SUFFIX_CONTAINERS: dict[str, str] = {
     ".csv.zst": "zstd",
@@ -156,7 +156,7 @@ class LandedFile:
     ``path`` is the file as the user named it (absolute); ``parquet`` the typed rows in the landing
     cache; ``container`` zstd, gzip, plain, zip or xlsx; ``encoding`` utf-8 or latin-1 (of the text
     that was parsed); ``layout`` online_retail or online_retail_ii; ``first_invoice_at`` and
-    ``last_invoice_at`` the range of InvoiceDate.
+    ``last_invoice_at`` the range of InvoiceDate (None for a daily file with only its header).
     """
 
     path: Path
@@ -167,8 +167,8 @@ class LandedFile:
     encoding: str
     layout: str
     n_rows: int
-    first_invoice_at: datetime
-    last_invoice_at: datetime
+    first_invoice_at: datetime | None
+    last_invoice_at: datetime | None
     parquet: Path
     reused: bool = False
 
@@ -192,9 +192,10 @@ class Lander(Protocol):
 
     def land(
         self, path: Path, source: TextSource, names: list[str], sha256: str, target: Path
-    ) -> tuple[int, datetime, datetime]:
-        """Check and land; return the number of data rows and the first and last InvoiceDate.
-        Raises `InputError` naming the file (``path``, as the user named it)."""
+    ) -> tuple[int, datetime | None, datetime | None]:
+        """Check and land; return the number of data rows and the first and last InvoiceDate
+        (None when the file has only its header). Raises `InputError` naming the file
+        (``path``, as the user named it)."""
         ...
 
 
@@ -574,8 +575,9 @@ def _numbered_sql(names: Sequence[str]) -> str:
 def check_values(
     connection: duckdb.DuckDBPyConnection, path: Path, parameters: dict[str, str], names: list[str]
 ) -> int:
-    """Run every `VALUE_CHECKS` over the file in one scan; return the number of data rows or raise
-    `InputError` listing, per failing check, how many values, the first line and its value."""
+    """Run every `VALUE_CHECKS` over the file in one scan; return the number of data rows (0 for a
+    file with only its header) or raise `InputError` listing, per failing check, how many values,
+    the first line and its value."""
     flags = ", ".join(
         f"coalesce({condition}, false) as bad_{index}"
         for index, (_column, _problem, condition) in enumerate(VALUE_CHECKS)
@@ -593,8 +595,6 @@ def check_values(
     )
     row = _fetch_one(connection, path, sql, parameters)
     n_rows = int(row[0])
-    if n_rows == 0:
-        raise InputError(path, EMPTY_FILE_PROBLEM, fix=EMPTY_FILE_FIX)
     problems = []
     for index, (column, problem, _condition) in enumerate(VALUE_CHECKS):
         n_bad, first_row, value = row[1 + 3 * index : 4 + 3 * index]
@@ -707,7 +707,7 @@ class DuckDBLander:
 
     def land(
         self, path: Path, source: TextSource, names: list[str], sha256: str, target: Path
-    ) -> tuple[int, datetime, datetime]:
+    ) -> tuple[int, datetime | None, datetime | None]:
         parameters = {
             "path": str(source.path),
             "encoding": source.encoding,
@@ -719,7 +719,7 @@ class DuckDBLander:
         return n_rows, first, last
 
 
-def _read_landed(parquet: Path) -> tuple[int, datetime, datetime]:
+def _read_landed(parquet: Path) -> tuple[int, datetime | None, datetime | None]:
     with scratch_connection() as connection:
         return connection.execute(
             "select count(*), cast(min(InvoiceDate) as timestamp),"
@@ -728,11 +728,20 @@ def _read_landed(parquet: Path) -> tuple[int, datetime, datetime]:
         ).fetchall()[0]
 
 
-def land_file(path: Path, cache_dir: Path, lander: Lander | None = None) -> LandedFile:
+def land_file(
+    path: Path, cache_dir: Path, lander: Lander | None = None, *, allow_empty: bool = False
+) -> LandedFile:
     """Check one input file completely and land it as typed Parquet in cache_dir (reused while
     its content and path are unchanged) with lander (`DuckDBLander` when None). Raises
-    `InputError` when it cannot be read exactly."""
-    lander = lander or DuckDBLander()
+    `InputError` when it cannot be read exactly, or when it holds only its header and not
+    ``allow_empty`` (a daily file may: a day without sales; the raw file may not)."""
+    landed = _land_file(path, cache_dir, lander or DuckDBLander())
+    if landed.n_rows == 0 and not allow_empty:
+        raise InputError(landed.path, EMPTY_FILE_PROBLEM, fix=EMPTY_FILE_FIX)
+    return landed
+
+
+def _land_file(path: Path, cache_dir: Path, lander: Lander) -> LandedFile:
     path = path.resolve()
     if not path.is_file():
         raise InputError(path, "does not exist (or is not a file)", fix="check the path")

@@ -143,6 +143,10 @@ class PreparedBuild:
     # what the user should know about the settings before reading the marts (`as_of_notes`)
     notes: tuple[str, ...] = field(default=())
 
+    def _without_sales(self) -> str:
+        empty = sum(1 for item in self.incoming if item.n_rows == 0)
+        return f" ({empty} with no lines: a day without sales)" if empty else ""
+
     def inputs_summary(self, where: str = "") -> str:
         """Two lines for the user: the raw file (lines, encoding, checked now or before; where
         the check ran, e.g. " in Spark") and the number of incoming files; then one line per
@@ -152,7 +156,7 @@ class PreparedBuild:
             [
                 f"Raw data: {self.raw.path} ({self.raw.n_rows:,} lines, {self.raw.encoding},"
                 f" {reused}{where})",
-                f"Incoming files: {len(self.incoming)}",
+                f"Incoming files: {len(self.incoming)}{self._without_sales()}",
                 *(f"Note: {note}" for note in self.notes),
             ]
         )
@@ -247,9 +251,10 @@ def data_facts(landed: Sequence[LandedFile]) -> DataFacts:
             ") select started_at, day_number from numbered where day_number <= 2",
             {"files": files},
         ).fetchall()
+    # a daily file with only its header has no range (the raw file always has one)
     return DataFacts(
-        first_invoice_at=min(item.first_invoice_at for item in landed),
-        last_invoice_at=max(item.last_invoice_at for item in landed),
+        first_invoice_at=min(item.first_invoice_at for item in landed if item.first_invoice_at),
+        last_invoice_at=max(item.last_invoice_at for item in landed if item.last_invoice_at),
         customer_first_purchases=[at for at, number in day_starts if number == 1],
         customer_second_purchase_days=[at for at, number in day_starts if number == 2],
     )
@@ -428,7 +433,9 @@ def decide_identity(
     loaded_paths = {item.path for item in loaded_incoming}
     last_name = max((Path(item.path).name for item in loaded_incoming), default="")
     for new in incoming:
-        if str(new.path) in loaded_paths:
+        # a file with only its header adds no line, so where it sorts does not matter (and,
+        # recording no line, it never counts as loaded)
+        if str(new.path) in loaded_paths or new.n_rows == 0:
             continue
         if new.path.name < last_name:
             reasons.append(f"the new incoming file {new.path} sorts before the loaded {last_name}")
@@ -514,9 +521,10 @@ def prepare(
 
 
 def _land_daily_file(path: Path, cache: Path, lander: Lander | None) -> LandedFile:
-    """`land_file` for a daily file: its errors name it as one."""
+    """`land_file` for a daily file: its errors name it as one. A daily file with only its
+    header is a day without sales: landed with no rows."""
     try:
-        return land_file(path, cache, lander)
+        return land_file(path, cache, lander, allow_empty=True)
     except InputError as error:
         raise error.as_daily_file() from error
 

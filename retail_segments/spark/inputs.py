@@ -31,8 +31,6 @@ from typing import TYPE_CHECKING
 
 from retail_segments.ops.inputs import (
     _VALUE_FIX,
-    EMPTY_FILE_FIX,
-    EMPTY_FILE_PROBLEM,
     MAX_SIGNIFICANT_DIGITS,
     InputError,
     TextSource,
@@ -147,7 +145,7 @@ class SparkLander:
 
     def land(
         self, path: Path, source: TextSource, names: list[str], sha256: str, target: Path
-    ) -> tuple[int, datetime, datetime]:
+    ) -> tuple[int, datetime | None, datetime | None]:
         readable = _codec_named(source, target)
         try:
             lines = _read_lines(self.session, readable, source.encoding, names).persist()
@@ -238,7 +236,7 @@ def _line_text(source: TextSource, line: int) -> str:
 
 def check_values(
     lines: DataFrame, path: Path, source: TextSource, names: list[str]
-) -> tuple[int, datetime, datetime]:
+) -> tuple[int, datetime | None, datetime | None]:
     """Check the CSV structure and every `SPARK_VALUE_CHECKS` in one aggregation; return the
     number of data rows and the first and last InvoiceDate, or raise `InputError` like
     `retail_segments.ops.inputs.check_values`."""
@@ -260,8 +258,6 @@ def check_values(
     session = lines.sparkSession
     row = session.sql(f"select {', '.join(aggregates)} from retail_raw_text_lines").collect()[0]
     n_rows = int(row["n_rows"])
-    if n_rows == 0:
-        raise InputError(path, EMPTY_FILE_PROBLEM, fix=EMPTY_FILE_FIX)
     if row["bad_fields"]:
         line = int(row["bad_fields_row"]) + 1
         raise InputError(
@@ -290,10 +286,13 @@ def check_values(
     return n_rows, _naive(row["first_invoice_at"]), _naive(row["last_invoice_at"])
 
 
-def _naive(value: datetime) -> datetime:
-    """A timestamp collected from Spark (local time of this process) as naive UTC."""
+def _naive(value: datetime | None) -> datetime | None:
+    """A timestamp collected from Spark (local time of this process) as naive UTC; None (a file
+    with only its header) stays None."""
     from datetime import UTC
 
+    if value is None:
+        return None
     if value.tzinfo is None:
         value = value.astimezone()
     return value.astimezone(UTC).replace(tzinfo=None)

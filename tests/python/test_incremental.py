@@ -15,7 +15,7 @@ import pytest
 from dbt_helpers import Workspace, assert_built, run_prepared_dbt
 
 from retail_segments_dev import reference
-from retail_segments_dev.synthetic import generate_raw_lines, write_raw_file
+from retail_segments_dev.synthetic import RAW_COLUMNS, generate_raw_lines, write_raw_file
 
 pytestmark = pytest.mark.dbt
 
@@ -102,7 +102,10 @@ class IncrementalWorkspace(Workspace):
 
 @pytest.fixture(scope="module")
 def loaded(split_files: dict[str, Any], tmp_path_factory: pytest.TempPathFactory):
-    """Full build on the raw file, then one incremental build per arriving daily file."""
+    """Full build on the raw file, then one incremental build per arriving daily file. With day 2
+    comes a plain CSV with only its header (a day without sales), named to sort before the loaded
+    day 1: it adds no line, so the build stays incremental (a file with lines sorting there would
+    need a rebuild, which the selection refuses)."""
     workspace = IncrementalWorkspace(
         tmp_path_factory.mktemp("incremental_build"), split_files["incoming"], split_files["vars"]
     )
@@ -112,7 +115,11 @@ def loaded(split_files: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
     before = workspace.query("select count(*) from marts.fct_sales_lines")[0][0]
     for day in ("day_1", "day_2"):
         split_files[day].rename(workspace.incoming / split_files[day].name)
-        assert_built(workspace.run(split_files["raw"]))
+        if day == "day_2":
+            (workspace.incoming / "2011-10-31.csv").write_text(",".join(RAW_COLUMNS) + "\n")
+        result = workspace.run(split_files["raw"])
+        assert_built(result)
+        assert "--full-refresh" not in result.args
     assert workspace.query("select count(*) from marts.fct_sales_lines")[0][0] > before
     return workspace
 

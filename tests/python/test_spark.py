@@ -272,6 +272,38 @@ def test_spark_lands_the_same_typed_rows_as_duckdb(
     assert dict(spark_session.read.parquet(str(spark.parquet)).dtypes)["InvoiceDate"] == "timestamp"
 
 
+def test_a_daily_file_with_only_its_header_lands_as_no_rows_on_spark(
+    spark_session: Any, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """A day without sales: both engines land the header-only daily file as typed Parquet with no
+    rows, which Spark reads beside a daily file with lines (the Spark build's incoming source is
+    the folder of both); as the raw file it is refused on both."""
+    from retail_segments.spark.inputs import SparkLander
+
+    header = text_of(synthetic_raw).splitlines()[0]
+    empty = tmp_path / "2011-12-10.csv"
+    empty.write_text(header + "\n", encoding="latin-1")
+    lander = SparkLander(spark_session)
+    duck = land_file(empty, tmp_path / "duck", allow_empty=True)
+    spark = land_file(empty, tmp_path / "spark", lander, allow_empty=True)
+    assert (
+        (duck.n_rows, duck.first_invoice_at) == (spark.n_rows, spark.first_invoice_at) == (0, None)
+    )
+    full = land_file(synthetic_raw, tmp_path / "spark", lander)
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    for landed in (spark, full):
+        (folder / landed.parquet.name).symlink_to(landed.parquet)
+    both = spark_session.read.parquet(str(folder))
+    assert both.count() == full.n_rows
+    assert dict(both.dtypes) == dict(spark_session.read.parquet(str(full.parquet)).dtypes)
+    assert spark_session.read.parquet(str(spark.parquet)).columns == both.columns
+    duck_error, spark_error = _landing_errors(spark_session, empty, tmp_path)
+    assert duck_error is not None and spark_error is not None
+    assert str(spark_error) == str(duck_error)
+    assert "holds no data lines (only a header)" in str(spark_error)
+
+
 def test_dbt_on_the_spark_target_refuses_unprepared_inputs(
     spark_session: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: Any
 ) -> None:
