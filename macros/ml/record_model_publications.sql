@@ -2,9 +2,10 @@
   on-run-end: log the segment classifier this run trained in ml.model_publications when the run
   succeeded, so that later builds take only published models as their previous model.
 
-  "Succeeded": no node ended in error, failure or skip (a warning is a success), and the run
-  built both ml_segment_classifier_fit and ml.model_registry (a run that selects neither
-  publishes nothing). A run killed before its end runs no hook and publishes nothing either. The
+  "Succeeded": a `dbt build` (a `dbt run` tests nothing, so it publishes nothing) in which no
+  node ended in error, failure or skip (a warning is a success), and which built both
+  ml_segment_classifier_fit and ml.model_registry (a build that selects neither publishes
+  nothing). A run killed before its end runs no hook and publishes nothing either. The
   version is appended only when it is not logged yet (a rebuild on the same data adds nothing).
   Plain SQL that DuckDB and Spark (Parquet table) both run.
 -#}
@@ -12,19 +13,27 @@
     {%- if not execute or flags.WHICH not in ('build', 'run') -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set unsuccessful = ['error', 'fail', 'skipped', 'runtime error'] -%}
+    {%- set unsuccessful = ['error', 'fail', 'skipped', 'runtime error', 'partial success'] -%}
     {%- set built = {} -%}
+    {%- set failed = [] -%}
     {%- for result in results -%}
         {%- if result.status in unsuccessful -%}
-            {{ log("Model registry: this run did not succeed (" ~ result.node.name ~ ": "
-                ~ result.status ~ "), so the classifier it trained is not published.", info=true) }}
-            {{ return('') }}
-        {%- endif -%}
-        {%- if result.node.resource_type == 'model' -%}
+            {%- do failed.append(result.node.name ~ ": " ~ result.status) -%}
+        {%- elif result.node.resource_type == 'model' -%}
             {%- do built.update({result.node.name: result.node}) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- if 'ml_segment_classifier_fit' not in built or 'model_registry' not in built -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- if failed -%}
+        {{ log("Model registry: this run did not succeed (" ~ failed[0] ~ "), so the classifier"
+            ~ " it trained is not published.", info=true) }}
+        {{ return('') }}
+    {%- endif -%}
+    {%- if flags.WHICH == 'run' -%}
+        {{ log("Model registry: dbt run tests nothing, so the classifier it trained is not"
+            ~ " published (dbt build publishes it).", info=true) }}
         {{ return('') }}
     {%- endif -%}
     {%- set log_node = graph.nodes.values()

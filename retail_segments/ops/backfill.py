@@ -49,6 +49,7 @@ REQUIRED_RELATIONS: tuple[str, ...] = (
     f"intermediate.{HISTORY_MODEL}",
     "ml.ml_segment_classifier_fit",
     "ml.model_registry",
+    "ml.model_publications",
 )
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 
@@ -152,8 +153,10 @@ def as_of_dates(
 def read_data_window(warehouse: Path) -> DataWindow:
     """Read the data window from a built warehouse (read-only).
 
-    Raises ``BackfillError`` when the file is missing or locked by a writer, or lacks a relation
-    the backfill needs (``REQUIRED_RELATIONS``: the project must have been built first).
+    Raises ``BackfillError`` when the file is missing or locked by a writer, lacks a relation
+    the backfill needs (``REQUIRED_RELATIONS``: the project must have been built first), or when
+    its last build did not succeed: the classifier the history would be scored with (the last
+    fit's) is not published in ``ml.model_publications``, and the marts may be half-replaced.
     """
     if not warehouse.is_file():
         raise BackfillError(f"no warehouse at {warehouse}: run `make build` first")
@@ -169,6 +172,16 @@ def read_data_window(warehouse: Path) -> DataWindow:
             if missing:
                 raise BackfillError(
                     f"warehouse {warehouse} lacks {', '.join(missing)}: run `make build` first"
+                )
+            unpublished = connection.sql(
+                "select model_version from ml.ml_segment_classifier_fit where model_version"
+                " not in (select model_version from ml.model_publications)"
+            ).fetchall()
+            if unpublished:
+                raise BackfillError(
+                    f"the last build of {warehouse} did not succeed (the classifier it trained,"
+                    f" {unpublished[0][0]}, is not published in ml.model_publications), so its"
+                    " tables may be half-replaced: run `make build` first"
                 )
             first, last = connection.sql(
                 "select min(invoice_at), max(invoice_at) from marts.fct_sales_lines"

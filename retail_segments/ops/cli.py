@@ -120,7 +120,11 @@ def _clean_warehouse(args: list[str]) -> int:
         return 0
     parsed = run_dbt(["parse", *args], environ)
     if parsed.returncode != 0:
-        print("error: dbt could not parse the project; nothing was dropped.", file=sys.stderr)
+        print(
+            "error: `dbt parse` failed (above: an argument it does not take, or a project that"
+            " does not parse); nothing was dropped.",
+            file=sys.stderr,
+        )
         return parsed.returncode
     try:
         orphans = orphan_relations(warehouse, manifest_path(args, environ))
@@ -227,18 +231,31 @@ def _report(report_args: list[str]) -> int:
 
 # The commands whose arguments go to dbt: what each does, for `<command> --help` (which neither
 # checks nor lands anything).
+# the commands whose arguments go to dbt: what they do, and the dbt command taking them
 _ASKS_DBT = {
-    "build": "Check the settings and every input file and land them (prepare), run `dbt build`"
-    " with these arguments, then publish the serving copy if every model and test passed.",
-    "prepare": "Check the settings and every input file and land them for a dbt run by hand;"
-    " give the arguments the dbt run will get (its --vars are checked).",
+    "build": (
+        "Check the settings and every input file and land them (prepare), run `dbt build`"
+        " with these arguments, then publish the serving copy if every model and test passed.",
+        "build",
+    ),
+    "prepare": (
+        "Check the settings and every input file and land them for a dbt run by hand;"
+        " give the arguments the dbt run will get (its --vars are checked).",
+        "build",
+    ),
+    "clean-warehouse": (
+        "Drop the tables and views no model of the project defines any more (after `dbt parse`"
+        " with these arguments).",
+        "parse",
+    ),
 }
 
 
 def _help(command: str) -> int:
-    print(f"usage: retail-segments {command} [dbt build arguments]\n\n{_ASKS_DBT[command]}")
-    print("\nThe arguments of `dbt build`:", flush=True)
-    return run_dbt(["build", "--help"], os.environ).returncode
+    text, dbt_command = _ASKS_DBT[command]
+    print(f"usage: retail-segments {command} [dbt {dbt_command} arguments]\n\n{text}")
+    print(f"\nThe arguments of `dbt {dbt_command}`:", flush=True)
+    return run_dbt([dbt_command, "--help"], os.environ).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,7 +290,16 @@ def main(argv: list[str] | None = None) -> int:
         "backfill": _backfill,
         "clean-warehouse": _clean_warehouse,
     }
-    return commands[args.command](args.rest)
+    try:
+        return commands[args.command](args.rest)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: `{args.command}` stopped before it finished. A build publishes the"
+            " serving copy only after every model and test passed, so it is as before unless"
+            " that had happened; run the command again.",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

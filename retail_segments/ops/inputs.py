@@ -660,7 +660,7 @@ def _write_parquet(
     names: list[str],
     sha256: str,
     target: Path,
-) -> tuple[datetime, datetime]:
+) -> tuple[datetime | None, datetime | None]:
     typed = ", ".join(f"{expression} as {column}" for column, expression in TYPED_COLUMNS.items())
     staged = target.with_name(f".{target.name}.tmp")
     sql = (

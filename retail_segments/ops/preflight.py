@@ -18,9 +18,10 @@ The landing directory (``RETAIL_LANDING_DIR``, default ``landing/`` beside the w
 **Input identity.** The warehouse records, on every line of ``int_sales_lines__screened``, the
 file it came from and that file's SHA-256. The build is incremental only when the raw file is the
 one the warehouse was built from (same path, same bytes), every incoming file loaded so far is
-still there with the same bytes, and every new incoming file sorts after the loaded ones and holds
-no purchase dated before a loaded return of the same customer and product (which a full build could
-match to it). Otherwise the whole build runs with ``--full-refresh``
+still there with the same bytes, and every new incoming file with lines sorts after the loaded
+ones (a file with only its header, a day without sales, adds no line and may sort anywhere) and
+holds no purchase dated before a loaded return of the same customer and product (which a full
+build could match to it). Otherwise the whole build runs with ``--full-refresh``
 (`Identity.full_refresh`), which makes the warehouse equal to a fresh build of the current input.
 """
 

@@ -239,6 +239,29 @@ def test_backfill_before_any_build_says_to_build_first(
     assert not (tmp_path / "never_built.duckdb").exists()
 
 
+def test_backfill_after_a_failed_build_says_to_build_first(
+    tmp_path: Path,
+    synthetic_build: Workspace,
+    synthetic_raw: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A build that failed after training its classifier left it unpublished and its marts
+    possibly half-replaced: the backfill would score the history with that model and publish the
+    serving copy, so it refuses and writes nothing."""
+    workspace = copy_workspace(synthetic_build, tmp_path / "failed_build")
+    with duckdb.connect(str(workspace.warehouse)) as connection:
+        connection.execute("delete from ml.model_publications")
+    before = table_checksums(workspace)
+    monkeypatch.setenv("RETAIL_RAW_PATH", str(synthetic_raw))
+    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(workspace.warehouse))
+    assert cli.main(["backfill", "--start", "2011-10", "--end", "2011-10"]) == 2
+    error = capsys.readouterr().err
+    assert "the last build of" in error and "did not succeed" in error, error
+    assert "run `make build` first" in error and "Nothing was backfilled." in error
+    assert table_checksums(workspace) == before
+
+
 def _kill_once_started(workspace: Workspace, raw_path: Path, node: str) -> None:
     """Start ``dbt build`` in its own process group and SIGKILL the group once dbt reports that
     node as started."""
@@ -308,31 +331,37 @@ def test_a_build_that_fails_after_registering_its_classifier_does_not_publish_it
 ) -> None:
     """The registry records a classifier as soon as it is trained. When a node after it then fails,
     the on-run-end hook does not publish the classifier, so ml.previous_model_registry (what later
-    builds inherit names from) leaves it out; a published version it lists."""
+    builds inherit names from) leaves it out. A dbt run (no tests) does not publish it either; a
+    dbt build that succeeds does, and then the view lists it."""
     workspace = copy_workspace(synthetic_build, tmp_path / "failed")
     version = workspace.query("select model_version from ml.ml_segment_classifier_fit")[0][0]
     with duckdb.connect(str(workspace.warehouse)) as connection:
         # as if this data's classifier were new: neither registered nor published yet
         connection.execute("delete from ml.model_registry where model_version = ?", [version])
         connection.execute("delete from ml.model_publications where model_version = ?", [version])
-        # the scoring after the registry step fails: the customers it scores are gone
-        connection.execute("drop table marts.customer_rfm")
+        # the history scoring after the registry step fails: the history it scores is gone
+        connection.execute("drop table intermediate.int_customer_rfm__history")
     result = workspace.build(
         synthetic_raw,
         "--select",
-        "previous_model_registry model_registry ml_customer_segment_scores",
+        "previous_model_registry ml_segment_classifier_fit model_registry"
+        " ml_customer_segment_history_scores",
     )
     assert result.returncode == 1, result.stdout[-3000:]
     assert "the classifier it trained is not published" in result.stdout
     assert workspace.query("select model_version from ml.model_registry") == [(version,)]
     assert workspace.query("select count(*) from ml.model_publications") == [(0,)]
     assert workspace.query("select model_version from ml.previous_model_registry") == []
-    with duckdb.connect(str(workspace.warehouse)) as connection:
-        connection.execute(
-            "insert into ml.model_publications"
-            " values (?, 'build_succeeded', 'x', timestamp '2012-01-01')",
-            [version],
-        )
+    # dbt run tests nothing, so it publishes nothing either; a dbt build that succeeds publishes
+    selection = ["--select", "ml_segment_classifier_fit model_registry"]
+    ran = workspace.dbt(synthetic_raw, "run", *selection)
+    assert_built(ran)
+    assert "dbt run tests nothing" in ran.stdout
+    assert workspace.query("select count(*) from ml.model_publications") == [(0,)]
+    assert_built(workspace.build(synthetic_raw, *selection))
+    assert workspace.query("select model_version, publication_kind from ml.model_publications") == [
+        (version, "build_succeeded")
+    ]
     assert workspace.query("select model_version from ml.previous_model_registry") == [(version,)]
 
 
@@ -341,7 +370,8 @@ def test_a_registry_older_than_the_publication_log_counts_as_published(
 ) -> None:
     """A warehouse built before ml.model_publications existed has a registry and no log: the
     build that creates the log records the registry's versions as registered_before_tracking (they
-    were previous models before), and --full-refresh starts the log afresh."""
+    were previous models before). --full-refresh keeps the log (a refresh that fails before the
+    registry is rebuilt must not unpublish the registry's models)."""
     workspace = copy_workspace(synthetic_build, tmp_path / "older")
     versions = workspace.query("select model_version from ml.model_registry")
     with duckdb.connect(str(workspace.warehouse)) as connection:
@@ -354,7 +384,7 @@ def test_a_registry_older_than_the_publication_log_counts_as_published(
     ]
     assert workspace.query("select model_version from ml.previous_model_registry") == versions
     assert_built(workspace.build(synthetic_raw, "--select", "model_publications", "--full-refresh"))
-    assert workspace.query("select count(*) from ml.model_publications") == [(0,)]
+    assert workspace.query("select model_version from ml.model_publications") == versions
 
 
 def _classifier_row(clean: pd.DataFrame, as_of: pd.Timestamp, canceled: pd.Series) -> pd.DataFrame:

@@ -117,9 +117,9 @@ def loaded(split_files: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
         split_files[day].rename(workspace.incoming / split_files[day].name)
         if day == "day_2":
             (workspace.incoming / "2011-10-31.csv").write_text(",".join(RAW_COLUMNS) + "\n")
-        result = workspace.run(split_files["raw"])
-        assert_built(result)
-        assert "--full-refresh" not in result.args
+        assert_built(workspace.run(split_files["raw"]))
+        stamp = json.loads((workspace.root / "landing" / "current" / "prepared.json").read_text())
+        assert stamp["full_refresh"] is False, stamp["reasons"]
     assert workspace.query("select count(*) from marts.fct_sales_lines")[0][0] > before
     return workspace
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from retail_segments.ops import cli
 from retail_segments.ops.cli import main
 from retail_segments.ops.paths import RawDataNotFoundError, raw_path_candidates, resolve_raw_path
 
@@ -71,19 +72,41 @@ def test_build_command_reports_missing_data_and_exits_nonzero(
     assert str(missing) in err and "UCI" in err
 
 
-@pytest.mark.parametrize("command", ["build", "prepare"])
+@pytest.mark.parametrize(
+    ("command", "dbt_command", "dbt_option"),
+    [
+        ("build", "build", "--full-refresh"),
+        ("prepare", "build", "--full-refresh"),
+        ("clean-warehouse", "parse", "Usage: dbt parse"),
+    ],
+)
 def test_help_prepares_nothing(
     command: str,
+    dbt_command: str,
+    dbt_option: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """`build --help` says what the command does and shows dbt build's options; it neither needs
-    the raw file nor touches the warehouse's directory."""
+    """`build --help` says what the command does and shows the options of the dbt command its
+    arguments go to; it neither needs the raw file nor touches the warehouse's directory."""
     monkeypatch.setenv("RETAIL_RAW_PATH", str(tmp_path / "nothing-here.csv.zst"))
     monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(tmp_path / "warehouse" / "w.duckdb"))
     assert main([command, "--select", "customer_rfm", "--help"]) == 0
     out = capfd.readouterr().out
-    assert f"usage: retail-segments {command} [dbt build arguments]" in out
-    assert "--full-refresh" in out  # dbt build's own options
+    assert f"usage: retail-segments {command} [dbt {dbt_command} arguments]" in out
+    assert dbt_option in out  # the dbt command's own help
     assert not (tmp_path / "warehouse").exists()
+
+
+def test_ctrl_c_ends_a_command_with_a_message_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(_args: list[str]) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_report", interrupted)
+    assert main(["report"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: `report` stopped before it finished" in err
+    assert "Traceback" not in err

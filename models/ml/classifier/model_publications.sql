@@ -11,11 +11,16 @@
   when it is created beside a registry written before publications were logged (an older
   warehouse), whose versions it then records as 'registered_before_tracking'. It runs before the
   t-SNE fit (ml.previous_model_registry refs it), so those are the versions of earlier builds.
-  `dbt build --full-refresh` starts it afresh, like the registry.
+
+  `dbt build --full-refresh` keeps it (full_refresh=false): it is the record of what was
+  published, and it runs early in the DAG while the registry is rebuilt late, so a refresh that
+  failed in between would otherwise leave the registry's published versions unlogged. A version a
+  refresh removed from the registry stays logged; readers join it to the registry.
 -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
+    full_refresh=false,
     on_schema_change='fail'
 ) }}
 
