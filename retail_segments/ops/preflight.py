@@ -112,7 +112,8 @@ class Identity:
         if self.full_refresh:
             print(
                 f"Input changed: {self.summary()}; rebuilding from scratch"
-                " (dbt build --full-refresh).",
+                " (dbt build --full-refresh).\n  The segment history and the model registry"
+                " start afresh with it: run the backfill again for earlier month ends.",
                 flush=True,
             )
 

@@ -195,6 +195,7 @@ def test_another_raw_file_rebuilds_from_scratch_and_equals_a_fresh_build(
         and "the raw file is not the one the warehouse was built from" in (changed[0])
     )
     assert changed[0].endswith("rebuilding from scratch (dbt build --full-refresh).")
+    assert "segment history and the model registry start afresh" in result.stdout
 
     fresh = Workspace(_odd(tmp_path / "fresh"))
     serving = _odd(tmp_path / "serving")
