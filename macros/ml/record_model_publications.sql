@@ -13,13 +13,10 @@
     {%- if not execute or flags.WHICH not in ('build', 'run') -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set unsuccessful = ['error', 'fail', 'skipped', 'runtime error', 'partial success'] -%}
+    {%- set failed = unsuccessful_results(results) -%}
     {%- set built = {} -%}
-    {%- set failed = [] -%}
     {%- for result in results -%}
-        {%- if result.status in unsuccessful -%}
-            {%- do failed.append(result.node.name ~ ": " ~ result.status) -%}
-        {%- elif result.node.resource_type == 'model' -%}
+        {%- if result.node.resource_type == 'model' and result.status == 'success' -%}
             {%- do built.update({result.node.name: result.node}) -%}
         {%- endif -%}
     {%- endfor -%}

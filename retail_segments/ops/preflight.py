@@ -78,6 +78,9 @@ INCOMING_GLOB_ENV = "RETAIL_INCOMING_GLOB"
 DEFAULT_INCOMING_GLOB = "data/incoming/*"
 CURRENT_LINK = "current"
 STAMP_NAME = "prepared.json"
+# In the landing folder while a rebuild from scratch that the inputs require has not finished
+# (see `refresh_pending`).
+REFRESH_PENDING_NAME = "refresh-pending.json"
 KEEP_PREPARED_SETS = 3
 SCREENED_TABLE = ("intermediate", "int_sales_lines__screened")
 INCOMING_ROW_BASE = 1_000_000_000
@@ -450,6 +453,37 @@ def decide_identity(
     return Identity(bool(reasons), tuple(reasons))
 
 
+def refresh_pending(landing: Path) -> tuple[str, ...] | None:
+    """Why a rebuild from scratch was needed, while it has not finished; None when none is pending.
+
+    ``prepare`` writes ``REFRESH_PENDING_NAME`` (``{"pending": true, "reasons": [...]}``) when the
+    inputs force a rebuild, before dbt runs. dbt's full refresh replaces one relation after the
+    other, so a rebuild that fails or is killed half-way leaves the cleaning chain's first table
+    on the new inputs and the later ones on the old: the input identity, read from the first,
+    would then take the inputs as loaded. The record makes the next build rebuild again. A
+    successful full-refresh build marks it done (``{"pending": false}``: the DuckDB build's
+    on-run-end hook, the Spark launcher)."""
+    path = landing / REFRESH_PENDING_NAME
+    try:
+        first_line = path.read_text().strip().splitlines()[0]
+    except (FileNotFoundError, IndexError):
+        return None
+    try:
+        state = json.loads(first_line)
+    except json.JSONDecodeError:
+        return ("an unreadable record of an earlier rebuild",)
+    if not isinstance(state, dict) or not state.get("pending"):
+        return None
+    return tuple(str(reason) for reason in state.get("reasons", ()))
+
+
+def mark_refresh_done(landing: Path) -> None:
+    """Record that the pending rebuild from scratch finished (see `refresh_pending`)."""
+    path = landing / REFRESH_PENDING_NAME
+    if path.exists():
+        path.write_text(json.dumps({"pending": False}) + "\n")
+
+
 def new_incoming(
     loaded: list[LoadedFile] | None, incoming: Sequence[LandedFile]
 ) -> list[LandedFile]:
@@ -589,6 +623,17 @@ def _prepare(
         purchases_before_loaded_returns(built, new_incoming(loaded, incoming)) if loaded else {}
     )
     identity = decide_identity(loaded, raw, incoming, backdated)
+    # why the rebuild is needed, recorded while it runs (the causes of an unfinished one kept)
+    causes = identity.reasons
+    pending = refresh_pending(landing) if loaded else None
+    if pending is not None:
+        earlier = tuple(reason for reason in pending if reason not in identity.reasons)
+        if earlier or not identity.full_refresh:
+            unfinished = (
+                f"the last rebuild from scratch ({'; '.join(earlier or pending)}) did not finish"
+            )
+            identity = Identity(True, (unfinished, *identity.reasons))
+            causes = (*(earlier or pending), *causes)
     if identity.full_refresh and _has_selection(dbt_args):
         raise PreflightError(
             f"The inputs changed ({identity.summary()}), so the warehouse must be rebuilt from"
@@ -599,6 +644,13 @@ def _prepare(
     if identity.full_refresh and "--full-refresh" not in args:
         args.append("--full-refresh")
 
+    if identity.full_refresh:
+        (landing / REFRESH_PENDING_NAME).write_text(
+            json.dumps({"pending": True, "reasons": list(causes)}) + "\n"
+        )
+    elif loaded is None and read_warehouse:
+        # no warehouse yet (or a new one): nothing is half-rebuilt
+        mark_refresh_done(landing)
     prepared = _link_set(landing, raw, incoming)
     stamp = {
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),

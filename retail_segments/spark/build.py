@@ -26,7 +26,14 @@ from pathlib import Path
 import yaml
 
 from retail_segments.ops.paths import RAW_PATH_ENV, find_project_root, warehouse_path
-from retail_segments.ops.preflight import PreflightError, PreparedBuild, SparkTables, prepare
+from retail_segments.ops.preflight import (
+    LANDING_DIR_ENV,
+    PreflightError,
+    PreparedBuild,
+    SparkTables,
+    mark_refresh_done,
+    prepare,
+)
 from retail_segments.ops.publish import (
     manifest_path,
     new_build_info,
@@ -158,6 +165,9 @@ def build(dbt_args: list[str]) -> int:
             file=sys.stderr,
         )
         return code
+    if prepared.identity.full_refresh:
+        # the rebuild the inputs needed is done (the DuckDB build's on-run-end hook does this)
+        mark_refresh_done(Path(prepared.env[LANDING_DIR_ENV]))
     return publish_spark_build(env, list(prepared.dbt_args), tables)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -13,7 +14,7 @@ from types import MappingProxyType
 
 import duckdb
 
-from retail_segments.ops.dbt_runner import run_dbt
+from retail_segments.ops.dbt_runner import dbt_executable, run_dbt
 from retail_segments.ops.preflight import prepare
 
 # The checkout under test (tests/python/ is two levels below it).
@@ -77,6 +78,48 @@ def run_prepared_dbt(
 def assert_built(result: subprocess.CompletedProcess[str]) -> None:
     """Fail the test with dbt's own output when a dbt command did not succeed."""
     assert result.returncode == 0, f"dbt failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
+
+
+def kill_build_once_started(workspace: Workspace, raw_path: Path, node: str) -> None:
+    """``prepare``, then start ``dbt build`` (with the arguments prepare gives: --full-refresh when
+    the inputs changed) in its own process group, and SIGKILL the group once dbt reports that node
+    as started: a build that ends without its on-run-end hook."""
+    env = {
+        **os.environ,
+        "RETAIL_RAW_PATH": str(raw_path),
+        "RETAIL_DUCKDB_PATH": str(workspace.warehouse),
+    }
+    prepared = prepare(PROJECT_ROOT, env, ["build"])
+    command = [
+        dbt_executable(),
+        *prepared.dbt_args,
+        "--project-dir",
+        str(PROJECT_ROOT),
+        "--profiles-dir",
+        str(PROJECT_ROOT),
+        "--target-path",
+        str(workspace.root / "target"),
+        "--log-path",
+        str(workspace.root / "logs"),
+    ]
+    with subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        env=prepared.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    ) as process:
+        seen = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            seen.append(line)
+            if "START" in line and node in line:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "".join(seen[-40:])
 
 
 def copy_workspace(source: Workspace, root: Path) -> Workspace:

@@ -7,9 +7,6 @@ changes the shared fixture."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 from itertools import pairwise
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from dbt_helpers import (
     Workspace,
     assert_built,
     copy_workspace,
+    kill_build_once_started,
     run_cli,
     table_checksums,
 )
@@ -33,8 +31,6 @@ from retail_segments.ml.embedding import rfm_features
 from retail_segments.ml.naming import base_name, load_archetypes
 from retail_segments.ml.segmentation import run_tsne_stage
 from retail_segments.ops import cli
-from retail_segments.ops.dbt_runner import dbt_executable
-from retail_segments.ops.preflight import prepare
 from retail_segments_dev import reference
 
 pytestmark = pytest.mark.dbt
@@ -262,46 +258,6 @@ def test_backfill_after_a_failed_build_says_to_build_first(
     assert table_checksums(workspace) == before
 
 
-def _kill_once_started(workspace: Workspace, raw_path: Path, node: str) -> None:
-    """Start ``dbt build`` in its own process group and SIGKILL the group once dbt reports that
-    node as started."""
-    env = {
-        **os.environ,
-        "RETAIL_RAW_PATH": str(raw_path),
-        "RETAIL_DUCKDB_PATH": str(workspace.warehouse),
-    }
-    env = prepare(PROJECT_ROOT, env, ["build"]).env
-    command = [
-        dbt_executable(),
-        "build",
-        "--project-dir",
-        str(PROJECT_ROOT),
-        "--profiles-dir",
-        str(PROJECT_ROOT),
-        "--target-path",
-        str(workspace.root / "target"),
-        "--log-path",
-        str(workspace.root / "logs"),
-    ]
-    with subprocess.Popen(
-        command,
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    ) as process:
-        seen = []
-        for line in process.stdout:
-            seen.append(line)
-            if "START" in line and node in line:
-                os.killpg(process.pid, signal.SIGKILL)
-                break
-        process.wait()
-    assert process.returncode == -signal.SIGKILL, "".join(seen[-40:])
-
-
 def test_a_killed_build_leaves_a_usable_warehouse_equal_to_a_clean_build(
     tmp_path: Path, synthetic_build: Workspace, synthetic_raw: Path
 ) -> None:
@@ -309,7 +265,7 @@ def test_a_killed_build_leaves_a_usable_warehouse_equal_to_a_clean_build(
     history, build again, and compare every table with the session's clean build: the second full
     build on the same input gives identical tables, nothing half-written survives."""
     workspace = copy_workspace(synthetic_build, tmp_path / "killed")
-    _kill_once_started(workspace, synthetic_raw, "intermediate.int_customer_rfm__history")
+    kill_build_once_started(workspace, synthetic_raw, "intermediate.int_customer_rfm__history")
     assert_built(workspace.build(synthetic_raw))
     rebuilt = table_checksums(workspace, NOT_REPRODUCIBLE, DIGITS)
     clean = table_checksums(synthetic_build, NOT_REPRODUCIBLE, DIGITS)
