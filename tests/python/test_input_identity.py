@@ -30,7 +30,9 @@ from retail_segments.ops.preflight import (
     LoadedFile,
     decide_identity,
     loaded_files,
+    mark_refresh_done,
     purchases_before_loaded_returns,
+    refresh_pending,
 )
 from retail_segments_dev.synthetic import RAW_COLUMNS, generate_raw_lines, write_raw_file
 
@@ -166,6 +168,22 @@ def test_the_warehouse_records_each_loaded_file_and_finds_backdated_purchases(
     assert list(found) == [str(before.path)]
     count, first = found[str(before.path)]
     assert count == 1 and f"customer {customer}, stock code {stock}" in first
+
+
+def test_a_pending_rebuild_is_read_until_it_is_marked_done(tmp_path: Path) -> None:
+    """The record prepare writes, as the DuckDB hook (DuckDB's JSON lines) and the Spark launcher
+    mark it done; an unreadable record counts as pending (a rebuild too many, never too few)."""
+    record = tmp_path / REFRESH_PENDING_NAME
+    assert refresh_pending(tmp_path) is None
+    record.write_text(json.dumps({"pending": True, "reasons": ["the raw file is another"]}))
+    assert refresh_pending(tmp_path) == ("the raw file is another",)
+    record.write_text('{"pending":false}\n')
+    assert refresh_pending(tmp_path) is None
+    record.write_text('{"pending": true, "reasons": ["x"]}\n')
+    mark_refresh_done(tmp_path)
+    assert refresh_pending(tmp_path) is None
+    record.write_text("{not json")
+    assert refresh_pending(tmp_path) == ("an unreadable record of an earlier rebuild",)
 
 
 def _odd(root: Path) -> Path:
