@@ -20,6 +20,11 @@
     cast({{ string_literal(var(name)) }} as timestamp)
 {%- endmacro %}
 
+{#- When this dbt invocation started (UTC, to the second), as a timestamp literal. -#}
+{% macro run_started_at_timestamp() -%}
+    cast({{ string_literal(run_started_at.strftime('%Y-%m-%d %H:%M:%S')) }} as timestamp)
+{%- endmacro %}
+
 {#- An integer var, refused at compile time when it is not one (validated before the build). -#}
 {% macro integer_var(name) -%}
     {%- set value = var(name) -%}

@@ -49,8 +49,8 @@
     select
         fit.model_version,
         'build_succeeded',
-        '{{ invocation_id }}',
-        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as {{ dbt.type_timestamp() }})
+        {{ string_literal(invocation_id) }},
+        {{ run_started_at_timestamp() }}
     from {{ fit }} as fit
     where fit.model_version not in (select logged.model_version from {{ publications }} as logged)
 {% endmacro %}

@@ -229,9 +229,8 @@ def _report(report_args: list[str]) -> int:
     return 0
 
 
-# The commands whose arguments go to dbt: what each does, for `<command> --help` (which neither
-# checks nor lands anything).
-# the commands whose arguments go to dbt: what they do, and the dbt command taking them
+# The commands whose arguments go to dbt: what each does and the dbt command that takes them, for
+# `<command> --help` (which neither checks nor lands anything).
 _ASKS_DBT = {
     "build": (
         "Check the settings and every input file and land them (prepare), run `dbt build`"

@@ -623,17 +623,14 @@ def _prepare(
         purchases_before_loaded_returns(built, new_incoming(loaded, incoming)) if loaded else {}
     )
     identity = decide_identity(loaded, raw, incoming, backdated)
-    # why the rebuild is needed, recorded while it runs (the causes of an unfinished one kept)
+    # why the rebuild is needed, recorded while it runs: an unfinished rebuild's own causes
+    # when nothing else asks for one (its first table already holds the new inputs)
     causes = identity.reasons
     pending = refresh_pending(landing) if loaded else None
-    if pending is not None:
-        earlier = tuple(reason for reason in pending if reason not in identity.reasons)
-        if earlier or not identity.full_refresh:
-            unfinished = (
-                f"the last rebuild from scratch ({'; '.join(earlier or pending)}) did not finish"
-            )
-            identity = Identity(True, (unfinished, *identity.reasons))
-            causes = (*(earlier or pending), *causes)
+    if pending is not None and not identity.full_refresh:
+        unfinished = f"the last rebuild from scratch ({'; '.join(pending)}) did not finish"
+        identity = Identity(True, (unfinished,))
+        causes = pending
     if identity.full_refresh and _has_selection(dbt_args):
         raise PreflightError(
             f"The inputs changed ({identity.summary()}), so the warehouse must be rebuilt from"

@@ -35,9 +35,8 @@ registered_before_tracking as (
         select
             registry.model_version,
             'registered_before_tracking' as publication_kind,
-            '{{ invocation_id }}' as invocation_id,
-            cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as {{ dbt.type_timestamp() }})
-                as build_started_at
+            {{ string_literal(invocation_id) }} as invocation_id,
+            {{ run_started_at_timestamp() }} as build_started_at
         from {{ registry }} as registry
     {% else %}
         -- typed and empty: the on-run-end hook appends the published versions

@@ -20,6 +20,10 @@ def model(dbt, session):
         order_by=["customer_id"],
     )
     fit = frame(dbt.ref("ml_segment_classifier_fit"), ["model_version"])
-    registry = frame(dbt.ref("model_registry"), order_by=["model_version"])
+    registry = frame(
+        dbt.ref("model_registry"),
+        ["model_name", "model_version", "data_window_end", "artifact"],
+        order_by=["model_version"],
+    )
     published = frame(dbt.ref("model_publications"), ["model_version"])
     return measure_retraining_stability(rfm, fit, registry, published)

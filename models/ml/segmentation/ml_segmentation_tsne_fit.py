@@ -3,12 +3,12 @@ silhouette, and segments named. Fitted on one stratified sample of at most
 meta.sampling.sample_size customers (shared with ml_segmentation_pca_fit; everyone at the real
 file's scale), the others assigned.
 
-Names follow the customers across retrains: when ml.model_registry holds a segment classifier of
-an earlier data window (last month's build), the clusters first inherit the names it predicts
-for their customers (retail_segments.ml.naming.inherit_names). The registry is read through
-ml.previous_model_registry, a view that reads it by name (it is downstream of this model: a ref
-would be a cycle) and is empty on the first build and on --full-refresh: then there is no
-previous model.
+Names follow the customers across retrains: when ml.model_registry holds a published segment
+classifier of an earlier data window (last month's build), the clusters first inherit the names
+it predicts for their customers (retail_segments.ml.naming.inherit_names). The registry is read
+through ml.previous_model_registry, a view that reads its published versions by name (it is
+downstream of this model: a ref would be a cycle) and is empty on the first build and on
+--full-refresh: then there is no previous model.
 
 Returns one row per fit (key: stage) with the results customers, candidates, embedding_summary
 and clusters as nested columns; the contracted SQL models customer_embeddings,
