@@ -28,7 +28,7 @@ build: $(STAMP) $(if $(filter spark,$(TARGET)),$(SPARK_STAMP))
 	$(PY) -m retail_segments build $(if $(TARGET),--target $(TARGET))
 
 # Two pytest workers (the machine's two cores), each taking whole test files, so a file's
-# module-scoped builds run once; the session's shared builds run once per worker that needs them.
+# module-scoped builds run once; the session's shared synthetic build runs once (tests/python/conftest.py).
 test: lint $(CHROMIUM) $(OLD_DUCKDB_STAMP) $(SPARK_STAMP)
 	RETAIL_OLD_DUCKDB_VENV=$(OLD_DUCKDB_VENV) $(PY) -m pytest -n 2 --dist loadfile
 

@@ -1,8 +1,16 @@
-"""Shared fixtures: a small synthetic raw file, a dbt build on it, and the real file if present."""
+"""Shared fixtures: a small synthetic raw file, a dbt build on it, and the real file if present.
+
+The synthetic file and its build are made once per test session, not once per pytest-xdist
+worker: the first worker that needs one makes it in the session's shared directory (under a lock)
+and every worker uses it from there (the raw file, read only) or works on a copy of it (the build,
+which tests also run dbt on)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,19 +23,54 @@ SYNTHETIC_CUSTOMERS = 150
 SYNTHETIC_SEED = 7
 
 
+def _made_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]
+) -> Path:
+    """The directory ``name`` in the directory shared by every worker of this session, made by
+    ``make`` in the first worker that asks for it while the others wait. A failure is recorded,
+    so the other workers fail with the same message instead of making it again."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    directory, done, failed = shared / name, shared / f"{name}.done", shared / f"{name}.failed"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if failed.exists():
+            pytest.fail(failed.read_text(), pytrace=False)
+        if not done.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir()
+            try:
+                make(directory)
+            except BaseException as error:
+                failed.write_text(f"making the shared {name} failed: {error}")
+                raise
+            done.touch()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def synthetic_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small raw file in the exact raw format, with every quirk of the real one."""
-    lines = generate_raw_lines(n_customers=SYNTHETIC_CUSTOMERS, seed=SYNTHETIC_SEED)
-    return write_raw_file(lines, tmp_path_factory.mktemp("raw") / "synthetic.csv.zst")
+    """A small raw file in the exact raw format, with every quirk of the real one (read only)."""
+
+    def make(directory: Path) -> None:
+        lines = generate_raw_lines(n_customers=SYNTHETIC_CUSTOMERS, seed=SYNTHETIC_SEED)
+        write_raw_file(lines, directory / "synthetic.csv.zst")
+
+    return _made_once(tmp_path_factory, "raw", make) / "synthetic.csv.zst"
 
 
 @pytest.fixture(scope="session")
 def synthetic_build(tmp_path_factory: pytest.TempPathFactory, synthetic_raw: Path) -> Workspace:
-    """The whole project built and tested by ``dbt build`` on the synthetic file."""
-    workspace = Workspace(tmp_path_factory.mktemp("synthetic_build"))
-    assert_built(workspace.build(synthetic_raw))
-    return workspace
+    """The whole project built and tested by ``dbt build`` on the synthetic file: this worker's
+    copy of the session's one build (warehouse, dbt target and landing folder)."""
+
+    def make(directory: Path) -> None:
+        assert_built(Workspace(directory).build(synthetic_raw))
+
+    built = _made_once(tmp_path_factory, "synthetic_build", make)
+    copy = tmp_path_factory.mktemp("synthetic_build")
+    shutil.copytree(built, copy, symlinks=True, dirs_exist_ok=True)
+    return Workspace(copy)
 
 
 @pytest.fixture(scope="session")
