@@ -190,6 +190,7 @@ def run_dbt_in_process(args: Sequence[str], env: Mapping[str, str], project_root
     connection and Python models use this process's SparkSession); dbt's command-line exit code:
     0 when it succeeded, 1 when a node failed, 2 when dbt stopped on an error (e.g. a selection
     that names nothing)."""
+    from dbt.cli.exceptions import DbtInternalException, DbtUsageException
     from dbt.cli.main import dbtRunner
 
     os.environ.update(env)
@@ -200,6 +201,9 @@ def run_dbt_in_process(args: Sequence[str], env: Mapping[str, str], project_root
     if result.success:
         return 0
     if result.exception is not None:
-        print(f"dbt stopped: {result.exception}", file=sys.stderr)
+        # dbt has logged every error of a command that started ("Encountered an error"); only a
+        # wrong option, which stops it before, is left for us to say (as the dbt command does)
+        if isinstance(result.exception, DbtUsageException | DbtInternalException):
+            print(f"dbt stopped: {result.exception}", file=sys.stderr)
         return 2
     return 1

@@ -364,15 +364,33 @@ def test_the_backfill_refuses_a_spark_target(tmp_path: Path, synthetic_raw: Path
 
 
 @pytest.mark.parametrize(
-    ("success", "exception", "code"),
-    [(True, None, 0), (False, None, 1), (False, RuntimeError("no node selected"), 2)],
+    ("success", "exception", "code", "said"),
+    [
+        (True, None, 0, ""),
+        (False, None, 1, ""),
+        # dbt logged it already ("Encountered an error: ..."): not said twice
+        (False, RuntimeError("no node selected"), 2, ""),
+        # a wrong option stops dbt before it logs anything: said once, by us
+        (False, "usage", 2, "dbt stopped: No such option: --selct\n"),
+    ],
 )
 def test_dbt_in_process_exits_as_the_dbt_command_does(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, success: bool, exception: Any, code: int
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    success: bool,
+    exception: Any,
+    code: int,
+    said: str,
 ) -> None:
     """0 success, 1 a node failed, 2 dbt stopped on an error (a selection naming nothing): the
-    Spark build exits like the DuckDB build, which runs the dbt command."""
+    Spark build exits like the DuckDB build, which runs the dbt command, and says each error
+    once."""
     import dbt.cli.main
+    from dbt.cli.exceptions import DbtUsageException
+
+    if exception == "usage":
+        exception = DbtUsageException("No such option: --selct")
 
     class Runner:
         def invoke(self, args: list[str]) -> Any:
@@ -380,3 +398,4 @@ def test_dbt_in_process_exits_as_the_dbt_command_does(
 
     monkeypatch.setattr(dbt.cli.main, "dbtRunner", Runner)
     assert spark_session.run_dbt_in_process(["build"], {}, tmp_path) == code
+    assert capsys.readouterr().err == said
