@@ -85,12 +85,20 @@
             {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
-    {#- hidden files (.gitkeep) are not daily files: prepare's glob skips them too -#}
+    {#- hidden files (.gitkeep) are not daily files: prepare's glob skips them too. Prepare
+        records its glob's matches as written (symlinks kept, as glob() keeps them), and the
+        files by their resolved paths (a stamp written before incoming_matches existed: those) -#}
     {%- set matched = run_query("select file from glob(" ~ string_literal(stamp['incoming_glob'])
         ~ ") where not starts_with(parse_filename(file), '.') order by file")
         .columns[0].values() | list -%}
+    {%- set prepared_matches = [] -%}
+    {%- if 'incoming_matches' in engine.column_names -%}
+        {%- set prepared_matches = run_query("select unnest(incoming_matches) " ~ stamp_sql)
+            .columns[0].values() | list -%}
+    {%- endif -%}
     {%- for path in matched -%}
-        {%- if path not in prepared_incoming and path != stamp['raw_path'] -%}
+        {%- if path not in prepared_incoming and path not in prepared_matches
+              and path != stamp['raw_path'] -%}
             {%- do problems.append("the incoming file " ~ path ~ " arrived after the inputs were prepared") -%}
         {%- endif -%}
     {%- endfor -%}

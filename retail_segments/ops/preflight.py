@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
@@ -196,9 +196,29 @@ def landing_dir(warehouse: Path, environ: Mapping[str, str]) -> Path:
     return warehouse.parent.resolve() / "landing"
 
 
-def incoming_files(project_root: Path, environ: Mapping[str, str]) -> tuple[str, list[Path]]:
+def daily_file_order(path: Path) -> tuple[str, str]:
+    """Where a daily file sorts among the others: by file name, then (for equal names in other
+    folders of the pattern) by full path. The staging model ``stg_online_retail__incoming_lines``
+    numbers the files' lines in the same order, so a file that sorts after every loaded one gets
+    line numbers after theirs and loads incrementally; one that sorts before them forces a
+    rebuild (`decide_identity`)."""
+    return path.name, str(path)
+
+
+class IncomingFiles(NamedTuple):
+    """The daily files one glob of ``RETAIL_INCOMING_GLOB`` found."""
+
+    pattern: str
+    # each file once (a symlink and its target are one file), resolved, in `daily_file_order`
+    files: list[Path]
+    # every match as the glob wrote it, with '.' and '..' removed lexically and symlinks kept:
+    # what the on-run-start hook's glob() of the same pattern gives when nothing has arrived since
+    matches: list[str]
+
+
+def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFiles:
     """The incoming daily files (``RETAIL_INCOMING_GLOB``, relative to the project; default every
-    file of ``data/incoming/``), sorted by name, with the pattern used. Hidden files (names
+    file of ``data/incoming/``) in `daily_file_order`, with the pattern used. Hidden files (names
     starting with a dot) are not matched, as in the shell. Raises `InputError` for a match the
     product cannot read (a name ending it does not know, or a folder), so nothing the user put
     there is silently left out."""
@@ -206,7 +226,8 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> tuple[str,
     anchored = Path(pattern).expanduser()
     if not anchored.is_absolute():
         anchored = project_root / anchored
-    files = sorted(Path(match).resolve() for match in glob.glob(str(anchored)))
+    matches = glob.glob(str(anchored))
+    files = sorted({Path(match).resolve() for match in matches}, key=daily_file_order)
     fix = (
         "move it out of the folder, or set "
         f"{INCOMING_GLOB_ENV} to a pattern of the daily files only, e.g. data/incoming/*.csv.zst"
@@ -229,7 +250,7 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> tuple[str,
                 fix,
                 role="Daily file",
             )
-    return str(anchored), files
+    return IncomingFiles(str(anchored), files, sorted(os.path.normpath(m) for m in matches))
 
 
 def data_facts(landed: Sequence[LandedFile]) -> DataFacts:
@@ -436,14 +457,16 @@ def decide_identity(
         elif now.sha256 != item.sha256:
             reasons.append(f"the loaded incoming file {item.path} has changed")
     loaded_paths = {item.path for item in loaded_incoming}
-    last_name = max((Path(item.path).name for item in loaded_incoming), default="")
+    last = max((Path(item.path) for item in loaded_incoming), key=daily_file_order, default=None)
     for new in incoming:
         # a file with only its header adds no line, so where it sorts does not matter (and,
         # recording no line, it never counts as loaded)
         if str(new.path) in loaded_paths or new.n_rows == 0:
             continue
-        if new.path.name < last_name:
-            reasons.append(f"the new incoming file {new.path} sorts before the loaded {last_name}")
+        if last is not None and daily_file_order(new.path) < daily_file_order(last):
+            # by name; by path only when the names are the same
+            shown = last if last.name == new.path.name else last.name
+            reasons.append(f"the new incoming file {new.path} sorts before the loaded {shown}")
         count, first = (backdated or {}).get(str(new.path), (0, ""))
         if count:
             reasons.append(
@@ -603,7 +626,7 @@ def _prepare(
         _check_writable(warehouse.parent, "The warehouse's folder", WAREHOUSE_PATH_ENV)
     _check_writable(landing, "The landing folder (checked inputs)", LANDING_DIR_ENV)
     cache = landing / "cache"
-    _pattern, incoming_paths = incoming_files(project_root, environ)
+    _pattern, incoming_paths, incoming_matches = incoming_files(project_root, environ)
     incoming_paths = [path for path in incoming_paths if path != raw_path]
     lander = None if spark is None else spark.lander
     raw = land_file(raw_path, cache, lander)
@@ -660,6 +683,7 @@ def _prepare(
             str(path.resolve()) for _label, path in raw_path_candidates(project_root, {})
         ],
         "incoming_glob": _pattern,
+        "incoming_matches": incoming_matches,
         "meta": meta.fingerprints,
         "full_refresh": identity.full_refresh,
         "reasons": list(identity.reasons),

@@ -488,8 +488,9 @@ def test_every_file_of_the_incoming_folder_is_read_or_refused(tmp_path: Path) ->
     incoming.mkdir(parents=True)
     for name in ("2011-12-12.csv", "2011-12-10.csv.zst", "2011-12-11.csv.gz", ".gitkeep"):
         (incoming / name).write_bytes(b"")
-    pattern, files = preflight.incoming_files(tmp_path, {})
+    pattern, files, matches = preflight.incoming_files(tmp_path, {})
     assert pattern == str(incoming / "*")
+    assert matches == [str(path) for path in sorted(files)]
     assert [path.name for path in files] == [
         "2011-12-10.csv.zst",
         "2011-12-11.csv.gz",
@@ -508,6 +509,24 @@ def test_every_file_of_the_incoming_folder_is_read_or_refused(tmp_path: Path) ->
     assert [path.name for path in preflight.incoming_files(tmp_path, narrowed)[1]] == [
         "2011-12-10.csv.zst"
     ]
+    # a pattern over several folders: in file-name order whatever the folder, equal names by path
+    # (the order the staging model numbers their lines in)
+    (incoming / "2011-12").rmdir()
+    for name in ("b/2011-12-01.csv", "a/2011-12-02.csv", "b/day.csv", "a/day.csv"):
+        (tmp_path / "feed" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "feed" / name).write_bytes(b"")
+    folders = {"RETAIL_INCOMING_GLOB": str(tmp_path / "feed" / "*" / "*")}
+    assert [
+        str(path.relative_to(tmp_path / "feed"))
+        for path in preflight.incoming_files(tmp_path, folders)[1]
+    ] == ["b/2011-12-01.csv", "a/2011-12-02.csv", "a/day.csv", "b/day.csv"]
+    # a symlinked folder: its files once, resolved; the matches as the glob wrote them (the
+    # on-run-start hook compares its own glob with those)
+    (tmp_path / "feed" / "c").symlink_to(tmp_path / "feed" / "a")
+    found = preflight.incoming_files(tmp_path, folders)
+    assert len(found.files) == 4 and all(path.parent.name != "c" for path in found.files)
+    assert str(tmp_path / "feed" / "c" / "day.csv") in found.matches
+    assert len(found.matches) == 6
 
 
 def test_validated_files_are_landed_once_until_they_change(

@@ -20,6 +20,8 @@ from retail_segments_dev.synthetic import RAW_COLUMNS, generate_raw_lines, write
 pytestmark = pytest.mark.dbt
 
 INCOMING_OFFSET = 1_000_000_000
+# The daily files' folders in the loaded fixture: their order is not the files' order.
+DAY_FOLDERS = {"day_1": "z_first", "day_2": "a_second"}
 SELECTION = [
     "--select",
     "+fct_orders",
@@ -84,14 +86,15 @@ class IncrementalWorkspace(Workspace):
 
     incoming: Path
     vars: str
+    # every file of the folder, as by default; the hook skips a hidden .gitkeep too
+    pattern: str = "*"
 
     def run(self, raw: Path, *args: str):
         env = {
             **os.environ,
             "RETAIL_RAW_PATH": str(raw),
             "RETAIL_DUCKDB_PATH": str(self.warehouse),
-            # every file of the folder, as by default; the hook skips the hidden .gitkeep too
-            "RETAIL_INCOMING_GLOB": str(self.incoming / "*"),
+            "RETAIL_INCOMING_GLOB": str(self.incoming / self.pattern),
         }
         dirs = ["--target-path", str(self.root / "target"), "--log-path", str(self.root / "logs")]
         return run_prepared_dbt(["build", *SELECTION, *args, "--vars", self.vars, *dirs], env)
@@ -102,21 +105,31 @@ class IncrementalWorkspace(Workspace):
 
 @pytest.fixture(scope="module")
 def loaded(split_files: dict[str, Any], tmp_path_factory: pytest.TempPathFactory):
-    """Full build on the raw file, then one incremental build per arriving daily file. With day 2
-    comes a plain CSV with only its header (a day without sales), named to sort before the loaded
-    day 1: it adds no line, so the build stays incremental (a file with lines sorting there would
-    need a rebuild, which the selection refuses)."""
+    """Full build on the raw file, then one incremental build per arriving daily file. The
+    pattern spans two folders whose order is not the files' (day 1 in z_first/, day 2 in
+    a_second/, a symlink to another folder): files sort by name whatever their folder. With
+    day 2 comes a plain CSV with only its header (a day without sales), named to sort before the
+    loaded day 1: it adds no line, so the build stays incremental (a file with lines sorting
+    there would need a rebuild, which the selection refuses)."""
     workspace = IncrementalWorkspace(
-        tmp_path_factory.mktemp("incremental_build"), split_files["incoming"], split_files["vars"]
+        tmp_path_factory.mktemp("incremental_build"),
+        split_files["incoming"],
+        split_files["vars"],
+        pattern="*/*",
     )
-    workspace.incoming.mkdir()
-    (workspace.incoming / ".gitkeep").touch()
+    (workspace.incoming / DAY_FOLDERS["day_1"]).mkdir(parents=True)
+    # day 2's folder is a symlink to a folder elsewhere, which the hook's glob keeps as written
+    (workspace.root / "arrivals").mkdir()
+    (workspace.incoming / DAY_FOLDERS["day_2"]).symlink_to(workspace.root / "arrivals")
+    (workspace.incoming / DAY_FOLDERS["day_1"] / ".gitkeep").touch()
     assert_built(workspace.run(split_files["raw"]))
     before = workspace.query("select count(*) from marts.fct_sales_lines")[0][0]
-    for day in ("day_1", "day_2"):
-        split_files[day].rename(workspace.incoming / split_files[day].name)
+    for day, folder in DAY_FOLDERS.items():
+        split_files[day].rename(workspace.incoming / folder / split_files[day].name)
         if day == "day_2":
-            (workspace.incoming / "2011-10-31.csv").write_text(",".join(RAW_COLUMNS) + "\n")
+            (workspace.incoming / folder / "2011-10-31.csv").write_text(
+                ",".join(RAW_COLUMNS) + "\n"
+            )
         assert_built(workspace.run(split_files["raw"]))
         stamp = json.loads((workspace.root / "landing" / "current" / "prepared.json").read_text())
         assert stamp["full_refresh"] is False, stamp["reasons"]
@@ -148,7 +161,9 @@ def _assert_lines_equal_the_reference(workspace: Workspace, files: list[Path]) -
 def test_incremental_lines_equal_the_reference_on_the_whole_history(
     loaded: IncrementalWorkspace, split_files: dict[str, Any]
 ) -> None:
-    files = [split_files["raw"], *sorted(loaded.incoming.glob("*.csv.zst"))]
+    # day 1 then day 2 (file-name order), though day 2's folder sorts first
+    days = [loaded.incoming / DAY_FOLDERS[day] / split_files[day].name for day in DAY_FOLDERS]
+    files = [split_files["raw"], *days]
     _assert_lines_equal_the_reference(loaded, files)
 
 

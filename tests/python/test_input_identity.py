@@ -112,6 +112,36 @@ IDENTITY_CASES = {
         {},
         ["/in/2011-12-09.csv.zst sorts before the loaded 2011-12-10.csv.zst"],
     ),
+    # RETAIL_INCOMING_GLOB over several folders: files sort by name, by path only among equal
+    # names (daily_file_order; the staging model numbers lines in the same order)
+    "a new daily file in an earlier folder, named to sort after the loaded ones": (
+        [RAW_A, LoadedFile("/in/b/2011-12-10.csv.zst", SHA_A, False, AT)],
+        _landed("/data/raw.csv.zst", SHA_A),
+        [_landed("/in/b/2011-12-10.csv.zst", SHA_A), _landed("/in/a/2011-12-11.csv.zst", SHA_B)],
+        {},
+        [],
+    ),
+    "a new daily file in a later folder, named to sort before a loaded one": (
+        [RAW_A, LoadedFile("/in/a/2011-12-10.csv.zst", SHA_A, False, AT)],
+        _landed("/data/raw.csv.zst", SHA_A),
+        [_landed("/in/a/2011-12-10.csv.zst", SHA_A), _landed("/in/b/2011-12-09.csv.zst", SHA_B)],
+        {},
+        ["/in/b/2011-12-09.csv.zst sorts before the loaded 2011-12-10.csv.zst"],
+    ),
+    "a new daily file named as a loaded one, in an earlier folder": (
+        [RAW_A, LoadedFile("/in/b/day.csv", SHA_A, False, AT)],
+        _landed("/data/raw.csv.zst", SHA_A),
+        [_landed("/in/b/day.csv", SHA_A), _landed("/in/a/day.csv", SHA_B)],
+        {},
+        ["/in/a/day.csv sorts before the loaded /in/b/day.csv"],
+    ),
+    "a new daily file named as a loaded one, in a later folder": (
+        [RAW_A, LoadedFile("/in/a/day.csv", SHA_A, False, AT)],
+        _landed("/data/raw.csv.zst", SHA_A),
+        [_landed("/in/a/day.csv", SHA_A), _landed("/in/b/day.csv", SHA_B)],
+        {},
+        [],
+    ),
     "a new daily file with a purchase before a loaded return": (
         [RAW_A],
         _landed("/data/raw.csv.zst", SHA_A),
