@@ -35,6 +35,11 @@
         "select warehouse, raw_path, incoming_glob, full_refresh, array_to_string(reasons, '; ') as reasons "
         ~ stamp_sql).rows[0] -%}
     {%- set problems = [] -%}
+    {#- prepare refuses them too (preflight.check_whole_input); here for dbt run by hand -#}
+    {%- if invocation_args_dict.get('empty') or invocation_args_dict.get('sample') -%}
+        {%- do problems.append("dbt's --empty or --sample builds the models on part of the input,"
+            ~ " so the warehouse would not reflect every line of the file (run without them)") -%}
+    {%- endif -%}
     {%- set engine = run_query("select * " ~ stamp_sql) -%}
     {%- if 'engine' in engine.column_names and engine.rows[0]['engine'] != 'duckdb' -%}
         {%- do problems.append("the inputs were prepared for the " ~ engine.rows[0]['engine']

@@ -55,6 +55,9 @@ from retail_segments.ops.publish import (
     serving_dir,
 )
 
+# The dbt target (profiles.yml) whose DuckDB file, RETAIL_DUCKDB_PATH, `build` builds and publishes.
+WAREHOUSE_TARGET = "dev"
+
 
 def _prepare(dbt_args: list[str], fits: bool = True) -> PreparedBuild | int:
     """Prepare a dbt run; on a problem print it and return exit code 2."""
@@ -76,9 +79,22 @@ def _announce(prepared: PreparedBuild) -> None:
 def _build(dbt_args: list[str]) -> int:
     from retail_segments.spark.build import build as spark_build
     from retail_segments.spark.build import is_spark_target
+    from retail_segments.spark.session import dbt_target
 
     if is_spark_target(find_project_root(), dbt_args, os.environ):
         return spark_build(dbt_args)
+    target = dbt_target(dbt_args, os.environ)
+    if target is not None and target != WAREHOUSE_TARGET:
+        # dbt would build elsewhere (lint: in memory; serving: the read-only copy) and the
+        # publish would then copy the warehouse it never touched as a new build
+        print(
+            f"error: `build` builds and publishes the warehouse of the dbt target"
+            f" {WAREHOUSE_TARGET!r} (RETAIL_DUCKDB_PATH); the target {target!r} (--target or"
+            " DBT_TARGET) builds elsewhere; nothing was built.\n"
+            "  Fix: drop --target and unset DBT_TARGET, or use --target spark (docs/spark.md).",
+            file=sys.stderr,
+        )
+        return 2
     prepared = _prepare(dbt_args)
     if isinstance(prepared, int):
         return prepared

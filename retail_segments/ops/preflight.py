@@ -549,6 +549,23 @@ def _switch_current(landing: Path, prepared: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+# dbt flags that build the models on part of the input (--empty: no rows; --sample: a time
+# window of it): the marts would not reflect the file, and the serving copy would publish them.
+_PARTIAL_INPUT_FLAGS = ("--empty", "--sample")
+
+
+def check_whole_input(dbt_args: Sequence[str]) -> None:
+    """Raise `PreflightError` when the dbt arguments would build on part of the input."""
+    found = sorted({arg.split("=", 1)[0] for arg in dbt_args} & set(_PARTIAL_INPUT_FLAGS))
+    if found:
+        flags = " and ".join(found)
+        raise PreflightError(
+            f"dbt's {flags} builds the models on part of the input (--empty: no rows; --sample:"
+            " a time window), so the warehouse would not reflect every line of the file;"
+            f" nothing was built.\n  Fix: run the build without {flags}."
+        )
+
+
 def _has_selection(dbt_args: Sequence[str]) -> bool:
     return any(arg.split("=", 1)[0] in _SELECTION_FLAGS for arg in dbt_args)
 
@@ -611,6 +628,7 @@ def _prepare(
     spark: SparkTables | None = None,
 ) -> PreparedBuild:
     check_environment(environ)
+    check_whole_input(dbt_args)
     meta = check_model_meta(project_root)
     holdout_days = meta.settings["ml_customer_value_fit"]["value"].holdout_days
     cli_vars, _rest = parse_cli_vars(dbt_args)

@@ -467,8 +467,14 @@ def check_environment(environ: Mapping[str, str]) -> None:
             problems.append(f"RETAIL_DUCKDB_MEMORY_LIMIT = {limit!r} is not a memory size; {valid}")
         elif size < MIN_MEMORY_BYTES or (machine is not None and size > machine):
             problems.append(f"RETAIL_DUCKDB_MEMORY_LIMIT = {limit!r} is out of range; {valid}")
-    for name in ("RETAIL_DUCKDB_PATH", "RETAIL_SERVING_DIR", "RETAIL_LANDING_DIR"):
+    for name in (
+        "RETAIL_RAW_PATH",
+        "RETAIL_DUCKDB_PATH",
+        "RETAIL_SERVING_DIR",
+        "RETAIL_LANDING_DIR",
+    ):
         value = environ.get(name)
+        # empty is not unset: an empty RETAIL_RAW_PATH would quietly build the default file
         if value is not None and not value.strip():
             problems.append(f"{name} is set but empty; unset it or give a path")
     warehouse = environ.get("RETAIL_DUCKDB_PATH")

@@ -360,6 +360,26 @@ SETTINGS_CASES: list[Case] = [
         ["RETAIL_INCOMING_GLOB", "is a directory", "*.csv.zst"],
         env={"RETAIL_INCOMING_GLOB": str(PROJECT_ROOT / "seeds")},
     ),
+    # dbt flags that would build on part of the input, or into another database than the one
+    # published
+    Case(
+        "empty_flag",
+        GOOD,
+        ["dbt's --empty builds the models on part of the input", "run the build without --empty"],
+        args=["--empty", "--select", "fct_orders"],
+    ),
+    Case(
+        "sample_flag",
+        GOOD,
+        ["dbt's --sample builds the models on part of the input", "without --sample"],
+        args=["--sample=3 days"],
+    ),
+    Case(
+        "target_other_than_the_warehouse",
+        GOOD,
+        ["the target 'lint' (--target or DBT_TARGET) builds elsewhere", "drop --target"],
+        args=["--target", "lint"],
+    ),
     Case(
         # a folder that cannot be written (under a file here: root may write anywhere else)
         "landing_dir_not_writable",

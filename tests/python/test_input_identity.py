@@ -306,10 +306,13 @@ def test_plain_dbt_refuses_what_was_not_prepared(
     raw.write_bytes(
         zstandard.compress(text.replace("United Kingdom", "United Kingdon", 1).encode())
     )
-    refused = run_dbt(["build", "--vars", "{top_products_n: 10}", *dirs], env, capture=True)
+    refused = run_dbt(
+        ["build", "--vars", "{top_products_n: 10}", "--empty", *dirs], env, capture=True
+    )
     assert refused.returncode != 0
     assert f"the raw file {raw} changed since it was prepared" in refused.stdout
     assert "var top_products_n is 10 but was checked as 50" in refused.stdout
+    assert "dbt's --empty or --sample builds the models on part of the input" in refused.stdout
     assert "python -m retail_segments prepare" in refused.stdout
 
     shutil.copyfile(synthetic_raw, raw)

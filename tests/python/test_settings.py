@@ -15,6 +15,7 @@ from retail_segments.ops.preflight import as_of_notes
 from retail_segments.ops.settings import (
     DataFacts,
     SettingsError,
+    check_environment,
     check_model_meta,
     check_vars,
     check_vars_against_data,
@@ -233,3 +234,13 @@ def test_the_stamp_records_each_fits_meta_without_its_var_fed_keys(tmp_path: Pat
     assert value["json"] == '{"value": {"clv_months": 6, "holdout_days": 30}}'
     assert "rfm_as_of" in value["passthrough"]
     assert by_model["ml_segmentation_tsne_fit"]["json"] == "{}"  # no block: nothing set
+
+
+@pytest.mark.parametrize(
+    "name", ["RETAIL_RAW_PATH", "RETAIL_DUCKDB_PATH", "RETAIL_SERVING_DIR", "RETAIL_LANDING_DIR"]
+)
+def test_a_path_variable_set_but_empty_is_refused(name: str) -> None:
+    """Empty is not unset: an empty RETAIL_RAW_PATH must not quietly build the default file."""
+    with pytest.raises(SettingsError, match=f"{name} is set but empty; unset it or give a path"):
+        check_environment({name: " "})
+    check_environment({})
