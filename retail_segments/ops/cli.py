@@ -45,7 +45,7 @@ from retail_segments.ops.paths import (
     find_project_root,
     warehouse_path,
 )
-from retail_segments.ops.preflight import PreflightError, PreparedBuild, prepare
+from retail_segments.ops.preflight import PreflightError, PreparedBuild, has_selection, prepare
 from retail_segments.ops.publish import (
     SERVING_DB_NAME,
     manifest_path,
@@ -98,6 +98,16 @@ def _build(dbt_args: list[str]) -> int:
     prepared = _prepare(dbt_args)
     if isinstance(prepared, int):
         return prepared
+    if prepared.unloaded and has_selection(dbt_args):
+        # the selected models would load them and the others not: a mix, then published
+        print(
+            f"error: new daily files arrived ({', '.join(map(str, prepared.unloaded))}); a build"
+            " limited by --select/--exclude would bring their lines into the selected models"
+            " only, and publish that mix; nothing was built.\n"
+            "  Fix: run the build without --select/--exclude (make build).",
+            file=sys.stderr,
+        )
+        return 2
     _announce(prepared)
     returncode = run_dbt(["build", *prepared.dbt_args], prepared.env).returncode
     if returncode != 0:

@@ -147,6 +147,8 @@ class PreparedBuild:
     dbt_args: tuple[str, ...] = field(default=())
     # what the user should know about the settings before reading the marts (`as_of_notes`)
     notes: tuple[str, ...] = field(default=())
+    # the daily files with lines that the warehouse has not loaded yet
+    unloaded: tuple[Path, ...] = field(default=())
 
     def _without_sales(self) -> str:
         empty = sum(1 for item in self.incoming if item.n_rows == 0)
@@ -566,7 +568,8 @@ def check_whole_input(dbt_args: Sequence[str]) -> None:
         )
 
 
-def _has_selection(dbt_args: Sequence[str]) -> bool:
+def has_selection(dbt_args: Sequence[str]) -> bool:
+    """Whether the dbt arguments limit the run to part of the project."""
     return any(arg.split("=", 1)[0] in _SELECTION_FLAGS for arg in dbt_args)
 
 
@@ -672,7 +675,7 @@ def _prepare(
         unfinished = f"the last rebuild from scratch ({'; '.join(pending)}) did not finish"
         identity = Identity(True, (unfinished,))
         causes = pending
-    if identity.full_refresh and _has_selection(dbt_args):
+    if identity.full_refresh and has_selection(dbt_args):
         raise PreflightError(
             f"The inputs changed ({identity.summary()}), so the warehouse must be rebuilt from"
             " scratch, which a build limited by --select/--exclude cannot do; nothing was built.\n"
@@ -723,6 +726,9 @@ def _prepare(
     env[INCOMING_GLOB_ENV] = _pattern
     env[PREPARED_STAMP_ENV] = str(prepared / STAMP_NAME)
     warehouse.parent.mkdir(parents=True, exist_ok=True)
+    unloaded = tuple(
+        item.path for item in new_incoming(loaded, incoming) if item.n_rows > 0 and loaded
+    )
     return PreparedBuild(
-        env, raw, incoming, identity, settings, prepared / STAMP_NAME, tuple(args), notes
+        env, raw, incoming, identity, settings, prepared / STAMP_NAME, tuple(args), notes, unloaded
     )

@@ -17,12 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import zstandard
 from dbt_helpers import PROJECT_ROOT, Workspace, copy_workspace, run_cli, table_checksums
 
 from retail_segments.ops import preflight, publish
 from retail_segments.ops.inputs import InputError
+from retail_segments_dev.synthetic import generate_raw_lines, write_raw_file
 
 pytestmark = pytest.mark.dbt
 
@@ -479,6 +481,29 @@ def test_a_line_number_in_the_message_is_the_line_in_the_file(
     assert result.returncode == 2
     assert f"(first on line {line} of the file: '2.5')" in result.stderr
     assert text.splitlines()[line - 1].split(",")[0] in text.splitlines()[line - 1]
+
+
+def test_a_selected_build_refuses_new_daily_files(
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """A build limited by --select would load a new daily file into the selected models only and
+    publish that mix: refused, nothing replaced or published."""
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    lines = (
+        generate_raw_lines(n_customers=40, seed=5)
+        .head(10)
+        .assign(InvoiceDate=pd.Timestamp("2011-12-20 10:00"))
+    )
+    daily = write_raw_file(lines, incoming / "2011-12-20.csv.zst")
+    marts_before, serving_before = guarded.marts(), guarded.serving_state()
+    env = {"RETAIL_INCOMING_GLOB": str(incoming / "*"), "RETAIL_SERVING_DIR": str(guarded.serving)}
+    result = run_cli(guarded.workspace, synthetic_raw, "build", "--select", "customer_rfm", env=env)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"new daily files arrived ({daily})" in result.stderr
+    assert "nothing was built" in result.stderr and "Traceback" not in result.stderr
+    assert guarded.marts() == marts_before
+    assert guarded.serving_state() == serving_before
 
 
 def test_an_incoming_file_is_checked_like_the_raw_file(
