@@ -207,6 +207,16 @@ def daily_file_order(path: Path) -> tuple[str, str]:
     return path.name, str(path)
 
 
+def _static_prefix(parts: Sequence[str]) -> list[str]:
+    """The leading parts of a path pattern without glob characters (its fixed folder)."""
+    prefix: list[str] = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        prefix.append(part)
+    return prefix
+
+
 class IncomingFiles(NamedTuple):
     """The daily files one glob of ``RETAIL_INCOMING_GLOB`` found."""
 
@@ -228,6 +238,16 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFi
     anchored = Path(pattern).expanduser()
     if not anchored.is_absolute():
         anchored = project_root / anchored
+    if environ.get(INCOMING_GLOB_ENV):
+        # a mistyped folder would match nothing, and the daily files would never load
+        static = Path(*[part for part in _static_prefix(anchored.parts)])
+        if not static.is_dir():
+            raise InputError(
+                static,
+                f"does not exist (the folder of {INCOMING_GLOB_ENV} = {pattern})",
+                fix=f"create the folder, or correct {INCOMING_GLOB_ENV}",
+                role="Daily files' folder",
+            )
     matches = glob.glob(str(anchored))
     files = sorted({Path(match).resolve() for match in matches}, key=daily_file_order)
     fix = (
@@ -331,11 +351,19 @@ def loaded_files(warehouse: Path) -> list[LoadedFile] | None:
         return None
     try:
         connection = duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.IOException as error:
+    except duckdb.Error as error:
+        # held by another process (the message names its PID), or not a DuckDB file at all
+        held = isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
+        fix = (
+            "close any program that holds it open (BI tools read the serving copy instead)"
+            " and run the build again"
+            if held
+            else f"point {WAREHOUSE_PATH_ENV} at the warehouse this product built, or at a path"
+            " where none exists yet (it is created)"
+        )
         raise PreflightError(
-            f"The warehouse {warehouse} cannot be opened to read what it was built from: {error}\n"
-            "  Fix: close any program that holds it open (BI tools read the serving copy instead)"
-            " and run the build again."
+            f"The warehouse {warehouse} cannot be opened to read what it was built from: {error}"
+            f"; nothing was built.\n  Fix: {fix}."
         ) from error
     with connection:
         columns = {

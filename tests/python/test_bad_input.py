@@ -383,6 +383,13 @@ SETTINGS_CASES: list[Case] = [
         args=["--target", "lint"],
     ),
     Case(
+        # a mistyped folder would match nothing, and the daily files would never load
+        "incoming_glob_folder_missing",
+        GOOD,
+        ["Daily files' folder '/nonexistent/dir' does not exist", "correct RETAIL_INCOMING_GLOB"],
+        env={"RETAIL_INCOMING_GLOB": "/nonexistent/dir/*.csv"},
+    ),
+    Case(
         # a folder that cannot be written (under a file here: root may write anywhere else)
         "landing_dir_not_writable",
         GOOD,
@@ -593,3 +600,17 @@ def test_validated_files_are_landed_once_until_they_change(
     changed = run_cli(workspace, raw, "prepare")
     assert changed.returncode == 2
     assert f"Raw data file '{raw}'" in changed.stderr and "'six'" in changed.stderr
+
+
+def test_a_warehouse_path_that_is_no_duckdb_file_is_refused_with_the_fix(tmp_path: Path) -> None:
+    """RETAIL_DUCKDB_PATH pointing at a CSV (or /dev/null) names the path and the variable to
+    change, not a traceback or a lock to release."""
+    for name, content in [("export.csv", b"InvoiceNo,StockCode\n1,2\n"), ("blank.duckdb", b"x")]:
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(preflight.PreflightError) as raised:
+            preflight.loaded_files(path)
+        message = str(raised.value)
+        assert f"The warehouse {path} cannot be opened" in message, message
+        assert "point RETAIL_DUCKDB_PATH at the warehouse this product built" in message
+        assert "nothing was built" in message
