@@ -238,8 +238,9 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFi
     anchored = Path(pattern).expanduser()
     if not anchored.is_absolute():
         anchored = project_root / anchored
-    if environ.get(INCOMING_GLOB_ENV):
-        # a mistyped folder would match nothing, and the daily files would never load
+    if environ.get(INCOMING_GLOB_ENV) and anchored != project_root / DEFAULT_INCOMING_GLOB:
+        # a mistyped folder would match nothing, and the daily files would never load (the
+        # default folder may be missing: no daily files yet)
         static = Path(*[part for part in _static_prefix(anchored.parts)])
         if not static.is_dir():
             raise InputError(
