@@ -241,7 +241,7 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFi
     if environ.get(INCOMING_GLOB_ENV) and anchored != project_root / DEFAULT_INCOMING_GLOB:
         # a mistyped folder would match nothing, and the daily files would never load (the
         # default folder may be missing: no daily files yet)
-        static = Path(*[part for part in _static_prefix(anchored.parts)])
+        static = Path(*_static_prefix(anchored.parts))
         if not static.is_dir():
             raise InputError(
                 static,
@@ -692,9 +692,8 @@ def _prepare(
     else:
         loaded = loaded_spark_files(spark)
     built: Path | SparkTables = warehouse if spark is None else spark
-    backdated = (
-        purchases_before_loaded_returns(built, new_incoming(loaded, incoming)) if loaded else {}
-    )
+    arriving = new_incoming(loaded, incoming) if loaded else []
+    backdated = purchases_before_loaded_returns(built, arriving)
     identity = decide_identity(loaded, raw, incoming, backdated)
     # why the rebuild is needed, recorded while it runs: an unfinished rebuild's own causes
     # when nothing else asks for one (its first table already holds the new inputs)
@@ -755,9 +754,7 @@ def _prepare(
     env[INCOMING_GLOB_ENV] = _pattern
     env[PREPARED_STAMP_ENV] = str(prepared / STAMP_NAME)
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    unloaded = tuple(
-        item.path for item in new_incoming(loaded, incoming) if item.n_rows > 0 and loaded
-    )
+    unloaded = tuple(item.path for item in arriving if item.n_rows > 0)
     return PreparedBuild(
         env, raw, incoming, identity, settings, prepared / STAMP_NAME, tuple(args), notes, unloaded
     )
