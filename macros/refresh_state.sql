@@ -3,14 +3,14 @@
   (refresh-pending.json, retail_segments.ops.preflight.refresh_pending) that the inputs need one,
   so that a rebuild that fails or is killed half-way is done again by the next build rather than
   taken for done (dbt replaces one relation after the other). A `dbt build --full-refresh` of the
-  whole project (no --select / --exclude) in which no node ended in error, failure or skip marks
+  whole project (not is_partial_run()) in which no node ended in error, failure or skip marks
   it done. DuckDB writes the mark here; the Spark launcher writes it in Python after its build.
 -#}
 {% macro mark_refresh_done(results) %}
     {%- if not execute or flags.WHICH != 'build' or not flags.FULL_REFRESH -%}
         {{ return('') }}
     {%- endif -%}
-    {%- if invocation_args_dict.get('select') or invocation_args_dict.get('exclude') -%}
+    {%- if is_partial_run() -%}
         {{ return('') }}
     {%- endif -%}
     {%- if unsuccessful_results(results) -%}

@@ -37,7 +37,7 @@ from pathlib import Path
 import duckdb
 
 from retail_segments.ops.paths import WAREHOUSE_PATH_ENV, find_project_root
-from retail_segments.ops.preflight import PreflightError, prepare
+from retail_segments.ops.preflight import BUILT_VARS_NAME, PreflightError, landing_dir, prepare
 
 HISTORY_MODEL = "int_customer_rfm__history"
 # Every model of the segment history (dbt_project.yml tags the history folders): the last month
@@ -212,6 +212,11 @@ def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) ->
         return False
     manifest = parsed.result if isinstance(parsed.result, Manifest) else None
     runner = dbtRunner(manifest=manifest)
+    # each month's build runs with its own rfm_as_of, which marks the vars of the last whole
+    # build as no longer holding (macros/built_vars.sql); the backfill only adds history rows
+    # per as-of date, so the record holds again once every month succeeded
+    record = landing_dir(Path(os.environ[WAREHOUSE_PATH_ENV]), os.environ) / BUILT_VARS_NAME
+    kept = record.read_bytes() if record.exists() else None
     for number, as_of in enumerate(dates, start=1):
         last = number == len(dates)
         print(f"[{number}/{len(dates)}] as of {as_of:%Y-%m-%d %H:%M}", flush=True)
@@ -238,6 +243,8 @@ def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) ->
                 file=sys.stderr,
             )
             return False
+    if kept is not None:
+        record.write_bytes(kept)
     return True
 
 

@@ -45,7 +45,15 @@ from retail_segments.ops.paths import (
     find_project_root,
     warehouse_path,
 )
-from retail_segments.ops.preflight import PreflightError, PreparedBuild, has_selection, prepare
+from retail_segments.ops.preflight import (
+    LANDING_DIR_ENV,
+    PreflightError,
+    PreparedBuild,
+    has_selection,
+    loaded_files,
+    prepare,
+    vars_since_built,
+)
 from retail_segments.ops.publish import (
     SERVING_DB_NAME,
     manifest_path,
@@ -54,6 +62,7 @@ from retail_segments.ops.publish import (
     published_relations,
     serving_dir,
 )
+from retail_segments.ops.settings import SettingsError, check_environment
 
 # The dbt target (profiles.yml) whose DuckDB file, RETAIL_DUCKDB_PATH, `build` builds and publishes.
 WAREHOUSE_TARGET = "dev"
@@ -108,6 +117,37 @@ def _build(dbt_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if has_selection(dbt_args):
+        changed = vars_since_built(Path(prepared.env[LANDING_DIR_ENV]), prepared.stamp)
+        if changed is None or changed:
+            # the selected models would be built with these vars beside tables built with others
+            why = (
+                f"the vars differ from the last whole build's ({'; '.join(changed)})"
+                if changed
+                else "no whole build that succeeded is recorded with the vars it used (a"
+                " warehouse of an earlier version, or a build with other vars started since)"
+            )
+            print(
+                f"error: {why}; a build limited by --select/--exclude would build the selected"
+                " models with these vars beside tables built with others, and publish that mix;"
+                " nothing was built.\n"
+                "  Fix: run the build without --select/--exclude (make build, with --vars if you"
+                " want other values)"
+                + (", or select with the vars of the last whole build." if changed else "."),
+                file=sys.stderr,
+            )
+            return 2
+    serving_problem = _serving_dir_problem(
+        serving_dir(Path(prepared.env[WAREHOUSE_PATH_ENV]), prepared.env)
+    )
+    if serving_problem:
+        print(
+            f"error: {serving_problem}; nothing was built.\n"
+            "  Fix: set RETAIL_SERVING_DIR to a folder you can write (it is created), or unset it"
+            " (serving/ beside the warehouse).",
+            file=sys.stderr,
+        )
+        return 2
     _announce(prepared)
     returncode = run_dbt(["build", *prepared.dbt_args], prepared.env).returncode
     if returncode != 0:
@@ -118,6 +158,19 @@ def _build(dbt_args: list[str]) -> int:
         return returncode
     _report_orphans(prepared.env, list(prepared.dbt_args))
     return _publish(prepared.env, list(prepared.dbt_args))
+
+
+def _serving_dir_problem(directory: Path) -> str | None:
+    """Why the publish could not write the serving folder (found before the build, not after
+    it), or None. Nothing is created: the publish makes the folder."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"the serving folder {directory} cannot be made: {existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"the serving folder {directory} cannot be written ({existing} is not writable)"
+    return None
 
 
 def _report_orphans(env: Mapping[str, str], dbt_args: list[str]) -> None:
@@ -141,9 +194,16 @@ def _clean_warehouse(args: list[str]) -> int:
     """Drop the relations no model defines (dbt parse first, for an up-to-date manifest)."""
     environ = dict(os.environ)
     warehouse = warehouse_path(find_project_root(), environ)
-    if not warehouse.exists():
-        print(f"No warehouse at {warehouse}: nothing to clean.")
-        return 0
+    try:
+        check_environment(environ)
+        if not warehouse.exists():
+            print(f"No warehouse at {warehouse}: nothing to clean.")
+            return 0
+        # opens it read-only: a file that is no DuckDB warehouse is named with the fix
+        loaded_files(warehouse)
+    except (SettingsError, PreflightError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     parsed = run_dbt(["parse", *args], environ)
     if parsed.returncode != 0:
         print(
@@ -246,10 +306,24 @@ def _report(report_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.out.is_dir():
+        print(
+            f"error: --out {args.out} is a folder; nothing was written.\n"
+            f"  Fix: give the HTML file's name, such as {args.out / default_out.name}.",
+            file=sys.stderr,
+        )
+        return 2
     try:
         written = write_report(args.warehouse, args.out)
     except ReportDataError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(
+            f"error: the report cannot be written to {args.out} ({error.strerror}).\n"
+            "  Fix: give --out a file in a folder you can write, with room on its disk.",
+            file=sys.stderr,
+        )
         return 2
     print(f"Report: {written}")
     return 0

@@ -57,6 +57,7 @@ from retail_segments.ops.paths import (
     resolve_raw_path,
     warehouse_path,
 )
+from retail_segments.ops.publish import SERVING_SCHEMA
 from retail_segments.ops.settings import (
     DataFacts,
     ProjectVars,
@@ -81,6 +82,8 @@ STAMP_NAME = "prepared.json"
 # In the landing folder while a rebuild from scratch that the inputs require has not finished
 # (see `refresh_pending`).
 REFRESH_PENDING_NAME = "refresh-pending.json"
+# In the landing folder: the vars of the last whole build that succeeded (see `vars_since_built`).
+BUILT_VARS_NAME = "built-vars.json"
 KEEP_PREPARED_SETS = 3
 SCREENED_TABLE = ("intermediate", "int_sales_lines__screened")
 INCOMING_ROW_BASE = 1_000_000_000
@@ -93,6 +96,9 @@ _SELECTION_FLAGS = (
     "--exclude",
     "--selector",
     "--resource-type",
+    "--resource-types",
+    "--exclude-resource-type",
+    "--exclude-resource-types",
 )
 
 
@@ -276,6 +282,14 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFi
     return IncomingFiles(str(anchored), files, sorted(os.path.normpath(m) for m in matches))
 
 
+# The landed lines the cleaning keeps in fct_sales_lines (duplicates aside): a customer, no
+# return (negative quantity), a goods stock code (see macros/is_service_stock_code.sql), a price.
+_SALES_LINE_WHERE = (
+    "CustomerID is not null and Quantity >= 0 and UnitPrice <> 0"
+    " and not (upper(substr(StockCode, 1, 1)) between 'A' and 'Z')"
+)
+
+
 def data_facts(landed: Sequence[LandedFile]) -> DataFacts:
     """The inputs' time range, each customer's first purchase and each repeat customer's first
     purchase on their second purchase day (lines with a customer, a positive quantity and price,
@@ -306,6 +320,82 @@ def data_facts(landed: Sequence[LandedFile]) -> DataFacts:
         last_invoice_at=max(item.last_invoice_at for item in landed if item.last_invoice_at),
         customer_first_purchases=[at for at, number in day_starts if number == 1],
         customer_second_purchase_days=[at for at, number in day_starts if number == 2],
+    )
+
+
+_INVOICE_OWNERS_FIX = (
+    "an invoice belongs to one customer in one country: correct CustomerID or Country on the"
+    " lines that differ (or give them their own invoice number) in the file named, then build"
+    " again"
+)
+
+
+def check_invoice_owners(landed: Sequence[LandedFile]) -> None:
+    """Raise `InputError` when an invoice's sales lines (the lines `_SALES_LINE_WHERE` keeps),
+    across all the input files, name more than one customer or country: fct_orders takes one of
+    each per invoice, and the warehouse test that checks it runs only after tables are replaced.
+    The error names the file of the first line (in file order: the raw file, then the daily files
+    in arrival order) that differs from its invoice's first line, both lines, and how many
+    invoices differ. ``landed`` is in that order."""
+    files = [str(item.parquet) for item in landed]
+    sources = [str(item.path) for item in landed]
+    sql = f"""
+        with lines as (
+            select InvoiceNo, CustomerID, Country, file_row_number, source_file,
+                list_position($sources, source_file) as file_index
+            from read_parquet($files)
+            where {_SALES_LINE_WHERE}
+        ),
+        differing_invoices as (
+            select InvoiceNo from lines
+            group by InvoiceNo
+            having count(distinct CustomerID) > 1 or count(distinct Country) > 1
+        ),
+        with_first as (
+            select *,
+                first_value(CustomerID) over invoice as first_customer,
+                first_value(Country) over invoice as first_country,
+                first_value(file_row_number) over invoice as first_row,
+                first_value(source_file) over invoice as first_file
+            from lines semi join differing_invoices using (InvoiceNo)
+            window invoice as (partition by InvoiceNo order by file_index, file_row_number)
+        ),
+        differing as (
+            select * from with_first
+            where CustomerID <> first_customer or Country <> first_country
+        )
+        select count(distinct InvoiceNo),
+            arg_min(
+                [InvoiceNo, source_file, cast(file_row_number as varchar),
+                    cast(CustomerID as varchar), Country, first_file,
+                    cast(first_row as varchar), cast(first_customer as varchar), first_country],
+                [file_index, file_row_number]
+            )
+        from differing
+    """
+    with scratch_connection() as connection:
+        n_invoices, first = connection.execute(
+            sql, {"files": files, "sources": sources}
+        ).fetchall()[0]
+    if not n_invoices:
+        return
+    invoice, path, row, customer, country, first_path, first_row, first_customer, first_country = (
+        first
+    )
+    where = "" if first_path == path else f" of '{first_path}'"
+    details = [
+        f"invoice {invoice}: line {int(row) + 1} names customer {customer} in {country}, but"
+        f" line {int(first_row) + 1}{where} names customer {first_customer} in {first_country}",
+    ]
+    if n_invoices > 1:
+        details.append(f"{n_invoices - 1} more invoice(s) name more than one customer or country")
+    raw_path = sources[0]
+    raise InputError(
+        path,
+        "has an invoice whose lines name more than one customer or country",
+        details,
+        _INVOICE_OWNERS_FIX,
+        role="Raw data file" if path == raw_path else "Daily file",
     )
 
 
@@ -367,6 +457,19 @@ def loaded_files(warehouse: Path) -> list[LoadedFile] | None:
             f"; nothing was built.\n  Fix: {fix}."
         ) from error
     with connection:
+        published = connection.execute(
+            "select count(*) from information_schema.tables"
+            " where table_schema = ? and table_name = 'build_info'",
+            [SERVING_SCHEMA],
+        ).fetchall()[0][0]
+        if published:
+            raise PreflightError(
+                f"The warehouse {warehouse} is a serving copy (it holds"
+                f" {SERVING_SCHEMA}.build_info): BI tools read it, and each build replaces it"
+                " whole; nothing was built.\n"
+                f"  Fix: point {WAREHOUSE_PATH_ENV} at the warehouse the build writes (by"
+                " default warehouse/retail_segments.duckdb), not at a published copy."
+            )
         columns = {
             row[0]
             for row in connection.execute(
@@ -538,6 +641,28 @@ def mark_refresh_done(landing: Path) -> None:
         path.write_text(json.dumps({"pending": False}) + "\n")
 
 
+def vars_since_built(landing: Path, stamp: Path) -> tuple[str, ...] | None:
+    """How the vars of the prepared ``stamp`` differ from those of the last whole build that
+    succeeded (``name: 'then' -> 'now'`` each; empty when equal), or None when the landing folder
+    records none that still holds: no whole build succeeded since the record was kept (a
+    warehouse of an earlier version, or a new one), or a build or run with other vars started
+    since (it may have replaced tables before it ended). The DuckDB build's hooks keep the record
+    (macros/built_vars.sql): a build limited by --select with other vars would mix them."""
+    try:
+        record = json.loads((landing / BUILT_VARS_NAME).read_text().strip().splitlines()[0])
+    except (OSError, IndexError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or record.get("valid") is not True:
+        return None
+    then = {str(item["name"]): str(item["value"]) for item in record.get("vars") or []}
+    now = {item["name"]: item["value"] for item in json.loads(stamp.read_text())["vars"]}
+    return tuple(
+        f"{name}: {then[name]!r} -> {value!r}" if name in then else f"{name}: new, {value!r}"
+        for name, value in now.items()
+        if then.get(name) != value
+    )
+
+
 def new_incoming(
     loaded: list[LoadedFile] | None, incoming: Sequence[LandedFile]
 ) -> list[LandedFile]:
@@ -595,6 +720,46 @@ def check_whole_input(dbt_args: Sequence[str]) -> None:
             " a time window), so the warehouse would not reflect every line of the file;"
             f" nothing was built.\n  Fix: run the build without {flags}."
         )
+
+
+def _dbt_option(dbt_args: Sequence[str], flag: str) -> str | None:
+    """The value dbt takes for ``flag`` from its arguments (the last one given, as ``--flag
+    value`` or ``--flag=value``), or None."""
+    value = None
+    for index, arg in enumerate(dbt_args):
+        if arg == flag and index + 1 < len(dbt_args):
+            value = dbt_args[index + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+# dbt's folders for its artifacts and logs: (flag, environment variable, default, what)
+_DBT_FOLDERS = (
+    ("--target-path", "DBT_TARGET_PATH", "target", "dbt's artifacts folder"),
+    ("--log-path", "DBT_LOG_PATH", "logs", "dbt's log folder"),
+)
+
+
+def check_dbt_options(
+    project_root: Path, dbt_args: Sequence[str], environ: Mapping[str, str]
+) -> None:
+    """Raise `PreflightError` for a dbt option dbt itself would only fail on with a traceback:
+    a number of threads that is not a whole number from 1 (``--threads``, ``DBT_THREADS``), or an
+    artifacts or log folder that cannot be written (relative ones are dbt's, from the project)."""
+    threads = _dbt_option(dbt_args, "--threads")
+    source = "--threads"
+    if threads is None and environ.get("DBT_THREADS"):
+        threads, source = environ["DBT_THREADS"], "DBT_THREADS"
+    if threads is not None and not (threads.strip().isdigit() and int(threads) >= 1):
+        raise PreflightError(
+            f"{source} {threads!r} is not a number of threads (a whole number from 1);"
+            " nothing was built.\n"
+            f"  Fix: give {source} a whole number such as 2, or leave it out (the profile's)."
+        )
+    for flag, variable, default, what in _DBT_FOLDERS:
+        folder = _dbt_option(dbt_args, flag) or environ.get(variable) or default
+        _check_writable(project_root / Path(folder).expanduser(), what, f"{flag} (or {variable})")
 
 
 def has_selection(dbt_args: Sequence[str]) -> bool:
@@ -661,6 +826,7 @@ def _prepare(
 ) -> PreparedBuild:
     check_environment(environ)
     check_whole_input(dbt_args)
+    check_dbt_options(project_root, dbt_args, environ)
     meta = check_model_meta(project_root)
     holdout_days = meta.settings["ml_customer_value_fit"]["value"].holdout_days
     cli_vars, _rest = parse_cli_vars(dbt_args)
@@ -681,6 +847,7 @@ def _prepare(
     lander = None if spark is None else spark.lander
     raw = land_file(raw_path, cache, lander)
     incoming = tuple(_land_daily_file(path, cache, lander) for path in incoming_paths)
+    check_invoice_owners([raw, *incoming])
     facts = data_facts([raw, *incoming])
     check_vars_against_data(settings, raw_values, facts, fits=fits, holdout_days=holdout_days)
     notes = as_of_notes(settings, facts, holdout_days) if fits else ()

@@ -125,6 +125,21 @@ def project_var_defaults(project_root: Path) -> dict[str, Any]:
     return {name: value for name, value in declared.items() if not isinstance(value, dict)}
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader refusing a key given twice in one mapping (it would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the var {key} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_cli_vars(dbt_args: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     """Find ``--vars VALUE`` (or ``--vars=VALUE``) in dbt's arguments; return the parsed vars and
     the other arguments. Raises `SettingsError` for YAML that does not parse to a mapping."""
@@ -156,7 +171,7 @@ def parse_cli_vars(dbt_args: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     if text is None:
         return {}, rest
     try:
-        parsed = yaml.safe_load(text)
+        parsed = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem", None) or "not YAML"
         raise SettingsError(
@@ -478,7 +493,21 @@ def check_environment(environ: Mapping[str, str]) -> None:
         if value is not None and not value.strip():
             problems.append(f"{name} is set but empty; unset it or give a path")
     warehouse = environ.get("RETAIL_DUCKDB_PATH")
-    if warehouse and Path(warehouse).expanduser().is_dir():
+    if warehouse and (
+        warehouse.strip() == ":memory:" or warehouse.startswith(("md:", "motherduck:"))
+    ):
+        problems.append(
+            f"RETAIL_DUCKDB_PATH = {warehouse!r} is not a file path (the build and its serving"
+            " copy need a DuckDB file on this machine); give one, e.g. /data/retail_segments.duckdb"
+        )
+    elif warehouse and "'" in Path(warehouse).stem:
+        # DuckDB names the database after the file, and dbt-duckdb quotes that name unescaped
+        problems.append(
+            f"RETAIL_DUCKDB_PATH = {warehouse!r}: dbt-duckdb cannot build a database whose file"
+            " name holds an apostrophe (a folder may); rename the file, e.g."
+            f" {Path(warehouse).with_stem(Path(warehouse).stem.replace(chr(39), ''))}"
+        )
+    elif warehouse and Path(warehouse).expanduser().is_dir():
         problems.append(
             f"RETAIL_DUCKDB_PATH = {warehouse!r} is a directory; give the DuckDB file to build,"
             " e.g. /data/retail_segments.duckdb"

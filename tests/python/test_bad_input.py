@@ -389,6 +389,32 @@ SETTINGS_CASES: list[Case] = [
         ["Daily files' folder '/nonexistent/dir' does not exist", "correct RETAIL_INCOMING_GLOB"],
         env={"RETAIL_INCOMING_GLOB": "/nonexistent/dir/*.csv"},
     ),
+    # dbt options dbt itself fails on with a traceback
+    Case(
+        "threads_zero",
+        GOOD,
+        ["--threads '0' is not a number of threads (a whole number from 1)", "Fix: give"],
+        args=["--threads", "0"],
+    ),
+    Case(
+        "threads_in_the_environment",
+        GOOD,
+        ["DBT_THREADS 'two' is not a number of threads"],
+        env={"DBT_THREADS": "two"},
+    ),
+    Case(
+        "dbt_artifacts_folder_not_writable",
+        GOOD,
+        ["dbt's artifacts folder /proc/x cannot be written", "--target-path (or DBT_TARGET_PATH)"],
+        args=["--target-path", "/proc/x"],
+    ),
+    Case(
+        # found before the build, not by the publish after it
+        "serving_dir_under_a_file",
+        GOOD,
+        ["the serving folder", "cannot be made: ", "README.md is a file", "RETAIL_SERVING_DIR"],
+        env={"RETAIL_SERVING_DIR": str(PROJECT_ROOT / "README.md" / "serving")},
+    ),
     Case(
         # a folder that cannot be written (under a file here: root may write anywhere else)
         "landing_dir_not_writable",
@@ -502,6 +528,8 @@ def test_a_selected_build_refuses_new_daily_files(
         .head(10)
         .assign(InvoiceDate=pd.Timestamp("2011-12-20 10:00"))
     )
+    # invoices of their own (another file's numbers name other customers, which is refused)
+    lines["InvoiceNo"] = "9" + lines["InvoiceNo"].astype(str)
     daily = write_raw_file(lines, incoming / "2011-12-20.csv.zst")
     marts_before, serving_before = guarded.marts(), guarded.serving_state()
     env = {"RETAIL_INCOMING_GLOB": str(incoming / "*"), "RETAIL_SERVING_DIR": str(guarded.serving)}
@@ -511,6 +539,108 @@ def test_a_selected_build_refuses_new_daily_files(
     assert "nothing was built" in result.stderr and "Traceback" not in result.stderr
     assert guarded.marts() == marts_before
     assert guarded.serving_state() == serving_before
+
+
+def _sales_lines(text: str) -> list[tuple[int, list[str]]]:
+    """The unquoted lines the cleaning keeps (a customer, a positive quantity, a goods stock code
+    and a price), with their 1-based line numbers in the file."""
+    lines = text.splitlines()
+    header = lines[0].split(",")
+    kept = []
+    for number, line in enumerate(lines[1:], start=2):
+        if '"' in line:
+            continue
+        row = dict(zip(header, line.split(","), strict=True))
+        if (
+            row["CustomerID"]
+            and int(row["Quantity"]) > 0
+            and row["StockCode"][0].isdigit()
+            and float(row["UnitPrice"]) != 0
+        ):
+            kept.append((number, line.split(",")))
+    return kept
+
+
+def test_an_invoice_with_two_customers_is_refused_before_anything_is_replaced(
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """fct_orders takes one customer and one country per invoice; an invoice whose lines name
+    two, within a file or across files, is refused by the checks before dbt (the warehouse test
+    that also catches it runs after tables are replaced), naming both lines."""
+    text = text_of(synthetic_raw)
+    header = text.splitlines()[0].split(",")
+    customer, country = header.index("CustomerID"), header.index("Country")
+    kept = _sales_lines(text)
+    (first_number, first), (second_number, second) = kept[0], kept[1]
+    assert first[0] == second[0]  # two lines of one invoice
+    marts_before, serving_before = guarded.marts(), guarded.serving_state()
+    env = {"RETAIL_SERVING_DIR": str(guarded.serving)}
+
+    # within the raw file: the invoice's second line names another country
+    raw = tmp_path / "raw.csv.zst"
+    raw.write_bytes(zstd(latin1(replace_field(text, "Country", second_number - 1, "Atlantis"))))
+    result = run_cli(guarded.workspace, raw, "build", env=env)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"Raw data file '{raw}' has an invoice whose lines name more than one" in result.stderr
+    assert (
+        f"invoice {first[0]}: line {second_number} names customer {second[customer]} in"
+        f" Atlantis, but line {first_number} names customer {first[customer]} in"
+        f" {first[country]}"
+    ) in result.stderr
+
+    # across files: a daily file adds a line to a loaded invoice under another customer
+    incoming = tmp_path / "incoming"
+    daily = incoming / "2011-12-10.csv.zst"
+    incoming.mkdir()
+    moved = [*first[:customer], "99999", first[country]]
+    daily.write_bytes(zstd(latin1(",".join(header) + "\n" + ",".join(moved) + "\n")))
+    env["RETAIL_INCOMING_GLOB"] = str(incoming / "*")
+    result = run_cli(guarded.workspace, synthetic_raw, "build", env=env)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"Daily file '{daily}' has an invoice whose lines name" in result.stderr
+    assert (
+        f"invoice {first[0]}: line 2 names customer 99999 in {first[country]}, but line"
+        f" {first_number} of '{synthetic_raw}' names customer {first[customer]}"
+    ) in result.stderr
+    assert "Fix: an invoice belongs to one customer in one country" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert guarded.marts() == marts_before
+    assert guarded.serving_state() == serving_before
+
+
+def test_a_selected_build_needs_the_vars_of_the_last_whole_build(
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """customer_rfm selected alone with another rfm_as_of would be built on the history of the
+    old one (empty) and published: refused. The record of the last whole build's vars is kept by
+    dbt's hooks: a whole build that succeeded writes it (the session's build here), and a run
+    with other vars marks it as no longer holding, before it replaces anything."""
+    marts_before, serving_before = guarded.marts(), guarded.serving_state()
+    env = {"RETAIL_SERVING_DIR": str(guarded.serving)}
+    other = ["--vars", "{rfm_as_of: '2011-06-01', top_products_n: 20}"]
+    result = run_cli(
+        guarded.workspace, synthetic_raw, "build", "--select", "customer_rfm", *other, env=env
+    )
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (
+        "the vars differ from the last whole build's (rfm_as_of: '2011-12-10' -> '2011-06-01';"
+        " top_products_n: '50' -> '20')"
+    ) in result.stderr
+    assert "Fix: run the build without --select/--exclude" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert guarded.marts() == marts_before
+    assert guarded.serving_state() == serving_before
+
+    # a run by hand with other vars (here of a view, on a copy) marks the record stale
+    workspace = copy_workspace(guarded.workspace, tmp_path / "copy")
+    record = workspace.root / "landing" / preflight.BUILT_VARS_NAME
+    assert '"valid":true' in record.read_text()
+    ran = workspace.dbt(synthetic_raw, "run", "--select", "metricflow_time_spine", *other)
+    assert ran.returncode == 0, ran.stdout[-3000:]
+    assert record.read_text().strip() == '{"valid":false}'
+    result = run_cli(workspace, synthetic_raw, "build", "--select", "customer_rfm", env=env)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "no whole build that succeeded is recorded with the vars it used" in result.stderr
 
 
 def test_an_incoming_file_is_checked_like_the_raw_file(
@@ -614,3 +744,13 @@ def test_a_warehouse_path_that_is_no_duckdb_file_is_refused_with_the_fix(tmp_pat
         assert f"The warehouse {path} cannot be opened" in message, message
         assert "point RETAIL_DUCKDB_PATH at the warehouse this product built" in message
         assert "nothing was built" in message
+
+
+def test_a_warehouse_path_naming_the_serving_copy_is_refused(guarded: Guarded) -> None:
+    """The serving copy is BI's read-only file, replaced whole by each publish: building into it
+    is refused with the fix."""
+    with pytest.raises(preflight.PreflightError) as raised:
+        preflight.loaded_files(guarded.serving / publish.SERVING_DB_NAME)
+    message = str(raised.value)
+    assert "is a serving copy (it holds serving.build_info)" in message, message
+    assert "Fix: point RETAIL_DUCKDB_PATH at the warehouse the build writes" in message

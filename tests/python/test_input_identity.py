@@ -26,6 +26,7 @@ from retail_segments.ops.dbt_runner import run_dbt
 from retail_segments.ops.inputs import LandedFile, land_file
 from retail_segments.ops.paths import raw_path_candidates
 from retail_segments.ops.preflight import (
+    BUILT_VARS_NAME,
     REFRESH_PENDING_NAME,
     LoadedFile,
     decide_identity,
@@ -33,6 +34,7 @@ from retail_segments.ops.preflight import (
     mark_refresh_done,
     purchases_before_loaded_returns,
     refresh_pending,
+    vars_since_built,
 )
 from retail_segments_dev.synthetic import RAW_COLUMNS, generate_raw_lines, write_raw_file
 
@@ -198,6 +200,36 @@ def test_the_warehouse_records_each_loaded_file_and_finds_backdated_purchases(
     assert list(found) == [str(before.path)]
     count, first = found[str(before.path)]
     assert count == 1 and f"customer {customer}, stock code {stock}" in first
+
+
+def test_the_vars_of_the_last_whole_build_are_compared_with_the_prepared_ones(
+    tmp_path: Path,
+) -> None:
+    """The record the DuckDB hooks keep (JSON lines): equal vars give no difference, other ones
+    each name and both values; a record marked stale, missing or unreadable gives None (a
+    selected build is then refused: never a mix taken for consistent)."""
+    stamp = tmp_path / "prepared.json"
+    stamp.write_text(
+        json.dumps(
+            {"vars": [{"name": "rfm_as_of", "value": "2011-06-01"}, {"name": "n", "value": "3"}]}
+        )
+    )
+    record = tmp_path / BUILT_VARS_NAME
+    assert vars_since_built(tmp_path, stamp) is None
+    record.write_text(
+        '{"vars":[{"name":"rfm_as_of","value":"2011-06-01"},{"name":"n","value":"3"}],'
+        '"valid":true}\n'
+    )
+    assert vars_since_built(tmp_path, stamp) == ()
+    record.write_text('{"vars":[{"name":"rfm_as_of","value":"2011-12-10"}],"valid":true}\n')
+    assert vars_since_built(tmp_path, stamp) == (
+        "rfm_as_of: '2011-12-10' -> '2011-06-01'",
+        "n: new, '3'",
+    )
+    record.write_text('{"valid":false}\n')
+    assert vars_since_built(tmp_path, stamp) is None
+    record.write_text("{not json")
+    assert vars_since_built(tmp_path, stamp) is None
 
 
 def test_a_pending_rebuild_is_read_until_it_is_marked_done(tmp_path: Path) -> None:

@@ -44,3 +44,23 @@ def test_orphans_are_listed_and_dropped_and_nothing_else(
     assert after == {name: value for name, value in before.items() if name not in dropped}
     schemas = workspace.query("select schema_name from information_schema.schemata")
     assert ("ops",) not in schemas
+
+
+def test_clean_warehouse_names_a_warehouse_path_it_cannot_clean(
+    synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """RETAIL_DUCKDB_PATH naming a folder, or a file that is no DuckDB warehouse: the path and the
+    fix, exit code 2, before dbt parses anything."""
+    folder = Workspace(tmp_path / "folder")
+    folder.warehouse.mkdir(parents=True)
+    result = run_cli(folder, synthetic_raw, "clean-warehouse")
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"RETAIL_DUCKDB_PATH = '{folder.warehouse}' is a directory" in result.stderr
+    not_duckdb = Workspace(tmp_path / "csv")
+    not_duckdb.root.mkdir()
+    not_duckdb.warehouse.write_text("InvoiceNo,StockCode\n1,2\n")
+    result = run_cli(not_duckdb, synthetic_raw, "clean-warehouse")
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"The warehouse {not_duckdb.warehouse} cannot be opened" in result.stderr
+    assert "point RETAIL_DUCKDB_PATH at the warehouse this product built" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

@@ -541,6 +541,24 @@ def test_report_command_writes_the_report(synthetic_build: Workspace, tmp_path: 
     assert main(["report", "--warehouse", str(tmp_path / "missing.duckdb")]) == 2
 
 
+@pytest.mark.dbt
+def test_report_command_names_an_out_path_it_cannot_write(
+    synthetic_build: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out naming a folder, or a file on a full disk: the path and the fix, no traceback."""
+    from retail_segments.ops.cli import main
+
+    warehouse = ["report", "--warehouse", str(synthetic_build.warehouse)]
+    assert main([*warehouse, "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert f"--out {tmp_path} is a folder" in error
+    assert f"such as {tmp_path / 'retail_segments_report.html'}" in error
+    assert main([*warehouse, "--out", "/dev/full"]) == 2
+    error = capsys.readouterr().err
+    assert "cannot be written to /dev/full (No space left on device)" in error
+    assert "Fix: give --out a file in a folder you can write" in error
+
+
 def test_report_command_names_a_file_that_is_not_a_warehouse(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

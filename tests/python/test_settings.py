@@ -192,6 +192,14 @@ def test_vars_from_the_command_line_are_parsed_and_the_rest_passed_on() -> None:
     # dbt would silently keep only the last --vars
     with pytest.raises(SettingsError, match="--vars is given twice"):
         parse_cli_vars(["--vars", "{rfm_as_of: 2011-06-01}", "--vars={clv_months: 6}"])
+    # and YAML the last of a key given twice in one mapping
+    with pytest.raises(SettingsError, match=r"does not parse \(the var rfm_as_of is given twice"):
+        parse_cli_vars(
+            ["--vars", "{rfm_as_of: 2011-06-01, top_products_n: 5, rfm_as_of: 2011-07-01}"]
+        )
+    # only plain YAML values: no Python objects
+    with pytest.raises(SettingsError, match="could not determine a constructor"):
+        parse_cli_vars(["--vars", "{rfm_as_of: !!python/object/apply:os.getcwd []}"])
 
 
 def test_a_build_as_of_before_the_data_ends_says_what_is_not_as_of_it() -> None:
@@ -244,3 +252,18 @@ def test_a_path_variable_set_but_empty_is_refused(name: str) -> None:
     with pytest.raises(SettingsError, match=f"{name} is set but empty; unset it or give a path"):
         check_environment({name: " "})
     check_environment({})
+
+
+@pytest.mark.parametrize("value", [":memory:", "md:retail"])
+def test_a_warehouse_that_is_no_file_is_refused(value: str) -> None:
+    """DuckDB would take these as an in-memory or a remote database (or create a file named
+    ':memory:'); the build and the serving copy need a file."""
+    with pytest.raises(SettingsError, match=f"RETAIL_DUCKDB_PATH = '{value}' is not a file path"):
+        check_environment({"RETAIL_DUCKDB_PATH": value})
+
+
+def test_a_warehouse_file_name_with_an_apostrophe_is_refused() -> None:
+    """dbt-duckdb quotes the database name (the file's stem) unescaped; folders may hold one."""
+    with pytest.raises(SettingsError, match=r"holds an apostrophe .* e\.g\. /d/it/wh\.duckdb"):
+        check_environment({"RETAIL_DUCKDB_PATH": "/d/it/w'h.duckdb"})
+    check_environment({"RETAIL_DUCKDB_PATH": "/d/it's/wh.duckdb"})
