@@ -12,7 +12,8 @@
     marks it {"valid": false} before any relation is replaced; the next whole build that
     succeeds writes it again.
 
-  The Spark build does not keep the record (its launcher refuses nothing on it; docs/spark.md).
+  On Spark the launcher keeps the record in Python around its dbt run
+  (retail_segments.spark.build, preflight.write_built_vars); the spark__ hooks do nothing.
 -#}
 {% macro built_vars_path() -%}
     {{ return(landing_dir() ~ '/built-vars.json') }}

@@ -46,13 +46,11 @@ from retail_segments.ops.paths import (
     warehouse_path,
 )
 from retail_segments.ops.preflight import (
-    LANDING_DIR_ENV,
     PreflightError,
     PreparedBuild,
-    has_selection,
     loaded_files,
     prepare,
-    vars_since_built,
+    selected_build_problem,
 )
 from retail_segments.ops.publish import (
     SERVING_DB_NAME,
@@ -107,36 +105,10 @@ def _build(dbt_args: list[str]) -> int:
     prepared = _prepare(dbt_args)
     if isinstance(prepared, int):
         return prepared
-    if prepared.unloaded and has_selection(dbt_args):
-        # the selected models would load them and the others not: a mix, then published
-        print(
-            f"error: new daily files arrived ({', '.join(map(str, prepared.unloaded))}); a build"
-            " limited by --select/--exclude would bring their lines into the selected models"
-            " only, and publish that mix; nothing was built.\n"
-            "  Fix: run the build without --select/--exclude (make build).",
-            file=sys.stderr,
-        )
+    problem = selected_build_problem(prepared, dbt_args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
-    if has_selection(dbt_args):
-        changed = vars_since_built(Path(prepared.env[LANDING_DIR_ENV]), prepared.stamp)
-        if changed is None or changed:
-            # the selected models would be built with these vars beside tables built with others
-            why = (
-                f"the vars differ from the last whole build's ({'; '.join(changed)})"
-                if changed
-                else "no whole build that succeeded is recorded with the vars it used (a"
-                " warehouse of an earlier version, or a build with other vars started since)"
-            )
-            print(
-                f"error: {why}; a build limited by --select/--exclude would build the selected"
-                " models with these vars beside tables built with others, and publish that mix;"
-                " nothing was built.\n"
-                "  Fix: run the build without --select/--exclude (make build, with --vars if you"
-                " want other values)"
-                + (", or select with the vars of the last whole build." if changed else "."),
-                file=sys.stderr,
-            )
-            return 2
     serving_problem = _serving_dir_problem(
         serving_dir(Path(prepared.env[WAREHOUSE_PATH_ENV]), prepared.env)
     )

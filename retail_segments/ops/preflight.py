@@ -663,6 +663,48 @@ def vars_since_built(landing: Path, stamp: Path) -> tuple[str, ...] | None:
     )
 
 
+def write_built_vars(landing: Path, stamp: Path | None) -> None:
+    """Record the vars of the prepared ``stamp`` as those of the last whole build that succeeded
+    (the format the DuckDB hooks write: macros/built_vars.sql), or, with None, mark the record as
+    no longer holding. The Spark launcher keeps the record this way around its dbt run."""
+    path = landing / BUILT_VARS_NAME
+    if stamp is None:
+        path.write_text('{"valid":false}\n')
+        return
+    built = {"vars": json.loads(stamp.read_text())["vars"], "valid": True}
+    path.write_text(json.dumps(built, separators=(",", ":")) + "\n")
+
+
+def selected_build_problem(prepared: PreparedBuild, dbt_args: Sequence[str]) -> str | None:
+    """Why a build limited by --select/--exclude (dbt_args) must not run, or None: the selected
+    models would load new daily files, or use other vars, than the rest of the warehouse, and the
+    publish would serve that mix. The message names what differs and the fix."""
+    if not has_selection(dbt_args):
+        return None
+    fix = "  Fix: run the build without --select/--exclude (make build"
+    if prepared.unloaded:
+        return (
+            f"new daily files arrived ({', '.join(map(str, prepared.unloaded))}); a build"
+            " limited by --select/--exclude would bring their lines into the selected models"
+            f" only, and publish that mix; nothing was built.\n{fix})."
+        )
+    changed = vars_since_built(Path(prepared.env[LANDING_DIR_ENV]), prepared.stamp)
+    if changed == ():
+        return None
+    why = (
+        f"the vars differ from the last whole build's ({'; '.join(changed)})"
+        if changed
+        else "no whole build that succeeded is recorded with the vars it used (a warehouse of"
+        " an earlier version, or a build with other vars started since)"
+    )
+    return (
+        f"{why}; a build limited by --select/--exclude would build the selected models with"
+        " these vars beside tables built with others, and publish that mix; nothing was built.\n"
+        f"{fix}, with --vars if you want other values)"
+        + (", or select with the vars of the last whole build." if changed else ".")
+    )
+
+
 def new_incoming(
     loaded: list[LoadedFile] | None, incoming: Sequence[LandedFile]
 ) -> list[LandedFile]:

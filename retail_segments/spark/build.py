@@ -31,8 +31,12 @@ from retail_segments.ops.preflight import (
     PreflightError,
     PreparedBuild,
     SparkTables,
+    has_selection,
     mark_refresh_done,
     prepare,
+    selected_build_problem,
+    vars_since_built,
+    write_built_vars,
 )
 from retail_segments.ops.publish import (
     manifest_path,
@@ -155,9 +159,18 @@ def build(dbt_args: list[str]) -> int:
     except PreflightError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    problem = selected_build_problem(prepared, dbt_args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     _announce(prepared, root, len(registered), seconds)
     env = {**prepared.env, SPARK_DIR_ENV: str(root)}
     python_models.install(session)
+    # the vars of the last whole build stop holding once a run with others starts (the DuckDB
+    # build's hooks do this: macros/built_vars.sql)
+    landing = Path(prepared.env[LANDING_DIR_ENV])
+    if vars_since_built(landing, prepared.stamp):
+        write_built_vars(landing, None)
     code = run_dbt_in_process(["build", *prepared.dbt_args], env, project_root)
     if code != 0:
         print(
@@ -167,7 +180,9 @@ def build(dbt_args: list[str]) -> int:
         return code
     if prepared.identity.full_refresh:
         # the rebuild the inputs needed is done (the DuckDB build's on-run-end hook does this)
-        mark_refresh_done(Path(prepared.env[LANDING_DIR_ENV]))
+        mark_refresh_done(landing)
+    if not has_selection(dbt_args):
+        write_built_vars(landing, prepared.stamp)
     return publish_spark_build(env, list(prepared.dbt_args), tables)
 
 

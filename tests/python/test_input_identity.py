@@ -35,6 +35,7 @@ from retail_segments.ops.preflight import (
     purchases_before_loaded_returns,
     refresh_pending,
     vars_since_built,
+    write_built_vars,
 )
 from retail_segments_dev.synthetic import RAW_COLUMNS, generate_raw_lines, write_raw_file
 
@@ -229,6 +230,11 @@ def test_the_vars_of_the_last_whole_build_are_compared_with_the_prepared_ones(
     record.write_text('{"valid":false}\n')
     assert vars_since_built(tmp_path, stamp) is None
     record.write_text("{not json")
+    assert vars_since_built(tmp_path, stamp) is None
+    # as the Spark launcher keeps it
+    write_built_vars(tmp_path, stamp)
+    assert vars_since_built(tmp_path, stamp) == ()
+    write_built_vars(tmp_path, None)
     assert vars_since_built(tmp_path, stamp) is None
 
 

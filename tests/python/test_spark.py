@@ -97,6 +97,33 @@ def spark_build(tmp_path_factory: pytest.TempPathFactory, synthetic_raw: Path) -
     return serving
 
 
+def test_a_selected_spark_build_needs_the_vars_of_the_last_whole_build(
+    spark_build: Path, synthetic_raw: Path
+) -> None:
+    """The Spark launcher records the vars of its whole build that succeeded (as the DuckDB
+    build's hooks do) and refuses a selected build with others before dbt runs."""
+    workspace = Workspace(spark_build.parent)
+    before = sorted(path.name for path in spark_build.rglob("*"))
+    result = run_cli(
+        workspace,
+        synthetic_raw,
+        "build",
+        "--target",
+        "spark",
+        "--select",
+        "customer_rfm",
+        "--vars",
+        "{rfm_as_of: '2011-06-01'}",
+        env={"RETAIL_SERVING_DIR": str(spark_build), "RETAIL_SPARK_DRIVER_MEMORY": "1g"},
+    )
+    assert result.returncode == 2, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert (
+        "the vars differ from the last whole build's (rfm_as_of: '2011-12-10' -> '2011-06-01')"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(path.name for path in spark_build.rglob("*")) == before
+
+
 def test_spark_publishes_every_table_the_duckdb_build_publishes(
     spark_build: Path, synthetic_build: Workspace, synthetic_raw: Path
 ) -> None:
