@@ -5,8 +5,8 @@
   built with the old (customer_rfm on a history of another rfm_as_of is empty), and publish the
   mix. landing/built-vars.json holds {"vars": [{name, value}, ...], "valid": true}:
 
-  - on-run-end, record_built_vars(): written after a whole `dbt build` (not is_partial_run()) in
-    which no node ended in error, failure or skip, with the vars of the prepared
+  - on-run-end, record_built_vars(): written after a whole `dbt build` in which no node ended in
+    error, failure or skip (whole_build_succeeded()), with the vars of the prepared
     stamp (which check_prepared_inputs() found equal to the run's);
   - on-run-start, invalidate_built_vars(): a build or run whose vars differ from the record's
     marks it {"valid": false} before any relation is replaced; the next whole build that
@@ -27,19 +27,16 @@
 {%- endmacro %}
 
 {% macro record_built_vars(results) %}
-    {%- if not execute or flags.WHICH != 'build' -%}
-        {{ return('') }}
-    {%- endif -%}
-    {%- if is_partial_run() -%}
-        {{ return('') }}
-    {%- endif -%}
-    {%- if unsuccessful_results(results) -%}
+    {%- if not whole_build_succeeded(results) -%}
         {{ return('') }}
     {%- endif -%}
     {{ return(adapter.dispatch('record_built_vars', 'retail_segments')()) }}
 {% endmacro %}
 
 {% macro default__record_built_vars() -%}
+    {%- if not database_is_a_file() -%}
+        {{ return('') }}
+    {%- endif -%}
     copy (select vars, true as valid from ({{ _stamp_vars_sql() }}))
     to {{ string_literal(built_vars_path()) }} (format json)
 {%- endmacro %}

@@ -22,3 +22,18 @@
     {%- endfor -%}
     {{ return(false) }}
 {%- endmacro %}
+
+{#- For on-run-end hooks: whether this was a `build` of the whole project in which every node
+    succeeded, so that the warehouse now holds what this run's inputs and vars give. -#}
+{% macro whole_build_succeeded(results) -%}
+    {{ return(execute and flags.WHICH == 'build' and not is_partial_run()
+        and not unsuccessful_results(results)) }}
+{%- endmacro %}
+
+{#- DuckDB: whether this run builds a database file (the warehouse), not one in memory (the lint
+    target): only then may an on-run-end hook record what the warehouse now holds. -#}
+{% macro database_is_a_file() -%}
+    {{ return(run_query(
+        "select coalesce(max(path), '') <> '' from duckdb_databases()"
+        ~ " where database_name = current_database()").columns[0].values()[0]) }}
+{%- endmacro %}

@@ -11,7 +11,8 @@ Nothing runs until the whole range is valid: a malformed month, a month ending b
 purchase or after the data ends, or a start after the end is a ``BackfillError`` naming the
 problem and the valid range, and the warehouse is left untouched.
 
-Each month end then runs ``dbt build --select int_customer_rfm__history --vars '{rfm_as_of: ...}'``,
+Each month end then runs ``dbt build --select int_customer_rfm__history --vars '{rfm_as_of: ...}'``
+(the other vars those of the last whole build, which the warehouse must record: `month_vars`),
 which replaces that date's rows of the RFM history (so running a backfill twice changes nothing);
 the last one builds every model of the history (``tag:history``): the history is scored again
 with the registry's current classifier and the migration marts are rebuilt. No classifier is
@@ -24,7 +25,6 @@ month.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -37,7 +37,13 @@ from pathlib import Path
 import duckdb
 
 from retail_segments.ops.paths import WAREHOUSE_PATH_ENV, find_project_root
-from retail_segments.ops.preflight import BUILT_VARS_NAME, PreflightError, landing_dir, prepare
+from retail_segments.ops.preflight import (
+    BUILT_VARS_NAME,
+    PreflightError,
+    built_vars,
+    landing_dir,
+    prepare,
+)
 
 HISTORY_MODEL = "int_customer_rfm__history"
 # Every model of the segment history (dbt_project.yml tags the history folders): the last month
@@ -195,6 +201,22 @@ def read_data_window(warehouse: Path) -> DataWindow:
     return DataWindow(first_purchase_at=first, last_purchase_at=last)
 
 
+NO_RECORD = (
+    "the warehouse records no whole build that succeeded with the vars it used (a warehouse of"
+    " an earlier version, or a run with other vars since), and the backfill builds every month"
+    " with those vars; run `make build` first (with the --vars you want).\nNothing was"
+    " backfilled."
+)
+
+
+def month_vars(recorded: Mapping[str, str], as_of: datetime) -> str:
+    """The --vars of one month end: the vars of the last whole build (as dbt rendered them,
+    `retail_segments.ops.preflight.built_vars`), with rfm_as_of the month end; YAML reads each
+    value back to what it was (a number, a date or a timestamp)."""
+    values = {**recorded, "rfm_as_of": f"{as_of:%Y-%m-%d}"}
+    return "{" + ", ".join(f"{name}: {value}" for name, value in values.items()) + "}"
+
+
 def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) -> bool:
     """Run dbt in this process for each as-of date in order; the environment must already point
     at the raw file and the warehouse. Stops at the first failing date; returns whether every
@@ -212,11 +234,17 @@ def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) ->
         return False
     manifest = parsed.result if isinstance(parsed.result, Manifest) else None
     runner = dbtRunner(manifest=manifest)
-    # each month's build runs with its own rfm_as_of, which marks the vars of the last whole
-    # build as no longer holding (macros/built_vars.sql); the backfill only adds history rows
-    # per as-of date, so the record holds again once every month succeeded
-    record = landing_dir(Path(os.environ[WAREHOUSE_PATH_ENV]), os.environ) / BUILT_VARS_NAME
-    kept = record.read_bytes() if record.exists() else None
+    # every month runs with the vars of the last whole build but its own rfm_as_of (`main`
+    # checked that a record holds); that marks the record as no longer holding
+    # (macros/built_vars.sql), but the backfill only adds history rows per as-of date, so the
+    # record holds again once every month succeeded
+    landing = landing_dir(Path(os.environ[WAREHOUSE_PATH_ENV]), os.environ)
+    recorded = built_vars(landing)
+    if recorded is None:
+        print(f"error: {NO_RECORD}", file=sys.stderr)
+        return False
+    record = landing / BUILT_VARS_NAME
+    kept = record.read_bytes()
     for number, as_of in enumerate(dates, start=1):
         last = number == len(dates)
         print(f"[{number}/{len(dates)}] as of {as_of:%Y-%m-%d %H:%M}", flush=True)
@@ -225,7 +253,7 @@ def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) ->
             "--select",
             f"tag:{HISTORY_TAG}" if last else HISTORY_MODEL,
             "--vars",
-            json.dumps({"rfm_as_of": f"{as_of:%Y-%m-%d}"}),
+            month_vars(recorded, as_of),
         ]
         try:
             # each month's vars are checked and stamped like any build's (no fit runs here); the
@@ -243,8 +271,7 @@ def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) ->
                 file=sys.stderr,
             )
             return False
-    if kept is not None:
-        record.write_bytes(kept)
+    record.write_bytes(kept)
     return True
 
 
@@ -260,6 +287,9 @@ def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path | None 
     parser.add_argument("--start", help="first month, YYYY-MM (default: the data's first)")
     parser.add_argument("--end", help="last month, YYYY-MM (default: the data's last full month)")
     args = parser.parse_args(argv)
+    if built_vars(landing_dir(Path(env[WAREHOUSE_PATH_ENV]), env)) is None:
+        print(f"error: {NO_RECORD}", file=sys.stderr)
+        return 2
     try:
         window = read_data_window(Path(env[WAREHOUSE_PATH_ENV]))
         dates = as_of_dates(window, args.start, args.end)

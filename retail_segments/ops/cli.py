@@ -35,6 +35,7 @@ from pathlib import Path
 
 import duckdb
 
+from retail_segments.ops.dbt_args import dbt_target
 from retail_segments.ops.dbt_runner import run_dbt
 from retail_segments.ops.orphans import drop_orphans, orphan_relations
 from retail_segments.ops.paths import (
@@ -86,7 +87,6 @@ def _announce(prepared: PreparedBuild) -> None:
 def _build(dbt_args: list[str]) -> int:
     from retail_segments.spark.build import build as spark_build
     from retail_segments.spark.build import is_spark_target
-    from retail_segments.spark.session import dbt_target
 
     if is_spark_target(find_project_root(), dbt_args, os.environ):
         return spark_build(dbt_args)
@@ -248,8 +248,25 @@ def _backfill(backfill_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if prepared.unloaded:
+        print(
+            f"error: new daily files arrived ({', '.join(map(str, prepared.unloaded))}); the"
+            " backfill does not load them, and would publish the warehouse without them;"
+            " nothing was backfilled.\n  Fix: run `make build` first, then the backfill.",
+            file=sys.stderr,
+        )
+        return 2
     returncode = backfill_main(backfill_args, prepared.env)
     return _publish(prepared.env) if returncode == 0 else returncode
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    """Whether path is a DuckDB database file (its header's magic bytes)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
 
 
 def _report(report_args: list[str]) -> int:
@@ -275,6 +292,13 @@ def _report(report_args: list[str]) -> int:
     if not args.warehouse.is_file():
         print(
             f"error: no warehouse at {args.warehouse}; run `make build` first or pass --warehouse",
+            file=sys.stderr,
+        )
+        return 2
+    if args.out.resolve() == args.warehouse.resolve() or _is_duckdb_file(args.out):
+        print(
+            f"error: --out {args.out} is a DuckDB database, which the report would overwrite;"
+            f" nothing was written.\n  Fix: give the HTML file's name, such as {default_out}.",
             file=sys.stderr,
         )
         return 2

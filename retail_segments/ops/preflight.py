@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 
 import duckdb
 
+from retail_segments.ops.dbt_args import has_selection, option_value
 from retail_segments.ops.inputs import (
     SUFFIX_CONTAINERS,
     InputError,
@@ -57,7 +58,7 @@ from retail_segments.ops.paths import (
     resolve_raw_path,
     warehouse_path,
 )
-from retail_segments.ops.publish import SERVING_SCHEMA
+from retail_segments.ops.publish import SERVING_SCHEMA, serving_dir
 from retail_segments.ops.settings import (
     DataFacts,
     ProjectVars,
@@ -87,19 +88,6 @@ BUILT_VARS_NAME = "built-vars.json"
 KEEP_PREPARED_SETS = 3
 SCREENED_TABLE = ("intermediate", "int_sales_lines__screened")
 INCOMING_ROW_BASE = 1_000_000_000
-# Selection flags of dbt: a build that must start from scratch cannot be a partial one.
-_SELECTION_FLAGS = (
-    "--select",
-    "-s",
-    "--models",
-    "-m",
-    "--exclude",
-    "--selector",
-    "--resource-type",
-    "--resource-types",
-    "--exclude-resource-type",
-    "--exclude-resource-types",
-)
 
 
 class PreflightError(Exception):
@@ -384,8 +372,9 @@ def check_invoice_owners(landed: Sequence[LandedFile]) -> None:
     )
     where = "" if first_path == path else f" of '{first_path}'"
     details = [
-        f"invoice {invoice}: line {int(row) + 1} names customer {customer} in {country}, but"
-        f" line {int(first_row) + 1}{where} names customer {first_customer} in {first_country}",
+        f"invoice {invoice}: line {int(row) + 1} names customer {customer} in '{country}', but"
+        f" line {int(first_row) + 1}{where} names customer {first_customer} in"
+        f" '{first_country}'",
     ]
     if n_invoices > 1:
         details.append(f"{n_invoices - 1} more invoice(s) name more than one customer or country")
@@ -641,20 +630,29 @@ def mark_refresh_done(landing: Path) -> None:
         path.write_text(json.dumps({"pending": False}) + "\n")
 
 
-def vars_since_built(landing: Path, stamp: Path) -> tuple[str, ...] | None:
-    """How the vars of the prepared ``stamp`` differ from those of the last whole build that
-    succeeded (``name: 'then' -> 'now'`` each; empty when equal), or None when the landing folder
-    records none that still holds: no whole build succeeded since the record was kept (a
-    warehouse of an earlier version, or a new one), or a build or run with other vars started
-    since (it may have replaced tables before it ended). The DuckDB build's hooks keep the record
-    (macros/built_vars.sql): a build limited by --select with other vars would mix them."""
+def built_vars(landing: Path) -> dict[str, str] | None:
+    """The vars (name: value as dbt renders it) of the last whole build that succeeded, as the
+    landing folder records them (``BUILT_VARS_NAME``), or None when the record does not hold: no
+    whole build succeeded since it was kept (a warehouse of an earlier version, or a new one), or
+    a build or run with other vars started since (it may have replaced tables before it ended).
+    The DuckDB build's hooks keep the record (macros/built_vars.sql), the Spark launcher
+    `write_built_vars`."""
     try:
         record = json.loads((landing / BUILT_VARS_NAME).read_text().strip().splitlines()[0])
     except (OSError, IndexError, json.JSONDecodeError):
         return None
     if not isinstance(record, dict) or record.get("valid") is not True:
         return None
-    then = {str(item["name"]): str(item["value"]) for item in record.get("vars") or []}
+    return {str(item["name"]): str(item["value"]) for item in record.get("vars") or []}
+
+
+def vars_since_built(landing: Path, stamp: Path) -> tuple[str, ...] | None:
+    """How the vars of the prepared ``stamp`` differ from those of the last whole build that
+    succeeded (``name: 'then' -> 'now'`` each; empty when equal), or None when no record holds
+    (`built_vars`): a build limited by --select with other vars would mix them."""
+    then = built_vars(landing)
+    if then is None:
+        return None
     now = {item["name"]: item["value"] for item in json.loads(stamp.read_text())["vars"]}
     return tuple(
         f"{name}: {then[name]!r} -> {value!r}" if name in then else f"{name}: new, {value!r}"
@@ -679,7 +677,7 @@ def selected_build_problem(prepared: PreparedBuild, dbt_args: Sequence[str]) -> 
     """Why a build limited by --select/--exclude (dbt_args) must not run, or None: the selected
     models would load new daily files, or use other vars, than the rest of the warehouse, and the
     publish would serve that mix. The message names what differs and the fix."""
-    if not has_selection(dbt_args):
+    if not has_selection(dbt_args, prepared.env):
         return None
     fix = "  Fix: run the build without --select/--exclude (make build"
     if prepared.unloaded:
@@ -764,18 +762,6 @@ def check_whole_input(dbt_args: Sequence[str]) -> None:
         )
 
 
-def _dbt_option(dbt_args: Sequence[str], flag: str) -> str | None:
-    """The value dbt takes for ``flag`` from its arguments (the last one given, as ``--flag
-    value`` or ``--flag=value``), or None."""
-    value = None
-    for index, arg in enumerate(dbt_args):
-        if arg == flag and index + 1 < len(dbt_args):
-            value = dbt_args[index + 1]
-        elif arg.startswith(flag + "="):
-            value = arg.split("=", 1)[1]
-    return value
-
-
 # dbt's folders for its artifacts and logs: (flag, environment variable, default, what)
 _DBT_FOLDERS = (
     ("--target-path", "DBT_TARGET_PATH", "target", "dbt's artifacts folder"),
@@ -789,24 +775,27 @@ def check_dbt_options(
     """Raise `PreflightError` for a dbt option dbt itself would only fail on with a traceback:
     a number of threads that is not a whole number from 1 (``--threads``, ``DBT_THREADS``), or an
     artifacts or log folder that cannot be written (relative ones are dbt's, from the project)."""
-    threads = _dbt_option(dbt_args, "--threads")
+    threads = option_value(dbt_args, "--threads")
     source = "--threads"
     if threads is None and environ.get("DBT_THREADS"):
         threads, source = environ["DBT_THREADS"], "DBT_THREADS"
-    if threads is not None and not (threads.strip().isdigit() and int(threads) >= 1):
+    if threads is not None and not (threads.strip().isdecimal() and int(threads) >= 1):
         raise PreflightError(
             f"{source} {threads!r} is not a number of threads (a whole number from 1);"
             " nothing was built.\n"
             f"  Fix: give {source} a whole number such as 2, or leave it out (the profile's)."
         )
+    write_json = environ.get("DBT_WRITE_JSON", "").strip().lower()
+    if "--no-write-json" in dbt_args or write_json in ("false", "0", "f", "n", "no", "off"):
+        source = "--no-write-json" if "--no-write-json" in dbt_args else "DBT_WRITE_JSON"
+        raise PreflightError(
+            f"{source} keeps dbt from writing its manifest, from which the publish reads what to"
+            " serve (an older one would be read instead); nothing was built.\n"
+            f"  Fix: drop {source}."
+        )
     for flag, variable, default, what in _DBT_FOLDERS:
-        folder = _dbt_option(dbt_args, flag) or environ.get(variable) or default
+        folder = option_value(dbt_args, flag, environ=environ, variable=variable) or default
         _check_writable(project_root / Path(folder).expanduser(), what, f"{flag} (or {variable})")
-
-
-def has_selection(dbt_args: Sequence[str]) -> bool:
-    """Whether the dbt arguments limit the run to part of the project."""
-    return any(arg.split("=", 1)[0] in _SELECTION_FLAGS for arg in dbt_args)
 
 
 def prepare(
@@ -842,6 +831,19 @@ def _land_daily_file(path: Path, cache: Path, lander: Lander | None) -> LandedFi
         return land_file(path, cache, lander, allow_empty=True)
     except InputError as error:
         raise error.as_daily_file() from error
+
+
+def _check_not_served(warehouse: Path, environ: Mapping[str, str]) -> None:
+    """Raise `PreflightError` when the warehouse lies in the serving folder, which each publish
+    replaces (checked by path: the serving copy need not exist yet)."""
+    served = serving_dir(warehouse, environ).resolve()
+    if warehouse.resolve().is_relative_to(served):
+        raise PreflightError(
+            f"The warehouse {warehouse} lies in the serving folder {served}, which BI tools read"
+            " and each build replaces; nothing was built.\n"
+            f"  Fix: point {WAREHOUSE_PATH_ENV} at the warehouse the build writes (by default"
+            " warehouse/retail_segments.duckdb), outside RETAIL_SERVING_DIR."
+        )
 
 
 def _check_writable(directory: Path, what: str, variable: str) -> None:
@@ -881,6 +883,7 @@ def _prepare(
     built_at = warehouse if spark is None else spark.root
     landing = landing_dir(built_at, environ)
     if spark is None:
+        _check_not_served(warehouse, environ)
         _check_writable(warehouse.parent, "The warehouse's folder", WAREHOUSE_PATH_ENV)
     _check_writable(landing, "The landing folder (checked inputs)", LANDING_DIR_ENV)
     cache = landing / "cache"
@@ -912,7 +915,7 @@ def _prepare(
         unfinished = f"the last rebuild from scratch ({'; '.join(pending)}) did not finish"
         identity = Identity(True, (unfinished,))
         causes = pending
-    if identity.full_refresh and has_selection(dbt_args):
+    if identity.full_refresh and has_selection(dbt_args, environ):
         raise PreflightError(
             f"The inputs changed ({identity.summary()}), so the warehouse must be rebuilt from"
             " scratch, which a build limited by --select/--exclude cannot do; nothing was built.\n"

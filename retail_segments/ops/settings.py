@@ -500,12 +500,13 @@ def check_environment(environ: Mapping[str, str]) -> None:
             f"RETAIL_DUCKDB_PATH = {warehouse!r} is not a file path (the build and its serving"
             " copy need a DuckDB file on this machine); give one, e.g. /data/retail_segments.duckdb"
         )
-    elif warehouse and "'" in Path(warehouse).stem:
+    elif warehouse and ("'" in Path(warehouse).stem or '"' in Path(warehouse).stem):
         # DuckDB names the database after the file, and dbt-duckdb quotes that name unescaped
+        plain = Path(warehouse).stem.replace("'", "").replace('"', "")
         problems.append(
             f"RETAIL_DUCKDB_PATH = {warehouse!r}: dbt-duckdb cannot build a database whose file"
-            " name holds an apostrophe (a folder may); rename the file, e.g."
-            f" {Path(warehouse).with_stem(Path(warehouse).stem.replace(chr(39), ''))}"
+            " name holds a quote (' or \"; a folder may); rename the file, e.g."
+            f" {Path(warehouse).with_stem(plain)}"
         )
     elif warehouse and Path(warehouse).expanduser().is_dir():
         problems.append(

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import yaml
 
+from retail_segments.ops.dbt_args import dbt_target, has_selection
 from retail_segments.ops.paths import RAW_PATH_ENV, find_project_root, warehouse_path
 from retail_segments.ops.preflight import (
     LANDING_DIR_ENV,
     PreflightError,
     PreparedBuild,
     SparkTables,
-    has_selection,
     mark_refresh_done,
     prepare,
     selected_build_problem,
@@ -48,7 +48,6 @@ from retail_segments.ops.publish import (
 from retail_segments.spark.session import (
     SPARK_DIR_ENV,
     check_spark_environment,
-    dbt_target,
     spark_dir,
     tables_dir,
 )
@@ -181,7 +180,7 @@ def build(dbt_args: list[str]) -> int:
     if prepared.identity.full_refresh:
         # the rebuild the inputs needed is done (the DuckDB build's on-run-end hook does this)
         mark_refresh_done(landing)
-    if not has_selection(dbt_args):
+    if not has_selection(dbt_args, environ):
         write_built_vars(landing, prepared.stamp)
     return publish_spark_build(env, list(prepared.dbt_args), tables)
 

@@ -175,16 +175,6 @@ def register_existing_tables(session: SparkSession, tables_root: Path) -> list[s
     return registered
 
 
-def dbt_target(dbt_args: Sequence[str], environ: Mapping[str, str]) -> str | None:
-    """The dbt target named by ``--target``/``-t`` in dbt_args, else ``DBT_TARGET``, else None."""
-    for index, arg in enumerate(dbt_args):
-        if arg in ("--target", "-t") and index + 1 < len(dbt_args):
-            return dbt_args[index + 1]
-        if arg.startswith("--target="):
-            return arg.split("=", 1)[1]
-    return environ.get("DBT_TARGET") or None
-
-
 def run_dbt_in_process(args: Sequence[str], env: Mapping[str, str], project_root: Path) -> int:
     """Run ``dbt <args>`` on the project inside this process (so its dbt-spark ``session``
     connection and Python models use this process's SparkSession); dbt's command-line exit code:

@@ -409,6 +409,18 @@ SETTINGS_CASES: list[Case] = [
         args=["--target-path", "/proc/x"],
     ),
     Case(
+        "no_write_json",
+        GOOD,
+        ["--no-write-json keeps dbt from writing its manifest", "Fix: drop --no-write-json"],
+        args=["--no-write-json"],
+    ),
+    Case(
+        "write_json_off_in_the_environment",
+        GOOD,
+        ["DBT_WRITE_JSON keeps dbt from writing its manifest", "Fix: drop DBT_WRITE_JSON"],
+        env={"DBT_WRITE_JSON": "false"},
+    ),
+    Case(
         # found before the build, not by the publish after it
         "serving_dir_under_a_file",
         GOOD,
@@ -516,11 +528,18 @@ def test_a_line_number_in_the_message_is_the_line_in_the_file(
     assert text.splitlines()[line - 1].split(",")[0] in text.splitlines()[line - 1]
 
 
-def test_a_selected_build_refuses_new_daily_files(
-    guarded: Guarded, synthetic_raw: Path, tmp_path: Path
+@pytest.mark.parametrize(
+    ("command", "refusal"),
+    [
+        (["build", "--select", "customer_rfm"], "a build limited by --select/--exclude would"),
+        (["backfill", "--start", "2011-10", "--end", "2011-10"], "the backfill does not load"),
+    ],
+)
+def test_a_selected_build_or_a_backfill_refuses_new_daily_files(
+    command: list[str], refusal: str, guarded: Guarded, synthetic_raw: Path, tmp_path: Path
 ) -> None:
-    """A build limited by --select would load a new daily file into the selected models only and
-    publish that mix: refused, nothing replaced or published."""
+    """A build limited by --select would load a new daily file into the selected models only, a
+    backfill into none, and publish that mix: refused, nothing replaced or published."""
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     lines = (
@@ -533,10 +552,10 @@ def test_a_selected_build_refuses_new_daily_files(
     daily = write_raw_file(lines, incoming / "2011-12-20.csv.zst")
     marts_before, serving_before = guarded.marts(), guarded.serving_state()
     env = {"RETAIL_INCOMING_GLOB": str(incoming / "*"), "RETAIL_SERVING_DIR": str(guarded.serving)}
-    result = run_cli(guarded.workspace, synthetic_raw, "build", "--select", "customer_rfm", env=env)
+    result = run_cli(guarded.workspace, synthetic_raw, *command, env=env)
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
-    assert f"new daily files arrived ({daily})" in result.stderr
-    assert "nothing was built" in result.stderr and "Traceback" not in result.stderr
+    assert f"new daily files arrived ({daily}); {refusal}" in result.stderr
+    assert "nothing was" in result.stderr and "Traceback" not in result.stderr
     assert guarded.marts() == marts_before
     assert guarded.serving_state() == serving_before
 
@@ -584,8 +603,8 @@ def test_an_invoice_with_two_customers_is_refused_before_anything_is_replaced(
     assert f"Raw data file '{raw}' has an invoice whose lines name more than one" in result.stderr
     assert (
         f"invoice {first[0]}: line {second_number} names customer {second[customer]} in"
-        f" Atlantis, but line {first_number} names customer {first[customer]} in"
-        f" {first[country]}"
+        f" 'Atlantis', but line {first_number} names customer {first[customer]} in"
+        f" '{first[country]}'"
     ) in result.stderr
 
     # across files: a daily file adds a line to a loaded invoice under another customer
@@ -599,7 +618,7 @@ def test_an_invoice_with_two_customers_is_refused_before_anything_is_replaced(
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"Daily file '{daily}' has an invoice whose lines name" in result.stderr
     assert (
-        f"invoice {first[0]}: line 2 names customer 99999 in {first[country]}, but line"
+        f"invoice {first[0]}: line 2 names customer 99999 in '{first[country]}', but line"
         f" {first_number} of '{synthetic_raw}' names customer {first[customer]}"
     ) in result.stderr
     assert "Fix: an invoice belongs to one customer in one country" in result.stderr
@@ -746,11 +765,23 @@ def test_a_warehouse_path_that_is_no_duckdb_file_is_refused_with_the_fix(tmp_pat
         assert "nothing was built" in message
 
 
-def test_a_warehouse_path_naming_the_serving_copy_is_refused(guarded: Guarded) -> None:
+def test_a_warehouse_path_naming_the_serving_copy_is_refused(
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path
+) -> None:
     """The serving copy is BI's read-only file, replaced whole by each publish: building into it
-    is refused with the fix."""
+    is refused with the fix, by its content (a serving copy elsewhere) and by its place (in the
+    serving folder, before the first publish made it)."""
     with pytest.raises(preflight.PreflightError) as raised:
         preflight.loaded_files(guarded.serving / publish.SERVING_DB_NAME)
     message = str(raised.value)
     assert "is a serving copy (it holds serving.build_info)" in message, message
     assert "Fix: point RETAIL_DUCKDB_PATH at the warehouse the build writes" in message
+    serving = tmp_path / "serving"
+    env = {
+        "RETAIL_RAW_PATH": str(synthetic_raw),
+        "RETAIL_DUCKDB_PATH": str(serving / publish.SERVING_DB_NAME),
+        "RETAIL_SERVING_DIR": str(serving),
+    }
+    with pytest.raises(preflight.PreflightError, match="lies in the serving folder"):
+        preflight.prepare(PROJECT_ROOT, env)
+    assert not serving.exists()

@@ -24,8 +24,10 @@ from retail_segments.ops.backfill import (
     DataWindow,
     as_of_dates,
     month_end,
+    month_vars,
     parse_month,
 )
+from retail_segments.ops.settings import parse_cli_vars, var_text
 
 # the real file's window
 WINDOW = DataWindow(datetime(2010, 12, 1, 8, 26), datetime(2011, 12, 9, 12, 50))
@@ -245,3 +247,22 @@ def test_the_dbt_models_score_with_the_fits_version_from_registry_rows() -> None
     assert first.empty
     with pytest.raises(ValueError, match="one row"):
         score_segment_history(_rfm([1]), fit.iloc[:0], registry)
+
+
+def test_a_month_end_is_built_with_the_vars_of_the_last_whole_build() -> None:
+    """The backfill's --vars: the recorded vars (as dbt rendered them) read back by YAML to the
+    same values, with rfm_as_of the month end; a history built with other vars (churn days)
+    would otherwise be replaced by one with the defaults."""
+    recorded = {
+        "rfm_as_of": "2011-12-10",
+        "history_churn_days": "90",
+        "retraining_max_changed_share": "0.2",
+        "new_customer_cutoff": "2011-10-01 12:30:00",
+        "clv_calibration_end": "2011-09-09",
+    }
+    parsed, rest = parse_cli_vars(["--vars", month_vars(recorded, datetime(2011, 7, 1))])
+    assert rest == []
+    assert {name: var_text(value) for name, value in parsed.items()} == {
+        **recorded,
+        "rfm_as_of": "2011-07-01",
+    }

@@ -557,6 +557,13 @@ def test_report_command_names_an_out_path_it_cannot_write(
     error = capsys.readouterr().err
     assert "cannot be written to /dev/full (No space left on device)" in error
     assert "Fix: give --out a file in a folder you can write" in error
+    # nor over a DuckDB database (the warehouse itself, or another)
+    assert main([*warehouse, "--out", str(synthetic_build.warehouse)]) == 2
+    assert "is a DuckDB database, which the report would overwrite" in capsys.readouterr().err
+    other = tmp_path / "other.duckdb"
+    duckdb.connect(str(other)).close()
+    assert main([*warehouse, "--out", str(other)]) == 2
+    assert other.read_bytes()[8:12] == b"DUCK"
 
 
 def test_report_command_names_a_file_that_is_not_a_warehouse(

@@ -262,8 +262,9 @@ def test_a_warehouse_that_is_no_file_is_refused(value: str) -> None:
         check_environment({"RETAIL_DUCKDB_PATH": value})
 
 
-def test_a_warehouse_file_name_with_an_apostrophe_is_refused() -> None:
+def test_a_warehouse_file_name_with_a_quote_is_refused() -> None:
     """dbt-duckdb quotes the database name (the file's stem) unescaped; folders may hold one."""
-    with pytest.raises(SettingsError, match=r"holds an apostrophe .* e\.g\. /d/it/wh\.duckdb"):
-        check_environment({"RETAIL_DUCKDB_PATH": "/d/it/w'h.duckdb"})
+    for name in ("w'h", 'w"h'):
+        with pytest.raises(SettingsError, match=r"holds a quote .* e\.g\. /d/it/wh\.duckdb"):
+            check_environment({"RETAIL_DUCKDB_PATH": f"/d/it/{name}.duckdb"})
     check_environment({"RETAIL_DUCKDB_PATH": "/d/it's/wh.duckdb"})

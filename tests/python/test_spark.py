@@ -19,6 +19,7 @@ Deselect locally with ``-m 'not spark'``; ``make test`` runs it.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,20 +77,31 @@ def _published(workspace: Workspace, raw_path: Path) -> Path:
     )
 
 
+def _spark_cli_build(
+    workspace: Workspace, raw: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`build --target spark` (plus args) into workspace, published to its serving/."""
+    return run_cli(
+        workspace,
+        raw,
+        "build",
+        "--target",
+        "spark",
+        *args,
+        env={
+            "RETAIL_SERVING_DIR": str(workspace.root / "serving"),
+            "RETAIL_SPARK_DRIVER_MEMORY": "1g",
+        },
+    )
+
+
 @pytest.fixture(scope="module")
 def spark_build(tmp_path_factory: pytest.TempPathFactory, synthetic_raw: Path) -> Path:
     """The serving directory of the Spark build of the synthetic file."""
     workspace = Workspace(tmp_path_factory.mktemp("spark_build"))
     serving = workspace.root / "serving"
     started = time.monotonic()
-    result = run_cli(
-        workspace,
-        synthetic_raw,
-        "build",
-        "--target",
-        "spark",
-        env={"RETAIL_SERVING_DIR": str(serving), "RETAIL_SPARK_DRIVER_MEMORY": "1g"},
-    )
+    result = _spark_cli_build(workspace, synthetic_raw)
     seconds = time.monotonic() - started
     assert result.returncode == 0, f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
@@ -102,19 +114,14 @@ def test_a_selected_spark_build_needs_the_vars_of_the_last_whole_build(
 ) -> None:
     """The Spark launcher records the vars of its whole build that succeeded (as the DuckDB
     build's hooks do) and refuses a selected build with others before dbt runs."""
-    workspace = Workspace(spark_build.parent)
     before = sorted(path.name for path in spark_build.rglob("*"))
-    result = run_cli(
-        workspace,
+    result = _spark_cli_build(
+        Workspace(spark_build.parent),
         synthetic_raw,
-        "build",
-        "--target",
-        "spark",
         "--select",
         "customer_rfm",
         "--vars",
         "{rfm_as_of: '2011-06-01'}",
-        env={"RETAIL_SERVING_DIR": str(spark_build), "RETAIL_SPARK_DRIVER_MEMORY": "1g"},
     )
     assert result.returncode == 2, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert (

@@ -128,6 +128,10 @@ def test_a_java_home_without_java_is_refused_before_spark_starts(
         ([], {}, False),
         (["--target", "dev"], {"DBT_TARGET": "spark"}, False),
         (["--target", "no_such_target"], {}, False),
+        # as dbt reads them: the last one counts, a short option may carry its value
+        (["--target", "dev", "--target", "spark"], {}, True),
+        (["--target", "spark", "-t", "dev"], {}, False),
+        (["-tspark"], {}, True),
     ],
 )
 def test_the_spark_build_runs_for_a_target_of_type_spark(
