@@ -1,26 +1,23 @@
 {#-
   The vars the warehouse's tables were built with, for `python -m retail_segments build --select`
-  (retail_segments.ops.preflight.vars_since_built): a build limited to some models, with other
-  vars than the whole build before it, would build those models with the new values beside tables
-  built with the old (customer_rfm on a history of another rfm_as_of is empty), and publish the
-  mix. landing/built-vars.json holds {"vars": [{name, value}, ...], "valid": true}:
+  and the backfill (retail_segments.ops.preflight.BuiltVars): a build limited to some models, with
+  other vars than the whole build before it, would build those models with the new values beside
+  tables built with the old (customer_rfm on a history of another rfm_as_of is empty), and publish
+  the mix. The record is a table of the warehouse itself, so it goes where the warehouse goes:
+  landing.built_vars, one row: vars_json (the stamp's vars as DuckDB's JSON) and valid.
 
   - on-run-end, record_built_vars(): written after a whole `dbt build` in which no node ended in
-    error, failure or skip (whole_build_succeeded()), with the vars of the prepared
-    stamp (which check_prepared_inputs() found equal to the run's);
+    error, failure or skip (whole_build_succeeded()), with the vars of the prepared stamp (which
+    check_prepared_inputs() found equal to the run's);
   - on-run-start, invalidate_built_vars(): a build or run whose vars differ from the record's
-    marks it {"valid": false} before any relation is replaced; the next whole build that
-    succeeds writes it again.
+    marks it not valid before any relation is replaced; the next whole build that succeeds
+    writes it again.
 
-  On Spark the launcher keeps the record in Python around its dbt run
-  (retail_segments.spark.build, preflight.write_built_vars); the spark__ hooks do nothing.
+  On Spark the launcher keeps the record (a file in its folder) in Python around its dbt run
+  (retail_segments.spark.build); the spark__ hooks do nothing.
 -#}
-{% macro built_vars_path() -%}
-    {{ return(landing_dir() ~ '/built-vars.json') }}
-{%- endmacro %}
-
-{% macro _stamp_vars_sql() -%}
-    select vars from read_json(
+{% macro _stamp_vars_json_sql() -%}
+    select cast(to_json(vars) as varchar) from read_json(
         {{ string_literal(landing_dir() ~ '/current/prepared.json') }},
         columns = {'vars': 'struct(name varchar, value varchar)[]'}
     )
@@ -37,8 +34,9 @@
     {%- if not database_is_a_file() -%}
         {{ return('') }}
     {%- endif -%}
-    copy (select vars, true as valid from ({{ _stamp_vars_sql() }}))
-    to {{ string_literal(built_vars_path()) }} (format json)
+    create schema if not exists landing;
+    create or replace table landing.built_vars as
+        select ({{ _stamp_vars_json_sql() }}) as vars_json, true as valid
 {%- endmacro %}
 
 {% macro spark__record_built_vars() -%}
@@ -53,22 +51,14 @@
 {% endmacro %}
 
 {% macro default__invalidate_built_vars() -%}
-    {%- set record = built_vars_path() -%}
-    {%- set found = run_query("select count(*) from glob(" ~ string_literal(record) ~ ")")
-        .columns[0].values()[0] -%}
+    {%- set found = run_query(
+        "select count(*) from information_schema.tables where table_catalog = current_database()"
+        ~ " and table_schema = 'landing' and table_name = 'built_vars'").columns[0].values()[0] -%}
     {%- if found == 0 -%}
         {{ return('') }}
     {%- endif -%}
-    {%- set same = run_query(
-        "select coalesce(bool_and(built.valid and built.vars = stamp.vars), false)"
-        ~ " from read_json(" ~ string_literal(record) ~ ", columns = {'vars':"
-        ~ " 'struct(name varchar, value varchar)[]', 'valid': 'boolean'}) as built"
-        ~ " cross join (" ~ _stamp_vars_sql() ~ ") as stamp"
-    ).columns[0].values()[0] -%}
-    {%- if same -%}
-        {{ return('') }}
-    {%- endif -%}
-    copy (select false as valid) to {{ string_literal(record) }} (format json)
+    update landing.built_vars set valid = false
+    where valid and vars_json is distinct from ({{ _stamp_vars_json_sql() }})
 {%- endmacro %}
 
 {% macro spark__invalidate_built_vars() -%}

@@ -25,6 +25,7 @@ month.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -38,10 +39,9 @@ import duckdb
 
 from retail_segments.ops.paths import WAREHOUSE_PATH_ENV, find_project_root
 from retail_segments.ops.preflight import (
-    BUILT_VARS_NAME,
+    PREPARED_STAMP_ENV,
+    BuiltVars,
     PreflightError,
-    built_vars,
-    landing_dir,
     prepare,
 )
 
@@ -211,18 +211,20 @@ NO_RECORD = (
 
 def month_vars(recorded: Mapping[str, str], as_of: datetime) -> str:
     """The --vars of one month end: the vars of the last whole build (as dbt rendered them,
-    `retail_segments.ops.preflight.built_vars`), with rfm_as_of the month end; YAML reads each
+    `retail_segments.ops.preflight.BuiltVars`), with rfm_as_of the month end; YAML reads each
     value back to what it was (a number, a date or a timestamp)."""
     values = {**recorded, "rfm_as_of": f"{as_of:%Y-%m-%d}"}
     return "{" + ", ".join(f"{name}: {value}" for name, value in values.items()) + "}"
 
 
-def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) -> bool:
-    """Run dbt in this process for each as-of date in order; the environment must already point
-    at the raw file and the warehouse. Stops at the first failing date; returns whether every
-    date succeeded. ``main`` runs it in a child process
-    (``python -m retail_segments.ops.backfill``), so the caller's process holds no connection to
-    the warehouse afterwards."""
+def run_backfill(
+    dates: Sequence[datetime], recorded: Mapping[str, str], project_root: Path | None = None
+) -> bool:
+    """Run dbt in this process for each as-of date in order, with the vars of the last whole
+    build (``recorded``: `month_vars`); the environment must already point at the raw file and
+    the warehouse. Stops at the first failing date; returns whether every date succeeded.
+    ``main`` runs it in a child process (``python -m retail_segments.ops.backfill <vars as JSON>
+    <dates>``), so the caller's process holds no connection to the warehouse afterwards."""
     from dbt.cli.main import dbtRunner
     from dbt.contracts.graph.manifest import Manifest
 
@@ -234,17 +236,6 @@ def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) ->
         return False
     manifest = parsed.result if isinstance(parsed.result, Manifest) else None
     runner = dbtRunner(manifest=manifest)
-    # every month runs with the vars of the last whole build but its own rfm_as_of (`main`
-    # checked that a record holds); that marks the record as no longer holding
-    # (macros/built_vars.sql), but the backfill only adds history rows per as-of date, so the
-    # record holds again once every month succeeded
-    landing = landing_dir(Path(os.environ[WAREHOUSE_PATH_ENV]), os.environ)
-    recorded = built_vars(landing)
-    if recorded is None:
-        print(f"error: {NO_RECORD}", file=sys.stderr)
-        return False
-    record = landing / BUILT_VARS_NAME
-    kept = record.read_bytes()
     for number, as_of in enumerate(dates, start=1):
         last = number == len(dates)
         print(f"[{number}/{len(dates)}] as of {as_of:%Y-%m-%d %H:%M}", flush=True)
@@ -271,7 +262,6 @@ def run_backfill(dates: Sequence[datetime], project_root: Path | None = None) ->
                 file=sys.stderr,
             )
             return False
-    record.write_bytes(kept)
     return True
 
 
@@ -287,7 +277,9 @@ def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path | None 
     parser.add_argument("--start", help="first month, YYYY-MM (default: the data's first)")
     parser.add_argument("--end", help="last month, YYYY-MM (default: the data's last full month)")
     args = parser.parse_args(argv)
-    if built_vars(landing_dir(Path(env[WAREHOUSE_PATH_ENV]), env)) is None:
+    built = BuiltVars.of_stamp(Path(env[PREPARED_STAMP_ENV]))
+    recorded = built.read()
+    if recorded is None:
         print(f"error: {NO_RECORD}", file=sys.stderr)
         return 2
     try:
@@ -301,9 +293,27 @@ def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path | None 
         flush=True,
     )
     project_root = project_root or find_project_root()
-    child = [sys.executable, "-m", "retail_segments.ops.backfill", *(d.isoformat() for d in dates)]
-    return subprocess.run(child, cwd=project_root, env=dict(env), check=False).returncode
+    child = [
+        sys.executable,
+        "-m",
+        "retail_segments.ops.backfill",
+        json.dumps(recorded),
+        *(d.isoformat() for d in dates),
+    ]
+    returncode = subprocess.run(child, cwd=project_root, env=dict(env), check=False).returncode
+    if returncode == 0:
+        # each month's own rfm_as_of marked the record as no longer holding
+        # (macros/built_vars.sql); the backfill only adds history rows per as-of date, so it
+        # holds again once every month succeeded (written once the child running dbt ended)
+        built.write([{"name": name, "value": value} for name, value in recorded.items()])
+    return returncode
 
 
 if __name__ == "__main__":
-    sys.exit(0 if run_backfill([datetime.fromisoformat(text) for text in sys.argv[1:]]) else 1)
+    sys.exit(
+        0
+        if run_backfill(
+            [datetime.fromisoformat(text) for text in sys.argv[2:]], json.loads(sys.argv[1])
+        )
+        else 1
+    )

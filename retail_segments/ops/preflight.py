@@ -83,7 +83,9 @@ STAMP_NAME = "prepared.json"
 # In the landing folder while a rebuild from scratch that the inputs require has not finished
 # (see `refresh_pending`).
 REFRESH_PENDING_NAME = "refresh-pending.json"
-# In the landing folder: the vars of the last whole build that succeeded (see `vars_since_built`).
+# Where the vars of the warehouse's last whole build that succeeded are recorded (`BuiltVars`): a
+# table of the DuckDB warehouse, a file in the Spark build's folder.
+BUILT_VARS_TABLE = ("landing", "built_vars")
 BUILT_VARS_NAME = "built-vars.json"
 KEEP_PREPARED_SETS = 3
 SCREENED_TABLE = ("intermediate", "int_sales_lines__screened")
@@ -630,27 +632,92 @@ def mark_refresh_done(landing: Path) -> None:
         path.write_text(json.dumps({"pending": False}) + "\n")
 
 
-def built_vars(landing: Path) -> dict[str, str] | None:
-    """The vars (name: value as dbt renders it) of the last whole build that succeeded, as the
-    landing folder records them (``BUILT_VARS_NAME``), or None when the record does not hold: no
-    whole build succeeded since it was kept (a warehouse of an earlier version, or a new one), or
-    a build or run with other vars started since (it may have replaced tables before it ended).
-    The DuckDB build's hooks keep the record (macros/built_vars.sql), the Spark launcher
-    `write_built_vars`."""
-    try:
-        record = json.loads((landing / BUILT_VARS_NAME).read_text().strip().splitlines()[0])
-    except (OSError, IndexError, json.JSONDecodeError):
-        return None
-    if not isinstance(record, dict) or record.get("valid") is not True:
-        return None
-    return {str(item["name"]): str(item["value"]) for item in record.get("vars") or []}
+@dataclass(frozen=True)
+class BuiltVars:
+    """The record of the vars (name and value as dbt renders it) of the warehouse's last whole
+    build that succeeded: a build limited by --select with other vars would build the selected
+    models with them beside tables built with the old, and the publish would serve that mix.
+
+    It lives with the warehouse, so it goes where the warehouse goes: in the DuckDB file
+    (``BUILT_VARS_TABLE``: one row, the vars as JSON and whether the record still holds), or as
+    ``BUILT_VARS_NAME`` in the Spark build's folder. dbt's hooks keep the DuckDB one
+    (macros/built_vars.sql): written after a whole build that succeeded, marked as no longer
+    holding when a build or run with other vars starts (it may replace tables before it ends).
+    The Spark launcher keeps its own the same way, with `write`."""
+
+    engine: str
+    warehouse: Path
+
+    @classmethod
+    def of_stamp(cls, stamp: Path) -> BuiltVars:
+        """The record of the warehouse a prepared stamp is for."""
+        info = json.loads(stamp.read_text())
+        return cls(str(info.get("engine", "duckdb")), Path(info["warehouse"]))
+
+    def read(self) -> dict[str, str] | None:
+        """The recorded vars, or None when no record holds."""
+        if self.engine == "spark":
+            try:
+                record = json.loads((self.warehouse / BUILT_VARS_NAME).read_text())
+            except (OSError, json.JSONDecodeError):
+                return None
+            valid, items = record.get("valid") is True, record.get("vars") or []
+        else:
+            try:
+                rows = self._duckdb_rows()
+            except duckdb.Error:
+                return None  # unreadable counts as no record: a selected build is refused
+            if rows is None:
+                return None
+            if len(rows) != 1:
+                return None
+            valid, items = rows[0][1] is True, json.loads(rows[0][0])
+        if not valid:
+            return None
+        return {str(item["name"]): str(item["value"]) for item in items}
+
+    def _duckdb_rows(self) -> list[tuple[Any, ...]] | None:
+        if not self.warehouse.exists():
+            return None
+        with duckdb.connect(str(self.warehouse), read_only=True) as connection:
+            found = connection.execute(
+                "select count(*) from information_schema.tables"
+                " where table_schema = ? and table_name = ?",
+                list(BUILT_VARS_TABLE),
+            ).fetchall()[0][0]
+            if not found:
+                return None
+            return connection.execute(
+                f"select vars_json, valid from {'.'.join(BUILT_VARS_TABLE)}"
+            ).fetchall()
+
+    def write(self, items: Sequence[Mapping[str, str]] | None) -> None:
+        """Record these vars (``{"name", "value"}`` items, as in a stamp) as those of the last
+        whole build that succeeded; None marks the record as no longer holding."""
+        if self.engine == "spark":
+            record = {"vars": list(items or []), "valid": items is not None}
+            (self.warehouse / BUILT_VARS_NAME).write_text(json.dumps(record) + "\n")
+            return
+        table = ".".join(BUILT_VARS_TABLE)
+        with duckdb.connect(str(self.warehouse)) as connection:
+            if items is None:
+                connection.execute(f"update {table} set valid = false")
+                return
+            # as the hooks write it: DuckDB's own JSON text of the same list
+            connection.execute(f"create schema if not exists {BUILT_VARS_TABLE[0]}")
+            connection.execute(
+                f"create or replace table {table} as select"
+                " cast(to_json(cast($items as struct(name varchar, value varchar)[])) as varchar)"
+                " as vars_json, true as valid",
+                {"items": [{"name": item["name"], "value": item["value"]} for item in items]},
+            )
 
 
-def vars_since_built(landing: Path, stamp: Path) -> tuple[str, ...] | None:
-    """How the vars of the prepared ``stamp`` differ from those of the last whole build that
-    succeeded (``name: 'then' -> 'now'`` each; empty when equal), or None when no record holds
-    (`built_vars`): a build limited by --select with other vars would mix them."""
-    then = built_vars(landing)
+def vars_since_built(stamp: Path) -> tuple[str, ...] | None:
+    """How the vars of the prepared ``stamp`` differ from those its warehouse records for its last
+    whole build that succeeded (``name: 'then' -> 'now'`` each; empty when equal), or None when no
+    record holds (`BuiltVars`)."""
+    then = BuiltVars.of_stamp(stamp).read()
     if then is None:
         return None
     now = {item["name"]: item["value"] for item in json.loads(stamp.read_text())["vars"]}
@@ -661,16 +728,9 @@ def vars_since_built(landing: Path, stamp: Path) -> tuple[str, ...] | None:
     )
 
 
-def write_built_vars(landing: Path, stamp: Path | None) -> None:
-    """Record the vars of the prepared ``stamp`` as those of the last whole build that succeeded
-    (the format the DuckDB hooks write: macros/built_vars.sql), or, with None, mark the record as
-    no longer holding. The Spark launcher keeps the record this way around its dbt run."""
-    path = landing / BUILT_VARS_NAME
-    if stamp is None:
-        path.write_text('{"valid":false}\n')
-        return
-    built = {"vars": json.loads(stamp.read_text())["vars"], "valid": True}
-    path.write_text(json.dumps(built, separators=(",", ":")) + "\n")
+def stamp_vars(stamp: Path) -> list[dict[str, str]]:
+    """The vars a prepared stamp records, as ``{"name", "value"}`` items."""
+    return list(json.loads(stamp.read_text())["vars"])
 
 
 def selected_build_problem(prepared: PreparedBuild, dbt_args: Sequence[str]) -> str | None:
@@ -686,7 +746,7 @@ def selected_build_problem(prepared: PreparedBuild, dbt_args: Sequence[str]) -> 
             " limited by --select/--exclude would bring their lines into the selected models"
             f" only, and publish that mix; nothing was built.\n{fix})."
         )
-    changed = vars_since_built(Path(prepared.env[LANDING_DIR_ENV]), prepared.stamp)
+    changed = vars_since_built(prepared.stamp)
     if changed == ():
         return None
     why = (

@@ -29,14 +29,15 @@ from retail_segments.ops.dbt_args import dbt_target, has_selection
 from retail_segments.ops.paths import RAW_PATH_ENV, find_project_root, warehouse_path
 from retail_segments.ops.preflight import (
     LANDING_DIR_ENV,
+    BuiltVars,
     PreflightError,
     PreparedBuild,
     SparkTables,
     mark_refresh_done,
     prepare,
     selected_build_problem,
+    stamp_vars,
     vars_since_built,
-    write_built_vars,
 )
 from retail_segments.ops.publish import (
     manifest_path,
@@ -168,8 +169,9 @@ def build(dbt_args: list[str]) -> int:
     # the vars of the last whole build stop holding once a run with others starts (the DuckDB
     # build's hooks do this: macros/built_vars.sql)
     landing = Path(prepared.env[LANDING_DIR_ENV])
-    if vars_since_built(landing, prepared.stamp):
-        write_built_vars(landing, None)
+    built = BuiltVars.of_stamp(prepared.stamp)
+    if vars_since_built(prepared.stamp):
+        built.write(None)
     code = run_dbt_in_process(["build", *prepared.dbt_args], env, project_root)
     if code != 0:
         print(
@@ -181,7 +183,7 @@ def build(dbt_args: list[str]) -> int:
         # the rebuild the inputs needed is done (the DuckDB build's on-run-end hook does this)
         mark_refresh_done(landing)
     if not has_selection(dbt_args, environ):
-        write_built_vars(landing, prepared.stamp)
+        built.write(stamp_vars(prepared.stamp))
     return publish_spark_build(env, list(prepared.dbt_args), tables)
 
 

@@ -15,7 +15,7 @@ from types import MappingProxyType
 import duckdb
 
 from retail_segments.ops.dbt_runner import dbt_executable, run_dbt
-from retail_segments.ops.preflight import BUILT_VARS_NAME, REFRESH_PENDING_NAME, prepare
+from retail_segments.ops.preflight import REFRESH_PENDING_NAME, prepare
 
 # The checkout under test (tests/python/ is two levels below it).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -136,11 +136,10 @@ def copy_workspace(source: Workspace, root: Path) -> Workspace:
     if wal.exists():
         shutil.copyfile(wal, workspace.warehouse.with_name(workspace.warehouse.name + ".wal"))
     # what the landing folder records about the warehouse's tables (not the landed inputs)
-    for name in (BUILT_VARS_NAME, REFRESH_PENDING_NAME):
-        record = source.root / "landing" / name
-        if record.exists():
-            (root / "landing").mkdir(exist_ok=True)
-            shutil.copyfile(record, root / "landing" / name)
+    pending = source.root / "landing" / REFRESH_PENDING_NAME
+    if pending.exists():
+        (root / "landing").mkdir(exist_ok=True)
+        shutil.copyfile(pending, root / "landing" / REFRESH_PENDING_NAME)
     return workspace
 
 

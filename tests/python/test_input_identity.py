@@ -10,6 +10,7 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 import zstandard
@@ -28,14 +29,15 @@ from retail_segments.ops.paths import raw_path_candidates
 from retail_segments.ops.preflight import (
     BUILT_VARS_NAME,
     REFRESH_PENDING_NAME,
+    BuiltVars,
     LoadedFile,
     decide_identity,
     loaded_files,
     mark_refresh_done,
     purchases_before_loaded_returns,
     refresh_pending,
+    stamp_vars,
     vars_since_built,
-    write_built_vars,
 )
 from retail_segments_dev.synthetic import RAW_COLUMNS, generate_raw_lines, write_raw_file
 
@@ -203,39 +205,41 @@ def test_the_warehouse_records_each_loaded_file_and_finds_backdated_purchases(
     assert count == 1 and f"customer {customer}, stock code {stock}" in first
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
 def test_the_vars_of_the_last_whole_build_are_compared_with_the_prepared_ones(
-    tmp_path: Path,
+    engine: str, tmp_path: Path
 ) -> None:
-    """The record the DuckDB hooks keep (JSON lines): equal vars give no difference, other ones
-    each name and both values; a record marked stale, missing or unreadable gives None (a
-    selected build is then refused: never a mix taken for consistent)."""
+    """The record lives with the warehouse (a table of the DuckDB file, a file of the Spark
+    folder): equal vars give no difference, other ones each name and both values; a record
+    marked stale, missing or unreadable gives None (a selected build is then refused: never a
+    mix taken for consistent). The DuckDB record is the hooks' format (the dbt tests check those
+    write it)."""
+    warehouse = tmp_path / ("w.duckdb" if engine == "duckdb" else "spark")
     stamp = tmp_path / "prepared.json"
-    stamp.write_text(
-        json.dumps(
-            {"vars": [{"name": "rfm_as_of", "value": "2011-06-01"}, {"name": "n", "value": "3"}]}
-        )
-    )
-    record = tmp_path / BUILT_VARS_NAME
-    assert vars_since_built(tmp_path, stamp) is None
-    record.write_text(
-        '{"vars":[{"name":"rfm_as_of","value":"2011-06-01"},{"name":"n","value":"3"}],'
-        '"valid":true}\n'
-    )
-    assert vars_since_built(tmp_path, stamp) == ()
-    record.write_text('{"vars":[{"name":"rfm_as_of","value":"2011-12-10"}],"valid":true}\n')
-    assert vars_since_built(tmp_path, stamp) == (
+    items = [{"name": "rfm_as_of", "value": "2011-06-01"}, {"name": "n", "value": "3"}]
+    stamp.write_text(json.dumps({"engine": engine, "warehouse": str(warehouse), "vars": items}))
+    built = BuiltVars.of_stamp(stamp)
+    assert built == BuiltVars(engine, warehouse)
+    assert vars_since_built(stamp) is None
+    if engine == "spark":
+        warehouse.mkdir()
+    built.write(stamp_vars(stamp))
+    assert built.read() == {"rfm_as_of": "2011-06-01", "n": "3"}
+    assert vars_since_built(stamp) == ()
+    built.write([{"name": "rfm_as_of", "value": "2011-12-10"}])
+    assert vars_since_built(stamp) == (
         "rfm_as_of: '2011-12-10' -> '2011-06-01'",
         "n: new, '3'",
     )
-    record.write_text('{"valid":false}\n')
-    assert vars_since_built(tmp_path, stamp) is None
-    record.write_text("{not json")
-    assert vars_since_built(tmp_path, stamp) is None
-    # as the Spark launcher keeps it
-    write_built_vars(tmp_path, stamp)
-    assert vars_since_built(tmp_path, stamp) == ()
-    write_built_vars(tmp_path, None)
-    assert vars_since_built(tmp_path, stamp) is None
+    built.write(None)
+    assert vars_since_built(stamp) is None
+    if engine == "duckdb":
+        with duckdb.connect(str(warehouse)) as connection:
+            connection.execute("drop table landing.built_vars")
+        assert vars_since_built(stamp) is None
+    else:
+        (warehouse / BUILT_VARS_NAME).write_text("{not json")
+        assert vars_since_built(stamp) is None
 
 
 def test_a_pending_rebuild_is_read_until_it_is_marked_done(tmp_path: Path) -> None:

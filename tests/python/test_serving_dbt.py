@@ -125,7 +125,7 @@ def test_a_reader_never_sees_a_half_built_or_mixed_warehouse(
         # whole build recorded its vars: the record a whole build of these inputs would leave
         # stands in for one (what is tested here is the publish, not the selection).
         prepared = preflight.prepare(PROJECT_ROOT, _cli_env(other_raw, build_root, serving), [])
-        preflight.write_built_vars(build_root / "landing", prepared.stamp)
+        preflight.BuiltVars.of_stamp(prepared.stamp).write(preflight.stamp_vars(prepared.stamp))
         result = _cli_build(
             other_raw,
             build_root,
