@@ -20,6 +20,13 @@
             {{ return(true) }}
         {%- endif -%}
     {%- endfor -%}
+    {#- however the selection came about (a default selector in selectors.yml, dbt's variables):
+        a model left out -#}
+    {%- for node in graph.nodes.values() -%}
+        {%- if node.resource_type == 'model' and node.unique_id not in selected_resources -%}
+            {{ return(true) }}
+        {%- endif -%}
+    {%- endfor -%}
     {{ return(false) }}
 {%- endmacro %}
 
