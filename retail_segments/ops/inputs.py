@@ -45,6 +45,7 @@ import csv
 import gzip
 import hashlib
 import io
+import json
 import os
 import zipfile
 import zlib
@@ -602,7 +603,8 @@ def check_values(
             shown = "empty" if value is None else f"'{value}'"
             problems.append(
                 f"column {column}: {n_bad} value(s) {problem}"
-                f" (first on line {first_row + 1} of the file: {shown})"
+                f" (first on {place_of_line(Path(parameters['path']), first_row + 1)} of the"
+                f" file: {shown})"
             )
     if problems:
         raise InputError(
@@ -810,8 +812,32 @@ def convert_download(path: Path, container: str, target: Path) -> Path:
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
+    staged_rows = _rows_file(staged)
+    if staged_rows.exists():
+        os.replace(staged_rows, _rows_file(target))
     os.replace(staged, target)
     return target
+
+
+def _rows_file(converted: Path) -> Path:
+    """Where the rows of the CSV a workbook was converted to are mapped to the workbook's."""
+    return converted.with_name(converted.name + ".rows.json")
+
+
+def place_of_line(text: Path, line: int) -> str:
+    """Where line ``line`` (header = 1) of the text a lander parsed lies in the user's file:
+    ``line N`` of a CSV; ``row R of sheet 'S'`` of an Excel workbook (the CSV it was converted
+    to holds every sheet's rows after one header, blank rows left out). ``text`` is that CSV,
+    or the landed Parquet of the same file (the CSV lies beside it)."""
+    converted = text.with_suffix(".csv") if text.suffix == ".parquet" else text
+    try:
+        runs = json.loads(_rows_file(converted).read_text())
+    except (OSError, json.JSONDecodeError):
+        return f"line {line}"
+    for first_line, sheet, first_row in reversed(runs):
+        if line >= first_line:
+            return f"row {first_row + line - first_line} of sheet '{sheet}'"
+    return f"line {line}"
 
 
 def _zip_member(path: Path, archive: zipfile.ZipFile) -> str:
@@ -881,6 +907,9 @@ def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
         ) from error
     header: list[str] | None = None
     names: list[str] = []
+    # where each CSV line comes from (`place_of_line`): runs of (first CSV line, sheet, its row)
+    runs: list[tuple[int, str, int]] = []
+    line = 1
     with staged.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out, lineterminator="\n")
         for sheet in workbook.worksheets:
@@ -904,13 +933,18 @@ def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
                     ],
                     "give every sheet the same header, or export one CSV",
                 )
-            for row in rows:
+            for number, row in enumerate(rows, start=2):
                 cells = list(row[: len(names)]) + [None] * (len(names) - len(row))
                 if all(cell is None for cell in cells):
                     continue
                 writer.writerow(
                     _cell_text(cell, name) for cell, name in zip(cells, names, strict=True)
                 )
+                line += 1
+                last = runs[-1] if runs else None
+                if last is None or last[1] != sheet.title or last[2] + line - last[0] != number:
+                    runs.append((line, sheet.title, number))
     workbook.close()
+    _rows_file(staged).write_text(json.dumps(runs) + "\n")
     if header is None:
         raise InputError(path, "is empty: no sheet holds a header line")

@@ -48,6 +48,7 @@ from retail_segments.ops.inputs import (
     LandedFile,
     Lander,
     land_file,
+    place_of_line,
     scratch_connection,
 )
 from retail_segments.ops.paths import (
@@ -372,11 +373,13 @@ def check_invoice_owners(landed: Sequence[LandedFile]) -> None:
     invoice, path, row, customer, country, first_path, first_row, first_customer, first_country = (
         first
     )
+    parquet_of = {str(item.path): item.parquet for item in landed}
+    line = place_of_line(parquet_of[path], int(row) + 1)
+    first_line = place_of_line(parquet_of[first_path], int(first_row) + 1)
     where = "" if first_path == path else f" of '{first_path}'"
     details = [
-        f"invoice {invoice}: line {int(row) + 1} names customer {customer} in '{country}', but"
-        f" line {int(first_row) + 1}{where} names customer {first_customer} in"
-        f" '{first_country}'",
+        f"invoice {invoice}: {line} names customer {customer} in '{country}', but"
+        f" {first_line}{where} names customer {first_customer} in '{first_country}'",
     ]
     if n_invoices > 1:
         details.append(f"{n_invoices - 1} more invoice(s) name more than one customer or country")

@@ -34,6 +34,7 @@ from retail_segments.ops.inputs import (
     MAX_SIGNIFICANT_DIGITS,
     InputError,
     TextSource,
+    place_of_line,
     text_chunks,
 )
 
@@ -277,7 +278,8 @@ def check_values(
             shown = "empty" if value is None else f"'{value}'"
             problems.append(
                 f"column {column}: {n_bad} value(s) {problem}"
-                f" (first on line {row[f'line_{index}'] + 1} of the file: {shown})"
+                f" (first on {place_of_line(source.path, row[f'line_{index}'] + 1)} of the file:"
+                f" {shown})"
             )
     if problems:
         raise InputError(

@@ -222,6 +222,30 @@ def test_a_workbook_with_a_fractional_quantity_is_refused_naming_the_value(
     assert "column Quantity: 1 value(s)" in message and "'2.5'" in message
 
 
+def test_a_bad_value_in_a_workbook_is_named_by_its_sheet_and_row(
+    workbook_rows: list[list[object]], tmp_path: Path
+) -> None:
+    """The workbook's sheets follow one another after one header in the CSV it is converted to,
+    blank rows left out: the message names the row as Excel shows it, not the CSV's line."""
+    from openpyxl import Workbook
+
+    rows = [list(row) for row in workbook_rows[:20]]
+    rows[16][3] = 2.5
+    workbook = Workbook(write_only=True)
+    first = workbook.create_sheet("Mon")
+    for row in [list(RAW_COLUMNS), *rows[:10]]:
+        first.append(row)
+    second = workbook.create_sheet("Tue")
+    for row in [list(RAW_COLUMNS), *rows[10:15], [None] * 8, [], *rows[15:]]:
+        second.append(row)
+    path = tmp_path / "two_days.xlsx"
+    workbook.save(path)
+    with pytest.raises(InputError) as raised:
+        land_file(path, tmp_path / "cache")
+    # Tue: header row 1, rows[10:15] rows 2-6, blank rows 7-8, rows[15] row 9, rows[16] row 10
+    assert "(first on row 10 of sheet 'Tue' of the file: '2.5')" in str(raised.value)
+
+
 def test_a_zip_without_a_workbook_is_refused(tmp_path: Path) -> None:
     download = tmp_path / "online+retail.zip"
     with zipfile.ZipFile(download, "w") as archive:
