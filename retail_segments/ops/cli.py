@@ -295,6 +295,13 @@ def _report(report_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if not _is_duckdb_file(args.warehouse):
+        print(
+            f"error: {args.warehouse} is not a DuckDB file; nothing was written.\n  Fix: pass"
+            f" --warehouse the serving copy (default {default_warehouse}) or a build warehouse.",
+            file=sys.stderr,
+        )
+        return 2
     if args.out.resolve() == args.warehouse.resolve() or _is_duckdb_file(args.out):
         print(
             f"error: --out {args.out} is a DuckDB database, which the report would overwrite;"

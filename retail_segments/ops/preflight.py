@@ -912,15 +912,22 @@ def _check_not_served(warehouse: Path, environ: Mapping[str, str]) -> None:
 def _check_writable(directory: Path, what: str, variable: str) -> None:
     """Raise `PreflightError` naming ``directory`` unless a file can be written in it (created
     first when missing), before anything is landed or built."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
-            pass
-    except OSError as error:
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    reason = f"{existing} is a file" if not existing.is_dir() else ""
+    if not reason:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
+                pass
+        except OSError as error:
+            reason = str(error.strerror)
+    if reason:
         raise PreflightError(
-            f"{what} {directory} cannot be written ({error.strerror}); nothing was built.\n"
+            f"{what} {directory} cannot be written ({reason}); nothing was built.\n"
             f"  Fix: make it writable, or set {variable} to a place that is."
-        ) from error
+        )
 
 
 def _prepare(

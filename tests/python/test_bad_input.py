@@ -431,7 +431,7 @@ SETTINGS_CASES: list[Case] = [
         # a folder that cannot be written (under a file here: root may write anywhere else)
         "landing_dir_not_writable",
         GOOD,
-        ["The landing folder (checked inputs)", "cannot be written", "RETAIL_LANDING_DIR"],
+        ["The landing folder (checked inputs)", "cannot be written (", "README.md is a file)"],
         env={"RETAIL_LANDING_DIR": str(PROJECT_ROOT / "README.md" / "landing")},
     ),
 ]

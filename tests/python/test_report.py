@@ -577,6 +577,12 @@ def test_report_command_names_a_file_that_is_not_a_warehouse(
     error = capsys.readouterr().err
     assert "empty.duckdb is not a retail-segments warehouse" in error and "make build" in error
     assert not (tmp_path / "r.html").exists()
+    # a file that is no DuckDB database at all
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"not": "a warehouse"}')
+    assert main(["report", "--warehouse", str(notes), "--out", str(tmp_path / "r.html")]) == 2
+    assert f"{notes} is not a DuckDB file" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
 
 
 @pytest.mark.dbt
