@@ -49,7 +49,10 @@
     {#- the warehouse and the raw path this run uses -#}
     {%- set database_path = run_query(
         "select path from duckdb_databases() where database_name = current_database()").columns[0].values()[0] -%}
-    {%- if database_path and stamp['warehouse'] != database_path
+    {%- if not database_path -%}
+        {%- do problems.append("this run builds a database in memory (a target such as lint),"
+            ~ " not the warehouse " ~ stamp['warehouse'] ~ " (use the dev target)") -%}
+    {%- elif stamp['warehouse'] != database_path
           and not stamp['warehouse'].endswith('/' ~ (database_path | replace('./', ''))) -%}
         {%- do problems.append("the inputs were prepared for the warehouse " ~ stamp['warehouse']
             ~ ", not " ~ database_path ~ " (set RETAIL_LANDING_DIR per warehouse)") -%}

@@ -96,16 +96,17 @@ def _build(dbt_args: list[str]) -> int:
         # publish would then copy the warehouse it never touched as a new build
         print(
             f"error: `build` builds and publishes the warehouse of the dbt target"
-            f" {WAREHOUSE_TARGET!r} (RETAIL_DUCKDB_PATH); the target {target!r} (--target or"
-            " DBT_TARGET) builds elsewhere; nothing was built.\n"
-            "  Fix: drop --target and unset DBT_TARGET, or use --target spark (docs/spark.md).",
+            f" {WAREHOUSE_TARGET!r} (RETAIL_DUCKDB_PATH); the target {target!r} (--target,"
+            " DBT_ENGINE_TARGET or DBT_TARGET) builds elsewhere; nothing was built.\n"
+            "  Fix: drop --target and unset DBT_ENGINE_TARGET and DBT_TARGET, or use --target"
+            " spark (docs/spark.md).",
             file=sys.stderr,
         )
         return 2
     prepared = _prepare(dbt_args)
     if isinstance(prepared, int):
         return prepared
-    problem = selected_build_problem(prepared, dbt_args)
+    problem = selected_build_problem(prepared, dbt_args, find_project_root())
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -41,7 +41,14 @@ from typing import Any, NamedTuple
 
 import duckdb
 
-from retail_segments.ops.dbt_args import has_selection, option_value
+from retail_segments.ops.dbt_args import (
+    ENGINE_PREFIX,
+    default_selector,
+    env_flag,
+    env_setting,
+    has_selection,
+    option_value,
+)
 from retail_segments.ops.inputs import (
     SUFFIX_CONTAINERS,
     InputError,
@@ -736,17 +743,25 @@ def stamp_vars(stamp: Path) -> list[dict[str, str]]:
     return list(json.loads(stamp.read_text())["vars"])
 
 
-def selected_build_problem(prepared: PreparedBuild, dbt_args: Sequence[str]) -> str | None:
+def selected_build_problem(
+    prepared: PreparedBuild, dbt_args: Sequence[str], project_root: Path
+) -> str | None:
     """Why a build limited by --select/--exclude (dbt_args) must not run, or None: the selected
     models would load new daily files, or use other vars, than the rest of the warehouse, and the
     publish would serve that mix. The message names what differs and the fix."""
-    if not has_selection(dbt_args, prepared.env):
+    if not has_selection(dbt_args, prepared.env, project_root):
         return None
-    fix = "  Fix: run the build without --select/--exclude (make build"
+    selector = None if has_selection(dbt_args, prepared.env) else default_selector(project_root)
+    if selector:
+        limited = f"limited by the default selector '{selector}' of selectors.yml"
+        fix = "  Fix: remove `default: true` from selectors.yml, then run the build (make build"
+    else:
+        limited = "limited by --select/--exclude"
+        fix = "  Fix: run the build without --select/--exclude (make build"
     if prepared.unloaded:
         return (
             f"new daily files arrived ({', '.join(map(str, prepared.unloaded))}); a build"
-            " limited by --select/--exclude would bring their lines into the selected models"
+            f" {limited} would bring their lines into the selected models"
             f" only, and publish that mix; nothing was built.\n{fix})."
         )
     changed = vars_since_built(prepared.stamp)
@@ -759,7 +774,7 @@ def selected_build_problem(prepared: PreparedBuild, dbt_args: Sequence[str]) -> 
         " an earlier version, or a build with other vars started since)"
     )
     return (
-        f"{why}; a build limited by --select/--exclude would build the selected models with"
+        f"{why}; a build {limited} would build the selected models with"
         " these vars beside tables built with others, and publish that mix; nothing was built.\n"
         f"{fix}, with --vars if you want other values)"
         + (", or select with the vars of the last whole build." if changed else ".")
@@ -813,15 +828,20 @@ def _switch_current(landing: Path, prepared: Path) -> None:
 _PARTIAL_INPUT_FLAGS = ("--empty", "--sample")
 
 
-def check_whole_input(dbt_args: Sequence[str]) -> None:
-    """Raise `PreflightError` when the dbt arguments would build on part of the input."""
+def check_whole_input(dbt_args: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Raise `PreflightError` when the dbt arguments or dbt's variables (DBT_EMPTY, DBT_SAMPLE, or
+    their DBT_ENGINE_ names) would build on part of the input."""
     found = sorted({arg.split("=", 1)[0] for arg in dbt_args} & set(_PARTIAL_INPUT_FLAGS))
+    empty = env_flag(environ, "DBT_EMPTY")
+    sample = env_setting(environ, "DBT_SAMPLE")
+    found += [name for name in (empty, sample[0] if sample else None) if name]
     if found:
         flags = " and ".join(found)
         raise PreflightError(
             f"dbt's {flags} builds the models on part of the input (--empty: no rows; --sample:"
             " a time window), so the warehouse would not reflect every line of the file;"
-            f" nothing was built.\n  Fix: run the build without {flags}."
+            f" nothing was built.\n  Fix: run the build without {flags}"
+            + (" (unset the variable)." if empty or sample else ".")
         )
 
 
@@ -835,22 +855,27 @@ _DBT_FOLDERS = (
 def check_dbt_options(
     project_root: Path, dbt_args: Sequence[str], environ: Mapping[str, str]
 ) -> None:
-    """Raise `PreflightError` for a dbt option dbt itself would only fail on with a traceback:
-    a number of threads that is not a whole number from 1 (``--threads``, ``DBT_THREADS``), or an
-    artifacts or log folder that cannot be written (relative ones are dbt's, from the project)."""
+    """Raise `PreflightError` for a dbt option dbt itself would only fail on with a traceback, or
+    that would keep the publish from reading this build's manifest: a number of threads that is
+    not a whole number from 1 (``--threads``; dbt reads no variable for it), no manifest written
+    (``--no-write-json``, ``DBT_WRITE_JSON``), or an artifacts or log folder that cannot be
+    written (relative ones are dbt's, from the project). Variables count under their
+    ``DBT_ENGINE_`` names too (`retail_segments.ops.dbt_args.env_setting`)."""
     threads = option_value(dbt_args, "--threads")
-    source = "--threads"
-    if threads is None and environ.get("DBT_THREADS"):
-        threads, source = environ["DBT_THREADS"], "DBT_THREADS"
     if threads is not None and not (threads.strip().isdecimal() and int(threads) >= 1):
         raise PreflightError(
-            f"{source} {threads!r} is not a number of threads (a whole number from 1);"
+            f"--threads {threads!r} is not a number of threads (a whole number from 1);"
             " nothing was built.\n"
-            f"  Fix: give {source} a whole number such as 2, or leave it out (the profile's)."
+            "  Fix: give --threads a whole number such as 2, or leave it out (the profile's)."
         )
-    write_json = environ.get("DBT_WRITE_JSON", "").strip().lower()
-    if "--no-write-json" in dbt_args or write_json in ("false", "0", "f", "n", "no", "off"):
-        source = "--no-write-json" if "--no-write-json" in dbt_args else "DBT_WRITE_JSON"
+    write_json = env_setting(environ, "DBT_WRITE_JSON")
+    no_json = write_json and write_json[1].strip().lower() in ("false", "0", "f", "n", "no", "off")
+    if "--no-write-json" in dbt_args or no_json:
+        source = (
+            "--no-write-json"
+            if "--no-write-json" in dbt_args
+            else str(write_json and write_json[0])
+        )
         raise PreflightError(
             f"{source} keeps dbt from writing its manifest, from which the publish reads what to"
             " serve (an older one would be read instead); nothing was built.\n"
@@ -858,7 +883,8 @@ def check_dbt_options(
         )
     for flag, variable, default, what in _DBT_FOLDERS:
         folder = option_value(dbt_args, flag, environ=environ, variable=variable) or default
-        _check_writable(project_root / Path(folder).expanduser(), what, f"{flag} (or {variable})")
+        names = f"{flag} (or {variable}, {variable.replace('DBT_', ENGINE_PREFIX, 1)})"
+        _check_writable(project_root / Path(folder).expanduser(), what, names)
 
 
 def prepare(
@@ -939,7 +965,7 @@ def _prepare(
     spark: SparkTables | None = None,
 ) -> PreparedBuild:
     check_environment(environ)
-    check_whole_input(dbt_args)
+    check_whole_input(dbt_args, environ)
     check_dbt_options(project_root, dbt_args, environ)
     meta = check_model_meta(project_root)
     holdout_days = meta.settings["ml_customer_value_fit"]["value"].holdout_days
@@ -985,7 +1011,7 @@ def _prepare(
         unfinished = f"the last rebuild from scratch ({'; '.join(pending)}) did not finish"
         identity = Identity(True, (unfinished,))
         causes = pending
-    if identity.full_refresh and has_selection(dbt_args, environ):
+    if identity.full_refresh and has_selection(dbt_args, environ, project_root):
         raise PreflightError(
             f"The inputs changed ({identity.summary()}), so the warehouse must be rebuilt from"
             " scratch, which a build limited by --select/--exclude cannot do; nothing was built.\n"

@@ -50,6 +50,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from retail_segments.ops.dbt_args import option_value
 from retail_segments.ops.paths import find_project_root
 
 SERVING_DIR_ENV = "RETAIL_SERVING_DIR"
@@ -140,15 +141,14 @@ def manifest_path(
     project_root: Path | None = None,
 ) -> Path:
     """Return the ``manifest.json`` a dbt run with dbt_args and environ wrote: in the directory of
-    ``--target-path`` when given, else of ``DBT_TARGET_PATH``, else ``target/``; a relative
-    directory is taken from project_root (dbt runs there)."""
+    ``--target-path`` when given, else of ``DBT_ENGINE_TARGET_PATH`` or ``DBT_TARGET_PATH``, else
+    ``target/`` (`retail_segments.ops.dbt_args.option_value`); a relative directory is taken from
+    project_root (dbt runs there)."""
     environ = os.environ if environ is None else environ
-    target = environ.get(DBT_TARGET_PATH_ENV) or DEFAULT_TARGET_DIR
-    for index, arg in enumerate(dbt_args):
-        if arg == "--target-path" and index + 1 < len(dbt_args):
-            target = dbt_args[index + 1]
-        elif arg.startswith("--target-path="):
-            target = arg.split("=", 1)[1]
+    target = (
+        option_value(dbt_args, "--target-path", environ=environ, variable=DBT_TARGET_PATH_ENV)
+        or DEFAULT_TARGET_DIR
+    )
     return (project_root or find_project_root()) / Path(target).expanduser() / DBT_MANIFEST_NAME
 
 

@@ -159,7 +159,7 @@ def build(dbt_args: list[str]) -> int:
     except PreflightError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    problem = selected_build_problem(prepared, dbt_args)
+    problem = selected_build_problem(prepared, dbt_args, project_root)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -182,7 +182,7 @@ def build(dbt_args: list[str]) -> int:
     if prepared.identity.full_refresh:
         # the rebuild the inputs needed is done (the DuckDB build's on-run-end hook does this)
         mark_refresh_done(landing)
-    if not has_selection(dbt_args, environ):
+    if not has_selection(dbt_args, environ, project_root):
         built.write(stamp_vars(prepared.stamp))
     return publish_spark_build(env, list(prepared.dbt_args), tables)
 
