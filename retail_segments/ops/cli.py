@@ -35,7 +35,7 @@ from pathlib import Path
 
 import duckdb
 
-from retail_segments.ops.dbt_args import dbt_target
+from retail_segments.ops.dbt_args import DbtBuildArgs, dbt_target
 from retail_segments.ops.dbt_runner import run_dbt
 from retail_segments.ops.orphans import drop_orphans, orphan_relations
 from retail_segments.ops.paths import (
@@ -242,6 +242,16 @@ def _backfill(backfill_args: list[str]) -> int:
     prepared = _prepare([], fits=False)
     if isinstance(prepared, int):
         return prepared
+    parsed = DbtBuildArgs.parse([], os.environ)
+    if parsed.value("full_refresh"):
+        # each month's build would rebuild the history from scratch, losing every other date
+        print(
+            f"error: dbt's full_refresh setting ({parsed.spelled('full_refresh')}) is on; the"
+            " backfill's months would each rebuild the history from scratch; nothing was"
+            " backfilled.\n  Fix: unset the variable.",
+            file=sys.stderr,
+        )
+        return 2
     if prepared.identity.full_refresh:
         print(
             f"error: the inputs changed since the last build ({prepared.identity.summary()});"

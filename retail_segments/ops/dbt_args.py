@@ -1,55 +1,111 @@
 """What the dbt arguments (and dbt's environment variables) a user gives `build` ask of dbt, read
-the way dbt's command line reads them, so that the checks before dbt runs see what dbt will do:
-a repeated option counts by its last value, ``--opt=value``, ``--opt value``, ``-o value`` and
-``-ovalue`` are one option, and an environment variable counts where no option is given, under
-its ``DBT_ENGINE_`` name before its ``DBT_`` one (dbt 1.11: dbt/cli/params.py, EngineEnvVar). A
+by dbt's own command line (its click command for ``dbt build``), so that the checks before dbt
+runs see exactly what dbt will do: a repeated option counts by its last value, short options may
+be joined (``-qs NAME``) or carry their value (``-tNAME``), and an environment variable counts
+where no option is given, under its ``DBT_ENGINE_`` name before its ``DBT_`` one (dbt 1.11). A
 default selector in the project's ``selectors.yml`` limits a run given no selection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-# dbt's options that limit a run to part of the project (dbt/cli/params.py: select_decls,
-# model_decls, exclude, selector, resource_type, exclude_resource_type); short ones may carry
-# their value attached (-sNAME)
-SELECTION_OPTIONS = (
-    "--select",
-    "-s",
-    "--models",
-    "--model",
-    "-m",
-    "--exclude",
-    "--selector",
-    "--resource-type",
-    "--resource-types",
-    "--exclude-resource-type",
-    "--exclude-resource-types",
+# dbt's parameters (of `dbt build`) that limit a run to part of the project
+SELECTION_PARAMS = (
+    "select",
+    "models",
+    "exclude",
+    "selector",
+    "resource_types",
+    "exclude_resource_types",
 )
-# dbt's environment variables that do the same
-SELECTION_VARIABLES = ("DBT_RESOURCE_TYPES", "DBT_EXCLUDE_RESOURCE_TYPES")
-ENGINE_PREFIX = "DBT_ENGINE_"
 
 
-def env_setting(environ: Mapping[str, str], variable: str) -> tuple[str, str] | None:
-    """The environment variable dbt reads for ``variable`` (a ``DBT_`` name) and its value:
-    ``DBT_ENGINE_<name>`` when set and not empty, else ``variable``; None when neither is."""
-    for name in (variable.replace("DBT_", ENGINE_PREFIX, 1), variable):
-        if environ.get(name, "").strip():
-            return name, environ[name]
-    return None
+class DbtArgsError(ValueError):
+    """dbt's command line would refuse these arguments (its own message)."""
 
 
-def env_flag(environ: Mapping[str, str], variable: str) -> str | None:
-    """The name of the variable that turns a dbt flag on (true, 1, yes, on, ...; see
-    `env_setting`), or None."""
-    setting = env_setting(environ, variable)
-    if setting and setting[1].strip().lower() in ("true", "1", "t", "y", "yes", "on"):
-        return setting[0]
-    return None
+@contextmanager
+def _environment(environ: Mapping[str, str]) -> Iterator[None]:
+    """os.environ set to environ while dbt's parser reads its variables (click reads os.environ)."""
+    wanted, saved = dict(environ), dict(os.environ)  # environ may be os.environ itself
+    os.environ.clear()
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@dataclass(frozen=True)
+class DbtBuildArgs:
+    """The parameters ``dbt build`` takes from the arguments and the environment, as dbt's parser
+    gives them, and the ways each can be set (for messages)."""
+
+    params: Mapping[str, Any]
+    spellings: Mapping[str, str]
+    # the parameters given (on the command line or by a variable), not dbt's defaults
+    given: frozenset[str]
+
+    @classmethod
+    def parse(cls, dbt_args: Sequence[str], environ: Mapping[str, str]) -> DbtBuildArgs:
+        """Parse like ``dbt build <dbt_args>`` with environ (or like ``dbt <command> ...`` when
+        dbt_args start with one of dbt's commands, as a hand-run dbt's do); raises
+        `DbtArgsError`."""
+        import click
+        from dbt.cli.main import cli
+
+        name = "build"
+        if dbt_args and dbt_args[0] in cli.commands:
+            name, dbt_args = dbt_args[0], dbt_args[1:]
+        command = cli.commands[name]
+        with _environment(environ):
+            try:
+                parent = cli.make_context("dbt", [], resilient_parsing=True)
+                context = command.make_context(name, list(dbt_args), parent=parent)
+            except click.ClickException as error:
+                raise DbtArgsError(error.format_message()) from error
+        given = frozenset(
+            name
+            for name in context.params
+            if (source := context.get_parameter_source(name)) is not None
+            and source.name in ("COMMANDLINE", "ENVIRONMENT")
+        )
+        spellings = {}
+        for param in command.params:
+            if param.name is None:
+                continue
+            names = [*param.opts, *getattr(param, "secondary_opts", [])]
+            envvar = param.envvar
+            names += [envvar] if isinstance(envvar, str) else list(envvar or [])
+            spellings[param.name] = ", ".join(names)
+        return cls(dict(context.params), spellings, given)
+
+    def value(self, name: str) -> Any:
+        return self.params.get(name)
+
+    def spelled(self, name: str) -> str:
+        """How a parameter is given: its options and dbt's variables for it."""
+        return self.spellings.get(name, name)
+
+    def selection(self) -> list[str]:
+        """The selection parameters that are set."""
+        return [name for name in SELECTION_PARAMS if self.params.get(name)]
+
+
+def _parsed(dbt_args: Sequence[str], environ: Mapping[str, str]) -> DbtBuildArgs | None:
+    try:
+        return DbtBuildArgs.parse(dbt_args, environ)
+    except DbtArgsError:
+        return None  # dbt refuses them itself; `prepare` says so before it runs
 
 
 def default_selector(project_root: Path) -> str | None:
@@ -65,59 +121,20 @@ def default_selector(project_root: Path) -> str | None:
     return None
 
 
-def _matches(arg: str, option: str) -> str | None:
-    """The value attached to arg when arg is option with its value (``--opt=value``, or
-    ``-ovalue`` for a short option), "" when arg is the option alone, None otherwise."""
-    if arg == option:
-        return ""
-    if option.startswith("--"):
-        return arg[len(option) + 1 :] if arg.startswith(option + "=") else None
-    return arg[len(option) :] if arg.startswith(option) and not arg.startswith("--") else None
-
-
-def option_value(
-    dbt_args: Sequence[str],
-    *options: str,
-    environ: Mapping[str, str] | None = None,
-    variable: str = "",
-) -> str | None:
-    """The value dbt takes for an option spelt as any of ``options``: the last one given, else
-    the environment ``variable`` when set and not empty, else None."""
-    value = None
-    index = 0
-    while index < len(dbt_args):
-        for option in options:
-            attached = _matches(dbt_args[index], option)
-            if attached is None:
-                continue
-            if attached:
-                value = attached
-            elif index + 1 < len(dbt_args):
-                value = dbt_args[index + 1]
-                index += 1
-            break
-        index += 1
-    if value is None and variable and environ:
-        setting = env_setting(environ, variable)
-        value = setting[1] if setting else None
-    return value
-
-
 def dbt_target(dbt_args: Sequence[str], environ: Mapping[str, str]) -> str | None:
-    """The dbt target dbt will use: the last ``--target``/``-t`` in dbt_args, else
-    ``DBT_ENGINE_TARGET`` or ``DBT_TARGET``, else None (the profile's default)."""
-    return option_value(dbt_args, "--target", "-t", environ=environ, variable="DBT_TARGET")
+    """The dbt target dbt will use (``--target``/``-t``, ``DBT_ENGINE_TARGET``, ``DBT_TARGET``),
+    or None: the profile's default (or arguments dbt refuses)."""
+    parsed = _parsed(dbt_args, environ)
+    return None if parsed is None else parsed.value("target")
 
 
 def has_selection(
     dbt_args: Sequence[str], environ: Mapping[str, str], project_root: Path | None = None
 ) -> bool:
-    """Whether dbt will run on part of the project only: any `SELECTION_OPTIONS` in dbt_args, in
-    any spelling, any `SELECTION_VARIABLES` set (under either name), or a default selector in
-    project_root's selectors.yml."""
-    for arg in dbt_args:
-        if any(_matches(arg, option) is not None for option in SELECTION_OPTIONS):
-            return True
-    if any(env_setting(environ, variable) for variable in SELECTION_VARIABLES):
+    """Whether dbt will run on part of the project only: a selection parameter set in any
+    spelling (`SELECTION_PARAMS`, from the arguments or dbt's variables), or a default selector
+    in project_root's selectors.yml. Arguments dbt refuses count as a selection (nothing runs)."""
+    parsed = _parsed(dbt_args, environ)
+    if parsed is None or parsed.selection():
         return True
     return project_root is not None and default_selector(project_root) is not None

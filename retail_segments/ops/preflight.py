@@ -42,12 +42,10 @@ from typing import Any, NamedTuple
 import duckdb
 
 from retail_segments.ops.dbt_args import (
-    ENGINE_PREFIX,
+    DbtArgsError,
+    DbtBuildArgs,
     default_selector,
-    env_flag,
-    env_setting,
     has_selection,
-    option_value,
 )
 from retail_segments.ops.inputs import (
     SUFFIX_CONTAINERS,
@@ -823,68 +821,66 @@ def _switch_current(landing: Path, prepared: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-# dbt flags that build the models on part of the input (--empty: no rows; --sample: a time
-# window of it): the marts would not reflect the file, and the serving copy would publish them.
-_PARTIAL_INPUT_FLAGS = ("--empty", "--sample")
-
-
-def check_whole_input(dbt_args: Sequence[str], environ: Mapping[str, str]) -> None:
-    """Raise `PreflightError` when the dbt arguments or dbt's variables (DBT_EMPTY, DBT_SAMPLE, or
-    their DBT_ENGINE_ names) would build on part of the input."""
-    found = sorted({arg.split("=", 1)[0] for arg in dbt_args} & set(_PARTIAL_INPUT_FLAGS))
-    empty = env_flag(environ, "DBT_EMPTY")
-    sample = env_setting(environ, "DBT_SAMPLE")
-    found += [name for name in (empty, sample[0] if sample else None) if name]
-    if found:
-        flags = " and ".join(found)
-        raise PreflightError(
-            f"dbt's {flags} builds the models on part of the input (--empty: no rows; --sample:"
-            " a time window), so the warehouse would not reflect every line of the file;"
-            f" nothing was built.\n  Fix: run the build without {flags}"
-            + (" (unset the variable)." if empty or sample else ".")
-        )
-
-
-# dbt's folders for its artifacts and logs: (flag, environment variable, default, what)
+# dbt's folders for its artifacts and logs: (parameter, default, what)
 _DBT_FOLDERS = (
-    ("--target-path", "DBT_TARGET_PATH", "target", "dbt's artifacts folder"),
-    ("--log-path", "DBT_LOG_PATH", "logs", "dbt's log folder"),
+    ("target_path", "target", "dbt's artifacts folder"),
+    ("log_path", "logs", "dbt's log folder"),
 )
 
 
-def check_dbt_options(
-    project_root: Path, dbt_args: Sequence[str], environ: Mapping[str, str]
-) -> None:
-    """Raise `PreflightError` for a dbt option dbt itself would only fail on with a traceback, or
-    that would keep the publish from reading this build's manifest: a number of threads that is
-    not a whole number from 1 (``--threads``; dbt reads no variable for it), no manifest written
-    (``--no-write-json``, ``DBT_WRITE_JSON``), or an artifacts or log folder that cannot be
-    written (relative ones are dbt's, from the project). Variables count under their
-    ``DBT_ENGINE_`` names too (`retail_segments.ops.dbt_args.env_setting`)."""
-    threads = option_value(dbt_args, "--threads")
-    if threads is not None and not (threads.strip().isdecimal() and int(threads) >= 1):
+def check_dbt_args(project_root: Path, dbt_args: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Raise `PreflightError` for what dbt's arguments and variables (as dbt's own parser reads
+    them, `retail_segments.ops.dbt_args.DbtBuildArgs`) ask that would make the build not reflect
+    the input, make the publish read another build's manifest, or fail in dbt with a traceback:
+    arguments dbt refuses; ``--empty`` or ``--sample`` (part of the input); no manifest written
+    (``--no-write-json``); warn-error options (they would override the project's, which make a
+    selection that matches nothing an error); threads below 1; an artifacts or log folder that
+    cannot be written (relative ones are dbt's, from the project)."""
+    try:
+        parsed = DbtBuildArgs.parse(dbt_args, environ)
+    except DbtArgsError as error:
         raise PreflightError(
-            f"--threads {threads!r} is not a number of threads (a whole number from 1);"
-            " nothing was built.\n"
-            "  Fix: give --threads a whole number such as 2, or leave it out (the profile's)."
-        )
-    write_json = env_setting(environ, "DBT_WRITE_JSON")
-    no_json = write_json and write_json[1].strip().lower() in ("false", "0", "f", "n", "no", "off")
-    if "--no-write-json" in dbt_args or no_json:
-        source = (
-            "--no-write-json"
-            if "--no-write-json" in dbt_args
-            else str(write_json and write_json[0])
-        )
+            f"dbt does not take these arguments: {error}; nothing was built.\n"
+            "  Fix: correct them (`dbt build --help` lists what dbt takes)."
+        ) from error
+    partial = [name for name in ("empty", "sample") if parsed.value(name)]
+    if partial:
+        ways = "; ".join(parsed.spelled(name) for name in partial)
         raise PreflightError(
-            f"{source} keeps dbt from writing its manifest, from which the publish reads what to"
-            " serve (an older one would be read instead); nothing was built.\n"
-            f"  Fix: drop {source}."
+            f"dbt's {' and '.join('--' + name for name in partial)} ({ways}) builds the models on"
+            " part of the input (--empty: no rows; --sample: a time window), so the warehouse"
+            " would not reflect every line of the file; nothing was built.\n"
+            "  Fix: run the build without it (drop the option, unset the variable)."
         )
-    for flag, variable, default, what in _DBT_FOLDERS:
-        folder = option_value(dbt_args, flag, environ=environ, variable=variable) or default
-        names = f"{flag} (or {variable}, {variable.replace('DBT_', ENGINE_PREFIX, 1)})"
-        _check_writable(project_root / Path(folder).expanduser(), what, names)
+    threads = parsed.value("threads")
+    refused = [
+        (
+            "write_json",
+            not parsed.value("write_json"),
+            "keeps dbt from writing its manifest, from which the publish reads what to serve"
+            " (an older one would be read instead)",
+        ),
+        (
+            "warn_error_options",
+            "warn_error_options" in parsed.given,
+            "would replace the project's (dbt_project.yml flags), which make a selection that"
+            " matches nothing an error",
+        ),
+        (
+            "threads",
+            threads is not None and threads < 1,
+            f"= {threads} is not a number of threads (a whole number from 1)",
+        ),
+    ]
+    for name, found, why in refused:
+        if found:
+            raise PreflightError(
+                f"dbt's {name} setting ({parsed.spelled(name)}) {why}; nothing was built.\n"
+                "  Fix: drop the option, or unset the variable."
+            )
+    for name, default, what in _DBT_FOLDERS:
+        folder = parsed.value(name) or default
+        _check_writable(project_root / Path(folder).expanduser(), what, parsed.spelled(name))
 
 
 def prepare(
@@ -965,13 +961,13 @@ def _prepare(
     spark: SparkTables | None = None,
 ) -> PreparedBuild:
     check_environment(environ)
-    check_whole_input(dbt_args, environ)
-    check_dbt_options(project_root, dbt_args, environ)
     meta = check_model_meta(project_root)
     holdout_days = meta.settings["ml_customer_value_fit"]["value"].holdout_days
     cli_vars, _rest = parse_cli_vars(dbt_args)
     raw_values = {**project_var_defaults(project_root), **cli_vars}
     settings = check_vars(raw_values)
+    # after the vars (their messages are ours): everything else as dbt's parser reads it
+    check_dbt_args(project_root, dbt_args, environ)
 
     raw_path = resolve_raw_path(project_root, environ)
     warehouse = warehouse_path(project_root, environ)

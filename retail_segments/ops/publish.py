@@ -50,7 +50,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from retail_segments.ops.dbt_args import option_value
+from retail_segments.ops.dbt_args import DbtArgsError, DbtBuildArgs
 from retail_segments.ops.paths import find_project_root
 
 SERVING_DIR_ENV = "RETAIL_SERVING_DIR"
@@ -142,13 +142,13 @@ def manifest_path(
 ) -> Path:
     """Return the ``manifest.json`` a dbt run with dbt_args and environ wrote: in the directory of
     ``--target-path`` when given, else of ``DBT_ENGINE_TARGET_PATH`` or ``DBT_TARGET_PATH``, else
-    ``target/`` (`retail_segments.ops.dbt_args.option_value`); a relative directory is taken from
-    project_root (dbt runs there)."""
+    ``target/`` (as dbt's parser reads them: `retail_segments.ops.dbt_args`); a relative
+    directory is taken from project_root (dbt runs there)."""
     environ = os.environ if environ is None else environ
-    target = (
-        option_value(dbt_args, "--target-path", environ=environ, variable=DBT_TARGET_PATH_ENV)
-        or DEFAULT_TARGET_DIR
-    )
+    try:
+        target = DbtBuildArgs.parse(dbt_args, environ).value("target_path") or DEFAULT_TARGET_DIR
+    except DbtArgsError:
+        target = DEFAULT_TARGET_DIR  # dbt refused them: it wrote no manifest
     return (project_root or find_project_root()) / Path(target).expanduser() / DBT_MANIFEST_NAME
 
 

@@ -367,13 +367,13 @@ SETTINGS_CASES: list[Case] = [
     Case(
         "empty_flag",
         GOOD,
-        ["dbt's --empty builds the models on part of the input", "run the build without --empty"],
+        ["dbt's --empty (--empty, --no-empty, DBT_ENGINE_EMPTY, DBT_EMPTY) builds the models"],
         args=["--empty", "--select", "fct_orders"],
     ),
     Case(
         "sample_flag",
         GOOD,
-        ["dbt's --sample builds the models on part of the input", "without --sample"],
+        ["dbt's --sample (--sample, DBT_ENGINE_SAMPLE", "run the build without it"],
         args=["--sample=3 days"],
     ),
     Case(
@@ -392,7 +392,7 @@ SETTINGS_CASES: list[Case] = [
     Case(
         "empty_in_the_environment",
         GOOD,
-        ["dbt's DBT_ENGINE_EMPTY builds the models on part of the input", "(unset the variable)"],
+        ["dbt's --empty (", "builds the models on part of the input", "unset the variable"],
         env={"DBT_ENGINE_EMPTY": "true"},
     ),
     Case(
@@ -406,26 +406,40 @@ SETTINGS_CASES: list[Case] = [
     Case(
         "threads_zero",
         GOOD,
-        ["--threads '0' is not a number of threads (a whole number from 1)", "Fix: give"],
+        ["dbt's threads setting (--threads) = 0 is not a number of threads", "Fix: drop"],
         args=["--threads", "0"],
+    ),
+    Case(
+        "threads_not_a_number",
+        GOOD,
+        ["dbt does not take these arguments: Invalid value for '--threads': 'two'"],
+        args=["--threads", "two"],
+    ),
+    Case(
+        # they would replace the project's flags, which make a selection matching nothing an error
+        "warn_error_options",
+        GOOD,
+        ["dbt's warn_error_options setting (--warn-error-options, DBT_ENGINE_WARN_ERROR_OPTIONS"],
+        env={"DBT_ENGINE_WARN_ERROR_OPTIONS": '{"error": []}'},
     ),
     Case(
         "dbt_artifacts_folder_not_writable",
         GOOD,
-        ["dbt's artifacts folder /proc/x cannot be written", "--target-path (or DBT_TARGET_PATH,"],
+        ["dbt's artifacts folder /proc/x cannot be written", "--target-path, DBT_ENGINE_TARGET"],
         args=["--target-path", "/proc/x"],
     ),
     Case(
         "no_write_json",
         GOOD,
-        ["--no-write-json keeps dbt from writing its manifest", "Fix: drop --no-write-json"],
+        ["dbt's write_json setting (--write-json, --no-write-json,", "keeps dbt from writing"],
         args=["--no-write-json"],
     ),
     Case(
         "write_json_off_in_the_environment",
         GOOD,
-        ["DBT_ENGINE_WRITE_JSON keeps dbt from writing its manifest", "drop DBT_ENGINE_WRITE_JSON"],
-        env={"DBT_ENGINE_WRITE_JSON": "false"},
+        ["DBT_ENGINE_WRITE_JSON, DBT_WRITE_JSON) keeps dbt from writing its manifest"],
+        # whitespace counts as false for dbt's parser
+        env={"DBT_ENGINE_WRITE_JSON": " "},
     ),
     Case(
         # found before the build, not by the publish after it

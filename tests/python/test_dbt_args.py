@@ -1,4 +1,4 @@
-"""The dbt arguments `build` checks are read as dbt reads them: a check that missed a spelling
+"""The dbt arguments `build` checks are read by dbt's own parser: a check that missed a spelling
 would let dbt build part of the project, or another target, and the build publish it."""
 
 from __future__ import annotations
@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 
 from retail_segments.ops.dbt_args import (
+    DbtArgsError,
+    DbtBuildArgs,
     dbt_target,
     default_selector,
-    env_flag,
-    env_setting,
     has_selection,
-    option_value,
 )
 
 
@@ -24,6 +23,8 @@ from retail_segments.ops.dbt_args import (
         ["--select=customer_rfm"],
         ["-s", "customer_rfm"],
         ["-scustomer_rfm"],
+        ["-qs", "customer_rfm"],
+        ["-fs", "customer_rfm"],
         ["--models", "x"],
         ["--model", "x"],
         ["-m", "x"],
@@ -41,36 +42,37 @@ def test_every_spelling_of_a_selection_is_one(args: list[str]) -> None:
 
 
 def test_a_selection_from_dbt_environment_variables_is_one() -> None:
+    """dbt 1.11 reads DBT_ENGINE_<name>, then DBT_<name> (dbt/cli/params.py EngineEnvVar)."""
     assert has_selection([], {"DBT_RESOURCE_TYPES": "seed"})
     assert has_selection([], {"DBT_EXCLUDE_RESOURCE_TYPES": "model"})
     assert has_selection([], {"DBT_ENGINE_EXCLUDE_RESOURCE_TYPES": "model"})
     assert has_selection([], {"DBT_ENGINE_RESOURCE_TYPES": "seed"})
-    assert not has_selection([], {"DBT_RESOURCE_TYPES": ""})
     assert not has_selection(["--full-refresh", "--vars", "{rfm_as_of: 2011-06-01}"], {})
-    assert not has_selection(["--target", "dev", "--threads", "2"], {})
+    assert not has_selection(["--target", "dev", "--threads", "2", "-q"], {})
+    # arguments dbt refuses select nothing to build: never taken for a whole build
+    assert has_selection(["--no-such-option"], {})
 
 
-def test_an_option_counts_by_its_last_value_in_any_spelling() -> None:
-    assert option_value(["--threads", "2", "--threads=3"], "--threads") == "3"
-    assert option_value(["-tlint"], "--target", "-t") == "lint"
-    assert option_value(["--target", "dev", "-t", "lint"], "--target", "-t") == "lint"
-    assert option_value([], "--target", environ={"DBT_TARGET": "x"}, variable="DBT_TARGET") == "x"
-    assert option_value(["--target"], "--target") is None  # no value: dbt's own usage error
+def test_the_target_is_the_one_dbt_takes() -> None:
+    assert dbt_target(["-tlint"], {}) == "lint"
+    assert dbt_target(["-qt", "lint"], {}) == "lint"
+    assert dbt_target(["--target", "dev", "-t", "lint"], {}) == "lint"
     assert dbt_target(["--target", "dev", "--target", "lint"], {"DBT_TARGET": "spark"}) == "lint"
+    assert dbt_target([], {"DBT_TARGET": "dev", "DBT_ENGINE_TARGET": "lint"}) == "lint"
+    assert dbt_target(["--target", "dev"], {"DBT_ENGINE_TARGET": "lint"}) == "dev"
     assert dbt_target([], {"DBT_TARGET": "spark"}) == "spark"
     assert dbt_target([], {}) is None
 
 
-def test_dbt_reads_a_variable_under_its_engine_name_first() -> None:
-    """dbt 1.11 (dbt/cli/params.py EngineEnvVar): DBT_ENGINE_<name>, then DBT_<name>."""
-    both = {"DBT_TARGET": "dev", "DBT_ENGINE_TARGET": "lint"}
-    assert env_setting(both, "DBT_TARGET") == ("DBT_ENGINE_TARGET", "lint")
-    assert env_setting({"DBT_TARGET": "dev"}, "DBT_TARGET") == ("DBT_TARGET", "dev")
-    assert env_setting({"DBT_ENGINE_TARGET": " "}, "DBT_TARGET") is None
-    assert dbt_target([], both) == "lint"
-    assert dbt_target(["--target", "dev"], both) == "dev"
-    assert env_flag({"DBT_ENGINE_EMPTY": "True"}, "DBT_EMPTY") == "DBT_ENGINE_EMPTY"
-    assert env_flag({"DBT_EMPTY": "false"}, "DBT_EMPTY") is None
+def test_parsed_arguments_say_what_was_given_and_how_it_is_spelt() -> None:
+    parsed = DbtBuildArgs.parse(["--threads", "3"], {"DBT_ENGINE_WRITE_JSON": " "})
+    assert parsed.value("threads") == 3 and "threads" in parsed.given
+    assert parsed.value("write_json") is False  # whitespace reads as false, as dbt reads it
+    assert "--no-write-json" in parsed.spelled("write_json")
+    assert "DBT_ENGINE_WRITE_JSON" in parsed.spelled("write_json")
+    assert "warn_error_options" not in parsed.given
+    with pytest.raises(DbtArgsError, match="Invalid value for '--threads'"):
+        DbtBuildArgs.parse(["--threads", "two"], {})
 
 
 def test_a_default_selector_makes_every_run_a_selection(tmp_path: Path) -> None:
@@ -83,3 +85,13 @@ def test_a_default_selector_makes_every_run_a_selection(tmp_path: Path) -> None:
     )
     assert default_selector(tmp_path) == "quick"
     assert has_selection([], {}, tmp_path)
+
+
+def test_the_variables_are_read_from_the_environment_given_even_os_environ(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    monkeypatch.setenv("DBT_ENGINE_TARGET", "lint")
+    assert dbt_target([], os.environ) == "lint"
+    assert os.environ["DBT_ENGINE_TARGET"] == "lint"  # put back as it was
