@@ -13,6 +13,7 @@ import codecs
 import gzip
 import hashlib
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -491,7 +492,44 @@ def guarded(synthetic_build: Workspace, tmp_path_factory: pytest.TempPathFactory
     return Guarded(workspace, serving)
 
 
-def _run_case(case: Case, guarded: Guarded, synthetic_raw: Path, tmp_path: Path) -> None:
+def _cli_in_process(
+    workspace: Workspace,
+    raw_path: Path,
+    args: list[str],
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> subprocess.CompletedProcess[str]:
+    """`run_cli` in this process: the same command-line entry point (`cli.main`) and
+    environment, without a Python start and dbt's import per case (the cases stop before dbt)."""
+    from retail_segments.ops import cli
+
+    monkeypatch.chdir(PROJECT_ROOT)
+    for name, value in {
+        **env,
+        "RETAIL_RAW_PATH": str(raw_path),
+        "RETAIL_DUCKDB_PATH": str(workspace.warehouse),
+        "DBT_TARGET_PATH": str(workspace.root / "target"),
+        "DBT_LOG_PATH": str(workspace.root / "logs"),
+    }.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    try:
+        returncode = cli.main(args)
+    except SystemExit as exit_:  # argparse's own usage errors
+        returncode = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, returncode, captured.out, captured.err)
+
+
+def _run_case(
+    case: Case,
+    guarded: Guarded,
+    synthetic_raw: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     marts_before = guarded.marts()
     serving_before = guarded.serving_state()
     if case.content == GOOD:
@@ -503,12 +541,13 @@ def _run_case(case: Case, guarded: Guarded, synthetic_raw: Path, tmp_path: Path)
         if content is not None:
             path.write_bytes(content)
 
-    result = run_cli(
+    result = _cli_in_process(
         guarded.workspace,
         path,
-        "build",
-        *case.args,
-        env={"RETAIL_SERVING_DIR": str(guarded.serving), **case.env},
+        ["build", *case.args],
+        {"RETAIL_SERVING_DIR": str(guarded.serving), **case.env},
+        monkeypatch,
+        capsys,
     )
 
     output = result.stdout + result.stderr
@@ -524,16 +563,26 @@ def _run_case(case: Case, guarded: Guarded, synthetic_raw: Path, tmp_path: Path)
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_raw_file_is_refused_and_nothing_is_replaced(
-    case: Case, guarded: Guarded, synthetic_raw: Path, tmp_path: Path
+    case: Case,
+    guarded: Guarded,
+    synthetic_raw: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _run_case(case, guarded, synthetic_raw, tmp_path)
+    _run_case(case, guarded, synthetic_raw, tmp_path, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("case", SETTINGS_CASES, ids=[case.name for case in SETTINGS_CASES])
 def test_bad_setting_is_refused_and_nothing_is_replaced(
-    case: Case, guarded: Guarded, synthetic_raw: Path, tmp_path: Path
+    case: Case,
+    guarded: Guarded,
+    synthetic_raw: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _run_case(case, guarded, synthetic_raw, tmp_path)
+    _run_case(case, guarded, synthetic_raw, tmp_path, monkeypatch, capsys)
 
 
 def test_a_line_number_in_the_message_is_the_line_in_the_file(
