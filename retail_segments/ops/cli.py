@@ -44,6 +44,7 @@ from retail_segments.ops.paths import (
     WAREHOUSE_PATH_ENV,
     ProjectNotFoundError,
     find_project_root,
+    nearest_existing,
     warehouse_path,
 )
 from retail_segments.ops.preflight import (
@@ -136,9 +137,7 @@ def _build(dbt_args: list[str]) -> int:
 def _serving_dir_problem(directory: Path) -> str | None:
     """Why the publish could not write the serving folder (found before the build, not after
     it), or None. Nothing is created: the publish makes the folder."""
-    existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(directory)
     if not existing.is_dir():
         return f"the serving folder {directory} cannot be made: {existing} is a file"
     if not os.access(existing, os.W_OK | os.X_OK):

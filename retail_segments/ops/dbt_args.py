@@ -74,9 +74,9 @@ class DbtBuildArgs:
             except click.ClickException as error:
                 raise DbtArgsError(error.format_message()) from error
         given = frozenset(
-            name
-            for name in context.params
-            if (source := context.get_parameter_source(name)) is not None
+            param
+            for param in context.params
+            if (source := context.get_parameter_source(param)) is not None
             and source.name in ("COMMANDLINE", "ENVIRONMENT")
         )
         spellings = {}

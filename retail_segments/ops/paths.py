@@ -133,3 +133,10 @@ def warehouse_path(project_root: Path, environ: Mapping[str, str] | None = None)
     configured = environ.get(WAREHOUSE_PATH_ENV)
     path = Path(configured).expanduser() if configured else project_root / DEFAULT_WAREHOUSE
     return path if path.is_absolute() else (project_root / path)
+
+
+def nearest_existing(path: Path) -> Path:
+    """path, or its nearest ancestor that exists (what a folder to be made would be made in)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

@@ -60,6 +60,7 @@ from retail_segments.ops.paths import (
     RAW_PATH_ENV,
     WAREHOUSE_PATH_ENV,
     RawDataNotFoundError,
+    nearest_existing,
     raw_path_candidates,
     resolve_raw_path,
     warehouse_path,
@@ -278,11 +279,13 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFi
     return IncomingFiles(str(anchored), files, sorted(os.path.normpath(m) for m in matches))
 
 
+# A goods stock code in the landed lines (macros/is_service_stock_code.sql: service codes start
+# with a letter).
+_GOODS_STOCK_CODE = "not (upper(substr(StockCode, 1, 1)) between 'A' and 'Z')"
 # The landed lines the cleaning keeps in fct_sales_lines (duplicates aside): a customer, no
-# return (negative quantity), a goods stock code (see macros/is_service_stock_code.sql), a price.
+# return (negative quantity), a goods stock code, a price.
 _SALES_LINE_WHERE = (
-    "CustomerID is not null and Quantity >= 0 and UnitPrice <> 0"
-    " and not (upper(substr(StockCode, 1, 1)) between 'A' and 'Z')"
+    f"CustomerID is not null and Quantity >= 0 and UnitPrice <> 0 and {_GOODS_STOCK_CODE}"
 )
 
 
@@ -299,7 +302,7 @@ def data_facts(landed: Sequence[LandedFile]) -> DataFacts:
             "  from read_parquet($files)"
             "  where CustomerID is not null and Quantity > 0 and UnitPrice > 0"
             "  and InvoiceNo not like 'C%'"
-            "  and not (upper(substr(StockCode, 1, 1)) between 'A' and 'Z')"
+            f"  and {_GOODS_STOCK_CODE}"
             "), days as ("
             "  select CustomerID, min(invoice_at) as started_at from kept"
             "  group by CustomerID, cast(invoice_at as date)"
@@ -675,9 +678,7 @@ class BuiltVars:
                 rows = self._duckdb_rows()
             except duckdb.Error:
                 return None  # unreadable counts as no record: a selected build is refused
-            if rows is None:
-                return None
-            if len(rows) != 1:
+            if rows is None or len(rows) != 1:
                 return None
             valid, items = rows[0][1] is True, json.loads(rows[0][0])
         if not valid:
@@ -728,7 +729,7 @@ def vars_since_built(stamp: Path) -> tuple[str, ...] | None:
     then = BuiltVars.of_stamp(stamp).read()
     if then is None:
         return None
-    now = {item["name"]: item["value"] for item in json.loads(stamp.read_text())["vars"]}
+    now = {item["name"]: item["value"] for item in stamp_vars(stamp)}
     return tuple(
         f"{name}: {then[name]!r} -> {value!r}" if name in then else f"{name}: new, {value!r}"
         for name, value in now.items()
@@ -747,9 +748,9 @@ def selected_build_problem(
     """Why a build limited by --select/--exclude (dbt_args) must not run, or None: the selected
     models would load new daily files, or use other vars, than the rest of the warehouse, and the
     publish would serve that mix. The message names what differs and the fix."""
-    if not has_selection(dbt_args, prepared.env, project_root):
-        return None
     selector = None if has_selection(dbt_args, prepared.env) else default_selector(project_root)
+    if selector is None and not has_selection(dbt_args, prepared.env):
+        return None
     if selector:
         limited = f"limited by the default selector '{selector}' of selectors.yml"
         fix = "  Fix: remove `default: true` from selectors.yml, then run the build (make build"
@@ -934,9 +935,7 @@ def _check_not_served(warehouse: Path, environ: Mapping[str, str]) -> None:
 def _check_writable(directory: Path, what: str, variable: str) -> None:
     """Raise `PreflightError` naming ``directory`` unless a file can be written in it (created
     first when missing), before anything is landed or built."""
-    existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    existing = nearest_existing(directory)
     reason = f"{existing} is a file" if not existing.is_dir() else ""
     if not reason:
         try:
