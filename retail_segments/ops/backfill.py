@@ -201,6 +201,41 @@ def read_data_window(warehouse: Path) -> DataWindow:
     return DataWindow(first_purchase_at=first, last_purchase_at=last)
 
 
+def history_dates(warehouse: Path) -> list[datetime]:
+    """The as-of dates the segment history holds (``HISTORY_MODEL``), oldest first; empty when
+    the warehouse or the history does not exist or cannot be read."""
+    if not warehouse.is_file():
+        return []
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as connection:
+            rows = connection.sql(
+                f"select distinct rfm_as_of from intermediate.{HISTORY_MODEL} order by 1"
+            ).fetchall()
+    except duckdb.Error:
+        return []
+    return [row[0] for row in rows]
+
+
+def dropped_history_note(before: Sequence[datetime], after: Sequence[datetime]) -> str | None:
+    """What a build dropped from the segment history (a rebuild from scratch keeps only its own
+    as-of date), with how to add the month ends again; None when it dropped nothing."""
+    dropped = sorted(set(before) - set(after))
+    if not dropped:
+        return None
+    months = [date_.date() for date_ in dropped if date_.day == 1]
+    shown = ", ".join(f"{date_:%Y-%m-%d}" for date_ in dropped[:6])
+    more = f" and {len(dropped) - 6} more" if len(dropped) > 6 else ""
+    again = ""
+    if months:
+        first, last = _previous_month(months[0]), _previous_month(months[-1])
+        again = f" `make backfill START={first:%Y-%m} END={last:%Y-%m}` adds the month ends again."
+    return (
+        f"Note: the segment history no longer holds {len(dropped)} as-of date(s) it held before"
+        f" ({shown}{more}): a rebuild from scratch (--full-refresh) keeps only this build's."
+        + again
+    )
+
+
 NO_RECORD = (
     "the warehouse records no whole build that succeeded with the vars it used (a warehouse of"
     " an earlier version, or a run with other vars since), and the backfill builds every month"

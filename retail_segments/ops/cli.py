@@ -35,6 +35,7 @@ from pathlib import Path
 
 import duckdb
 
+from retail_segments.ops.backfill import dropped_history_note, history_dates
 from retail_segments.ops.dbt_args import DbtBuildArgs, dbt_target
 from retail_segments.ops.dbt_runner import run_dbt
 from retail_segments.ops.orphans import drop_orphans, orphan_relations
@@ -123,6 +124,10 @@ def _build(dbt_args: list[str]) -> int:
         )
         return 2
     _announce(prepared)
+    warehouse = Path(prepared.env[WAREHOUSE_PATH_ENV])
+    # a rebuild from scratch keeps only this build's date of the segment history: said after it
+    full_refresh = DbtBuildArgs.parse(prepared.dbt_args, prepared.env).value("full_refresh")
+    history_before = history_dates(warehouse) if full_refresh else []
     returncode = run_dbt(["build", *prepared.dbt_args], prepared.env).returncode
     if returncode != 0:
         print(
@@ -130,6 +135,9 @@ def _build(dbt_args: list[str]) -> int:
             file=sys.stderr,
         )
         return returncode
+    note = dropped_history_note(history_before, history_dates(warehouse)) if full_refresh else None
+    if note:
+        print(note, flush=True)
     _report_orphans(prepared.env, list(prepared.dbt_args))
     return _publish(prepared.env, list(prepared.dbt_args))
 
@@ -245,7 +253,7 @@ def _backfill(backfill_args: list[str]) -> int:
     if parsed.value("full_refresh"):
         # each month's build would rebuild the history from scratch, losing every other date
         print(
-            f"error: dbt's full_refresh setting ({parsed.spelled('full_refresh')}) is on; the"
+            f"error: dbt's full_refresh setting ({parsed.given_as('full_refresh')}) is on; the"
             " backfill's months would each rebuild the history from scratch; nothing was"
             " backfilled.\n  Fix: unset the variable.",
             file=sys.stderr,

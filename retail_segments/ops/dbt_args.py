@@ -54,6 +54,8 @@ class DbtBuildArgs:
     spellings: Mapping[str, str]
     # the parameters given (on the command line or by a variable), not dbt's defaults
     given: frozenset[str]
+    # how each given parameter was given: "VARIABLE='value'" or "--option on the command line"
+    given_by: Mapping[str, str]
 
     @classmethod
     def parse(cls, dbt_args: Sequence[str], environ: Mapping[str, str]) -> DbtBuildArgs:
@@ -79,15 +81,23 @@ class DbtBuildArgs:
             if (source := context.get_parameter_source(param)) is not None
             and source.name in ("COMMANDLINE", "ENVIRONMENT")
         )
-        spellings = {}
+        spellings, given_by = {}, {}
         for param in command.params:
             if param.name is None:
                 continue
-            names = [*param.opts, *getattr(param, "secondary_opts", [])]
+            options = [*param.opts, *getattr(param, "secondary_opts", [])]
             envvar = param.envvar
-            names += [envvar] if isinstance(envvar, str) else list(envvar or [])
-            spellings[param.name] = ", ".join(names)
-        return cls(dict(context.params), spellings, given)
+            variables = [envvar] if isinstance(envvar, str) else list(envvar or [])
+            spellings[param.name] = ", ".join(options + variables)
+            source = context.get_parameter_source(param.name)
+            if source is not None and source.name == "ENVIRONMENT":
+                # dbt reads its variables in this order (DBT_ENGINE_<name> first)
+                variable = next((name for name in variables if name in environ), None)
+                if variable is not None:
+                    given_by[param.name] = f"{variable}={environ[variable]!r}"
+            elif source is not None and source.name == "COMMANDLINE":
+                given_by[param.name] = "/".join(options) + " on the command line"
+        return cls(dict(context.params), spellings, given, given_by)
 
     def value(self, name: str) -> Any:
         return self.params.get(name)
@@ -95,6 +105,11 @@ class DbtBuildArgs:
     def spelled(self, name: str) -> str:
         """How a parameter is given: its options and dbt's variables for it."""
         return self.spellings.get(name, name)
+
+    def given_as(self, name: str) -> str:
+        """How a parameter was given, for a message: the variable with its value, or its
+        command-line options; all its spellings when it was not given."""
+        return self.given_by.get(name, self.spelled(name))
 
     def selection(self) -> list[str]:
         """The selection parameters that are set."""

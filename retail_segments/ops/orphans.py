@@ -19,7 +19,12 @@ import duckdb
 # Relations no model writes but the project itself does: the prepared inputs (registered by the
 # on-run-start hook) and the vars of the last whole build (macros/built_vars.sql).
 REGISTERED: frozenset[tuple[str, str]] = frozenset(
-    {("landing", "raw_lines"), ("landing", "incoming_lines"), ("landing", "built_vars")}
+    {
+        ("landing", "raw_lines"),
+        ("landing", "incoming_lines"),
+        ("landing", "built_vars"),
+        ("landing", "refresh_pending"),
+    }
 )
 SYSTEM_SCHEMAS: frozenset[str] = frozenset({"information_schema", "pg_catalog"})
 # Schemas the project used in earlier versions and no longer does (their tables are orphans).

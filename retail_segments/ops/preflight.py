@@ -2,7 +2,8 @@
 warehouse must be rebuilt from scratch, and write the stamp that dbt's ``on-run-start`` hook checks.
 
 `prepare` runs before any dbt command of ``python -m retail_segments build`` (``make build``),
-``backfill`` and ``prepare``. Nothing in the warehouse is touched: a problem raises
+``backfill`` and ``prepare``. No relation of the warehouse is replaced (only the record that a
+rebuild from scratch is pending may be written, `PendingRefresh`): a problem raises
 `PreflightError` (an `InputError`, `SettingsError` or `RawDataNotFoundError` inside), so the
 last good marts and serving copy stay as they were.
 
@@ -87,8 +88,9 @@ INCOMING_GLOB_ENV = "RETAIL_INCOMING_GLOB"
 DEFAULT_INCOMING_GLOB = "data/incoming/*"
 CURRENT_LINK = "current"
 STAMP_NAME = "prepared.json"
-# In the landing folder while a rebuild from scratch that the inputs require has not finished
-# (see `refresh_pending`).
+# Whether a rebuild from scratch that the inputs require has not finished (`PendingRefresh`): a
+# table of the DuckDB warehouse, a file in the Spark build's folder.
+REFRESH_PENDING_TABLE = ("landing", "refresh_pending")
 REFRESH_PENDING_NAME = "refresh-pending.json"
 # Where the vars of the warehouse's last whole build that succeeded are recorded (`BuiltVars`): a
 # table of the DuckDB warehouse, a file in the Spark build's folder.
@@ -612,35 +614,112 @@ def decide_identity(
     return Identity(bool(reasons), tuple(reasons))
 
 
-def refresh_pending(landing: Path) -> tuple[str, ...] | None:
-    """Why a rebuild from scratch was needed, while it has not finished; None when none is pending.
-
-    ``prepare`` writes ``REFRESH_PENDING_NAME`` (``{"pending": true, "reasons": [...]}``) when the
-    inputs force a rebuild, before dbt runs. dbt's full refresh replaces one relation after the
-    other, so a rebuild that fails or is killed half-way leaves the cleaning chain's first table
-    on the new inputs and the later ones on the old: the input identity, read from the first,
-    would then take the inputs as loaded. The record makes the next build rebuild again. A
-    successful full-refresh build marks it done (``{"pending": false}``: the DuckDB build's
-    on-run-end hook, the Spark launcher)."""
-    path = landing / REFRESH_PENDING_NAME
-    try:
-        first_line = path.read_text().strip().splitlines()[0]
-    except (FileNotFoundError, IndexError):
+def _record_rows(
+    warehouse: Path, table: tuple[str, str], columns: str
+) -> list[tuple[Any, ...]] | None:
+    """The rows of a record table of the DuckDB warehouse (read only), or None when the warehouse
+    or the table does not exist; raises duckdb.Error when the file cannot be read."""
+    if not warehouse.exists():
         return None
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        found = connection.execute(
+            "select count(*) from information_schema.tables"
+            " where table_catalog = current_database() and table_schema = ? and table_name = ?",
+            list(table),
+        ).fetchall()[0][0]
+        if not found:
+            return None
+        return connection.execute(f"select {columns} from {'.'.join(table)}").fetchall()
+
+
+@dataclass(frozen=True)
+class PendingRefresh:
+    """Whether a rebuild from scratch that the inputs required has not finished, and why.
+
+    ``prepare`` records it (`write`) when the inputs force a rebuild, before dbt runs. dbt's full
+    refresh replaces one relation after the other, so a rebuild that fails or is killed half-way
+    leaves the cleaning chain's first table on the new inputs and the later ones on the old: the
+    input identity, read from the first, would then take the inputs as loaded. The record makes
+    the next build rebuild again. A successful full-refresh build of the whole project marks it
+    done: the DuckDB build's on-run-end hook (macros/refresh_state.sql), the Spark launcher.
+
+    It lives with the warehouse, so that another landing folder cannot hide it: in the DuckDB file
+    (``REFRESH_PENDING_TABLE``, while the rebuild is pending: pending, and the reasons as JSON;
+    dropped when it finished, so a rebuilt warehouse equals a fresh build), or as
+    ``REFRESH_PENDING_NAME`` in the Spark build's folder."""
+
+    engine: str
+    warehouse: Path
+
+    def read(self) -> tuple[str, ...] | None:
+        """Why the rebuild was needed, while it has not finished; None when none is pending. An
+        unreadable record counts as pending (a rebuild too many, never too few)."""
+        unreadable = ("an unreadable record of an earlier rebuild",)
+        try:
+            if self.engine == "spark":
+                try:
+                    text = (self.warehouse / REFRESH_PENDING_NAME).read_text()
+                except FileNotFoundError:
+                    return None
+                state = json.loads(text)
+                pending, reasons = state.get("pending"), state.get("reasons") or []
+            else:
+                rows = _record_rows(self.warehouse, REFRESH_PENDING_TABLE, "pending, reasons_json")
+                if rows is None:
+                    return None
+                if len(rows) != 1:
+                    return unreadable
+                pending, reasons = rows[0][0], json.loads(rows[0][1] or "[]")
+        except (OSError, ValueError, AttributeError, duckdb.Error):
+            return unreadable
+        if not pending:
+            return None
+        return tuple(str(reason) for reason in reasons)
+
+    def write(self, reasons: Sequence[str] | None) -> None:
+        """Record that a rebuild is needed for these reasons; None records that it finished."""
+        pending, text = reasons is not None, json.dumps(list(reasons or []))
+        if self.engine == "spark":
+            state = {"pending": pending, "reasons": list(reasons or [])}
+            (self.warehouse / REFRESH_PENDING_NAME).write_text(json.dumps(state) + "\n")
+            return
+        if not pending and _record_rows(self.warehouse, REFRESH_PENDING_TABLE, "pending") is None:
+            return  # nothing was pending
+        schema, table = REFRESH_PENDING_TABLE
+        try:
+            with duckdb.connect(str(self.warehouse)) as connection:
+                if not pending:  # as the hook does: a finished rebuild leaves no trace
+                    connection.execute(f"drop table if exists {schema}.{table}")
+                    return
+                connection.execute(f"create schema if not exists {schema}")
+                connection.execute(
+                    f"create or replace table {schema}.{table} as"
+                    " select true as pending, $reasons as reasons_json",
+                    {"reasons": text},
+                )
+        except duckdb.Error as error:
+            raise PreflightError(
+                f"The warehouse {self.warehouse} cannot be written ({error}); nothing was built.\n"
+                "  Fix: wait for the build or program using it to finish, or point"
+                " RETAIL_DUCKDB_PATH at a warehouse file this user can write."
+            ) from error
+
+
+def _move_legacy_pending_record(landing: Path, record: PendingRefresh, built: bool) -> None:
+    """Versions before the record moved into the warehouse kept it as ``REFRESH_PENDING_NAME`` in
+    the DuckDB build's landing folder: a rebuild it says is pending is recorded in the warehouse
+    (when one exists), and the file removed."""
+    legacy = landing / REFRESH_PENDING_NAME
+    if not legacy.is_file():
+        return
     try:
-        state = json.loads(first_line)
-    except json.JSONDecodeError:
-        return ("an unreadable record of an earlier rebuild",)
-    if not isinstance(state, dict) or not state.get("pending"):
-        return None
-    return tuple(str(reason) for reason in state.get("reasons", ()))
-
-
-def mark_refresh_done(landing: Path) -> None:
-    """Record that the pending rebuild from scratch finished (see `refresh_pending`)."""
-    path = landing / REFRESH_PENDING_NAME
-    if path.exists():
-        path.write_text(json.dumps({"pending": False}) + "\n")
+        state = json.loads(legacy.read_text().strip().splitlines()[0])
+        pending, reasons = bool(state.get("pending")), list(state.get("reasons") or [])
+    except (OSError, IndexError, ValueError, AttributeError):
+        pending, reasons = True, ["an unreadable record of an earlier rebuild"]
+    if pending and built and record.read() is None:
+        record.write([str(reason) for reason in reasons])
+    legacy.unlink()
 
 
 @dataclass(frozen=True)
@@ -675,7 +754,7 @@ class BuiltVars:
             valid, items = record.get("valid") is True, record.get("vars") or []
         else:
             try:
-                rows = self._duckdb_rows()
+                rows = _record_rows(self.warehouse, BUILT_VARS_TABLE, "vars_json, valid")
             except duckdb.Error:
                 return None  # unreadable counts as no record: a selected build is refused
             if rows is None or len(rows) != 1:
@@ -684,21 +763,6 @@ class BuiltVars:
         if not valid:
             return None
         return {str(item["name"]): str(item["value"]) for item in items}
-
-    def _duckdb_rows(self) -> list[tuple[Any, ...]] | None:
-        if not self.warehouse.exists():
-            return None
-        with duckdb.connect(str(self.warehouse), read_only=True) as connection:
-            found = connection.execute(
-                "select count(*) from information_schema.tables"
-                " where table_schema = ? and table_name = ?",
-                list(BUILT_VARS_TABLE),
-            ).fetchall()[0][0]
-            if not found:
-                return None
-            return connection.execute(
-                f"select vars_json, valid from {'.'.join(BUILT_VARS_TABLE)}"
-            ).fetchall()
 
     def write(self, items: Sequence[Mapping[str, str]] | None) -> None:
         """Record these vars (``{"name", "value"}`` items, as in a stamp) as those of the last
@@ -846,7 +910,7 @@ def check_dbt_args(project_root: Path, dbt_args: Sequence[str], environ: Mapping
         ) from error
     partial = [name for name in ("empty", "sample") if parsed.value(name)]
     if partial:
-        ways = "; ".join(parsed.spelled(name) for name in partial)
+        ways = "; ".join(parsed.given_as(name) for name in partial)
         raise PreflightError(
             f"dbt's {' and '.join('--' + name for name in partial)} ({ways}) builds the models on"
             " part of the input (--empty: no rows; --sample: a time window), so the warehouse"
@@ -876,7 +940,7 @@ def check_dbt_args(project_root: Path, dbt_args: Sequence[str], environ: Mapping
     for name, found, why in refused:
         if found:
             raise PreflightError(
-                f"dbt's {name} setting ({parsed.spelled(name)}) {why}; nothing was built.\n"
+                f"dbt's {name} setting ({parsed.given_as(name)}) {why}; nothing was built.\n"
                 "  Fix: drop the option, or unset the variable."
             )
     for name, default, what in _DBT_FOLDERS:
@@ -1001,7 +1065,12 @@ def _prepare(
     # why the rebuild is needed, recorded while it runs: an unfinished rebuild's own causes
     # when nothing else asks for one (its first table already holds the new inputs)
     causes = identity.reasons
-    pending = refresh_pending(landing) if loaded else None
+    record = PendingRefresh(
+        "duckdb" if spark is None else "spark", warehouse if spark is None else spark.root
+    )
+    if spark is None:
+        _move_legacy_pending_record(landing, record, loaded is not None)
+    pending = record.read() if loaded else None
     if pending is not None and not identity.full_refresh:
         unfinished = f"the last rebuild from scratch ({'; '.join(pending)}) did not finish"
         identity = Identity(True, (unfinished,))
@@ -1017,12 +1086,10 @@ def _prepare(
         args.append("--full-refresh")
 
     if identity.full_refresh:
-        (landing / REFRESH_PENDING_NAME).write_text(
-            json.dumps({"pending": True, "reasons": list(causes)}) + "\n"
-        )
+        record.write(causes)
     elif loaded is None and read_warehouse:
         # no warehouse yet (or a new one): nothing is half-rebuilt
-        mark_refresh_done(landing)
+        record.write(None)
     prepared = _link_set(landing, raw, incoming)
     stamp = {
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -28,12 +28,11 @@ import yaml
 from retail_segments.ops.dbt_args import dbt_target, has_selection
 from retail_segments.ops.paths import RAW_PATH_ENV, find_project_root, warehouse_path
 from retail_segments.ops.preflight import (
-    LANDING_DIR_ENV,
     BuiltVars,
+    PendingRefresh,
     PreflightError,
     PreparedBuild,
     SparkTables,
-    mark_refresh_done,
     prepare,
     selected_build_problem,
     stamp_vars,
@@ -168,7 +167,6 @@ def build(dbt_args: list[str]) -> int:
     python_models.install(session)
     # the vars of the last whole build stop holding once a run with others starts (the DuckDB
     # build's hooks do this: macros/built_vars.sql)
-    landing = Path(prepared.env[LANDING_DIR_ENV])
     built = BuiltVars.of_stamp(prepared.stamp)
     if vars_since_built(prepared.stamp):
         built.write(None)
@@ -181,7 +179,7 @@ def build(dbt_args: list[str]) -> int:
         return code
     if prepared.identity.full_refresh:
         # the rebuild the inputs needed is done (the DuckDB build's on-run-end hook does this)
-        mark_refresh_done(landing)
+        PendingRefresh(built.engine, built.warehouse).write(None)
     if not has_selection(dbt_args, environ, project_root):
         built.write(stamp_vars(prepared.stamp))
     return publish_spark_build(env, list(prepared.dbt_args), tables)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dbt_helpers import PROJECT_ROOT, Workspace, assert_built
+from dbt_helpers import PROJECT_ROOT, CliInProcess, Workspace, assert_built
 
 from retail_segments.ops.paths import RawDataNotFoundError, resolve_raw_path
 from retail_segments_dev.synthetic import generate_raw_lines, write_raw_file
@@ -88,6 +88,14 @@ def real_build(tmp_path_factory: pytest.TempPathFactory, real_raw: Path) -> Work
     workspace = Workspace(tmp_path_factory.mktemp("real_build"))
     assert_built(workspace.build(real_raw))
     return workspace
+
+
+@pytest.fixture
+def cli_in_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> CliInProcess:
+    """Run the command line in this process, as `run_cli` runs it in a child (see CliInProcess)."""
+    return CliInProcess(monkeypatch, capsys)
 
 
 # The test files that take longest, longest first. `make test` runs pytest in workers that each

@@ -13,7 +13,6 @@ import codecs
 import gzip
 import hashlib
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import zstandard
-from dbt_helpers import PROJECT_ROOT, Workspace, copy_workspace, run_cli, table_checksums
+from dbt_helpers import (
+    PROJECT_ROOT,
+    CliInProcess,
+    Workspace,
+    copy_workspace,
+    table_checksums,
+)
 
 from retail_segments.ops import preflight, publish
 from retail_segments.ops.inputs import InputError
@@ -368,13 +373,13 @@ SETTINGS_CASES: list[Case] = [
     Case(
         "empty_flag",
         GOOD,
-        ["dbt's --empty (--empty, --no-empty, DBT_ENGINE_EMPTY, DBT_EMPTY) builds the models"],
+        ["dbt's --empty (--empty/--no-empty on the command line) builds the models"],
         args=["--empty", "--select", "fct_orders"],
     ),
     Case(
         "sample_flag",
         GOOD,
-        ["dbt's --sample (--sample, DBT_ENGINE_SAMPLE", "run the build without it"],
+        ["dbt's --sample (--sample on the command line) builds", "run the build without it"],
         args=["--sample=3 days"],
     ),
     Case(
@@ -393,7 +398,7 @@ SETTINGS_CASES: list[Case] = [
     Case(
         "empty_in_the_environment",
         GOOD,
-        ["dbt's --empty (", "builds the models on part of the input", "unset the variable"],
+        ["dbt's --empty (DBT_ENGINE_EMPTY='true') builds the models on part of the input", "unset"],
         env={"DBT_ENGINE_EMPTY": "true"},
     ),
     Case(
@@ -407,7 +412,7 @@ SETTINGS_CASES: list[Case] = [
     Case(
         "threads_zero",
         GOOD,
-        ["dbt's threads setting (--threads) = 0 is not a number of threads", "Fix: drop"],
+        ["dbt's threads setting (--threads on the command line) = 0 is not a number", "Fix: drop"],
         args=["--threads", "0"],
     ),
     Case(
@@ -420,7 +425,7 @@ SETTINGS_CASES: list[Case] = [
         # they would replace the project's flags, which make a selection matching nothing an error
         "warn_error_options",
         GOOD,
-        ["dbt's warn_error_options setting (--warn-error-options, DBT_ENGINE_WARN_ERROR_OPTIONS"],
+        ["dbt's warn_error_options setting (DBT_ENGINE_WARN_ERROR_OPTIONS='{\"error\": []}')"],
         env={"DBT_ENGINE_WARN_ERROR_OPTIONS": '{"error": []}'},
     ),
     Case(
@@ -432,13 +437,13 @@ SETTINGS_CASES: list[Case] = [
     Case(
         "no_write_json",
         GOOD,
-        ["dbt's write_json setting (--write-json, --no-write-json,", "keeps dbt from writing"],
+        ["dbt's write_json setting (--write-json/--no-write-json on the command line) keeps"],
         args=["--no-write-json"],
     ),
     Case(
         "write_json_off_in_the_environment",
         GOOD,
-        ["DBT_ENGINE_WRITE_JSON, DBT_WRITE_JSON) keeps dbt from writing its manifest"],
+        ["dbt's write_json setting (DBT_ENGINE_WRITE_JSON=' ') keeps dbt from writing"],
         # whitespace counts as false for dbt's parser
         env={"DBT_ENGINE_WRITE_JSON": " "},
     ),
@@ -492,43 +497,12 @@ def guarded(synthetic_build: Workspace, tmp_path_factory: pytest.TempPathFactory
     return Guarded(workspace, serving)
 
 
-def _cli_in_process(
-    workspace: Workspace,
-    raw_path: Path,
-    args: list[str],
-    env: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> subprocess.CompletedProcess[str]:
-    """`run_cli` in this process: the same command-line entry point (`cli.main`) and
-    environment, without a Python start and dbt's import per case (the cases stop before dbt)."""
-    from retail_segments.ops import cli
-
-    monkeypatch.chdir(PROJECT_ROOT)
-    for name, value in {
-        **env,
-        "RETAIL_RAW_PATH": str(raw_path),
-        "RETAIL_DUCKDB_PATH": str(workspace.warehouse),
-        "DBT_TARGET_PATH": str(workspace.root / "target"),
-        "DBT_LOG_PATH": str(workspace.root / "logs"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    capsys.readouterr()
-    try:
-        returncode = cli.main(args)
-    except SystemExit as exit_:  # argparse's own usage errors
-        returncode = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return subprocess.CompletedProcess(args, returncode, captured.out, captured.err)
-
-
 def _run_case(
     case: Case,
     guarded: Guarded,
     synthetic_raw: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli_in_process: CliInProcess,
 ) -> None:
     marts_before = guarded.marts()
     serving_before = guarded.serving_state()
@@ -541,13 +515,12 @@ def _run_case(
         if content is not None:
             path.write_bytes(content)
 
-    result = _cli_in_process(
+    result = cli_in_process(
         guarded.workspace,
         path,
-        ["build", *case.args],
-        {"RETAIL_SERVING_DIR": str(guarded.serving), **case.env},
-        monkeypatch,
-        capsys,
+        "build",
+        *case.args,
+        env={"RETAIL_SERVING_DIR": str(guarded.serving), **case.env},
     )
 
     output = result.stdout + result.stderr
@@ -567,10 +540,9 @@ def test_bad_raw_file_is_refused_and_nothing_is_replaced(
     guarded: Guarded,
     synthetic_raw: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli_in_process: CliInProcess,
 ) -> None:
-    _run_case(case, guarded, synthetic_raw, tmp_path, monkeypatch, capsys)
+    _run_case(case, guarded, synthetic_raw, tmp_path, cli_in_process)
 
 
 @pytest.mark.parametrize("case", SETTINGS_CASES, ids=[case.name for case in SETTINGS_CASES])
@@ -579,19 +551,18 @@ def test_bad_setting_is_refused_and_nothing_is_replaced(
     guarded: Guarded,
     synthetic_raw: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli_in_process: CliInProcess,
 ) -> None:
-    _run_case(case, guarded, synthetic_raw, tmp_path, monkeypatch, capsys)
+    _run_case(case, guarded, synthetic_raw, tmp_path, cli_in_process)
 
 
 def test_a_line_number_in_the_message_is_the_line_in_the_file(
-    guarded: Guarded, synthetic_raw: Path, tmp_path: Path
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
 ) -> None:
     text = text_of(synthetic_raw)
     path = tmp_path / "raw.csv.zst"
     path.write_bytes(zstd(latin1(replace_field(text, "Quantity", 40, "2.5"))))
-    result = run_cli(guarded.workspace, path, "prepare")
+    result = cli_in_process(guarded.workspace, path, "prepare")
     line = unquoted_line_number(text, 40)
     assert result.returncode == 2
     assert f"(first on line {line} of the file: '2.5')" in result.stderr
@@ -606,7 +577,12 @@ def test_a_line_number_in_the_message_is_the_line_in_the_file(
     ],
 )
 def test_a_selected_build_or_a_backfill_refuses_new_daily_files(
-    command: list[str], refusal: str, guarded: Guarded, synthetic_raw: Path, tmp_path: Path
+    command: list[str],
+    refusal: str,
+    guarded: Guarded,
+    synthetic_raw: Path,
+    tmp_path: Path,
+    cli_in_process: CliInProcess,
 ) -> None:
     """A build limited by --select would load a new daily file into the selected models only, a
     backfill into none, and publish that mix: refused, nothing replaced or published."""
@@ -622,7 +598,7 @@ def test_a_selected_build_or_a_backfill_refuses_new_daily_files(
     daily = write_raw_file(lines, incoming / "2011-12-20.csv.zst")
     marts_before, serving_before = guarded.marts(), guarded.serving_state()
     env = {"RETAIL_INCOMING_GLOB": str(incoming / "*"), "RETAIL_SERVING_DIR": str(guarded.serving)}
-    result = run_cli(guarded.workspace, synthetic_raw, *command, env=env)
+    result = cli_in_process(guarded.workspace, synthetic_raw, *command, env=env)
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"new daily files arrived ({daily}); {refusal}" in result.stderr
     assert "nothing was" in result.stderr and "Traceback" not in result.stderr
@@ -651,7 +627,7 @@ def _sales_lines(text: str) -> list[tuple[int, list[str]]]:
 
 
 def test_an_invoice_with_two_customers_is_refused_before_anything_is_replaced(
-    guarded: Guarded, synthetic_raw: Path, tmp_path: Path
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
 ) -> None:
     """fct_orders takes one customer and one country per invoice; an invoice whose lines name
     two, within a file or across files, is refused by the checks before dbt (the warehouse test
@@ -668,7 +644,7 @@ def test_an_invoice_with_two_customers_is_refused_before_anything_is_replaced(
     # within the raw file: the invoice's second line names another country
     raw = tmp_path / "raw.csv.zst"
     raw.write_bytes(zstd(latin1(replace_field(text, "Country", second_number - 1, "Atlantis"))))
-    result = run_cli(guarded.workspace, raw, "build", env=env)
+    result = cli_in_process(guarded.workspace, raw, "build", env=env)
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"Raw data file '{raw}' has an invoice whose lines name more than one" in result.stderr
     assert (
@@ -684,7 +660,7 @@ def test_an_invoice_with_two_customers_is_refused_before_anything_is_replaced(
     moved = [*first[:customer], "99999", first[country]]
     daily.write_bytes(zstd(latin1(",".join(header) + "\n" + ",".join(moved) + "\n")))
     env["RETAIL_INCOMING_GLOB"] = str(incoming / "*")
-    result = run_cli(guarded.workspace, synthetic_raw, "build", env=env)
+    result = cli_in_process(guarded.workspace, synthetic_raw, "build", env=env)
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"Daily file '{daily}' has an invoice whose lines name" in result.stderr
     assert (
@@ -698,7 +674,7 @@ def test_an_invoice_with_two_customers_is_refused_before_anything_is_replaced(
 
 
 def test_a_selected_build_needs_the_vars_of_the_last_whole_build(
-    guarded: Guarded, synthetic_raw: Path, tmp_path: Path
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
 ) -> None:
     """customer_rfm selected alone with another rfm_as_of would be built on the history of the
     old one (empty) and published: refused. The record of the last whole build's vars is kept by
@@ -707,7 +683,7 @@ def test_a_selected_build_needs_the_vars_of_the_last_whole_build(
     marts_before, serving_before = guarded.marts(), guarded.serving_state()
     env = {"RETAIL_SERVING_DIR": str(guarded.serving)}
     other = ["--vars", "{rfm_as_of: '2011-06-01', top_products_n: 20}"]
-    result = run_cli(
+    result = cli_in_process(
         guarded.workspace, synthetic_raw, "build", "--select", "customer_rfm", *other, env=env
     )
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
@@ -728,20 +704,20 @@ def test_a_selected_build_needs_the_vars_of_the_last_whole_build(
     ran = workspace.dbt(synthetic_raw, "run", "--select", "metricflow_time_spine", *other)
     assert ran.returncode == 0, ran.stdout[-3000:]
     assert workspace.query(record) == [(False, True)]
-    result = run_cli(workspace, synthetic_raw, "build", "--select", "customer_rfm", env=env)
+    result = cli_in_process(workspace, synthetic_raw, "build", "--select", "customer_rfm", env=env)
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert "no whole build that succeeded is recorded with the vars it used" in result.stderr
 
 
 def test_an_incoming_file_is_checked_like_the_raw_file(
-    guarded: Guarded, synthetic_raw: Path, tmp_path: Path
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
 ) -> None:
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     bad = incoming / "2011-12-10.csv.zst"
     bad.write_bytes(zstd(latin1(replace_field(text_of(synthetic_raw), "UnitPrice", 3, "£2"))))
     marts_before = guarded.marts()
-    result = run_cli(
+    result = cli_in_process(
         guarded.workspace,
         synthetic_raw,
         "build",
@@ -802,22 +778,22 @@ def test_every_file_of_the_incoming_folder_is_read_or_refused(tmp_path: Path) ->
 
 
 def test_validated_files_are_landed_once_until_they_change(
-    tmp_path: Path, synthetic_raw: Path
+    tmp_path: Path, synthetic_raw: Path, cli_in_process: CliInProcess
 ) -> None:
     """A file is checked and landed once per content: an unchanged file is reused, a file
     rewritten in place with a bad value is checked again and stops the run."""
     workspace = Workspace(tmp_path / "cache")
     raw = tmp_path / "raw.csv.zst"
     shutil.copyfile(synthetic_raw, raw)
-    first = run_cli(workspace, raw, "prepare")
+    first = cli_in_process(workspace, raw, "prepare")
     assert first.returncode == 0, first.stderr
     assert ", checked)" in first.stdout
-    second = run_cli(workspace, raw, "prepare")
+    second = cli_in_process(workspace, raw, "prepare")
     assert second.returncode == 0, second.stderr
     assert "checked before, unchanged" in second.stdout
 
     raw.write_bytes(zstd(latin1(replace_field(text_of(synthetic_raw), "Quantity", 9, "six"))))
-    changed = run_cli(workspace, raw, "prepare")
+    changed = cli_in_process(workspace, raw, "prepare")
     assert changed.returncode == 2
     assert f"Raw data file '{raw}'" in changed.stderr and "'six'" in changed.stderr
 

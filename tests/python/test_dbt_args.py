@@ -71,6 +71,12 @@ def test_parsed_arguments_say_what_was_given_and_how_it_is_spelt() -> None:
     assert "--no-write-json" in parsed.spelled("write_json")
     assert "DBT_ENGINE_WRITE_JSON" in parsed.spelled("write_json")
     assert "warn_error_options" not in parsed.given
+    assert parsed.given_as("threads") == "--threads on the command line"
+    assert parsed.given_as("write_json") == "DBT_ENGINE_WRITE_JSON=' '"
+    # dbt reads DBT_ENGINE_<name> first: the message names the variable dbt read
+    both = {"DBT_FULL_REFRESH": "false", "DBT_ENGINE_FULL_REFRESH": "1"}
+    assert DbtBuildArgs.parse([], both).given_as("full_refresh") == "DBT_ENGINE_FULL_REFRESH='1'"
+    assert parsed.given_as("empty") == parsed.spelled("empty")  # not given: every spelling
     with pytest.raises(DbtArgsError, match="Invalid value for '--threads'"):
         DbtBuildArgs.parse(["--threads", "two"], {})
 

@@ -7,6 +7,7 @@ changes the shared fixture."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 from dbt_helpers import (
     PROJECT_ROOT,
+    CliInProcess,
     Workspace,
     assert_built,
     copy_workspace,
@@ -30,7 +32,7 @@ from retail_segments.ml.classifier import train_segment_classifier
 from retail_segments.ml.embedding import rfm_features
 from retail_segments.ml.naming import base_name, load_archetypes
 from retail_segments.ml.segmentation import run_tsne_stage
-from retail_segments.ops import cli
+from retail_segments.ops.backfill import HISTORY_MODEL, dropped_history_note, history_dates
 from retail_segments_dev import reference
 
 pytestmark = pytest.mark.dbt
@@ -195,6 +197,42 @@ def test_running_the_backfill_twice_changes_nothing(
     assert table_checksums(backfilled, significant_digits=DIGITS) == before
 
 
+def test_a_rebuild_from_scratch_says_which_history_dates_it_dropped(
+    backfilled: Workspace, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """dbt's --full-refresh rebuilds the history with the build's own date only: the build says
+    which backfilled dates are gone and how to add them again, instead of dropping them silently."""
+    workspace = copy_workspace(backfilled, tmp_path / "refreshed")
+    result = run_cli(workspace, synthetic_raw, "build", "--select", HISTORY_MODEL, "--full-refresh")
+    assert_built(result)
+    assert history_dates(workspace.warehouse) == [BUILD_AS_OF.to_pydatetime()]
+    assert (
+        "Note: the segment history no longer holds 2 as-of date(s) it held before (2011-11-01,"
+        " 2011-12-01): a rebuild from scratch (--full-refresh) keeps only this build's."
+        " `make backfill START=2011-10 END=2011-11` adds the month ends again."
+    ) in result.stdout
+
+
+def test_the_dropped_history_note_names_dates_and_months() -> None:
+    day = datetime(2011, 6, 15)
+    months = [datetime(2011, month, 1) for month in range(2, 12)]
+    assert dropped_history_note(months, months) is None
+    assert dropped_history_note([], [day]) is None
+    note = dropped_history_note([*months, day], [day])
+    assert note is not None and "holds 10 as-of date(s)" in note
+    assert (
+        "(2011-02-01, 2011-03-01, 2011-04-01, 2011-05-01, 2011-06-01, 2011-07-01 and 4 more)"
+        in note
+    )
+    assert "`make backfill START=2011-01 END=2011-10`" in note
+    only_a_day = dropped_history_note([day, datetime(2011, 12, 10)], [datetime(2011, 12, 10)])
+    assert (
+        only_a_day is not None
+        and "(2011-06-15)" in only_a_day
+        and "make backfill" not in only_a_day
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -210,37 +248,48 @@ def test_bad_backfill_input_is_refused_and_writes_nothing(
     message: str,
     backfilled: Workspace,
     synthetic_raw: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli_in_process: CliInProcess,
 ) -> None:
     before = table_checksums(backfilled)
-    monkeypatch.setenv("RETAIL_RAW_PATH", str(synthetic_raw))
-    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(backfilled.warehouse))
-    assert cli.main(["backfill", *args]) == 2
-    error = capsys.readouterr().err
+    result = cli_in_process(backfilled, synthetic_raw, "backfill", *args)
+    assert result.returncode == 2
+    error = result.stderr
     assert message in error and "Nothing was backfilled." in error, error
+    assert table_checksums(backfilled) == before
+
+
+@pytest.mark.parametrize("variable", ["DBT_FULL_REFRESH", "DBT_ENGINE_FULL_REFRESH"])
+def test_a_backfill_under_a_full_refresh_setting_is_refused(
+    variable: str, backfilled: Workspace, synthetic_raw: Path, cli_in_process: CliInProcess
+) -> None:
+    """Each month's build would rebuild the history from scratch, keeping only its own date."""
+    before = table_checksums(backfilled)
+    result = cli_in_process(
+        backfilled, synthetic_raw, "backfill", "--start", "2011-10", env={variable: "true"}
+    )
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"dbt's full_refresh setting ({variable}='true') is on" in result.stderr, result.stderr
+    assert "nothing was backfilled" in result.stderr and "Fix: unset the variable" in result.stderr
     assert table_checksums(backfilled) == before
 
 
 def test_backfill_before_any_build_says_to_build_first(
     tmp_path: Path,
     synthetic_raw: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli_in_process: CliInProcess,
 ) -> None:
-    monkeypatch.setenv("RETAIL_RAW_PATH", str(synthetic_raw))
-    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(tmp_path / "never_built.duckdb"))
-    assert cli.main(["backfill"]) == 2
-    assert "run `make build` first" in capsys.readouterr().err
-    assert not (tmp_path / "never_built.duckdb").exists()
+    never_built = Workspace(tmp_path / "never_built")
+    result = cli_in_process(never_built, synthetic_raw, "backfill")
+    assert result.returncode == 2
+    assert "run `make build` first" in result.stderr
+    assert not never_built.warehouse.exists()
 
 
 def test_backfill_after_a_failed_build_says_to_build_first(
     tmp_path: Path,
     synthetic_build: Workspace,
     synthetic_raw: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    cli_in_process: CliInProcess,
 ) -> None:
     """A build that failed after training its classifier left it unpublished and its marts
     possibly half-replaced: the backfill would score the history with that model and publish the
@@ -249,10 +298,11 @@ def test_backfill_after_a_failed_build_says_to_build_first(
     with duckdb.connect(str(workspace.warehouse)) as connection:
         connection.execute("delete from ml.model_publications")
     before = table_checksums(workspace)
-    monkeypatch.setenv("RETAIL_RAW_PATH", str(synthetic_raw))
-    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(workspace.warehouse))
-    assert cli.main(["backfill", "--start", "2011-10", "--end", "2011-10"]) == 2
-    error = capsys.readouterr().err
+    result = cli_in_process(
+        workspace, synthetic_raw, "backfill", "--start", "2011-10", "--end", "2011-10"
+    )
+    assert result.returncode == 2
+    error = result.stderr
     assert "the last build of" in error and "did not succeed" in error, error
     assert "run `make build` first" in error and "Nothing was backfilled." in error
     assert table_checksums(workspace) == before

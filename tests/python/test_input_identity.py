@@ -23,6 +23,7 @@ from dbt_helpers import (
     table_checksums,
 )
 
+from retail_segments.ops import preflight
 from retail_segments.ops.dbt_runner import run_dbt
 from retail_segments.ops.inputs import LandedFile, land_file
 from retail_segments.ops.paths import raw_path_candidates
@@ -31,11 +32,10 @@ from retail_segments.ops.preflight import (
     REFRESH_PENDING_NAME,
     BuiltVars,
     LoadedFile,
+    PendingRefresh,
     decide_identity,
     loaded_files,
-    mark_refresh_done,
     purchases_before_loaded_returns,
-    refresh_pending,
     stamp_vars,
     vars_since_built,
 )
@@ -242,20 +242,58 @@ def test_the_vars_of_the_last_whole_build_are_compared_with_the_prepared_ones(
         assert vars_since_built(stamp) is None
 
 
-def test_a_pending_rebuild_is_read_until_it_is_marked_done(tmp_path: Path) -> None:
-    """The record prepare writes, as the DuckDB hook (DuckDB's JSON lines) and the Spark launcher
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_a_pending_rebuild_is_read_until_it_is_marked_done(engine: str, tmp_path: Path) -> None:
+    """The record prepare writes beside the warehouse's tables (a table of the DuckDB file, a file
+    of the Spark folder), as the DuckDB hook (macros/refresh_state.sql) and the Spark launcher
     mark it done; an unreadable record counts as pending (a rebuild too many, never too few)."""
-    record = tmp_path / REFRESH_PENDING_NAME
-    assert refresh_pending(tmp_path) is None
-    record.write_text(json.dumps({"pending": True, "reasons": ["the raw file is another"]}))
-    assert refresh_pending(tmp_path) == ("the raw file is another",)
-    record.write_text('{"pending":false}\n')
-    assert refresh_pending(tmp_path) is None
-    record.write_text('{"pending": true, "reasons": ["x"]}\n')
-    mark_refresh_done(tmp_path)
-    assert refresh_pending(tmp_path) is None
-    record.write_text("{not json")
-    assert refresh_pending(tmp_path) == ("an unreadable record of an earlier rebuild",)
+    warehouse = tmp_path / ("w.duckdb" if engine == "duckdb" else "spark")
+    record = PendingRefresh(engine, warehouse)
+    if engine == "spark":
+        warehouse.mkdir()
+    assert record.read() is None
+    record.write(None)  # nothing pending: nothing to record
+    assert record.read() is None
+    if engine == "duckdb":
+        assert not warehouse.exists()
+    record.write(["the raw file is another", "a daily file is gone"])
+    assert record.read() == ("the raw file is another", "a daily file is gone")
+    record.write(None)
+    assert record.read() is None
+    record.write(["x"])
+    unreadable = ("an unreadable record of an earlier rebuild",)
+    if engine == "duckdb":
+        with duckdb.connect(str(warehouse)) as connection:
+            connection.execute("drop table landing.refresh_pending")  # as the hook marks it done
+        assert record.read() is None
+        with duckdb.connect(str(warehouse)) as connection:
+            connection.execute(
+                "create table landing.refresh_pending as"
+                " select true as pending, '{not json' as reasons_json"
+            )
+        assert record.read() == unreadable
+    else:
+        (warehouse / REFRESH_PENDING_NAME).write_text("{not json")
+        assert record.read() == unreadable
+
+
+def test_a_pending_rebuild_recorded_in_the_landing_folder_moves_into_the_warehouse(
+    tmp_path: Path,
+) -> None:
+    """Earlier versions kept the record as a file of the landing folder: a rebuild it says is
+    pending is not lost when the warehouse takes over the record."""
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    landing.mkdir()
+    duckdb.connect(str(warehouse)).close()
+    legacy = landing / REFRESH_PENDING_NAME
+    legacy.write_text(json.dumps({"pending": True, "reasons": ["the raw file is another"]}))
+    record = PendingRefresh("duckdb", warehouse)
+    preflight._move_legacy_pending_record(landing, record, built=True)
+    assert record.read() == ("the raw file is another",) and not legacy.exists()
+    record.write(None)
+    legacy.write_text('{"pending":false}\n')  # as the old hook wrote it when done
+    preflight._move_legacy_pending_record(landing, record, built=True)
+    assert record.read() is None and not legacy.exists()
 
 
 def _odd(root: Path) -> Path:
@@ -283,9 +321,11 @@ def test_another_raw_file_rebuilds_from_scratch_and_equals_a_fresh_build(
     # the first rebuild is killed once the cleaning chain's first table holds B (the identity
     # check reads it) and the later ones still hold A: the next build must rebuild again
     kill_build_once_started(switched, file_b, "marts.fct_sales_lines")
-    pending = switched.root / "landing" / REFRESH_PENDING_NAME
-    assert json.loads(pending.read_text())["pending"] is True
-    result = run_cli(switched, file_b, "build", env={"RETAIL_SERVING_DIR": str(tmp_path / "s1")})
+    pending = PendingRefresh("duckdb", switched.warehouse)
+    assert pending.read() is not None
+    # the record lives in the warehouse: a build with another landing folder still sees it
+    env = {"RETAIL_SERVING_DIR": str(tmp_path / "s1"), "RETAIL_LANDING_DIR": str(tmp_path / "l2")}
+    result = run_cli(switched, file_b, "build", env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     changed = [line for line in result.stdout.splitlines() if line.startswith("Input changed:")]
     assert len(changed) == 1 and changed[0].startswith(
@@ -294,7 +334,7 @@ def test_another_raw_file_rebuilds_from_scratch_and_equals_a_fresh_build(
     )
     assert "did not finish" in changed[0]
     assert changed[0].endswith("rebuilding from scratch (dbt build --full-refresh).")
-    assert json.loads(pending.read_text().splitlines()[0]) == {"pending": False}
+    assert pending.read() is None
     assert "segment history and the model registry start afresh" in result.stdout
 
     fresh = Workspace(_odd(tmp_path / "fresh"))

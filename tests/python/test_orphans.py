@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dbt_helpers import Workspace, copy_workspace, run_cli, table_checksums
+from dbt_helpers import CliInProcess, Workspace, copy_workspace, run_cli, table_checksums
 
 from retail_segments.ops.orphans import Orphan, orphan_relations
 
@@ -47,19 +47,19 @@ def test_orphans_are_listed_and_dropped_and_nothing_else(
 
 
 def test_clean_warehouse_names_a_warehouse_path_it_cannot_clean(
-    synthetic_raw: Path, tmp_path: Path
+    synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
 ) -> None:
     """RETAIL_DUCKDB_PATH naming a folder, or a file that is no DuckDB warehouse: the path and the
     fix, exit code 2, before dbt parses anything."""
     folder = Workspace(tmp_path / "folder")
     folder.warehouse.mkdir(parents=True)
-    result = run_cli(folder, synthetic_raw, "clean-warehouse")
+    result = cli_in_process(folder, synthetic_raw, "clean-warehouse")
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"RETAIL_DUCKDB_PATH = '{folder.warehouse}' is a directory" in result.stderr
     not_duckdb = Workspace(tmp_path / "csv")
     not_duckdb.root.mkdir()
     not_duckdb.warehouse.write_text("InvoiceNo,StockCode\n1,2\n")
-    result = run_cli(not_duckdb, synthetic_raw, "clean-warehouse")
+    result = cli_in_process(not_duckdb, synthetic_raw, "clean-warehouse")
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"The warehouse {not_duckdb.warehouse} cannot be opened" in result.stderr
     assert "point RETAIL_DUCKDB_PATH at the warehouse this product built" in result.stderr

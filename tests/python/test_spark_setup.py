@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from dbt_helpers import PROJECT_ROOT, Workspace, run_cli
+from dbt_helpers import PROJECT_ROOT, CliInProcess, Workspace
 
 from retail_segments import frames
 from retail_segments.ops.inputs import VALUE_CHECKS, landing_key
@@ -80,9 +80,9 @@ def test_good_spark_settings_pass() -> None:
 
 
 def test_a_bad_spark_setting_stops_the_build_before_spark_starts(
-    tmp_path: Path, synthetic_raw: Path
+    tmp_path: Path, synthetic_raw: Path, cli_in_process: CliInProcess
 ) -> None:
-    result = run_cli(
+    result = cli_in_process(
         Workspace(tmp_path),
         synthetic_raw,
         "build",
@@ -361,8 +361,12 @@ def test_spark_rows_get_duckdbs_dtypes() -> None:
     assert read["n"].isna().tolist() == [False, True]
 
 
-def test_the_backfill_refuses_a_spark_target(tmp_path: Path, synthetic_raw: Path) -> None:
-    result = run_cli(Workspace(tmp_path), synthetic_raw, "backfill", env={"DBT_TARGET": "spark"})
+def test_the_backfill_refuses_a_spark_target(
+    tmp_path: Path, synthetic_raw: Path, cli_in_process: CliInProcess
+) -> None:
+    result = cli_in_process(
+        Workspace(tmp_path), synthetic_raw, "backfill", env={"DBT_TARGET": "spark"}
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "the backfill runs on the DuckDB build only" in result.stderr
 
