@@ -806,21 +806,35 @@ def stamp_vars(stamp: Path) -> list[dict[str, str]]:
     return list(json.loads(stamp.read_text())["vars"])
 
 
+def _selection_wording(
+    dbt_args: Sequence[str], environ: Mapping[str, str], project_root: Path
+) -> tuple[str, str] | None:
+    """How a build is limited to part of the project, and the start of the fix ("  Fix: ... (make
+    build", for the caller to close), for messages; None when it is not limited."""
+    if has_selection(dbt_args, environ):
+        return (
+            "limited by --select/--exclude",
+            "  Fix: run the build without --select/--exclude (make build",
+        )
+    selector = default_selector(project_root)
+    if selector is None:
+        return None
+    return (
+        f"limited by the default selector '{selector}' of selectors.yml",
+        "  Fix: remove `default: true` from selectors.yml, then run the build (make build",
+    )
+
+
 def selected_build_problem(
     prepared: PreparedBuild, dbt_args: Sequence[str], project_root: Path
 ) -> str | None:
     """Why a build limited by --select/--exclude (dbt_args) must not run, or None: the selected
     models would load new daily files, or use other vars, than the rest of the warehouse, and the
     publish would serve that mix. The message names what differs and the fix."""
-    selector = None if has_selection(dbt_args, prepared.env) else default_selector(project_root)
-    if selector is None and not has_selection(dbt_args, prepared.env):
+    wording = _selection_wording(dbt_args, prepared.env, project_root)
+    if wording is None:
         return None
-    if selector:
-        limited = f"limited by the default selector '{selector}' of selectors.yml"
-        fix = "  Fix: remove `default: true` from selectors.yml, then run the build (make build"
-    else:
-        limited = "limited by --select/--exclude"
-        fix = "  Fix: run the build without --select/--exclude (make build"
+    limited, fix = wording
     if prepared.unloaded:
         return (
             f"new daily files arrived ({', '.join(map(str, prepared.unloaded))}); a build"
@@ -1075,11 +1089,12 @@ def _prepare(
         unfinished = f"the last rebuild from scratch ({'; '.join(pending)}) did not finish"
         identity = Identity(True, (unfinished,))
         causes = pending
-    if identity.full_refresh and has_selection(dbt_args, environ, project_root):
+    wording = _selection_wording(dbt_args, environ, project_root) if identity.full_refresh else None
+    if wording is not None:
+        limited, fix = wording
         raise PreflightError(
             f"The inputs changed ({identity.summary()}), so the warehouse must be rebuilt from"
-            " scratch, which a build limited by --select/--exclude cannot do; nothing was built.\n"
-            "  Fix: run the build without --select/--exclude (make build)."
+            f" scratch, which a build {limited} cannot do; nothing was built.\n{fix})."
         )
     args = list(dbt_args)
     if identity.full_refresh and "--full-refresh" not in args:

@@ -606,6 +606,28 @@ def test_a_selected_build_or_a_backfill_refuses_new_daily_files(
     assert guarded.serving_state() == serving_before
 
 
+def test_a_selected_build_is_refused_when_the_inputs_need_a_rebuild_from_scratch(
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
+) -> None:
+    """Another raw file makes the warehouse rebuild from scratch, which a selection cannot do."""
+    moved = tmp_path / "moved" / "raw.csv.zst"
+    moved.parent.mkdir()
+    shutil.copyfile(synthetic_raw, moved)
+    marts_before, serving_before = guarded.marts(), guarded.serving_state()
+    env = {"RETAIL_SERVING_DIR": str(guarded.serving)}
+    result = cli_in_process(guarded.workspace, moved, "build", "-s", "customer_rfm", env=env)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "The inputs changed (the raw file is not the one the warehouse was built from" in (
+        result.stderr
+    )
+    assert (
+        "must be rebuilt from scratch, which a build limited by --select/--exclude cannot do;"
+        " nothing was built.\n  Fix: run the build without --select/--exclude (make build)."
+    ) in result.stderr
+    assert guarded.marts() == marts_before
+    assert guarded.serving_state() == serving_before
+
+
 def _sales_lines(text: str) -> list[tuple[int, list[str]]]:
     """The unquoted lines the cleaning keeps (a customer, a positive quantity, a goods stock code
     and a price), with their 1-based line numbers in the file."""

@@ -93,6 +93,21 @@ def test_a_default_selector_makes_every_run_a_selection(tmp_path: Path) -> None:
     assert has_selection([], {}, tmp_path)
 
 
+def test_messages_say_how_a_build_is_limited_and_the_fix(tmp_path: Path) -> None:
+    from retail_segments.ops.preflight import _selection_wording
+
+    assert _selection_wording([], {}, tmp_path) is None
+    limited, fix = _selection_wording(["-s", "x"], {}, tmp_path) or ("", "")
+    assert limited == "limited by --select/--exclude" and "without --select/--exclude" in fix
+    (tmp_path / "selectors.yml").write_text(
+        "selectors:\n  - name: quick\n    default: true\n"
+        "    definition: {method: fqn, value: customer_rfm}\n"
+    )
+    limited, fix = _selection_wording([], {}, tmp_path) or ("", "")
+    assert limited == "limited by the default selector 'quick' of selectors.yml"
+    assert "remove `default: true` from selectors.yml" in fix
+
+
 def test_the_variables_are_read_from_the_environment_given_even_os_environ(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
