@@ -63,4 +63,5 @@ def test_clean_warehouse_names_a_warehouse_path_it_cannot_clean(
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"The warehouse {not_duckdb.warehouse} cannot be opened" in result.stderr
     assert "point RETAIL_DUCKDB_PATH at the warehouse this product built" in result.stderr
+    assert "nothing was dropped" in result.stderr and "nothing was built" not in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
