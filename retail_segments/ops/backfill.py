@@ -40,6 +40,7 @@ import duckdb
 from retail_segments.ops.paths import WAREHOUSE_PATH_ENV, find_project_root
 from retail_segments.ops.preflight import (
     PREPARED_STAMP_ENV,
+    UNFINISHED_RUN,
     BuiltVars,
     PreflightError,
     prepare,
@@ -238,8 +239,8 @@ def dropped_history_note(before: Sequence[datetime], after: Sequence[datetime]) 
 
 NO_RECORD = (
     "the warehouse records no whole build that succeeded with the vars it used (a warehouse of"
-    " an earlier version, or a run with other vars since), and the backfill builds every month"
-    " with those vars; run `make build` first (with the --vars you want).\nNothing was"
+    " an earlier version, or a run with other vars or inputs since), and the backfill builds every"
+    " month with those vars; run `make build` first (with the --vars you want).\nNothing was"
     " backfilled."
 )
 
@@ -292,8 +293,9 @@ def run_backfill(
         if not result.success:
             done = ", ".join(f"{d:%Y-%m-%d}" for d in dates[: number - 1]) or "none"
             print(
-                f"error: the backfill failed at {as_of:%Y-%m-%d}; dates completed: {done}. "
-                "Running it again is safe: every date replaces its own rows.",
+                f"error: the backfill failed at {as_of:%Y-%m-%d}; dates completed: {done};"
+                " nothing was published. Fix the cause (dbt names it above), run `make build`,"
+                " then the backfill again (every date replaces its own rows).",
                 file=sys.stderr,
             )
             return False
@@ -315,7 +317,11 @@ def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path | None 
     built = BuiltVars.of_stamp(Path(env[PREPARED_STAMP_ENV]))
     recorded = built.read()
     if recorded is None:
-        print(f"error: {NO_RECORD}", file=sys.stderr)
+        unfinished = (
+            f"{UNFINISHED_RUN}, and the backfill would publish its tables; run `make build` first."
+            "\nNothing was backfilled."
+        )
+        print(f"error: {unfinished if built.unfinished() else NO_RECORD}", file=sys.stderr)
         return 2
     try:
         window = read_data_window(Path(env[WAREHOUSE_PATH_ENV]))

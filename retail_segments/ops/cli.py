@@ -28,10 +28,13 @@ the serving copy (or ``--warehouse PATH``) to ``--out PATH``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import IO
 
 import duckdb
 
@@ -380,6 +383,56 @@ def _help(command: str) -> int:
     return run_dbt([dbt_command, "--help"], os.environ).returncode
 
 
+# The commands that write the warehouse or its landing folder: one at a time per warehouse.
+_WRITERS = frozenset({"build", "prepare", "backfill", "clean-warehouse"})
+
+
+@contextlib.contextmanager
+def _one_at_a_time(command: str) -> Iterator[str | None]:
+    """Hold a lock beside the warehouse while a command that writes it runs, so that a second
+    one started meanwhile stops before it changes anything (its prepare would switch the landed
+    inputs under the first build); yields why it must stop, or None. The lock is the operating
+    system's (flock): a command that ends or is killed releases it. Without a usable warehouse
+    path no lock is taken, and the command's own checks say what is wrong."""
+    handle = _warehouse_lock(command)
+    if handle is None:
+        yield None
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            held = True
+        else:
+            held = False
+        if held:
+            yield (
+                "another build, backfill, prepare or clean-warehouse is running on this warehouse"
+                f" (it holds {handle.name}); nothing was built or changed.\n"
+                "  Fix: wait for it to finish, then run the command again."
+            )
+        else:
+            yield None
+
+
+def _warehouse_lock(command: str) -> IO[str] | None:
+    """The open lock file of the warehouse a writing command works on, or None (see
+    `_one_at_a_time`)."""
+    if command not in _WRITERS:
+        return None
+    try:
+        warehouse = warehouse_path(find_project_root(), os.environ)
+        if warehouse.name.startswith((":", "md:")) or (
+            warehouse.exists() and not warehouse.is_file()
+        ):
+            return None  # refused by the checks (in memory, MotherDuck, a folder, a device)
+        lock_path = warehouse.with_name(f".{warehouse.name}.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        return lock_path.open("a")
+    except (OSError, ValueError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="retail-segments", description=__doc__.split("\n\n")[0].replace("\n", " ")
@@ -413,7 +466,11 @@ def main(argv: list[str] | None = None) -> int:
         "clean-warehouse": _clean_warehouse,
     }
     try:
-        return commands[args.command](args.rest)
+        with _one_at_a_time(args.command) as busy:
+            if busy:
+                print(f"error: {busy}", file=sys.stderr)
+                return 2
+            return commands[args.command](args.rest)
     except KeyboardInterrupt:
         print(
             f"\ninterrupted: `{args.command}` stopped before it finished. A build publishes the"

@@ -29,6 +29,7 @@ build could match to it). Otherwise the whole build runs with ``--full-refresh``
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -255,11 +256,20 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFi
                 role="Daily files' folder",
             )
     matches = glob.glob(str(anchored))
-    files = sorted({Path(match).resolve() for match in matches}, key=daily_file_order)
     fix = (
         "move it out of the folder, or set "
         f"{INCOMING_GLOB_ENV} to a pattern of the daily files only, e.g. data/incoming/*.csv.zst"
     )
+    for match in map(Path, matches):
+        if match.is_symlink() and not match.exists():  # its target is missing, or a loop
+            raise InputError(
+                match,
+                f"matches {INCOMING_GLOB_ENV} ({pattern}) but is a symbolic link to"
+                f" {os.readlink(match)}, which does not lead to a file",
+                fix="point the link at the daily file, or remove it",
+                role="Daily file",
+            )
+    files = sorted({Path(match).resolve() for match in matches}, key=daily_file_order)
     for path in files:
         if not path.is_file():
             raise InputError(
@@ -705,6 +715,13 @@ class PendingRefresh:
             ) from error
 
 
+def inputs_key(raw: LandedFile, incoming: Sequence[LandedFile]) -> str:
+    """One value for the input files of a build: their roles, paths and SHA-256, in order."""
+    parts = [("raw", str(raw.path), raw.sha256)]
+    parts += [("incoming", str(item.path), item.sha256) for item in incoming]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
 def _move_legacy_pending_record(landing: Path, record: PendingRefresh, built: bool) -> None:
     """Versions before the record moved into the warehouse kept it as ``REFRESH_PENDING_NAME`` in
     the DuckDB build's landing folder: a rebuild it says is pending is recorded in the warehouse
@@ -725,15 +742,18 @@ def _move_legacy_pending_record(landing: Path, record: PendingRefresh, built: bo
 @dataclass(frozen=True)
 class BuiltVars:
     """The record of the vars (name and value as dbt renders it) of the warehouse's last whole
-    build that succeeded: a build limited by --select with other vars would build the selected
-    models with them beside tables built with the old, and the publish would serve that mix.
+    build that succeeded, and whether a build or run started since has not finished: a build
+    limited by --select with other vars, or after a run that stopped half-way, would build the
+    selected models beside tables built from other vars or inputs, and the publish would serve
+    that mix.
 
     It lives with the warehouse, so it goes where the warehouse goes: in the DuckDB file
-    (``BUILT_VARS_TABLE``: one row, the vars as JSON and whether the record still holds), or as
-    ``BUILT_VARS_NAME`` in the Spark build's folder. dbt's hooks keep the DuckDB one
-    (macros/built_vars.sql): written after a whole build that succeeded, marked as no longer
-    holding when a build or run with other vars starts (it may replace tables before it ends).
-    The Spark launcher keeps its own the same way, with `write`."""
+    (``BUILT_VARS_TABLE``: one row: the vars as JSON, whether the record still holds, the key of
+    the inputs it was built from, whether a run is unfinished), or as ``BUILT_VARS_NAME`` in the
+    Spark build's folder. dbt's hooks keep the DuckDB one (macros/built_vars.sql): written after a
+    whole build that succeeded; when any build or run starts, marked unfinished, and as no longer
+    holding if its vars or inputs differ (it may replace tables before it ends); marked finished
+    when every node of a run succeeded. The Spark launcher keeps its own the same way."""
 
     engine: str
     warehouse: Path
@@ -744,31 +764,61 @@ class BuiltVars:
         info = json.loads(stamp.read_text())
         return cls(str(info.get("engine", "duckdb")), Path(info["warehouse"]))
 
-    def read(self) -> dict[str, str] | None:
-        """The recorded vars, or None when no record holds."""
+    def _state(self) -> tuple[list[dict[str, str]], bool, bool] | None:
+        """(vars items, valid, unfinished), or None without a readable record."""
         if self.engine == "spark":
             try:
                 record = json.loads((self.warehouse / BUILT_VARS_NAME).read_text())
-            except (OSError, json.JSONDecodeError):
+                return (
+                    list(record.get("vars") or []),
+                    record.get("valid") is True,
+                    record.get("unfinished") is True,
+                )
+            except (OSError, ValueError, AttributeError):
                 return None
-            valid, items = record.get("valid") is True, record.get("vars") or []
-        else:
-            try:
-                rows = _record_rows(self.warehouse, BUILT_VARS_TABLE, "vars_json, valid")
-            except duckdb.Error:
-                return None  # unreadable counts as no record: a selected build is refused
+        try:
+            rows = _record_rows(self.warehouse, BUILT_VARS_TABLE, "*")
             if rows is None or len(rows) != 1:
                 return None
-            valid, items = rows[0][1] is True, json.loads(rows[0][0])
-        if not valid:
+            with duckdb.connect(str(self.warehouse), read_only=True) as connection:
+                names = [
+                    row[0]
+                    for row in connection.execute(
+                        "select column_name from information_schema.columns where table_schema = ?"
+                        " and table_name = ? order by ordinal_position",
+                        list(BUILT_VARS_TABLE),
+                    ).fetchall()
+                ]
+            row = dict(zip(names, rows[0], strict=True))
+            return json.loads(row["vars_json"]), row["valid"] is True, row.get("unfinished") is True
+        except (duckdb.Error, KeyError, ValueError):
+            return None  # unreadable counts as no record: a selected build is refused
+
+    def read(self) -> dict[str, str] | None:
+        """The recorded vars, or None when no record holds (none, marked as no longer holding, or
+        a build or run started since has not finished)."""
+        state = self._state()
+        if state is None or not state[1] or state[2]:
             return None
-        return {str(item["name"]): str(item["value"]) for item in items}
+        return {str(item["name"]): str(item["value"]) for item in state[0]}
+
+    def unfinished(self) -> bool:
+        """Whether a build or run started on the warehouse has not finished: it stopped, or a
+        model or test failed, so its tables may come from two runs."""
+        state = self._state()
+        return state is not None and state[2]
 
     def write(self, items: Sequence[Mapping[str, str]] | None) -> None:
         """Record these vars (``{"name", "value"}`` items, as in a stamp) as those of the last
-        whole build that succeeded; None marks the record as no longer holding."""
+        whole build that succeeded (finished, with the inputs key recorded before); None marks
+        the record as no longer holding."""
         if self.engine == "spark":
-            record = {"vars": list(items or []), "valid": items is not None}
+            state = self._state()
+            record = {
+                "vars": list(items or (state[0] if state else [])),
+                "valid": items is not None,
+                "unfinished": False if items is not None else bool(state and state[2]),
+            }
             (self.warehouse / BUILT_VARS_NAME).write_text(json.dumps(record) + "\n")
             return
         table = ".".join(BUILT_VARS_TABLE)
@@ -777,13 +827,54 @@ class BuiltVars:
                 connection.execute(f"update {table} set valid = false")
                 return
             # as the hooks write it: DuckDB's own JSON text of the same list
+            vars_json = (
+                "cast(to_json(cast($items as struct(name varchar, value varchar)[])) as varchar)"
+            )
+            parameters = {"items": [{"name": i["name"], "value": i["value"]} for i in items]}
+            exists = connection.execute(
+                "select count(*) from information_schema.tables where table_schema = ?"
+                " and table_name = ?",
+                list(BUILT_VARS_TABLE),
+            ).fetchall()[0][0]
+            if exists:
+                connection.execute(
+                    f"alter table {table} add column if not exists unfinished boolean default false"
+                )
+                connection.execute(
+                    f"update {table} set vars_json = {vars_json}, valid = true, unfinished = false",
+                    parameters,
+                )
+                return
             connection.execute(f"create schema if not exists {BUILT_VARS_TABLE[0]}")
             connection.execute(
-                f"create or replace table {table} as select"
-                " cast(to_json(cast($items as struct(name varchar, value varchar)[])) as varchar)"
-                " as vars_json, true as valid",
-                {"items": [{"name": item["name"], "value": item["value"]} for item in items]},
+                f"create table {table} as select {vars_json} as vars_json, true as valid,"
+                " cast(null as varchar) as inputs_key, false as unfinished",
+                parameters,
             )
+
+    def start(self, vars_differ: bool) -> None:
+        """Spark launcher, before its dbt run (the DuckDB hooks do this): a run has started, and
+        the record stops holding if its vars differ."""
+        state = self._state()
+        if state is None:
+            return
+        record = {"vars": state[0], "valid": state[1] and not vars_differ, "unfinished": True}
+        (self.warehouse / BUILT_VARS_NAME).write_text(json.dumps(record) + "\n")
+
+    def finish(self) -> None:
+        """Spark launcher, after a run in which every node succeeded: it finished."""
+        state = self._state()
+        if state is None:
+            return
+        record = {"vars": state[0], "valid": state[1], "unfinished": False}
+        (self.warehouse / BUILT_VARS_NAME).write_text(json.dumps(record) + "\n")
+
+
+# Why a build limited to some models, or a backfill, must not follow a run that did not finish.
+UNFINISHED_RUN = (
+    "the last build or run on this warehouse did not finish (it was stopped, or a model or test"
+    " failed), so its tables may come from different inputs or vars"
+)
 
 
 def vars_since_built(stamp: Path) -> tuple[str, ...] | None:
@@ -841,6 +932,11 @@ def selected_build_problem(
             f" {limited} would bring their lines into the selected models"
             f" only, and publish that mix; nothing was built.\n{fix})."
         )
+    if BuiltVars.of_stamp(prepared.stamp).unfinished():
+        return (
+            f"{UNFINISHED_RUN}; a build {limited} would build the selected models beside them,"
+            f" and publish that mix; nothing was built.\n{fix})."
+        )
     changed = vars_since_built(prepared.stamp)
     if changed == ():
         return None
@@ -848,7 +944,7 @@ def selected_build_problem(
         f"the vars differ from the last whole build's ({'; '.join(changed)})"
         if changed
         else "no whole build that succeeded is recorded with the vars it used (a warehouse of"
-        " an earlier version, or a build with other vars started since)"
+        " an earlier version, or a build with other vars or inputs started since)"
     )
     return (
         f"{why}; a build {limited} would build the selected models with"
@@ -1100,11 +1196,8 @@ def _prepare(
     if identity.full_refresh and "--full-refresh" not in args:
         args.append("--full-refresh")
 
-    if identity.full_refresh:
-        record.write(causes)
-    elif loaded is None and read_warehouse:
-        # no warehouse yet (or a new one): nothing is half-rebuilt
-        record.write(None)
+    # the rebuild is recorded as pending by the dbt run that starts it (macros/refresh_state.sql;
+    # the Spark launcher), not here: a prepare alone, or a build refused after it, starts none
     prepared = _link_set(landing, raw, incoming)
     stamp = {
         "prepared_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -1121,6 +1214,8 @@ def _prepare(
         "meta": meta.fingerprints,
         "full_refresh": identity.full_refresh,
         "reasons": list(identity.reasons),
+        # what the run that starts the rebuild records as pending (`PendingRefresh`)
+        "refresh_causes": list(causes) if identity.full_refresh else [],
         "vars": [
             {"name": name, "value": var_text(raw_values[name])} for name in ProjectVars.model_fields
         ],
@@ -1128,6 +1223,8 @@ def _prepare(
             _file_entry("raw", raw, prepared),
             *(_file_entry("incoming", item, prepared) for item in incoming),
         ],
+        # the inputs in one value, for the record of the last whole build (`BuiltVars`)
+        "inputs_key": inputs_key(raw, incoming),
     }
     (prepared / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n")
     _switch_current(landing, prepared)

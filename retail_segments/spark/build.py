@@ -16,6 +16,7 @@ on one SparkSession, in one Python process.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -165,11 +166,14 @@ def build(dbt_args: list[str]) -> int:
     _announce(prepared, root, len(registered), seconds)
     env = {**prepared.env, SPARK_DIR_ENV: str(root)}
     python_models.install(session)
-    # the vars of the last whole build stop holding once a run with others starts (the DuckDB
-    # build's hooks do this: macros/built_vars.sql)
+    # what the DuckDB build's hooks record (macros/built_vars.sql, macros/refresh_state.sql):
+    # a run has started (the vars of the last whole build stop holding if these differ), and the
+    # rebuild the inputs need is pending until a whole build succeeds
     built = BuiltVars.of_stamp(prepared.stamp)
-    if vars_since_built(prepared.stamp):
-        built.write(None)
+    pending = PendingRefresh(built.engine, built.warehouse)
+    built.start(vars_differ=bool(vars_since_built(prepared.stamp)))
+    if prepared.identity.full_refresh:
+        pending.write(json.loads(prepared.stamp.read_text())["refresh_causes"])
     code = run_dbt_in_process(["build", *prepared.dbt_args], env, project_root)
     if code != 0:
         print(
@@ -177,10 +181,10 @@ def build(dbt_args: list[str]) -> int:
             file=sys.stderr,
         )
         return code
-    if prepared.identity.full_refresh:
-        # the rebuild the inputs needed is done (the DuckDB build's on-run-end hook does this)
-        PendingRefresh(built.engine, built.warehouse).write(None)
-    if not has_selection(dbt_args, environ, project_root):
+    if has_selection(dbt_args, environ, project_root):
+        built.finish()
+    else:
+        pending.write(None)
         built.write(stamp_vars(prepared.stamp))
     return publish_spark_build(env, list(prepared.dbt_args), tables)
 

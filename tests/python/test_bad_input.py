@@ -628,6 +628,32 @@ def test_a_selected_build_is_refused_when_the_inputs_need_a_rebuild_from_scratch
     assert guarded.serving_state() == serving_before
 
 
+def test_a_second_command_on_a_warehouse_in_use_is_refused(
+    guarded: Guarded, synthetic_raw: Path, cli_in_process: CliInProcess
+) -> None:
+    """While a build (or backfill, prepare, clean-warehouse) runs, a second one on the same
+    warehouse would switch the landed inputs under it: refused before it changes anything."""
+    import fcntl
+
+    warehouse = guarded.workspace.warehouse
+    lock = warehouse.with_name(f".{warehouse.name}.lock")
+    marts_before, serving_before = guarded.marts(), guarded.serving_state()
+    env = {"RETAIL_SERVING_DIR": str(guarded.serving)}
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for command in ("build", "prepare", "backfill"):
+            result = cli_in_process(guarded.workspace, synthetic_raw, command, env=env)
+            assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+            assert "another build, backfill, prepare or clean-warehouse is running" in (
+                result.stderr
+            )
+            assert "wait for it to finish" in result.stderr
+    assert guarded.marts() == marts_before
+    assert guarded.serving_state() == serving_before
+    released = cli_in_process(guarded.workspace, synthetic_raw, "prepare", env=env)
+    assert released.returncode == 0, released.stderr[-2000:]
+
+
 def _sales_lines(text: str) -> list[tuple[int, list[str]]]:
     """The unquoted lines the cleaning keeps (a customer, a positive quantity, a goods stock code
     and a price), with their 1-based line numbers in the file."""
@@ -774,6 +800,17 @@ def test_every_file_of_the_incoming_folder_is_read_or_refused(tmp_path: Path) ->
     (incoming / "2011-12").mkdir()
     with pytest.raises(InputError, match=r"2011-12' matches .* not a file"):
         preflight.incoming_files(tmp_path, {})
+    # a link that leads nowhere (its target missing, or a loop) is named as the link
+    (incoming / "2011-12").rmdir()
+    for target in ("../elsewhere/missing.csv", "2011-12-13.csv"):
+        link = incoming / "2011-12-13.csv"
+        link.symlink_to(target)
+        with pytest.raises(InputError) as error:
+            preflight.incoming_files(tmp_path, {})
+        assert f"Daily file '{link}' matches RETAIL_INCOMING_GLOB" in str(error.value)
+        assert f"symbolic link to {target}, which does not lead to a file" in str(error.value)
+        link.unlink()
+    (incoming / "2011-12").mkdir()
     # an explicit pattern is the user's choice: only what it matches is read
     narrowed = {"RETAIL_INCOMING_GLOB": str(incoming / "*.csv.zst")}
     assert [path.name for path in preflight.incoming_files(tmp_path, narrowed)[1]] == [

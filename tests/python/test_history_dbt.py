@@ -33,6 +33,7 @@ from retail_segments.ml.embedding import rfm_features
 from retail_segments.ml.naming import base_name, load_archetypes
 from retail_segments.ml.segmentation import run_tsne_stage
 from retail_segments.ops.backfill import HISTORY_MODEL, dropped_history_note, history_dates
+from retail_segments.ops.preflight import UNFINISHED_RUN, BuiltVars
 from retail_segments_dev import reference
 
 pytestmark = pytest.mark.dbt
@@ -309,14 +310,26 @@ def test_backfill_after_a_failed_build_says_to_build_first(
 
 
 def test_a_killed_build_leaves_a_usable_warehouse_equal_to_a_clean_build(
-    tmp_path: Path, synthetic_build: Workspace, synthetic_raw: Path
+    tmp_path: Path, synthetic_build: Workspace, synthetic_raw: Path, cli_in_process: CliInProcess
 ) -> None:
     """Kill ``dbt build`` (SIGKILL) over a built warehouse while it rewrites the incremental RFM
     history, build again, and compare every table with the session's clean build: the second full
-    build on the same input gives identical tables, nothing half-written survives."""
+    build on the same input gives identical tables, nothing half-written survives. Until then the
+    warehouse records the unfinished run: a selected build or a backfill (which would publish its
+    half-built tables) is refused."""
     workspace = copy_workspace(synthetic_build, tmp_path / "killed")
+    record = BuiltVars("duckdb", workspace.warehouse)
+    assert not record.unfinished() and record.read() is not None
     kill_build_once_started(workspace, synthetic_raw, "intermediate.int_customer_rfm__history")
+    assert record.unfinished() and record.read() is None
+    serving = {"RETAIL_SERVING_DIR": str(tmp_path / "serving")}
+    for command in (["build", "-s", "customer_rfm"], ["backfill", "--start", "2011-10"]):
+        refused = cli_in_process(workspace, synthetic_raw, *command, env=serving)
+        assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-2000:]
+        assert UNFINISHED_RUN in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "serving").exists()
     assert_built(workspace.build(synthetic_raw))
+    assert not record.unfinished() and record.read() is not None
     rebuilt = table_checksums(workspace, NOT_REPRODUCIBLE, DIGITS)
     clean = table_checksums(synthetic_build, NOT_REPRODUCIBLE, DIGITS)
     # the registry as each build found it: empty for the session's first build, this data's own

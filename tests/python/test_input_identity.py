@@ -243,6 +243,35 @@ def test_the_vars_of_the_last_whole_build_are_compared_with_the_prepared_ones(
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_a_run_that_did_not_finish_voids_the_record_until_a_whole_build(
+    engine: str, tmp_path: Path
+) -> None:
+    """A build or run marks the record unfinished when it starts (the DuckDB hook, the Spark
+    launcher's `start`) and finished only when every node succeeded; meanwhile no record holds."""
+    warehouse = tmp_path / ("w.duckdb" if engine == "duckdb" else "spark")
+    if engine == "spark":
+        warehouse.mkdir()
+    record = BuiltVars(engine, warehouse)
+    items = [{"name": "rfm_as_of", "value": "2011-06-01"}]
+    record.write(items)
+    assert record.read() == {"rfm_as_of": "2011-06-01"} and not record.unfinished()
+    if engine == "duckdb":
+        with duckdb.connect(str(warehouse)) as connection:  # as invalidate_built_vars() does
+            connection.execute("update landing.built_vars set unfinished = true")
+    else:
+        record.start(vars_differ=False)
+    assert record.unfinished() and record.read() is None
+    if engine == "spark":
+        record.finish()
+        assert record.read() == {"rfm_as_of": "2011-06-01"}
+        record.start(vars_differ=True)
+        record.finish()
+        assert record.read() is None and not record.unfinished()
+    record.write(items)  # a whole build that succeeded
+    assert record.read() == {"rfm_as_of": "2011-06-01"} and not record.unfinished()
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
 def test_a_pending_rebuild_is_read_until_it_is_marked_done(engine: str, tmp_path: Path) -> None:
     """The record prepare writes beside the warehouse's tables (a table of the DuckDB file, a file
     of the Spark folder), as the DuckDB hook (macros/refresh_state.sql) and the Spark launcher
@@ -376,6 +405,8 @@ def test_plain_dbt_refuses_what_was_not_prepared(
     prepared = run_cli(workspace, raw, "prepare")
     assert prepared.returncode == 0, prepared.stderr
     assert "Next: dbt build --full-refresh" in prepared.stdout  # another path than the build's
+    # a prepare alone starts no rebuild: the dbt run that starts one records it as pending
+    assert PendingRefresh("duckdb", workspace.warehouse).read() is None
     marts = {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")}
     env = {
         **os.environ,
