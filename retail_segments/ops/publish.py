@@ -36,6 +36,7 @@ copy as it was.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -209,9 +210,33 @@ def publish(
     info.build_id and return what was published. Raises (leaving the previous serving copy
     untouched) if the warehouse cannot be read or the copy does not verify."""
     destination.mkdir(parents=True, exist_ok=True)
+    # one publish at a time per serving folder (two warehouses may share one): the DuckDB file and
+    # the Parquet link are replaced in two steps, which must not interleave with another's. The
+    # lock is the folder's own (flock on it), released when the process ends or is killed.
+    folder = os.open(destination, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        return _publish_locked(warehouse, destination, info, relations)
+    finally:
+        os.close(folder)
+
+
+def _sweep_staged(destination: Path, parquet_root: Path) -> None:
+    """Remove what a publish that was killed left staged (under the publish lock, so no other
+    publish is staging now)."""
+    for leftover in destination.glob(f".{SERVING_DB_NAME}.*.tmp*"):
+        leftover.unlink(missing_ok=True)
+    for leftover in parquet_root.glob(".*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _publish_locked(
+    warehouse: Path, destination: Path, info: BuildInfo, relations: Sequence[Relation]
+) -> Published:
     staged_db = destination / f".{SERVING_DB_NAME}.{info.build_id}.tmp"
     parquet_root = destination / PARQUET_DIR_NAME
     parquet_root.mkdir(exist_ok=True)
+    _sweep_staged(destination, parquet_root)
     staged_parquet = parquet_root / f".{info.build_id}.tmp"
     try:
         row_counts, missing = write_serving_copy(warehouse, staged_db, relations, info)

@@ -322,6 +322,28 @@ def test_a_publish_that_fails_leaves_the_previous_copy_untouched(
     ]
 
 
+def test_a_publish_sweeps_what_a_killed_publish_left_staged(tmp_path: Path) -> None:
+    """A publish killed while staging leaves its staged copy (full size) and Parquet folder; the
+    next publish, which holds the serving folder's lock, removes them."""
+    serving = tmp_path / "serving"
+    _publish(_make_warehouse(tmp_path / "a.duckdb", 3), serving, "20250101T0Z-a")
+    staged = [
+        serving / f".{publish.SERVING_DB_NAME}.20250101T1Z-k.tmp",
+        serving / f".{publish.SERVING_DB_NAME}.20250101T1Z-k.tmp.wal",
+    ]
+    for path in staged:
+        path.write_bytes(b"half a copy")
+    (serving / "parquet" / ".20250101T1Z-k.tmp").mkdir()
+    (serving / "parquet" / ".20250101T1Z-k.tmp" / "customer_rfm.parquet").write_bytes(b"x")
+    _publish(_make_warehouse(tmp_path / "b.duckdb", 4), serving, "20250102T0Z-b")
+    assert sorted(path.name for path in serving.iterdir()) == ["parquet", publish.SERVING_DB_NAME]
+    assert sorted(path.name for path in (serving / "parquet").iterdir()) == [
+        "20250101T0Z-a",
+        "20250102T0Z-b",
+        "current",
+    ]
+
+
 def test_verify_rejects_a_copy_unlike_its_record(tmp_path: Path) -> None:
     warehouse = _make_warehouse(tmp_path / "wh.duckdb", n_orders=4)
     copies = []
