@@ -13,7 +13,8 @@ problem and the valid range, and the warehouse is left untouched.
 
 Each month end then runs ``dbt build --select int_customer_rfm__history --vars '{rfm_as_of: ...}'``
 (the other vars those of the last whole build, which the warehouse must record: `month_vars`),
-which replaces that date's rows of the RFM history (so running a backfill twice changes nothing);
+which adds that date's rows to the RFM history and computes every date it already holds again
+from the current lines (so running a backfill twice changes nothing);
 the last one builds every model of the history (``tag:history``): the history is scored again
 with the registry's current classifier and the migration marts are rebuilt. No classifier is
 trained and ``marts.customer_rfm`` / ``marts.customer_segments`` are not touched.

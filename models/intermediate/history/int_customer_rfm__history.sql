@@ -1,18 +1,23 @@
 {#-
-  RFM per customer at every as-of date computed so far: the one home of the RFM query. Each run
-  computes the RFM as of var('rfm_as_of') (midnight; only purchases strictly before it count)
-  and replaces that date's rows (delete+insert on rfm_as_of), leaving the other dates as they
-  were. marts.customer_rfm is this model's rows at the build's var('rfm_as_of');
-  `python -m retail_segments backfill` runs this model once per month end with
-  --vars '{rfm_as_of: ...}' to fill the segment history. Re-running a date rewrites the same rows,
-  so a backfill run twice changes nothing. `dbt build --full-refresh` starts afresh.
+  RFM per customer at every as-of date computed so far: the one home of the RFM query. A first
+  run (or `dbt build --full-refresh`, which starts afresh) computes the RFM as of
+  var('rfm_as_of') (midnight; only purchases strictly before it count). An incremental run
+  computes it again at EVERY as-of date the table holds, plus var('rfm_as_of'), from the current
+  lines with the same rules, and replaces those dates' rows (delete+insert on rfm_as_of): a late
+  line dated before a stored month end (a daily file loaded incrementally) reaches that month
+  end, and every date reads the same input as the marts. marts.customer_rfm is this model's rows
+  at the build's var('rfm_as_of'); `python -m retail_segments backfill` runs this model once per
+  month end with --vars '{rfm_as_of: ...}' to fill the segment history. Re-running a date rewrites
+  the same rows, so a backfill run twice changes nothing. Cost: the lines are joined to every
+  stored date (about 13 after a whole backfill), each run.
 
   recency_days = whole days from the last purchase to the as-of moment; frequency = distinct
   invoices; monetary = the lines' value as known at the as-of moment: total_price when the return
   that cancels part of a line was made before it, else the line's gross value
   (int_sales_lines__returns_dated), so a month end backfilled later reads the same revenue as a
   build on that day did. At the build's own as-of date, after the last line, that is total_price.
-  Scores 1-5 are quintiles by ntile(5); ties are broken
+  Everything below is per as-of date (grouped or partitioned by rfm_as_of): dates never mix.
+  Scores 1-5 are quintiles by ntile(5) over that date's customers; ties are broken
   by customer_id (ascending), so every build gives the same scores:
     r_score: most recent = 5 (order by recency_days desc, customer_id)
     f_score: most invoices = 5 (order by frequency, customer_id)
@@ -49,9 +54,23 @@ strategies as (
 
 ),
 
+{% if is_incremental() %}
+stored_dates as (
+
+    select distinct rfm_as_of from {{ this }}
+
+),
+{% endif %}
+
 as_of as (
 
+    -- the build's date and, on an incremental run, every date already stored: each is computed
+    -- again from the current lines
     select {{ timestamp_var('rfm_as_of') }} as rfm_as_of
+    {%- if is_incremental() %}
+    union
+    select rfm_as_of from stored_dates
+    {%- endif %}
 
 ),
 
@@ -97,11 +116,14 @@ with_recency as (
 
 thresholds as (
 
-    -- 95th percentiles over all customers, linear interpolation (pandas' default quantile)
+    -- 95th percentiles over each date's customers, linear interpolation (pandas' default
+    -- quantile)
     select
+        rfm_as_of,
         {{ percentile_cont('frequency', 0.95) }} as frequency_p95,
         {{ percentile_cont('monetary', 0.95) }} as monetary_p95
     from with_recency
+    group by rfm_as_of
 
 ),
 
@@ -109,9 +131,11 @@ scored as (
 
     select
         *,
-        ntile(5) over (order by recency_days desc, customer_id asc) as r_score,
-        ntile(5) over (order by frequency, customer_id) as f_score,
-        ntile(5) over (order by monetary, customer_id) as m_score
+        ntile(5) over (
+            partition by rfm_as_of order by recency_days desc, customer_id asc
+        ) as r_score,
+        ntile(5) over (partition by rfm_as_of order by frequency, customer_id) as f_score,
+        ntile(5) over (partition by rfm_as_of order by monetary, customer_id) as m_score
     from with_recency
 
 ),
@@ -145,7 +169,8 @@ final as (
         scored.rfm_as_of
 
     from scored
-    cross join thresholds
+    inner join thresholds
+        on scored.rfm_as_of = thresholds.rfm_as_of
     inner join segment_map
         on scored.r_score = segment_map.r_score
         and scored.f_score = segment_map.f_score
