@@ -94,13 +94,14 @@
     {%- if not _built_vars_exists() -%}
         {{ return('') }}
     {%- endif -%}
-    {#- records of earlier versions have neither column: an unknown inputs key is not a difference -#}
+    {#- records of earlier versions have neither column: an unknown inputs key differs from every
+        key, so such a record holds again only after a whole build -#}
     alter table landing.built_vars add column if not exists inputs_key varchar;
     alter table landing.built_vars add column if not exists unfinished boolean default false;
     update landing.built_vars set
         valid = valid
             and vars_json is not distinct from ({{ _stamp_vars_json_sql() }})
-            and (inputs_key is null or inputs_key = ({{ _stamp_inputs_key_sql() }})),
+            and inputs_key is not distinct from ({{ _stamp_inputs_key_sql() }}),
         unfinished = true
 {%- endmacro %}
 

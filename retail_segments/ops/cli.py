@@ -34,7 +34,6 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO
 
 import duckdb
 
@@ -54,6 +53,7 @@ from retail_segments.ops.paths import (
 from retail_segments.ops.preflight import (
     PreflightError,
     PreparedBuild,
+    landing_dir,
     loaded_files,
     prepare,
     selected_build_problem,
@@ -389,48 +389,54 @@ _WRITERS = frozenset({"build", "prepare", "backfill", "clean-warehouse"})
 
 @contextlib.contextmanager
 def _one_at_a_time(command: str) -> Iterator[str | None]:
-    """Hold a lock beside the warehouse while a command that writes it runs, so that a second
-    one started meanwhile stops before it changes anything (its prepare would switch the landed
-    inputs under the first build); yields why it must stop, or None. The lock is the operating
-    system's (flock): a command that ends or is killed releases it. Without a usable warehouse
-    path no lock is taken, and the command's own checks say what is wrong."""
-    handle = _warehouse_lock(command)
-    if handle is None:
-        yield None
-        return
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            held = True
-        else:
-            held = False
+    """Hold locks on the warehouse (a file beside it) and on its landing folder while a command
+    that writes them runs, so that a second one started meanwhile, on the same warehouse or on
+    another warehouse sharing the landing folder, stops before it changes anything (its prepare
+    would switch the landed inputs under the first build); yields why it must stop, or None. The
+    locks are the operating system's (flock): a command that ends or is killed releases them.
+    Without a usable path no lock is taken, and the command's own checks say what is wrong."""
+    locks = _lock_files(command)
+    try:
+        held = []
+        for descriptor, name in locks:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                held.append(name)
         if held:
             yield (
                 "another build, backfill, prepare or clean-warehouse is running on this warehouse"
-                f" (it holds {handle.name}); nothing was built or changed.\n"
-                "  Fix: wait for it to finish, then run the command again."
+                f" or its landing folder (it holds {' and '.join(held)}); nothing was built or"
+                " changed.\n  Fix: wait for it to finish, then run the command again."
             )
         else:
             yield None
+    finally:
+        for descriptor, _name in locks:
+            os.close(descriptor)
 
 
-def _warehouse_lock(command: str) -> IO[str] | None:
-    """The open lock file of the warehouse a writing command works on, or None (see
-    `_one_at_a_time`)."""
+def _lock_files(command: str) -> list[tuple[int, str]]:
+    """Open descriptors (and names) of what a writing command locks: ``.<warehouse file>.lock``
+    beside the warehouse and the landing folder; none for other commands or unusable paths."""
     if command not in _WRITERS:
-        return None
+        return []
+    opened: list[tuple[int, str]] = []
     try:
         warehouse = warehouse_path(find_project_root(), os.environ)
         if warehouse.name.startswith((":", "md:")) or (
             warehouse.exists() and not warehouse.is_file()
         ):
-            return None  # refused by the checks (in memory, MotherDuck, a folder, a device)
+            return []  # refused by the checks (in memory, MotherDuck, a folder, a device)
         lock_path = warehouse.with_name(f".{warehouse.name}.lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        return lock_path.open("a")
+        opened.append((os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644), str(lock_path)))
+        landing = landing_dir(warehouse, os.environ)
+        landing.mkdir(parents=True, exist_ok=True)
+        opened.append((os.open(landing, os.O_RDONLY), f"the landing folder {landing}"))
     except (OSError, ValueError):
-        return None
+        pass  # what could be opened is locked; the command's checks name the rest
+    return opened
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -472,10 +478,16 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             return commands[args.command](args.rest)
     except KeyboardInterrupt:
+        again = (
+            "run `make build`, then the backfill again (a backfill stopped half-way leaves the"
+            " warehouse's record of its last whole build void)"
+            if args.command == "backfill"
+            else "run the command again"
+        )
         print(
             f"\ninterrupted: `{args.command}` stopped before it finished. A build publishes the"
             " serving copy only after every model and test passed, so it is as before unless"
-            " that had happened; run the command again.",
+            f" that had happened; {again}.",
             file=sys.stderr,
         )
         return 130

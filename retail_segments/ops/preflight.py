@@ -261,12 +261,20 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFi
         f"{INCOMING_GLOB_ENV} to a pattern of the daily files only, e.g. data/incoming/*.csv.zst"
     )
     for match in map(Path, matches):
-        if match.is_symlink() and not match.exists():  # its target is missing, or a loop
+        if match.is_symlink() and not match.is_file():  # a missing target, a loop, a folder
             raise InputError(
                 match,
                 f"matches {INCOMING_GLOB_ENV} ({pattern}) but is a symbolic link to"
                 f" {os.readlink(match)}, which does not lead to a file",
                 fix="point the link at the daily file, or remove it",
+                role="Daily file",
+            )
+        if match.is_dir():
+            raise InputError(
+                match,
+                f"matches {INCOMING_GLOB_ENV} ({pattern}) but is not a file (a folder?); the"
+                " daily files must lie directly in the folder",
+                fix=fix,
                 role="Daily file",
             )
     files = sorted({Path(match).resolve() for match in matches}, key=daily_file_order)
@@ -790,7 +798,14 @@ class BuiltVars:
                     ).fetchall()
                 ]
             row = dict(zip(names, rows[0], strict=True))
-            return json.loads(row["vars_json"]), row["valid"] is True, row.get("unfinished") is True
+            # a record of an earlier version (no inputs key, no unfinished mark) cannot say that
+            # no run stopped half-way since: it holds again after a whole build
+            current = "inputs_key" in row and "unfinished" in row
+            return (
+                json.loads(row["vars_json"]),
+                row["valid"] is True and current,
+                row.get("unfinished") is True,
+            )
         except (duckdb.Error, KeyError, ValueError):
             return None  # unreadable counts as no record: a selected build is refused
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import hashlib
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -629,7 +630,7 @@ def test_a_selected_build_is_refused_when_the_inputs_need_a_rebuild_from_scratch
 
 
 def test_a_second_command_on_a_warehouse_in_use_is_refused(
-    guarded: Guarded, synthetic_raw: Path, cli_in_process: CliInProcess
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
 ) -> None:
     """While a build (or backfill, prepare, clean-warehouse) runs, a second one on the same
     warehouse would switch the landed inputs under it: refused before it changes anything."""
@@ -648,6 +649,18 @@ def test_a_second_command_on_a_warehouse_in_use_is_refused(
                 result.stderr
             )
             assert "wait for it to finish" in result.stderr
+    # another warehouse sharing the landing folder would switch the landed inputs as well
+    landing = warehouse.parent / "landing"
+    other = Workspace(tmp_path / "other")
+    folder = os.open(landing, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        shared = {**env, "RETAIL_LANDING_DIR": str(landing)}
+        result = cli_in_process(other, synthetic_raw, "prepare", env=shared)
+        assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+        assert f"it holds the landing folder {landing}" in result.stderr
+    finally:
+        os.close(folder)
     assert guarded.marts() == marts_before
     assert guarded.serving_state() == serving_before
     released = cli_in_process(guarded.workspace, synthetic_raw, "prepare", env=env)
@@ -802,7 +815,7 @@ def test_every_file_of_the_incoming_folder_is_read_or_refused(tmp_path: Path) ->
         preflight.incoming_files(tmp_path, {})
     # a link that leads nowhere (its target missing, or a loop) is named as the link
     (incoming / "2011-12").rmdir()
-    for target in ("../elsewhere/missing.csv", "2011-12-13.csv"):
+    for target in ("../elsewhere/missing.csv", "2011-12-13.csv", str(tmp_path)):
         link = incoming / "2011-12-13.csv"
         link.symlink_to(target)
         with pytest.raises(InputError) as error:
