@@ -723,10 +723,14 @@ class PendingRefresh:
             ) from error
 
 
-def inputs_key(raw: LandedFile, incoming: Sequence[LandedFile]) -> str:
-    """One value for the input files of a build: their roles, paths and SHA-256, in order."""
+def inputs_key(raw: LandedFile, incoming: Sequence[LandedFile], project_root: Path) -> str:
+    """One value for what a build reads besides its vars: the input files' roles, paths and
+    SHA-256, in order, and the bytes of the project's seeds (a seed edited since the last whole
+    build changes the tables built from it)."""
     parts = [("raw", str(raw.path), raw.sha256)]
     parts += [("incoming", str(item.path), item.sha256) for item in incoming]
+    for seed in sorted((project_root / "seeds").glob("*.csv")):
+        parts.append(("seed", seed.name, hashlib.sha256(seed.read_bytes()).hexdigest()))
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -816,6 +820,17 @@ class BuiltVars:
         if state is None or not state[1] or state[2]:
             return None
         return {str(item["name"]): str(item["value"]) for item in state[0]}
+
+    def inputs_key(self) -> str | None:
+        """The key of the inputs (files and seeds) of the last whole build that succeeded, as the
+        DuckDB record holds it; None when unknown (no record, the Spark build's, an old one)."""
+        if self.engine == "spark":
+            return None
+        try:
+            rows = _record_rows(self.warehouse, BUILT_VARS_TABLE, "inputs_key")
+        except duckdb.Error:
+            return None  # no such column (an earlier version's record) or unreadable
+        return None if not rows or len(rows) != 1 or rows[0][0] is None else str(rows[0][0])
 
     def unfinished(self) -> bool:
         """Whether a build or run started on the warehouse has not finished: it stopped, or a
@@ -947,10 +962,21 @@ def selected_build_problem(
             f" {limited} would bring their lines into the selected models"
             f" only, and publish that mix; nothing was built.\n{fix})."
         )
-    if BuiltVars.of_stamp(prepared.stamp).unfinished():
+    built = BuiltVars.of_stamp(prepared.stamp)
+    if built.unfinished():
         return (
             f"{UNFINISHED_RUN}; a build {limited} would build the selected models beside them,"
             f" and publish that mix; nothing was built.\n{fix})."
+        )
+    recorded_inputs = built.inputs_key()
+    if recorded_inputs is not None and recorded_inputs != json.loads(
+        prepared.stamp.read_text()
+    ).get("inputs_key"):
+        return (
+            "the input files or the seeds differ from those of the last whole build (a daily"
+            f" file, or an edited seed); a build {limited} would build the selected models from"
+            f" them beside tables built from the others, and publish that mix; nothing was built."
+            f"\n{fix})."
         )
     changed = vars_since_built(prepared.stamp)
     if changed == ():
@@ -1239,7 +1265,7 @@ def _prepare(
             *(_file_entry("incoming", item, prepared) for item in incoming),
         ],
         # the inputs in one value, for the record of the last whole build (`BuiltVars`)
-        "inputs_key": inputs_key(raw, incoming),
+        "inputs_key": inputs_key(raw, incoming, project_root),
     }
     (prepared / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n")
     _switch_current(landing, prepared)

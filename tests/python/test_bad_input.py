@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 import zstandard
@@ -756,6 +757,17 @@ def test_a_selected_build_needs_the_vars_of_the_last_whole_build(
     assert "Traceback" not in result.stderr
     assert guarded.marts() == marts_before
     assert guarded.serving_state() == serving_before
+
+    # inputs other than the last whole build's (here: its recorded key of the files and seeds
+    # made another, as an edited seed makes it) are refused too
+    edited = copy_workspace(guarded.workspace, tmp_path / "edited")
+    with duckdb.connect(str(edited.warehouse)) as connection:
+        connection.execute("update landing.built_vars set inputs_key = 'another'")
+    result = cli_in_process(edited, synthetic_raw, "build", "-s", "customer_rfm", env=env)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "the input files or the seeds differ from those of the last whole build" in (
+        result.stderr
+    )
 
     # a run by hand with other vars (here of a view, on a copy) marks the record stale; the
     # record is in the warehouse, so the copy has it

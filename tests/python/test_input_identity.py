@@ -331,6 +331,31 @@ def test_a_pending_rebuild_recorded_in_the_landing_folder_moves_into_the_warehou
     assert record.read() is None and not legacy.exists()
 
 
+def test_the_inputs_key_changes_with_any_input_file_or_seed(tmp_path: Path) -> None:
+    """What the record of the last whole build keys besides the vars: every input file (path and
+    bytes) and the project's seeds (a seed edited since would mix with tables built from it)."""
+    from types import SimpleNamespace
+
+    from retail_segments.ops.preflight import inputs_key
+
+    root = tmp_path / "project"
+    (root / "seeds").mkdir(parents=True)
+    seed = root / "seeds" / "segment_archetypes.csv"
+    seed.write_text("name,recency\nloyal,30\n")
+    raw = SimpleNamespace(path=Path("/exports/raw.csv.zst"), sha256="a" * 64)
+    day = SimpleNamespace(path=Path("/exports/incoming/2011-12-10.csv"), sha256="b" * 64)
+    key = inputs_key(raw, [], root)
+    assert key == inputs_key(raw, [], root)
+    others = [
+        inputs_key(raw, [day], root),
+        inputs_key(SimpleNamespace(path=raw.path, sha256="c" * 64), [], root),
+        inputs_key(SimpleNamespace(path=Path("/other/raw.csv.zst"), sha256="a" * 64), [], root),
+    ]
+    seed.write_text("name,recency\nloyal,31\n")
+    others.append(inputs_key(raw, [], root))
+    assert len({key, *others}) == 5
+
+
 def _odd(root: Path) -> Path:
     """A directory whose path has an apostrophe, spaces and non-ASCII letters."""
     path = root / "O'Brien's exports" / "entrepôt données"
