@@ -6,7 +6,7 @@
   the mix; so would one after a run that stopped half-way (its first tables on new inputs, the
   rest on the old). The record is a table of the warehouse itself, so it goes where the warehouse
   goes: landing.built_vars, one row: vars_json (the stamp's vars as DuckDB's JSON), valid,
-  inputs_key (the stamp's key of the input files) and unfinished.
+  inputs_key (the stamp's key of the input files and seeds) and unfinished.
 
   - on-run-end, record_built_vars(): after a whole `dbt build` in which no node ended in error,
     failure or skip (whole_build_succeeded()), written with the vars and inputs key of the prepared

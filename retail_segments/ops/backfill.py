@@ -241,9 +241,8 @@ def dropped_history_note(before: Sequence[datetime], after: Sequence[datetime]) 
 NO_RECORD = (
     "the warehouse records no whole build that succeeded with the vars it used (a warehouse of"
     " an earlier version, a backfill that did not finish, or a run with other vars or inputs"
-    " since), and the backfill builds every"
-    " month with those vars; run `make build` first (with the --vars you want).\nNothing was"
-    " backfilled."
+    " since), and the backfill builds every month with those vars; run `make build` first (with"
+    " the --vars you want).\nNothing was backfilled."
 )
 
 

@@ -2,8 +2,8 @@
 warehouse must be rebuilt from scratch, and write the stamp that dbt's ``on-run-start`` hook checks.
 
 `prepare` runs before any dbt command of ``python -m retail_segments build`` (``make build``),
-``backfill`` and ``prepare``. No relation of the warehouse is replaced (only the record that a
-rebuild from scratch is pending may be written, `PendingRefresh`): a problem raises
+``backfill`` and ``prepare``. Nothing in the warehouse is replaced (only a pending-rebuild record
+of an earlier version is moved into it once, `_move_legacy_pending_record`): a problem raises
 `PreflightError` (an `InputError`, `SettingsError` or `RawDataNotFoundError` inside), so the
 last good marts and serving copy stay as they were.
 
@@ -632,11 +632,10 @@ def decide_identity(
     return Identity(bool(reasons), tuple(reasons))
 
 
-def _record_rows(
-    warehouse: Path, table: tuple[str, str], columns: str
-) -> list[tuple[Any, ...]] | None:
-    """The rows of a record table of the DuckDB warehouse (read only), or None when the warehouse
-    or the table does not exist; raises duckdb.Error when the file cannot be read."""
+def _record_rows(warehouse: Path, table: tuple[str, str]) -> list[dict[str, Any]] | None:
+    """The rows of a record table of the DuckDB warehouse (read only), each keyed by column name,
+    or None when the warehouse or the table does not exist; raises duckdb.Error when the file
+    cannot be read."""
     if not warehouse.exists():
         return None
     with duckdb.connect(str(warehouse), read_only=True) as connection:
@@ -647,19 +646,22 @@ def _record_rows(
         ).fetchall()[0][0]
         if not found:
             return None
-        return connection.execute(f"select {columns} from {'.'.join(table)}").fetchall()
+        cursor = connection.execute(f"select * from {'.'.join(table)}")
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 @dataclass(frozen=True)
 class PendingRefresh:
     """Whether a rebuild from scratch that the inputs required has not finished, and why.
 
-    ``prepare`` records it (`write`) when the inputs force a rebuild, before dbt runs. dbt's full
-    refresh replaces one relation after the other, so a rebuild that fails or is killed half-way
-    leaves the cleaning chain's first table on the new inputs and the later ones on the old: the
-    input identity, read from the first, would then take the inputs as loaded. The record makes
-    the next build rebuild again. A successful full-refresh build of the whole project marks it
-    done: the DuckDB build's on-run-end hook (macros/refresh_state.sql), the Spark launcher.
+    The dbt run that starts the rebuild the inputs force records it, before it replaces any
+    relation: the DuckDB build's on-run-start hook (macros/refresh_state.sql, from the prepared
+    stamp), the Spark launcher (`write`). dbt's full refresh replaces one relation after the
+    other, so a rebuild that fails or is killed half-way leaves the cleaning chain's first table
+    on the new inputs and the later ones on the old: the input identity, read from the first,
+    would then take the inputs as loaded. The record makes the next build rebuild again. A whole
+    build that succeeded marks it done: the on-run-end hook, the Spark launcher.
 
     It lives with the warehouse, so that another landing folder cannot hide it: in the DuckDB file
     (``REFRESH_PENDING_TABLE``, while the rebuild is pending: pending, and the reasons as JSON;
@@ -682,13 +684,13 @@ class PendingRefresh:
                 state = json.loads(text)
                 pending, reasons = state.get("pending"), state.get("reasons") or []
             else:
-                rows = _record_rows(self.warehouse, REFRESH_PENDING_TABLE, "pending, reasons_json")
+                rows = _record_rows(self.warehouse, REFRESH_PENDING_TABLE)
                 if rows is None:
                     return None
                 if len(rows) != 1:
                     return unreadable
-                pending, reasons = rows[0][0], json.loads(rows[0][1] or "[]")
-        except (OSError, ValueError, AttributeError, duckdb.Error):
+                pending, reasons = rows[0]["pending"], json.loads(rows[0]["reasons_json"] or "[]")
+        except (OSError, ValueError, AttributeError, KeyError, duckdb.Error):
             return unreadable
         if not pending:
             return None
@@ -701,7 +703,7 @@ class PendingRefresh:
             state = {"pending": pending, "reasons": list(reasons or [])}
             (self.warehouse / REFRESH_PENDING_NAME).write_text(json.dumps(state) + "\n")
             return
-        if not pending and _record_rows(self.warehouse, REFRESH_PENDING_TABLE, "pending") is None:
+        if not pending and _record_rows(self.warehouse, REFRESH_PENDING_TABLE) is None:
             return  # nothing was pending
         schema, table = REFRESH_PENDING_TABLE
         try:
@@ -776,39 +778,32 @@ class BuiltVars:
         info = json.loads(stamp.read_text())
         return cls(str(info.get("engine", "duckdb")), Path(info["warehouse"]))
 
-    def _state(self) -> tuple[list[dict[str, str]], bool, bool] | None:
-        """(vars items, valid, unfinished), or None without a readable record."""
+    def _state(self) -> _RecordState | None:
+        """The record as it is, or None without a readable one."""
         if self.engine == "spark":
             try:
                 record = json.loads((self.warehouse / BUILT_VARS_NAME).read_text())
-                return (
+                return _RecordState(
                     list(record.get("vars") or []),
                     record.get("valid") is True,
                     record.get("unfinished") is True,
+                    None,
                 )
             except (OSError, ValueError, AttributeError):
                 return None
         try:
-            rows = _record_rows(self.warehouse, BUILT_VARS_TABLE, "*")
+            rows = _record_rows(self.warehouse, BUILT_VARS_TABLE)
             if rows is None or len(rows) != 1:
                 return None
-            with duckdb.connect(str(self.warehouse), read_only=True) as connection:
-                names = [
-                    row[0]
-                    for row in connection.execute(
-                        "select column_name from information_schema.columns where table_schema = ?"
-                        " and table_name = ? order by ordinal_position",
-                        list(BUILT_VARS_TABLE),
-                    ).fetchall()
-                ]
-            row = dict(zip(names, rows[0], strict=True))
+            row = rows[0]
             # a record of an earlier version (no inputs key, no unfinished mark) cannot say that
             # no run stopped half-way since: it holds again after a whole build
             current = "inputs_key" in row and "unfinished" in row
-            return (
+            return _RecordState(
                 json.loads(row["vars_json"]),
                 row["valid"] is True and current,
                 row.get("unfinished") is True,
+                None if row.get("inputs_key") is None else str(row["inputs_key"]),
             )
         except (duckdb.Error, KeyError, ValueError):
             return None  # unreadable counts as no record: a selected build is refused
@@ -817,26 +812,21 @@ class BuiltVars:
         """The recorded vars, or None when no record holds (none, marked as no longer holding, or
         a build or run started since has not finished)."""
         state = self._state()
-        if state is None or not state[1] or state[2]:
+        if state is None or not state.valid or state.unfinished:
             return None
-        return {str(item["name"]): str(item["value"]) for item in state[0]}
+        return {str(item["name"]): str(item["value"]) for item in state.vars}
 
     def inputs_key(self) -> str | None:
         """The key of the inputs (files and seeds) of the last whole build that succeeded, as the
         DuckDB record holds it; None when unknown (no record, the Spark build's, an old one)."""
-        if self.engine == "spark":
-            return None
-        try:
-            rows = _record_rows(self.warehouse, BUILT_VARS_TABLE, "inputs_key")
-        except duckdb.Error:
-            return None  # no such column (an earlier version's record) or unreadable
-        return None if not rows or len(rows) != 1 or rows[0][0] is None else str(rows[0][0])
+        state = self._state()
+        return None if state is None else state.inputs_key
 
     def unfinished(self) -> bool:
         """Whether a build or run started on the warehouse has not finished: it stopped, or a
         model or test failed, so its tables may come from two runs."""
         state = self._state()
-        return state is not None and state[2]
+        return state is not None and state.unfinished
 
     def write(self, items: Sequence[Mapping[str, str]] | None) -> None:
         """Record these vars (``{"name", "value"}`` items, as in a stamp) as those of the last
@@ -844,12 +834,10 @@ class BuiltVars:
         the record as no longer holding."""
         if self.engine == "spark":
             state = self._state()
-            record = {
-                "vars": list(items or (state[0] if state else [])),
-                "valid": items is not None,
-                "unfinished": False if items is not None else bool(state and state[2]),
-            }
-            (self.warehouse / BUILT_VARS_NAME).write_text(json.dumps(record) + "\n")
+            if items is not None:
+                self._write_spark(items, valid=True, unfinished=False)
+            elif state is not None:
+                self._write_spark(state.vars, valid=False, unfinished=state.unfinished)
             return
         table = ".".join(BUILT_VARS_TABLE)
         with duckdb.connect(str(self.warehouse)) as connection:
@@ -886,18 +874,30 @@ class BuiltVars:
         """Spark launcher, before its dbt run (the DuckDB hooks do this): a run has started, and
         the record stops holding if its vars differ."""
         state = self._state()
-        if state is None:
-            return
-        record = {"vars": state[0], "valid": state[1] and not vars_differ, "unfinished": True}
-        (self.warehouse / BUILT_VARS_NAME).write_text(json.dumps(record) + "\n")
+        if state is not None:
+            self._write_spark(state.vars, state.valid and not vars_differ, unfinished=True)
 
     def finish(self) -> None:
         """Spark launcher, after a run in which every node succeeded: it finished."""
         state = self._state()
-        if state is None:
-            return
-        record = {"vars": state[0], "valid": state[1], "unfinished": False}
+        if state is not None:
+            self._write_spark(state.vars, state.valid, unfinished=False)
+
+    def _write_spark(
+        self, items: Sequence[Mapping[str, str]], valid: bool, unfinished: bool
+    ) -> None:
+        record = {"vars": list(items), "valid": valid, "unfinished": unfinished}
         (self.warehouse / BUILT_VARS_NAME).write_text(json.dumps(record) + "\n")
+
+
+class _RecordState(NamedTuple):
+    """A `BuiltVars` record as read: its vars items, whether it holds, whether a run is
+    unfinished, and its inputs key (None when unknown)."""
+
+    vars: list[dict[str, str]]
+    valid: bool
+    unfinished: bool
+    inputs_key: str | None
 
 
 # Why a build limited to some models, or a backfill, must not follow a run that did not finish.

@@ -140,24 +140,28 @@ def copy_workspace(source: Workspace, root: Path) -> Workspace:
     return workspace
 
 
-def run_cli(
-    workspace: Workspace, raw_path: Path, *args: str, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m retail_segments <args>`` against raw_path into this workspace (dbt's target
-    and log directories inside it), with env added to the environment; never raises on a
-    non-zero exit."""
-    env = {
-        **os.environ,
+def _cli_env(workspace: Workspace, raw_path: Path, env: Mapping[str, str] | None) -> dict[str, str]:
+    """env with the command line pointed at raw_path and this workspace (its warehouse, and
+    dbt's target and log directories inside it)."""
+    return {
         **(env or {}),
         "RETAIL_RAW_PATH": str(raw_path),
         "RETAIL_DUCKDB_PATH": str(workspace.warehouse),
         "DBT_TARGET_PATH": str(workspace.root / "target"),
         "DBT_LOG_PATH": str(workspace.root / "logs"),
     }
+
+
+def run_cli(
+    workspace: Workspace, raw_path: Path, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m retail_segments <args>`` against raw_path into this workspace (dbt's target
+    and log directories inside it), with env added to the environment; never raises on a
+    non-zero exit."""
     return subprocess.run(
         [sys.executable, "-m", "retail_segments", *args],
         cwd=PROJECT_ROOT,
-        env=env,
+        env={**os.environ, **_cli_env(workspace, raw_path, env)},
         text=True,
         capture_output=True,
         check=False,
@@ -186,13 +190,7 @@ class CliInProcess:
         patch = self._monkeypatch
         patch.chdir(PROJECT_ROOT)
         patch.delenv(PROJECT_DIR_ENV, raising=False)  # cli.main sets it; undone after the test
-        for name, value in {
-            **(env or {}),
-            "RETAIL_RAW_PATH": str(raw_path),
-            "RETAIL_DUCKDB_PATH": str(workspace.warehouse),
-            "DBT_TARGET_PATH": str(workspace.root / "target"),
-            "DBT_LOG_PATH": str(workspace.root / "logs"),
-        }.items():
+        for name, value in _cli_env(workspace, raw_path, env).items():
             patch.setenv(name, value)
         self._capsys.readouterr()
         try:
