@@ -44,8 +44,9 @@ def _k_range(value: object) -> tuple[int, int]:
     return (value[0], value[1])  # type: ignore[index]
 
 
-# A strictly typed number: an int is accepted where a float is expected, a bool or text never.
-Number = StrictInt | StrictFloat
+# A strictly typed finite number: an int is accepted where a float is expected; a bool, text, NaN
+# or infinity never.
+Number = StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)]
 # An inclusive [k_min, k_max] range of cluster counts, 2 <= k_min <= k_max.
 KRange = Annotated[tuple[int, int], BeforeValidator(_k_range)]
 # A share in (0, 1].

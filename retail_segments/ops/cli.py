@@ -132,15 +132,17 @@ def _build(dbt_args: list[str]) -> int:
     full_refresh = DbtBuildArgs.parse(prepared.dbt_args, prepared.env).value("full_refresh")
     history_before = history_dates(warehouse) if full_refresh else []
     returncode = run_dbt(["build", *prepared.dbt_args], prepared.env).returncode
+    # said whether or not the build succeeded: a failure after the history model ran has dropped
+    # the dates as well
+    note = dropped_history_note(history_before, history_dates(warehouse)) if full_refresh else None
+    if note:
+        print(note, flush=True)
     if returncode != 0:
         print(
             "dbt build did not succeed: nothing was published; the serving copy is unchanged.",
             file=sys.stderr,
         )
         return returncode
-    note = dropped_history_note(history_before, history_dates(warehouse)) if full_refresh else None
-    if note:
-        print(note, flush=True)
     _report_orphans(prepared.env, list(prepared.dbt_args))
     return _publish(prepared.env, list(prepared.dbt_args))
 

@@ -103,6 +103,13 @@ def resolve_raw_path(project_root: Path, environ: Mapping[str, str] | None = Non
                 f"  Fix: set {RAW_PATH_ENV} to the raw file itself (the zip, the .xlsx or the"
                 " CSV), not the folder that holds it."
             )
+        if path.is_symlink():  # a link to nothing, or a loop of links
+            raise RawDataNotFoundError(
+                f"{RAW_PATH_ENV} points at the symbolic link {path}, which leads to"
+                f" {os.readlink(path)}: not a file (its target is missing, or the links loop);"
+                f" nothing was built.\n  Fix: set {RAW_PATH_ENV} to the raw file itself, or make"
+                " the link point at it."
+            )
         raise RawDataNotFoundError(_not_found_message([(label, path)], explicit=True))
     for _label, path in candidates:
         if path.is_file():

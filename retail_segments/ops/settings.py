@@ -13,6 +13,7 @@ range or form, so a user's mistake never surfaces as a traceback from inside a m
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -81,6 +82,8 @@ def _as_timestamp(value: Any) -> datetime:
 def _as_share(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("not a number")
+    if not math.isfinite(value):  # YAML's .nan and .inf
+        raise ValueError("not a finite number")
     return float(value)
 
 

@@ -7,6 +7,7 @@ changes the shared fixture."""
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -33,6 +34,7 @@ from retail_segments.ml.embedding import rfm_features
 from retail_segments.ml.naming import base_name, load_archetypes
 from retail_segments.ml.segmentation import run_tsne_stage
 from retail_segments.ops.backfill import HISTORY_MODEL, dropped_history_note, history_dates
+from retail_segments.ops.dbt_runner import run_dbt
 from retail_segments.ops.preflight import UNFINISHED_RUN, BuiltVars
 from retail_segments_dev import reference
 
@@ -235,6 +237,36 @@ def test_a_rebuild_from_scratch_says_which_history_dates_it_dropped(
         " 2011-12-01): a rebuild from scratch (--full-refresh) keeps only this build's."
         " `make backfill START=2011-10 END=2011-11` adds the month ends again."
     ) in result.stdout
+
+
+def test_a_failed_rebuild_from_scratch_also_says_which_history_dates_it_dropped(
+    backfilled: Workspace,
+    synthetic_raw: Path,
+    tmp_path: Path,
+    cli_in_process: CliInProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebuild from scratch that fails after the history model ran (here: dbt rebuilds it, then
+    reports a failure, as a failing test downstream would) has dropped the dates all the same:
+    the note is printed beside the failure, not only after a build that succeeded."""
+    from retail_segments.ops import cli
+
+    workspace = copy_workspace(backfilled, tmp_path / "refreshed")
+
+    def history_rebuilt_then_failed(
+        args: list[str], env: dict[str, str]
+    ) -> subprocess.CompletedProcess[str]:
+        assert run_dbt(args, env).returncode == 0
+        return subprocess.CompletedProcess(args, 1)
+
+    monkeypatch.setattr(cli, "run_dbt", history_rebuilt_then_failed)
+    result = cli_in_process(
+        workspace, synthetic_raw, "build", "--select", HISTORY_MODEL, "--full-refresh"
+    )
+    assert result.returncode == 1
+    assert history_dates(workspace.warehouse) == [BUILD_AS_OF.to_pydatetime()]
+    assert "Note: the segment history no longer holds 2 as-of date(s)" in result.stdout
+    assert "dbt build did not succeed: nothing was published" in result.stderr
 
 
 def test_the_dropped_history_note_names_dates_and_months() -> None:

@@ -60,6 +60,18 @@ def test_explicit_variable_pointing_nowhere_does_not_fall_back(tmp_path: Path) -
     # a folder exists, but is not the file: said so, not "does not exist"
     with pytest.raises(RawDataNotFoundError, match="points at a folder, not a file"):
         resolve_raw_path(root, {"RETAIL_RAW_PATH": str(tmp_path)})
+    # a symbolic link that leads nowhere: named as the link, with where it leads
+    dangling = tmp_path / "link.csv.zst"
+    dangling.symlink_to(missing)
+    with pytest.raises(RawDataNotFoundError) as caught:
+        resolve_raw_path(root, {"RETAIL_RAW_PATH": str(dangling)})
+    assert f"the symbolic link {dangling}, which leads to {missing}: not a file" in str(
+        caught.value
+    )
+    looped = tmp_path / "loop.csv.zst"
+    looped.symlink_to(looped)
+    with pytest.raises(RawDataNotFoundError, match="its target is missing, or the links loop"):
+        resolve_raw_path(root, {"RETAIL_RAW_PATH": str(looped)})
 
 
 def test_build_command_reports_missing_data_and_exits_nonzero(

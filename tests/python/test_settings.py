@@ -72,6 +72,10 @@ def test_checking_the_settings_does_not_load_scikit_learn() -> None:
             ["ml_segmentation_tsne_fit.meta.tsne: key 'perplexity' = -5", "greater than 0"],
         ),
         (
+            "{tsne: {perplexity: .nan}}",
+            ["ml_segmentation_tsne_fit.meta.tsne: key 'perplexity' = nan", "finite number"],
+        ),
+        (
             "{tsne: {k_range: [9, 3]}}",
             ["key 'k_range' = [9, 3]", "2 <= k_min <= k_max"],
         ),
@@ -107,6 +111,10 @@ FACTS = DataFacts(
         ({"rfm_as_of": date(2011, 12, 11)}, "var rfm_as_of = '2011-12-11' is after the data ends"),
         ({"clv_monthly_discount_rate": 1.5}, "clv_monthly_discount_rate = 1.5"),
         ({"clv_monthly_discount_rate": "1%"}, "clv_monthly_discount_rate = '1%'"),
+        (
+            {"clv_monthly_discount_rate": float("nan")},
+            "var clv_monthly_discount_rate = nan: not a finite number",
+        ),
         ({"rfm_as_of": "2011-12-11"}, "after the data ends"),
         ({"new_customer_cutoff": "2011-12-05"}, "no customer who first bought on or after it"),
         # enough customers to segment, but no repeat purchases for the value fit to model
