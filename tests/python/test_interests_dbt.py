@@ -16,6 +16,7 @@ from dbt_helpers import Workspace, assert_built
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from retail_segments.ml.products import categorize_products
+from retail_segments.ml.settings import InterestSettings
 
 pytestmark = pytest.mark.dbt
 
@@ -123,6 +124,36 @@ def test_profile_focus_matches_the_profile_shares(synthetic_build: Workspace) ->
     best = top.first().loc[profiles.interest_category]
     assert best.index.tolist() == profiles.interest_category.tolist()
     assert best.lift.to_numpy() == pytest.approx(profiles.focus_lift.to_numpy())
+
+
+def test_an_interest_strategy_leads_with_the_focus_only_where_there_is_one(
+    synthetic_build: Workspace,
+) -> None:
+    """segment_summary's interest strategy names the focus range when the category was named
+    after it (lift at least the meta block's ``focus_lift``), and otherwise says no range stands
+    out: a 'broad mix' is not told to lead with its strongest lean."""
+    focus_lift = InterestSettings().focus_lift
+    rows = synthetic_build.frame(
+        "select summary.segment_name, summary.strategy, profiles.focus_lift,"
+        " profiles.focus_product_category_label as label"
+        " from marts.segment_summary as summary"
+        " inner join ml.customer_interest_profiles as profiles"
+        " on summary.segment_name = profiles.interest_name"
+        " where summary.scheme = 'interest_category'"
+    )
+    assert len(rows) == synthetic_build.query(
+        "select count(*) from ml.customer_interest_profiles"
+    )[0][0]
+    for row in rows.itertuples():
+        focused = row.focus_lift >= focus_lift
+        assert focused == (not row.segment_name.startswith("broad mix")), row
+        lead = (
+            f"Lead with their focus range ({row.label}). "
+            if focused
+            else f"No one range stands out (the strongest lean is {row.label}): lead with"
+            " bestsellers across ranges. "
+        )
+        assert row.strategy.startswith(lead), row
 
 
 def test_each_fit_model_is_one_keyed_row_whose_keys_match_its_results(

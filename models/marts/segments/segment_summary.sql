@@ -98,7 +98,19 @@ memberships as (
         'interest_category' as scheme,
         interests.customer_id,
         interests.interest_name as segment_name,
-        'Lead with their focus range (' || interest_profiles.focus_product_category_label || '). '
+        -- a category without a focus is named 'broad mix (...)' by interests.name_interests:
+        -- its strongest lean is no range to lead with
+        case
+            when interests.interest_name like 'broad mix%'
+                then
+                    'No one range stands out (the strongest lean is '
+                    || interest_profiles.focus_product_category_label
+                    || '): lead with bestsellers across ranges. '
+            else
+                'Lead with their focus range ('
+                || interest_profiles.focus_product_category_label
+                || '). '
+        end
         || interest_strategies.strategy as strategy
     from interests
     inner join customers on interests.customer_id = customers.customer_id
