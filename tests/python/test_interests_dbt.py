@@ -12,11 +12,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import zstandard
-from dbt_helpers import Workspace, assert_built
+from dbt_helpers import PROJECT_ROOT, Workspace, assert_built
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from retail_segments.ml.products import categorize_products
-from retail_segments.ml.settings import InterestSettings
+from retail_segments.ops.settings import check_model_meta
 
 pytestmark = pytest.mark.dbt
 
@@ -132,7 +132,8 @@ def test_an_interest_strategy_leads_with_the_focus_only_where_there_is_one(
     """segment_summary's interest strategy names the focus range when the category was named
     after it (lift at least the meta block's ``focus_lift``), and otherwise says no range stands
     out: a 'broad mix' is not told to lead with its strongest lean."""
-    focus_lift = InterestSettings().focus_lift
+    settings = check_model_meta(PROJECT_ROOT).settings["ml_customer_interest_fit"]
+    focus_lift = settings["customer_interests"].focus_lift
     rows = synthetic_build.frame(
         "select summary.segment_name, summary.strategy, profiles.focus_lift,"
         " profiles.focus_product_category_label as label"
@@ -141,9 +142,10 @@ def test_an_interest_strategy_leads_with_the_focus_only_where_there_is_one(
         " on summary.segment_name = profiles.interest_name"
         " where summary.scheme = 'interest_category'"
     )
-    assert len(rows) == synthetic_build.query(
-        "select count(*) from ml.customer_interest_profiles"
-    )[0][0]
+    assert (
+        len(rows)
+        == synthetic_build.query("select count(*) from ml.customer_interest_profiles")[0][0]
+    )
     for row in rows.itertuples():
         focused = row.focus_lift >= focus_lift
         assert focused == (not row.segment_name.startswith("broad mix")), row
