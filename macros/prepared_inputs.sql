@@ -72,7 +72,19 @@
         {%- endfor -%}
         {%- set default_raw_path = existing[0] if existing else '' -%}
     {%- endif -%}
-    {%- do check_prepared_raw_path(stamp['raw_path'], problems, default_raw_path) -%}
+    {#- a RETAIL_RAW_PATH written otherwise than the prepared path (relative, ~, ..) is the
+        prepared file only if it holds its bytes (read as this run reads paths) -#}
+    {%- set raw_setting = env_var('RETAIL_RAW_PATH', '') -%}
+    {%- set same_raw_file = none -%}
+    {%- if raw_setting and raw_setting != stamp['raw_path'] -%}
+        {%- set raw_sha = run_query("select f.sha256 from (select unnest(files) as f " ~ stamp_sql
+            ~ ") where f.role = 'raw'").columns[0].values() | list -%}
+        {%- set found = run_query("select count(*) from glob(" ~ string_literal(raw_setting) ~ ")")
+            .columns[0].values()[0] -%}
+        {%- set same_raw_file = found == 1 and run_query("select sha256(content) from read_blob("
+            ~ string_literal(raw_setting) ~ ")").columns[0].values()[0] in raw_sha -%}
+    {%- endif -%}
+    {%- do check_prepared_raw_path(stamp['raw_path'], problems, default_raw_path, same_raw_file) -%}
 
     {#- every prepared file unchanged, and no daily file added or removed -#}
     {%- set files = run_query("select f.role, f.path, f.sha256 from (select unnest(files) as f "
@@ -96,8 +108,18 @@
     {#- hidden files (.gitkeep) are not daily files: prepare's glob skips them too. Prepare
         records its glob's matches as written (symlinks kept, as glob() keeps them), and the
         files by their resolved paths (a stamp written before incoming_matches existed: those) -#}
-    {%- set matched = run_query("select file from glob(" ~ string_literal(stamp['incoming_glob'])
-        ~ ") where not starts_with(parse_filename(file), '.') order by file")
+    {#- ...nor does it match hidden folders below the pattern's fixed folder (its part before the
+        first *, ? or [), which DuckDB's glob does -#}
+    {%- set pattern = stamp['incoming_glob'] -%}
+    {%- set cut = namespace(at=pattern | length) -%}
+    {%- for magic in ['*', '?', '['] -%}
+        {%- if pattern.find(magic) >= 0 and pattern.find(magic) < cut.at -%}
+            {%- set cut.at = pattern.find(magic) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set fixed = pattern[:cut.at].rsplit('/', 1)[0] | length -%}
+    {%- set matched = run_query("select file from glob(" ~ string_literal(pattern)
+        ~ ") where not regexp_matches(substr(file, " ~ (fixed + 1) ~ "), '/[.]') order by file")
         .columns[0].values() | list -%}
     {%- set prepared_matches = [] -%}
     {%- if 'incoming_matches' in engine.column_names -%}
@@ -257,7 +279,7 @@
 {#- Shared by both engines' checks: RETAIL_RAW_PATH names the prepared raw file; when it is not
     set, default_raw_path must be it: the first default place that exists ('' when none does;
     none when the caller cannot look, and then data/raw/ is assumed). -#}
-{% macro check_prepared_raw_path(prepared_raw_path, problems, default_raw_path=none) -%}
+{% macro check_prepared_raw_path(prepared_raw_path, problems, default_raw_path=none, same_file=none) -%}
     {%- set raw_setting = env_var('RETAIL_RAW_PATH', '') -%}
     {%- if not raw_setting and default_raw_path == '' -%}
         {%- do problems.append("RETAIL_RAW_PATH is not set and no default place holds a raw file,"
@@ -274,8 +296,11 @@
         {{ return('') }}
     {%- endif -%}
     {%- set raw_setting = raw_setting or 'data/raw/online_retail.csv.zst' -%}
-    {%- if prepared_raw_path != raw_setting
-          and not prepared_raw_path.endswith('/' ~ (raw_setting | replace('./', ''))) -%}
+    {#- same_file: whether RETAIL_RAW_PATH holds the prepared file's bytes, when the caller can
+        read it (DuckDB); else a relative setting must end the prepared path -#}
+    {%- if prepared_raw_path != raw_setting and not same_file
+          and (same_file is not none
+               or not prepared_raw_path.endswith('/' ~ (raw_setting | replace('./', '')))) -%}
         {%- do problems.append("RETAIL_RAW_PATH is " ~ raw_setting ~ " but the prepared raw file is "
             ~ prepared_raw_path) -%}
     {%- endif -%}

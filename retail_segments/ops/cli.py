@@ -191,6 +191,8 @@ def _clean_warehouse(args: list[str]) -> int:
         message = str(error).replace("nothing was built", "nothing was dropped")
         print(f"error: {message}", file=sys.stderr)
         return 2
+    manifest = manifest_path(args, environ)
+    before = _file_state(manifest)
     parsed = run_dbt(["parse", *args], environ)
     if parsed.returncode != 0:
         print(
@@ -199,8 +201,18 @@ def _clean_warehouse(args: list[str]) -> int:
             file=sys.stderr,
         )
         return parsed.returncode
+    if _file_state(manifest) in (None, before):
+        # the models are read from the manifest: one left by an earlier run, or none, would make
+        # live tables look orphaned
+        print(
+            f"error: `dbt parse` wrote no manifest at {manifest} (--no-write-json, DBT_WRITE_JSON"
+            " or DBT_ENGINE_WRITE_JSON turned it off); nothing was dropped.\n  Fix: run"
+            " `clean-warehouse` without them.",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        orphans = orphan_relations(warehouse, manifest_path(args, environ))
+        orphans = orphan_relations(warehouse, manifest)
         drop_orphans(warehouse, orphans)
     except duckdb.Error as error:
         print(f"error: {error}\nClose any program holding {warehouse} open.", file=sys.stderr)
@@ -208,6 +220,16 @@ def _clean_warehouse(args: list[str]) -> int:
     names = ", ".join(orphan.qualified for orphan in orphans) or "none"
     print(f"Dropped from {warehouse}: {names}")
     return 0
+
+
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    """What tells a rewritten file from the same one (inode, size, modification time in ns), or
+    None when there is no file."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _prepare_only(dbt_args: list[str]) -> int:
@@ -331,6 +353,18 @@ def _report(report_args: list[str]) -> int:
         print(
             f"error: --out {args.out} is a DuckDB database, which the report would overwrite;"
             f" nothing was written.\n  Fix: give the HTML file's name, such as {default_out}.",
+            file=sys.stderr,
+        )
+        return 2
+    served = {serving_dir(warehouse).resolve()}
+    if args.warehouse.name == SERVING_DB_NAME:
+        served.add(args.warehouse.resolve().parent)
+    inside = next((folder for folder in served if args.out.resolve().is_relative_to(folder)), None)
+    if inside is not None:
+        print(
+            f"error: --out {args.out} is inside the serving folder {inside}, which BI tools read"
+            " and each build's publish replaces; nothing was written.\n  Fix: give a file"
+            f" outside it, such as {default_out}.",
             file=sys.stderr,
         )
         return 2

@@ -223,6 +223,39 @@ def _static_prefix(parts: Sequence[str]) -> list[str]:
     return prefix
 
 
+# What DuckDB's file functions (glob, read_blob, read_parquet), which the dbt hook and the models
+# read the inputs with, take as a pattern in a path: a name holding one would read other files.
+PATTERN_HINT = "DuckDB, which reads the inputs, takes *, ? and [ in a path as a pattern"
+
+
+def _check_no_pattern_characters(path: Path, role: str, fix: str) -> None:
+    """Raise `InputError` when path holds a character DuckDB reads as a pattern."""
+    if glob.has_magic(str(path)):
+        raise InputError(
+            path,
+            "has *, ? or [ in its path, which DuckDB (it reads the inputs) takes as a pattern:"
+            " it would read other files than this one",
+            fix=fix,
+            role=role,
+        )
+
+
+def _check_literal_folders(anchored: Path, pattern: str) -> None:
+    """Raise `InputError` when a folder of the pattern holds [ in its name and exists as written:
+    the pattern reads it as a set of characters, so its daily files would silently not load."""
+    parts = anchored.parts
+    for index, part in enumerate(parts[:-1]):
+        folder = Path(*parts[: index + 1])
+        if "[" in part and folder.is_dir():
+            raise InputError(
+                folder,
+                f"holds [ in its name, which {INCOMING_GLOB_ENV} ({pattern}) reads as a set of"
+                " characters, not as the folder",
+                fix=f"rename the folder without [ and ] ({PATTERN_HINT})",
+                role="Daily files' folder",
+            )
+
+
 class IncomingFiles(NamedTuple):
     """The daily files one glob of ``RETAIL_INCOMING_GLOB`` found."""
 
@@ -255,7 +288,9 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFi
                 fix=f"create the folder, or correct {INCOMING_GLOB_ENV}",
                 role="Daily files' folder",
             )
-    matches = glob.glob(str(anchored))
+    _check_literal_folders(anchored, pattern)
+    # ** is recursive, as in the dbt hook's DuckDB glob of the same pattern
+    matches = glob.glob(str(anchored), recursive=True)
     fix = (
         "move it out of the folder, or set "
         f"{INCOMING_GLOB_ENV} to a pattern of the daily files only, e.g. data/incoming/*.csv.zst"
@@ -287,6 +322,9 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFi
                 fix=fix,
                 role="Daily file",
             )
+        _check_no_pattern_characters(
+            path, "Daily file", f"rename it (or its folder) without *, ? and [ ({PATTERN_HINT})"
+        )
         if not path.name.lower().endswith(tuple(SUFFIX_CONTAINERS)):
             raise InputError(
                 path,
@@ -1191,6 +1229,17 @@ def _prepare(
     if spark is None:
         _check_not_served(warehouse, environ)
         _check_writable(warehouse.parent, "The warehouse's folder", WAREHOUSE_PATH_ENV)
+    _check_no_pattern_characters(
+        raw_path,
+        "Raw data file",
+        f"rename it (or its folder) without *, ? and [, or copy it elsewhere ({PATTERN_HINT})",
+    )
+    _check_no_pattern_characters(
+        landing,
+        "Landing folder",
+        f"set {LANDING_DIR_ENV} (or {WAREHOUSE_PATH_ENV}) to a folder without *, ? and ["
+        f" ({PATTERN_HINT})",
+    )
     _check_writable(landing, "The landing folder (checked inputs)", LANDING_DIR_ENV)
     cache = landing / "cache"
     _pattern, incoming_paths, incoming_matches = incoming_files(project_root, environ)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -475,20 +476,30 @@ def replace_symlink(link: Path, target_name: str) -> None:
     os.replace(staged, link)
 
 
+# The name of a version directory a publish makes (`new_build_info`'s build id): the prune removes
+# nothing else, so a folder someone keeps beside them is left alone.
+BUILD_ID_PATTERN = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{6}$")
+
+
 def prune_parquet_versions(parquet_root: Path, keep: int) -> list[Path]:
     """Remove all but the newest keep version directories (build ids sort by time), never the
-    one ``current`` points at; return the removed directories."""
+    one ``current`` points at nor anything not named as a build id; return the removed
+    directories. One that cannot be removed is left (the publish has happened already)."""
     current = (parquet_root / CURRENT_LINK_NAME).resolve()
     versions = sorted(
         path
         for path in parquet_root.iterdir()
-        if path.is_dir() and not path.is_symlink() and not path.name.startswith(".")
+        if BUILD_ID_PATTERN.match(path.name) and path.is_dir() and not path.is_symlink()
     )
-    removed = [path for path in versions[:-keep] if path.resolve() != current]
-    for path in removed:
-        for child in path.iterdir():
-            child.unlink()
-        path.rmdir()
+    removed = []
+    for path in versions[:-keep]:
+        if path.resolve() == current:
+            continue
+        try:
+            shutil.rmtree(path)
+        except OSError:
+            continue
+        removed.append(path)
     return removed
 
 

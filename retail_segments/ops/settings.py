@@ -128,8 +128,42 @@ def project_var_defaults(project_root: Path) -> dict[str, Any]:
     return {name: value for name, value in declared.items() if not isinstance(value, dict)}
 
 
+class _NotAsWrittenError(yaml.constructor.ConstructorError):
+    """A number YAML reads as another value than its decimal reading (see `_UniqueKeyLoader`)."""
+
+
+# A YAML 1.1 integer in plain decimal (optionally with _ between digits): what a user means
+_DECIMAL_INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader refusing a key given twice in one mapping (it would keep the last)."""
+    """YAML's safe loader refusing a key given twice in one mapping (it would keep the last), and
+    numbers that YAML 1.1 (dbt's reading too) does not read as written in decimal: ``050`` is
+    octal 40, ``0b110`` 6, ``0x1F`` 31 and ``1:30`` base 60, i.e. 90."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        value: int = super().construct_yaml_int(node)
+        if not _DECIMAL_INT.match(str(node.value)):
+            raise _NotAsWrittenError(
+                None,
+                None,
+                f"{node.value} is read by YAML (and dbt) as {value}, not as written; write the"
+                " number in decimal without leading zeros",
+                node.start_mark,
+            )
+        return value
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        value: float = super().construct_yaml_float(node)
+        if ":" in str(node.value):
+            raise _NotAsWrittenError(
+                None,
+                None,
+                f"{node.value} is read by YAML (and dbt) as {value}, not as written (base 60);"
+                " write the number in decimal",
+                node.start_mark,
+            )
+        return value
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -175,6 +209,8 @@ def parse_cli_vars(dbt_args: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
         return {}, rest
     try:
         parsed = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader
+    except _NotAsWrittenError as error:
+        raise SettingsError([f"--vars {text!r}: {error.problem}"]) from error
     except yaml.YAMLError as error:
         mark = getattr(error, "problem", None) or "not YAML"
         raise SettingsError(
@@ -530,3 +566,7 @@ def check_environment(environ: Mapping[str, str]) -> None:
         )
     if problems:
         raise SettingsError(problems)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _UniqueKeyLoader.construct_yaml_float)

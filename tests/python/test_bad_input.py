@@ -801,6 +801,45 @@ def test_an_incoming_file_is_checked_like_the_raw_file(
     assert guarded.marts() == marts_before
 
 
+def test_a_path_duckdb_would_read_as_a_pattern_is_refused(
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
+) -> None:
+    """DuckDB's file functions take [ as a pattern: a raw file named online_retail[2011].csv.zst
+    beside an online_retail2.csv.zst would be checked by the dbt hook against the other file.
+    Refused before anything is landed, naming the file; the marts stay as they were."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    raw = exports / "online_retail[2011].csv.zst"
+    shutil.copyfile(synthetic_raw, raw)
+    shutil.copyfile(synthetic_raw, exports / "online_retail2.csv.zst")
+    marts_before = guarded.marts()
+    result = cli_in_process(guarded.workspace, raw, "build")
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"Raw data file '{raw}' has *, ? or [ in its path" in result.stderr
+    assert "Fix: rename it (or its folder)" in result.stderr
+    assert guarded.marts() == marts_before
+
+
+def test_daily_files_in_a_folder_or_under_a_name_with_brackets_are_refused(tmp_path: Path) -> None:
+    """A folder named 'daily [copy]' is read by the pattern as a set of characters: its files
+    would silently not load (0 daily files, exit 0). A daily file named day[1].csv would be
+    checked by the dbt hook against day1.csv. Both are refused, naming the folder or file."""
+    folder = tmp_path / "daily [copy]"
+    folder.mkdir()
+    (folder / "2011-12-10.csv").write_bytes(b"")
+    environ = {"RETAIL_INCOMING_GLOB": str(folder / "*")}
+    with pytest.raises(InputError) as error:
+        preflight.incoming_files(tmp_path, environ)
+    assert f"Daily files' folder '{folder}' holds [ in its name" in str(error.value)
+    plain = tmp_path / "incoming"
+    plain.mkdir()
+    (plain / "day[1].csv").write_bytes(b"")
+    (plain / "day1.csv").write_bytes(b"")
+    with pytest.raises(InputError) as error:
+        preflight.incoming_files(tmp_path, {"RETAIL_INCOMING_GLOB": str(plain / "*")})
+    assert f"Daily file '{plain / 'day[1].csv'}' has *, ? or [ in its path" in str(error.value)
+
+
 def test_every_file_of_the_incoming_folder_is_read_or_refused(tmp_path: Path) -> None:
     """By default every file of data/incoming/ is a daily file, whatever form it takes; hidden
     files are not; a file or folder the product cannot read stops the run instead of being left

@@ -465,6 +465,19 @@ def test_plain_dbt_refuses_what_was_not_prepared(
     assert "The warehouse was built from other input" in refused.stdout
     assert "dbt build --full-refresh" in refused.stdout
     assert {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")} == marts
+    # RETAIL_RAW_PATH written otherwise (relative to dbt's folder) names the prepared file only
+    # if it holds its bytes: the same file given relatively passes; a path that merely ends like
+    # the prepared one (here: nothing there) does not
+    relative = {**env, "RETAIL_RAW_PATH": os.path.relpath(raw, PROJECT_ROOT)}
+    refused = run_dbt(["build", *dirs], relative, capture=True)
+    assert "RETAIL_RAW_PATH" not in refused.stdout, refused.stdout[-3000:]
+    assert "The warehouse was built from other input" in refused.stdout
+    tail = {**env, "RETAIL_RAW_PATH": "exports/raw.csv.zst"}
+    refused = run_dbt(["build", *dirs], tail, capture=True)
+    assert (
+        f"RETAIL_RAW_PATH is exports/raw.csv.zst but the prepared raw file is {raw}"
+        in refused.stdout
+    ), refused.stdout[-3000:]
 
     # Without RETAIL_RAW_PATH, dbt takes the raw file where prepare looks by default (data/raw/,
     # then ../shared/data/): the first of those places that exists must be the prepared file.
@@ -498,3 +511,25 @@ def test_plain_dbt_refuses_what_was_not_prepared(
         ' as {"pca": {"n_clusters": 9}, "sampling": {}}'
     ) in refused.stdout
     assert {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")} == marts
+
+
+def test_a_recursive_pattern_finds_the_same_daily_files_in_prepare_and_in_dbt(
+    synthetic_build: Workspace, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """RETAIL_INCOMING_GLOB with ** finds daily files in subfolders, in prepare (Python's glob) as
+    in the dbt hook (DuckDB's glob), and neither takes a hidden folder's files (.trash): a run
+    by hand after prepare is not refused for a file that 'arrived after the inputs were
+    prepared' (before, prepare's glob was not recursive and the hook's was)."""
+    workspace = copy_workspace(synthetic_build, tmp_path / "nested")
+    feed = tmp_path / "feed"
+    header = _raw_text(synthetic_raw).splitlines()[0] + "\n"
+    day = feed / "a" / "b" / "2011-12-10.csv"  # a day without sales: its header only
+    trashed = feed / ".trash" / "2011-12-11.csv"
+    for path in (day, trashed):
+        path.parent.mkdir(parents=True)
+        path.write_text(header)
+    env = {"RETAIL_INCOMING_GLOB": str(feed / "**" / "*.csv")}
+    assert preflight.incoming_files(PROJECT_ROOT, env).files == [day]
+    result = workspace.dbt(synthetic_raw, "run", "--select", "metricflow_time_spine", env=env)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "arrived after the inputs were prepared" not in result.stdout

@@ -3,6 +3,7 @@ and dropped by `make clean-warehouse`, and nothing else is touched."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -65,3 +66,31 @@ def test_clean_warehouse_names_a_warehouse_path_it_cannot_clean(
     assert "point RETAIL_DUCKDB_PATH at the warehouse this product built" in result.stderr
     assert "nothing was dropped" in result.stderr and "nothing was built" not in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_clean_warehouse_never_drops_by_a_manifest_dbt_parse_did_not_write(
+    synthetic_build: Workspace, synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
+) -> None:
+    """`--no-write-json` keeps dbt parse from writing its manifest: a manifest left in the target
+    path by an earlier run (here, one that lacks two models) must not make their live tables look
+    orphaned. Refused with the fix, exit code 2, and every table is still there."""
+    workspace = copy_workspace(synthetic_build, tmp_path / "stale")
+    stale = tmp_path / "stale_target"
+    stale.mkdir()
+    manifest = json.loads((workspace.root / "target" / "manifest.json").read_text())
+    for node in ("model.retail_segments.customer_segments", "model.retail_segments.fct_orders"):
+        del manifest["nodes"][node]
+    (stale / "manifest.json").write_text(json.dumps(manifest))
+    before = table_checksums(workspace)
+    result = cli_in_process(
+        workspace,
+        synthetic_raw,
+        "clean-warehouse",
+        "--no-write-json",
+        "--target-path",
+        str(stale),
+    )
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"`dbt parse` wrote no manifest at {stale / 'manifest.json'}" in result.stderr
+    assert "nothing was dropped" in result.stderr and "Traceback" not in result.stderr
+    assert table_checksums(workspace) == before

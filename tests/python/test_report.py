@@ -564,6 +564,15 @@ def test_report_command_names_an_out_path_it_cannot_write(
     duckdb.connect(str(other)).close()
     assert main([*warehouse, "--out", str(other)]) == 2
     assert other.read_bytes()[8:12] == b"DUCK"
+    # nor into a serving folder (BI reads it; a publish replaces it): the copy's own folder
+    serving = tmp_path / "serving"
+    (serving / "parquet" / "current").mkdir(parents=True)
+    duckdb.connect(str(serving / "retail_segments_serving.duckdb")).close()
+    manifest = serving / "parquet" / "current" / "manifest.json"
+    served = ["report", "--warehouse", str(serving / "retail_segments_serving.duckdb")]
+    assert main([*served, "--out", str(manifest)]) == 2
+    assert f"--out {manifest} is inside the serving folder {serving}" in capsys.readouterr().err
+    assert not manifest.exists()
 
 
 def test_report_command_names_a_file_that_is_not_a_warehouse(

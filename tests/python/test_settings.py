@@ -210,6 +210,29 @@ def test_vars_from_the_command_line_are_parsed_and_the_rest_passed_on() -> None:
         parse_cli_vars(["--vars", "{rfm_as_of: !!python/object/apply:os.getcwd []}"])
 
 
+@pytest.mark.parametrize(
+    ("written", "read_as"),
+    [("050", "40"), ("0b110", "6"), ("0x1F", "31"), ("1:30", "90"), ("1:30.5", "90.5")],
+)
+def test_a_number_yaml_reads_otherwise_than_written_is_refused(written: str, read_as: str) -> None:
+    """YAML 1.1, which dbt reads --vars with too, takes 050 as octal 40 and 1:30 as base 60 (90):
+    the build would run with a value the user did not write. Decimal numbers pass as written."""
+    with pytest.raises(SettingsError) as raised:
+        parse_cli_vars(["--vars", f"{{history_churn_days: {written}}}"])
+    assert f"{written} is read by YAML (and dbt) as {read_as}, not as written" in str(raised.value)
+    parsed, _rest = parse_cli_vars(
+        [
+            "--vars",
+            "{history_churn_days: 90, top_products_n: 1_000, clv_monthly_discount_rate: 0.5}",
+        ]
+    )
+    assert parsed == {
+        "history_churn_days": 90,
+        "top_products_n": 1000,
+        "clv_monthly_discount_rate": 0.5,
+    }
+
+
 def test_a_build_as_of_before_the_data_ends_says_what_is_not_as_of_it() -> None:
     """prepare prints a note (PreparedBuild.notes) when rfm_as_of is before the data ends: the
     interest categories read every line, and the fits' windows may lie after rfm_as_of."""
