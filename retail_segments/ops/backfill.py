@@ -303,10 +303,9 @@ def run_backfill(
     return True
 
 
-def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path | None = None) -> int:
-    """``backfill [--start YYYY-MM] [--end YYYY-MM]`` with ``env`` (the environment of a prepared
-    build, `retail_segments.ops.preflight.prepare`). Returns the exit code: 0 done, 1 dbt failed,
-    2 bad input (nothing run, nothing written)."""
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The backfill's arguments (argparse: ``--help`` prints the usage and exits 0, an unknown
+    argument exits 2 with the usage)."""
     parser = argparse.ArgumentParser(
         prog="retail-segments backfill",
         description="Add customer RFM and segments as of each month end to "
@@ -314,7 +313,14 @@ def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path | None 
     )
     parser.add_argument("--start", help="first month, YYYY-MM (default: the data's first)")
     parser.add_argument("--end", help="last month, YYYY-MM (default: the data's last full month)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path | None = None) -> int:
+    """``backfill [--start YYYY-MM] [--end YYYY-MM]`` with ``env`` (the environment of a prepared
+    build, `retail_segments.ops.preflight.prepare`). Returns the exit code: 0 done, 1 dbt failed,
+    2 bad input (nothing run, nothing written)."""
+    args = parse_args(argv)
     built = BuiltVars.of_stamp(Path(env[PREPARED_STAMP_ENV]))
     recorded = built.read()
     if recorded is None:

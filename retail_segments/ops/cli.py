@@ -500,6 +500,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command in _ASKS_DBT and {"-h", "--help"} & set(args.rest):
         return _help(args.command)
+    if args.command == "backfill":
+        from retail_segments.ops.backfill import parse_args
+
+        parse_args(args.rest)  # --help, or an argument it does not take: before anything else
     commands = {
         "build": _build,
         "prepare": _prepare_only,

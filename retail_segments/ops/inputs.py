@@ -721,6 +721,18 @@ class DuckDBLander:
         return n_rows, first, last
 
 
+def _cached_facts(parquet: Path, facts_file: Path) -> tuple[str, str] | None:
+    """The encoding and layout of a file the cache holds intact, else None: its Parquet must have
+    the SHA-256 recorded when it was landed, so a cache edited or truncated by hand (or written
+    by an earlier version, which recorded none) is landed again rather than trusted."""
+    if not (parquet.is_file() and facts_file.is_file()):
+        return None
+    fields = facts_file.read_text().split()
+    if len(fields) != 3 or file_sha256(parquet) != fields[2]:
+        return None
+    return fields[0], fields[1]
+
+
 def _read_landed(parquet: Path) -> tuple[int, datetime | None, datetime | None]:
     with scratch_connection() as connection:
         return connection.execute(
@@ -754,13 +766,20 @@ def _land_file(path: Path, cache_dir: Path, lander: Lander) -> LandedFile:
     key = landing_key(sha256, path, lander.engine)
     parquet = cache_dir / f"{key}.parquet"
     facts_file = cache_dir / f"{key}.facts"
-    if parquet.is_file() and facts_file.is_file():
-        encoding, layout = facts_file.read_text().split()
-        n_rows, first, last = _read_landed(parquet)
-        return LandedFile(
-            path, sha256, stat.st_size, stat.st_mtime_ns, container, encoding, layout,
-            n_rows, first, last, parquet, reused=True,
-        )  # fmt: skip
+    cached = _cached_facts(parquet, facts_file)
+    if cached is not None:
+        encoding, layout = cached
+        try:
+            n_rows, first, last = _read_landed(parquet)
+        except duckdb.Error:
+            pass  # landed again below
+        else:
+            return LandedFile(
+                path, sha256, stat.st_size, stat.st_mtime_ns, container, encoding, layout,
+                n_rows, first, last, parquet, reused=True,
+            )  # fmt: skip
+    facts_file.unlink(missing_ok=True)
+    parquet.unlink(missing_ok=True)
     text_path, text_container = path, container
     if container in ("zip", "xlsx"):
         text_path = convert_download(path, container, cache_dir / f"{key}.csv")
@@ -771,7 +790,7 @@ def _land_file(path: Path, cache_dir: Path, lander: Lander) -> LandedFile:
         text_path, facts.encoding, {"zstd": "zstd", "gzip": "gzip"}.get(text_container, "none")
     )
     n_rows, first, last = lander.land(path, source, names, sha256, parquet)
-    facts_file.write_text(f"{facts.encoding} {layout}\n")
+    facts_file.write_text(f"{facts.encoding} {layout} {file_sha256(parquet)}\n")
     return LandedFile(
         path, sha256, stat.st_size, stat.st_mtime_ns, container, facts.encoding, layout,
         n_rows, first, last, parquet,

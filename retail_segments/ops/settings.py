@@ -121,11 +121,17 @@ class ProjectVars(BaseModel):
 
 
 def project_var_defaults(project_root: Path) -> dict[str, Any]:
-    """The project's own vars of ``dbt_project.yml`` (a mapping under a package's name is that
-    package's vars, e.g. dbt_project_evaluator's, and is left out)."""
+    """The project's own vars of ``dbt_project.yml``: the global ones, overridden (as dbt does)
+    by those under the project's own name; a mapping under another package's name is that
+    package's vars (e.g. dbt_project_evaluator's) and is left out."""
     with (project_root / "dbt_project.yml").open() as handle:
-        declared = dict(yaml.safe_load(handle).get("vars") or {})
-    return {name: value for name, value in declared.items() if not isinstance(value, dict)}
+        project = yaml.safe_load(handle)
+    declared = dict(project.get("vars") or {})
+    own = declared.get(project.get("name"))
+    return {
+        **{name: value for name, value in declared.items() if not isinstance(value, dict)},
+        **(own if isinstance(own, dict) else {}),
+    }
 
 
 class _NotAsWrittenError(yaml.constructor.ConstructorError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -283,3 +284,29 @@ def test_a_landed_file_is_reused_only_while_its_bytes_are_the_same(
     path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
     changed = land_file(path, tmp_path / "cache")
     assert not changed.reused and changed.sha256 != first.sha256
+
+
+def test_a_landed_file_edited_or_truncated_in_the_cache_is_landed_again(
+    synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """The cache is trusted only while its Parquet is what was landed (its SHA-256 is recorded):
+    one rewritten without a line, or truncated, is landed again from the input file rather than
+    read (a line silently missing) or failing with a traceback."""
+    path = tmp_path / "raw.csv"
+    path.write_bytes(_text(synthetic_raw).encode("latin-1"))
+    cache = tmp_path / "cache"
+    first = land_file(path, cache)
+    with duckdb.connect() as connection:
+        connection.execute(
+            "copy (select * from read_parquet($p) where file_row_number <> 5)"
+            " to $t (format parquet)",
+            {"p": str(first.parquet), "t": str(tmp_path / "edited.parquet")},
+        )
+    os.replace(tmp_path / "edited.parquet", first.parquet)
+    again = land_file(path, cache)
+    assert not again.reused and again.n_rows == first.n_rows
+    with first.parquet.open("r+b") as handle:
+        handle.truncate(1000)
+    again = land_file(path, cache)
+    assert not again.reused and again.n_rows == first.n_rows
+    assert land_file(path, cache).reused

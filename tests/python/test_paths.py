@@ -111,6 +111,27 @@ def test_help_prepares_nothing(
     assert not (tmp_path / "warehouse").exists()
 
 
+def test_backfill_help_and_unknown_arguments_check_and_lock_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`backfill --help` prints its usage (exit 0) and an argument it does not take its usage and
+    the error (exit 2), before the raw file is looked for or the warehouse's folder is locked."""
+    monkeypatch.setenv("RETAIL_RAW_PATH", str(tmp_path / "nothing-here.csv.zst"))
+    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(tmp_path / "warehouse" / "w.duckdb"))
+    with pytest.raises(SystemExit) as exited:
+        main(["backfill", "--help"])
+    assert exited.value.code == 0
+    assert "usage: retail-segments backfill [-h] [--start START] [--end END]" in (
+        capsys.readouterr().out
+    )
+    with pytest.raises(SystemExit) as exited:
+        main(["backfill", "--bogus"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "unrecognized arguments: --bogus" in error and "nothing-here" not in error
+    assert not (tmp_path / "warehouse").exists()
+
+
 def test_ctrl_c_ends_a_command_with_a_message_not_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

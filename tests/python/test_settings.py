@@ -299,3 +299,17 @@ def test_a_warehouse_file_name_with_a_quote_is_refused() -> None:
         with pytest.raises(SettingsError, match=r"holds a quote .* e\.g\. /d/it/wh\.duckdb"):
             check_environment({"RETAIL_DUCKDB_PATH": f"/d/it/{name}.duckdb"})
     check_environment({"RETAIL_DUCKDB_PATH": "/d/it's/wh.duckdb"})
+
+
+def test_vars_under_the_projects_name_override_the_global_ones(tmp_path: Path) -> None:
+    """dbt applies the vars under the project's own name over the global ones (a package's
+    mapping is that package's): prepare checks those same values, so a bad one is named as such
+    instead of the dbt hook saying it was checked as another value."""
+    (tmp_path / "dbt_project.yml").write_text(
+        "name: retail_segments\nvars:\n  top_products_n: 50\n  history_churn_days: 180\n"
+        "  retail_segments: {top_products_n: 0}\n  dbt_project_evaluator: {documentation: 1}\n"
+    )
+    defaults = project_var_defaults(tmp_path)
+    assert defaults == {"top_products_n": 0, "history_churn_days": 180}
+    with pytest.raises(SettingsError, match="var top_products_n = 0: Input should be greater"):
+        check_vars(defaults)
