@@ -160,6 +160,16 @@ class PreparedBuild:
         empty = sum(1 for item in self.incoming if item.n_rows == 0)
         return f" ({empty} with no lines: a day without sales)" if empty else ""
 
+    def vars_summary(self) -> str:
+        """Every var as this build uses it (defaults and --vars), e.g. ``rfm_as_of 2011-12-10``:
+        the values dbt will read, so that none is taken otherwise than the user meant unseen."""
+        shown = []
+        for name, value in self.settings:
+            if isinstance(value, datetime):
+                value = f"{value:%Y-%m-%d %H:%M}".removesuffix(" 00:00")
+            shown.append(f"{name} {value}")
+        return ", ".join(shown)
+
     def inputs_summary(self, where: str = "") -> str:
         """Two lines for the user: the raw file (lines, encoding, checked now or before; where
         the check ran, e.g. " in Spark") and the number of incoming files; then one line per
@@ -170,6 +180,7 @@ class PreparedBuild:
                 f"Raw data: {self.raw.path} ({self.raw.n_rows:,} lines, {self.raw.encoding},"
                 f" {reused}{where})",
                 f"Incoming files: {len(self.incoming)}{self._without_sales()}",
+                f"Vars: {self.vars_summary()}",
                 *(f"Note: {note}" for note in self.notes),
             ]
         )

@@ -436,6 +436,12 @@ def test_plain_dbt_refuses_what_was_not_prepared(
     prepared = run_cli(workspace, raw, "prepare")
     assert prepared.returncode == 0, prepared.stderr
     assert "Next: dbt build --full-refresh" in prepared.stdout  # another path than the build's
+    # every var as the build will use it, so a value read otherwise than meant shows
+    assert (
+        "Vars: rfm_as_of 2011-12-10, top_products_n 50, new_customer_cutoff 2011-10-01,"
+        " new_customer_max_orders 3, history_churn_days 180, retraining_max_changed_share 0.2,"
+        " clv_calibration_end 2011-09-09, clv_monthly_discount_rate 0.01\n"
+    ) in prepared.stdout
     # a prepare alone starts no rebuild: the dbt run that starts one records it as pending
     assert PendingRefresh("duckdb", workspace.warehouse).read() is None
     marts = {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")}
