@@ -456,34 +456,30 @@ def test_plain_dbt_refuses_what_was_not_prepared(
     raw.write_bytes(
         zstandard.compress(text.replace("United Kingdom", "United Kingdon", 1).encode())
     )
+    # RETAIL_RAW_PATH written otherwise than prepare resolved it (relative to dbt's folder) names
+    # the prepared file only if it holds its bytes: one that merely ends like the prepared path
+    # (here: nothing there) does not; the same file given relatively does (the next run)
+    tail = {**env, "RETAIL_RAW_PATH": "exports/raw.csv.zst"}
     refused = run_dbt(
-        ["build", "--vars", "{top_products_n: 10}", "--empty", *dirs], env, capture=True
+        ["build", "--vars", "{top_products_n: 10}", "--empty", *dirs], tail, capture=True
     )
     assert refused.returncode != 0
+    assert f"RETAIL_RAW_PATH is exports/raw.csv.zst but the prepared raw file is {raw}" in (
+        refused.stdout
+    )
     assert f"the raw file {raw} changed since it was prepared" in refused.stdout
     assert "var top_products_n is 10 but was checked as 50" in refused.stdout
     assert "dbt's --empty or --sample builds the models on part of the input" in refused.stdout
     assert "python -m retail_segments prepare" in refused.stdout
 
     shutil.copyfile(synthetic_raw, raw)
-    refused = run_dbt(["build", *dirs], env, capture=True)
+    relative = {**env, "RETAIL_RAW_PATH": os.path.relpath(raw, PROJECT_ROOT)}
+    refused = run_dbt(["build", *dirs], relative, capture=True)
     assert refused.returncode != 0
+    assert "RETAIL_RAW_PATH" not in refused.stdout, refused.stdout[-3000:]
     assert "The warehouse was built from other input" in refused.stdout
     assert "dbt build --full-refresh" in refused.stdout
     assert {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")} == marts
-    # RETAIL_RAW_PATH written otherwise (relative to dbt's folder) names the prepared file only
-    # if it holds its bytes: the same file given relatively passes; a path that merely ends like
-    # the prepared one (here: nothing there) does not
-    relative = {**env, "RETAIL_RAW_PATH": os.path.relpath(raw, PROJECT_ROOT)}
-    refused = run_dbt(["build", *dirs], relative, capture=True)
-    assert "RETAIL_RAW_PATH" not in refused.stdout, refused.stdout[-3000:]
-    assert "The warehouse was built from other input" in refused.stdout
-    tail = {**env, "RETAIL_RAW_PATH": "exports/raw.csv.zst"}
-    refused = run_dbt(["build", *dirs], tail, capture=True)
-    assert (
-        f"RETAIL_RAW_PATH is exports/raw.csv.zst but the prepared raw file is {raw}"
-        in refused.stdout
-    ), refused.stdout[-3000:]
 
     # Without RETAIL_RAW_PATH, dbt takes the raw file where prepare looks by default (data/raw/,
     # then ../shared/data/): the first of those places that exists must be the prepared file.

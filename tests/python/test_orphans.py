@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import duckdb
 import pytest
@@ -69,11 +70,18 @@ def test_clean_warehouse_names_a_warehouse_path_it_cannot_clean(
 
 
 def test_clean_warehouse_never_drops_by_a_manifest_dbt_parse_did_not_write(
-    synthetic_build: Workspace, synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
+    synthetic_build: Workspace,
+    synthetic_raw: Path,
+    tmp_path: Path,
+    cli_in_process: CliInProcess,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`--no-write-json` keeps dbt parse from writing its manifest: a manifest left in the target
     path by an earlier run (here, one that lacks two models) must not make their live tables look
-    orphaned. Refused with the fix, exit code 2, and every table is still there."""
+    orphaned. Refused with the fix, exit code 2, and every table is still there. dbt parse stands
+    in as it behaves then: it succeeds and writes nothing."""
+    from retail_segments.ops import cli
+
     workspace = copy_workspace(synthetic_build, tmp_path / "stale")
     stale = tmp_path / "stale_target"
     stale.mkdir()
@@ -82,6 +90,12 @@ def test_clean_warehouse_never_drops_by_a_manifest_dbt_parse_did_not_write(
         del manifest["nodes"][node]
     (stale / "manifest.json").write_text(json.dumps(manifest))
     before = table_checksums(workspace)
+
+    def parse_writing_nothing(args: list[str], _env: dict[str, str]) -> CompletedProcess[str]:
+        assert args[0] == "parse" and "--no-write-json" in args
+        return CompletedProcess(args, 0)
+
+    monkeypatch.setattr(cli, "run_dbt", parse_writing_nothing)
     result = cli_in_process(
         workspace,
         synthetic_raw,

@@ -494,23 +494,3 @@ def test_a_selection_that_names_nothing_is_refused_and_nothing_is_published(
     )
     assert "nothing was published" in result.stderr
     assert not serving.exists()
-
-
-def test_the_prune_removes_only_old_build_versions(tmp_path: Path) -> None:
-    """The publish keeps the newest KEEP_VERSIONS build folders of parquet/ and never touches a
-    folder it did not make (not named as a build id), whatever it holds."""
-    root = tmp_path / "parquet"
-    builds = [f"2011120{day}T000000000000Z-abc12{day}" for day in range(1, 6)]
-    for build_id in builds:
-        (root / build_id).mkdir(parents=True)
-        (root / build_id / "customer_rfm.parquet").write_bytes(b"x")
-    kept_by_hand = root / "2000-my-export"
-    (kept_by_hand / "sub").mkdir(parents=True)
-    (kept_by_hand / "notes.txt").write_text("mine")
-    (root / publish.CURRENT_LINK_NAME).symlink_to(builds[-1])
-    removed = publish.prune_parquet_versions(root, publish.KEEP_VERSIONS)
-    assert removed == [root / build_id for build_id in builds[:2]]
-    assert sorted(path.name for path in root.iterdir()) == sorted(
-        [*builds[2:], "2000-my-export", publish.CURRENT_LINK_NAME]
-    )
-    assert (kept_by_hand / "notes.txt").read_text() == "mine" and (kept_by_hand / "sub").is_dir()
