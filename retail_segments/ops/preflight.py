@@ -234,13 +234,9 @@ def _static_prefix(parts: Sequence[str]) -> list[str]:
     return prefix
 
 
-# What DuckDB's file functions (glob, read_blob, read_parquet), which the dbt hook and the models
-# read the inputs with, take as a pattern in a path: a name holding one would read other files.
-PATTERN_HINT = "DuckDB, which reads the inputs, takes *, ? and [ in a path as a pattern"
-
-
 def _check_no_pattern_characters(path: Path, role: str, fix: str) -> None:
-    """Raise `InputError` when path holds a character DuckDB reads as a pattern."""
+    """Raise `InputError` when path holds a character DuckDB's file functions (glob, read_blob,
+    read_parquet: the dbt hook and the models read the inputs with them) take as a pattern."""
     if glob.has_magic(str(path)):
         raise InputError(
             path,
@@ -262,7 +258,8 @@ def _check_literal_folders(anchored: Path, pattern: str) -> None:
                 folder,
                 f"holds [ in its name, which {INCOMING_GLOB_ENV} ({pattern}) reads as a set of"
                 " characters, not as the folder",
-                fix=f"rename the folder without [ and ] ({PATTERN_HINT})",
+                fix="rename the folder without [ and ] (a pattern cannot name it: DuckDB, which"
+                " reads the daily files, would take [ as a pattern too)",
                 role="Daily files' folder",
             )
 
@@ -334,7 +331,7 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFi
                 role="Daily file",
             )
         _check_no_pattern_characters(
-            path, "Daily file", f"rename it (or its folder) without *, ? and [ ({PATTERN_HINT})"
+            path, "Daily file", "rename it (or its folder) without *, ? and ["
         )
         if not path.name.lower().endswith(tuple(SUFFIX_CONTAINERS)):
             raise InputError(
@@ -1243,13 +1240,12 @@ def _prepare(
     _check_no_pattern_characters(
         raw_path,
         "Raw data file",
-        f"rename it (or its folder) without *, ? and [, or copy it elsewhere ({PATTERN_HINT})",
+        "rename it (or its folder) without *, ? and [, or copy it elsewhere",
     )
     _check_no_pattern_characters(
         landing,
         "Landing folder",
-        f"set {LANDING_DIR_ENV} (or {WAREHOUSE_PATH_ENV}) to a folder without *, ? and ["
-        f" ({PATTERN_HINT})",
+        f"set {LANDING_DIR_ENV} (or {WAREHOUSE_PATH_ENV}) to a folder without *, ? and [",
     )
     _check_writable(landing, "The landing folder (checked inputs)", LANDING_DIR_ENV)
     cache = landing / "cache"
