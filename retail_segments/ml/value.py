@@ -1029,8 +1029,16 @@ def fit_gamma_gamma(frequency: Any, monetary: Any, weights: Any = None) -> Gamma
     x, m = (v.ravel() for v in _spend_arrays(frequency, monetary))
     w = _check_weights(weights, x.size)
     if x.size < 2:
+        # rows may be weighted distinct summaries: count the customers, not the rows
+        customers = float(w.sum())
+        got = (
+            f"got {customers:,.0f} who all have the same repeat purchases and mean spend"
+            if customers >= 2
+            else f"got {customers:,.0f}"
+        )
         raise CustomerValueError(
-            f"Gamma-Gamma needs at least 2 repeat customers with positive spend, got {x.size}"
+            "Gamma-Gamma needs at least 2 repeat customers with positive spend and different"
+            f" repeat-spend summaries, {got}"
         )
     data = _GammaGammaData(x, m, w)
     mean = float(np.average(m, weights=w))
@@ -1794,6 +1802,27 @@ def _score_customer_value(
     return scored.reset_index(drop=True)
 
 
+def _require_finite_mean_spend(fitted: FittedValueModels, var_name: str) -> None:
+    """Raise `CustomerValueError` naming the var and the fix when the Gamma-Gamma fit before it
+    has ``q <= 1``: the model's mean spend per purchase is then infinite, so no order value or
+    CLV exists. It happens on small files with a few very large accounts among few repeat buyers
+    (``prepare`` checks their number, not the spread of their spend)."""
+    q = fitted.gamma_gamma.params.q
+    if q > 1:
+        return
+    n_repeat = fitted.gamma_gamma.diagnostics.n_customers
+    cutoff = fitted.cutoff
+    shown = f"{cutoff:%Y-%m-%d}" if cutoff == cutoff.normalize() else f"{cutoff}"
+    raise CustomerValueError(
+        f"the spend model (Gamma-Gamma) fitted on the {n_repeat:,.0f} customers with repeat"
+        f" spend before var {var_name} = {shown} has q = {q:.3g} <= 1: their spend per purchase"
+        " varies too much for so few customers to give a finite mean order value, so no"
+        " lifetime value can be computed. Fix: build on a file with more repeat customers, or,"
+        f" if the data goes on after it, set {var_name} later (--vars '{{{var_name}:"
+        " YYYY-MM-DD}')"
+    )
+
+
 def customer_value_record(
     purchase_days: pd.DataFrame,
     as_of: Any,
@@ -1827,7 +1856,9 @@ def customer_value_record(
     known_at_cutoff = _purchase_day_settings(settings, monthly_discount_rate, "calibration_end")
     cutoff = _timestamp(calibration_end, "calibration_end")
     production = fit_value_models(purchase_days, as_of, known_at_as_of)
+    _require_finite_mean_spend(production, "rfm_as_of")
     calibration = fit_value_models(purchase_days, cutoff, known_at_cutoff)
+    _require_finite_mean_spend(calibration, "clv_calibration_end")
     holdout_days = known_at_cutoff.holdout_days
     predictions = predict_customer_value(
         calibration.summary,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -470,6 +471,44 @@ def test_expected_order_value_shrinks_towards_the_population_mean() -> None:
         clv.gamma_gamma_expected_order_value(GammaGammaParams(2.0, 0.9, 10.0), [1], [5.0])
 
 
+def _spend_days(first_day: str, step_days: int, spends: dict[int, list[float]]) -> list[tuple]:
+    """Purchase-day rows (customer, moment, spend) ``step_days`` apart from ``first_day``."""
+    start = pd.Timestamp(first_day)
+    return [
+        (customer, start + pd.Timedelta(days=step_days * k + customer % 7), spend)
+        for customer, days in spends.items()
+        for k, spend in enumerate(days)
+    ]
+
+
+def test_a_spend_fit_without_a_finite_mean_names_the_var_and_the_fix() -> None:
+    """30 repeat customers whose spend levels have a Pareto tail of index 0.5 (an infinite mean):
+    the Gamma-Gamma fit finds q <= 1. The build's record stops with the var of the fit that
+    failed, the customers it saw and the fix, not with the order value's bare q error."""
+    rng = np.random.default_rng(0)
+    levels = 10.0 * (1.0 + rng.pareto(0.5, 30))
+    heavy = _spend_days("2011-01-03", 20, {c: [s, 1.1 * s, 0.9 * s] for c, s in enumerate(levels)})
+    # 60 customers with even spend, all after the calibration end: the production fit is sound
+    calm = _spend_days("2011-09-12", 10, {c: [100.0, 110.0, 90.0] for c in range(100, 160)})
+    columns = ["customer_id", "purchased_at", "spend"]
+    for rows, var_name in ((heavy, "rfm_as_of"), (heavy + calm, "clv_calibration_end")):
+        days = pd.DataFrame(rows, columns=columns)
+        days["spend_known_at_rfm_as_of"] = days["spend_known_at_calibration_end"] = days["spend"]
+        with pytest.raises(CustomerValueError) as raised:
+            clv.customer_value_record(days, "2011-12-10", "2011-09-09", None, 0.01)
+        message = str(raised.value)
+        assert f"the 30 customers with repeat spend before var {var_name} = " in message
+        assert re.search(r"has q = 0\.\d+ <= 1", message), message
+        assert f"--vars '{{{var_name}: YYYY-MM-DD}}'" in message
+    # the calm customers alone give a sound fit and a record
+    days = pd.DataFrame(
+        _spend_days("2011-01-03", 60, {c: [100.0, 110.0 + c, 90.0, 95.0] for c in range(60)}),
+        columns=columns,
+    )
+    days["spend_known_at_rfm_as_of"] = days["spend_known_at_calibration_end"] = days["spend"]
+    assert clv.customer_value_record(days, "2011-12-10", "2011-09-09", None, 0.01).num_rows == 1
+
+
 def test_clv_discounts_the_monthly_expected_purchases() -> None:
     params = BgNbdParams(r=0.6, alpha=30.0, a=0.9, b=3.0)
     x, t_x, age = np.array([0, 3, 12]), np.array([0.0, 40.0, 200.0]), np.array([30.0, 90.0, 210.0])
@@ -665,6 +704,11 @@ def test_bad_inputs_get_a_message_not_a_traceback() -> None:
         clv.fit_bg_nbd([1, 2], [5.0, 50.0], [10.0, 20.0])
     with pytest.raises(CustomerValueError, match="must be finite numbers > 0"):
         BgNbdParams(r=0.5, alpha=10.0, a=0.0, b=1.0)
+    # weighted distinct summaries: 60 identical customers are one row, and said as 60
+    with pytest.raises(CustomerValueError, match="got 60 who all have the same repeat purchases"):
+        clv.fit_gamma_gamma([2], [100.0], [60])
+    with pytest.raises(CustomerValueError, match=r"spend summaries, got 1$"):
+        clv.fit_gamma_gamma([2], [100.0])
 
 
 # ------------------------------------------------------------------------------------------
