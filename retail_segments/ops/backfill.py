@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import duckdb
 
+from retail_segments.ops.dbt_runner import log_file, run_on_console
 from retail_segments.ops.paths import WAREHOUSE_PATH_ENV, find_project_root
 from retail_segments.ops.preflight import (
     PREPARED_STAMP_ENV,
@@ -348,7 +348,9 @@ def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path | None 
         json.dumps(recorded),
         *(d.isoformat() for d in dates),
     ]
-    returncode = subprocess.run(child, cwd=project_root, env=dict(env), check=False).returncode
+    # dbt's output through the console filter: a package error's message without its stack trace
+    log = log_file([], env, project_root)
+    returncode = run_on_console(child, project_root, env, log).returncode
     if returncode == 0:
         # each month's own rfm_as_of marked the record as no longer holding
         # (macros/built_vars.sql); the backfill only adds history rows per as-of date, so it

@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TextIO
 
+from retail_segments.ops.dbt_console import ConsoleFilter
 from retail_segments.ops.paths import find_project_root
 
 
@@ -34,11 +39,93 @@ def run_dbt(
         "--profiles-dir",
         str(project_root),
     ]
-    return subprocess.run(
-        command,
-        cwd=project_root,
-        env=dict(env),
-        text=True,
-        capture_output=capture,
-        check=False,
+    if capture:
+        return subprocess.run(
+            command, cwd=project_root, env=dict(env), text=True, capture_output=True, check=False
+        )
+    return run_on_console(command, project_root, env, log_file(args, env, project_root))
+
+
+def log_file(args: Sequence[str], env: Mapping[str, str], project_root: Path) -> str:
+    """Where dbt writes its log: ``--log-path``, else ``DBT_LOG_PATH``, else ``logs/``."""
+    folder = env.get("DBT_LOG_PATH") or "logs"
+    for index, arg in enumerate(args):
+        if arg == "--log-path" and index + 1 < len(args):
+            folder = args[index + 1]
+        elif arg.startswith("--log-path="):
+            folder = arg.split("=", 1)[1]
+    return str(project_root / folder / "dbt.log")
+
+
+def run_on_console(
+    command: Sequence[str], project_root: Path, env: Mapping[str, str], log_path: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` (dbt, or a process that runs dbt in it) with its stdout passed on to
+    this process's through `ConsoleFilter` (its stderr goes straight through). On Ctrl-C (which
+    dbt receives too) dbt's last words are still read and passed on before
+    ``KeyboardInterrupt`` goes on to the caller (`_interrupt_noted`)."""
+    child_env = dict(env)
+    # joblib's worker pools, stopped by Ctrl-C, leave semaphores that Python's resource tracker
+    # reports on exit: nothing for the user to act on
+    child_env["PYTHONWARNINGS"] = ",".join(
+        filter(None, [env.get("PYTHONWARNINGS"), "ignore:resource_tracker:UserWarning"])
     )
+    console = ConsoleFilter(log_path)
+    sys.stdout.flush()  # what this command printed before dbt comes first
+    out = getattr(sys.stdout, "buffer", None) or _TextOut(sys.stdout)
+    with (
+        _interrupt_noted() as interrupted,
+        subprocess.Popen(
+            command, cwd=project_root, env=child_env, stdout=subprocess.PIPE
+        ) as process,
+    ):
+        assert process.stdout is not None
+        for line in iter(process.stdout.readline, b""):
+            out.writelines(console.feed(line))
+            out.flush()
+        out.writelines(console.finish())
+        out.flush()
+        returncode = process.wait()
+    if interrupted:
+        raise KeyboardInterrupt
+    return subprocess.CompletedProcess(list(command), returncode)
+
+
+@contextlib.contextmanager
+def _interrupt_noted() -> Iterator[list[bool]]:
+    """While dbt runs: the first Ctrl-C (which dbt, in the same process group, receives too) is
+    only noted (the list holds True), so that every line dbt prints as it stops is still read and
+    shown; a second one raises ``KeyboardInterrupt`` at once. Where Ctrl-C is ignored or this is
+    not the main thread, nothing changes."""
+    noted: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        yield noted
+        return
+
+    def note(signum: int, frame: object) -> None:
+        if noted:
+            raise KeyboardInterrupt
+        noted.append(True)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _TextOut:
+    """A text stream written as bytes (a stdout replaced by one without ``buffer``)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def writelines(self, lines: Iterable[bytes]) -> None:
+        self._stream.writelines(line.decode("utf-8", errors="replace") for line in lines)
+
+    def flush(self) -> None:
+        self._stream.flush()

@@ -1,0 +1,183 @@
+"""dbt's console output as the build shows it: a Python model stopped by one of the package's
+errors shows the error's message, not its stack trace; Ctrl-C shows no stack trace; everything
+else passes unchanged and in order (`retail_segments.ops.dbt_console`, `dbt_runner`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from retail_segments.ops import dbt_runner
+from retail_segments.ops.dbt_console import filter_console
+
+# the end of a build whose ml_customer_value_fit raised CustomerValueError, as dbt-duckdb 1.11
+# prints it (a message of two lines)
+PYTHON_FAILURE = [
+    "\x1b[0m14:56:10  \x1b[31mFailure in model ml_customer_value_fit (models/ml/value/x.py)\x1b[0m",
+    "\x1b[0m14:56:10    Runtime Error in model ml_customer_value_fit (models/ml/value/x.py)",
+    "  Python model failed:",
+    "  Traceback (most recent call last):",
+    '    File "/venv/dbt/adapters/duckdb/environments/__init__.py", line 286, in run_python_job',
+    "      df = module.model(dbt, con)",
+    "           ^^^^^^^^^^^^^^^^^^^^^^",
+    '    File "/work/retail_segments/ml/value.py", line 1826, in customer_value_record',
+    "      raise CustomerValueError(message)",
+    "  retail_segments.ml.value.CustomerValueError: the spend model has q = 0.68 <= 1.",
+    "  Fix: build on a file with more repeat customers",
+    "  ",
+    "\x1b[0m14:56:10  ",
+    "\x1b[0m14:56:10    compiled code at target/compiled/x.py",
+    "\x1b[0m14:56:10  Done. PASS=451 WARN=0 ERROR=1 SKIP=47 NO-OP=3 TOTAL=502",
+]
+# dbt's main thread stopped by Ctrl-C (dbt.cli.requires.postflight)
+INTERRUPTED = [
+    "\x1b[0m14:58:50  Finished running  in 0 hours 0 minutes and 0.76 seconds (0.76s).",
+    "\x1b[0m14:58:50  Encountered an error:",
+    "",
+    "\x1b[0m14:58:50  Traceback (most recent call last):",
+    '  File "/venv/dbt/cli/requires.py", line 187, in wrapper',
+    "    result, success = func(*args, **kwargs)",
+    '  File "/lib/python3.11/threading.py", line 327, in wait',
+    "    waiter.acquire()",
+    "KeyboardInterrupt",
+]
+
+
+def _filtered(lines: list[str]) -> list[str]:
+    raw = [f"{line}\n".encode() for line in lines]
+    return [line.decode().rstrip("\n") for line in filter_console(raw, "/w/logs/dbt.log")]
+
+
+def test_a_package_error_in_a_python_model_shows_its_message_without_the_stack_trace() -> None:
+    shown = _filtered(PYTHON_FAILURE)
+    assert shown == [
+        *PYTHON_FAILURE[:2],
+        "  Python model failed: the spend model has q = 0.68 <= 1.",
+        "  Fix: build on a file with more repeat customers",
+        "  (its stack trace is in dbt's log, /w/logs/dbt.log)",
+        *PYTHON_FAILURE[-3:],
+    ]
+
+
+def test_the_log_named_is_the_one_dbt_writes(tmp_path: Path) -> None:
+    log_file = dbt_runner.log_file
+    assert log_file([], {}, tmp_path) == str(tmp_path / "logs" / "dbt.log")
+    assert log_file([], {"DBT_LOG_PATH": "/x/l"}, tmp_path) == "/x/l/dbt.log"
+    given = ["build", "--log-path", "a/b"]
+    assert log_file(given, {"DBT_LOG_PATH": "/x/l"}, tmp_path) == str(tmp_path / "a/b/dbt.log")
+    assert log_file(["--log-path=/c"], {}, tmp_path) == "/c/dbt.log"
+
+
+def test_other_stack_traces_pass_unchanged() -> None:
+    # a bug: an error that is not the package's
+    bug = [
+        line.replace("retail_segments.ml.value.CustomerValueError", "KeyError")
+        for line in PYTHON_FAILURE
+    ]
+    assert _filtered(bug) == bug
+    # the package's error was handled, and another one ended the model
+    chained = [
+        *PYTHON_FAILURE[:10],
+        "  ",
+        "  During handling of the above exception, another exception occurred:",
+        "  ",
+        "  Traceback (most recent call last):",
+        '    File "/work/x.py", line 3, in model',
+        "  TypeError: boom",
+        *PYTHON_FAILURE[-3:],
+    ]
+    assert _filtered(chained) == chained
+    # dbt's own error at the end of a run, and one that is not Ctrl-C
+    crashed = [*INTERRUPTED[:-1], "ValueError: bad"]
+    assert _filtered(crashed) == crashed
+    # a block cut off by the end of the output
+    assert _filtered(PYTHON_FAILURE[:5]) == PYTHON_FAILURE[:5]
+    plain = ["\x1b[0m14:56:10  1 of 4 OK hook", "no time stamp", "", "Python model failed: x"]
+    assert _filtered(plain) == plain
+
+
+def test_ctrl_c_shows_no_stack_trace() -> None:
+    assert _filtered(INTERRUPTED) == INTERRUPTED[:1]
+
+
+# a stand-in for dbt: prints one event, then on Ctrl-C its last words, as dbt does
+STAND_IN = """\
+    import signal, sys, time
+    try:
+        print("\\x1b[0m10:00:00  1 of 9 START sql table model marts.x", flush=True)
+        time.sleep(60)
+    except KeyboardInterrupt:
+        print("\\x1b[0m10:00:01  CANCEL query model.retail_segments.x", flush=True)
+        print("\\x1b[0m10:00:01  Encountered an error:\\n", flush=True)
+        print("\\x1b[0m10:00:01  Traceback (most recent call last):", flush=True)
+        print('  File "x.py", line 1, in wrapper\\nKeyboardInterrupt', flush=True)
+        time.sleep(0.5)
+        print("\\x1b[0m10:00:02  last words", flush=True)
+        sys.exit(2)
+"""
+
+# a command that runs the stand-in through run_dbt and says when the interrupt reached it
+RUNNER = """\
+    import sys
+    from pathlib import Path
+    from retail_segments.ops import dbt_runner
+    dbt_runner.dbt_executable = lambda: sys.argv[1]
+    try:
+        dbt_runner.run_dbt(["build"], {"PATH": "/usr/bin:/bin"}, Path(sys.argv[2]))
+    except KeyboardInterrupt:
+        print("command: interrupted", flush=True)
+        sys.exit(130)
+"""
+
+
+def test_ctrl_c_passes_on_dbts_last_words_before_the_command_answers(tmp_path: Path) -> None:
+    stand_in = tmp_path / "dbt"
+    stand_in.write_text(f"#!{sys.executable}\n{textwrap.dedent(STAND_IN)}")
+    stand_in.chmod(0o755)
+    runner = tmp_path / "runner.py"
+    runner.write_text(textwrap.dedent(RUNNER))
+    env = {**os.environ, "PYTHONPATH": str(Path(dbt_runner.__file__).parents[2])}
+    process = subprocess.Popen(
+        [sys.executable, str(runner), str(stand_in), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+        # a shell may start background commands with Ctrl-C ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert "START sql table model marts.x" in first
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole group, dbt included
+    rest = process.stdout.read().splitlines()
+    assert process.wait(timeout=30) == 130
+    assert rest == [
+        "\x1b[0m10:00:01  CANCEL query model.retail_segments.x",
+        "\x1b[0m10:00:02  last words",
+        "command: interrupted",
+    ]
+
+
+def test_the_stand_in_shows_what_dbt_printed_without_the_filter(tmp_path: Path) -> None:
+    """The stand-in's Ctrl-C output holds the stack trace the filter leaves out (so the test above
+    could fail)."""
+    stand_in = tmp_path / "dbt"
+    stand_in.write_text(f"#!{sys.executable}\n{textwrap.dedent(STAND_IN)}")
+    stand_in.chmod(0o755)
+    process = subprocess.Popen(
+        [str(stand_in)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    os.killpg(process.pid, signal.SIGINT)
+    assert "KeyboardInterrupt" in process.stdout.read().splitlines()
+    assert process.wait(timeout=30) == 2
