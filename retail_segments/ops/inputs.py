@@ -11,7 +11,10 @@ Every file a build reads (the raw export and each incoming daily file) goes thro
    bytes that are not a frame stop here. The same pass decides the text's **encoding**: valid
    UTF-8 (with or without a byte-order mark) is read as UTF-8; otherwise the file must be latin-1
    (ISO-8859-1, as the UCI CSV is), and bytes 0x80-0x9F (control characters in latin-1, letters
-   in Windows-1252) are refused rather than guessed. UTF-16/32 and NUL bytes are refused.
+   in Windows-1252) are refused rather than guessed. A file that holds UTF-8 characters and also
+   bytes that are not UTF-8 (two encodings mixed) is refused: read as latin-1, its UTF-8
+   characters would load as mojibake. UTF-16/32, NUL bytes and lines ended by CR alone are
+   refused.
 4. **Columns by name.** The header is parsed and matched by name, in any order, to the Online
    Retail layout (`RAW_COLUMNS`) or to the Online Retail II layout (`ONLINE_RETAIL_II_COLUMNS`,
    mapped to the same names). Missing, unexpected or repeated names stop with the expected header.
@@ -47,6 +50,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -89,6 +93,35 @@ CHUNK_BYTES = 1 << 20
 MAX_HEADER_BYTES = 64 * 1024
 MAX_SIGNIFICANT_DIGITS = 15
 _C1_BYTES = bytes(range(0x80, 0xA0))
+# a UTF-8 lead byte followed by a continuation byte: where a UTF-8 character may start
+_UTF8_PAIR = re.compile(rb"[\xC2-\xF4][\x80-\xBF]")
+
+
+def _first_utf8_character(chunk: bytes) -> tuple[int, str] | None:
+    """The offset and text of the first multi-byte UTF-8 character in ``chunk``, or None."""
+    for match in _UTF8_PAIR.finditer(chunk):
+        start = match.start()
+        for length in (2, 3, 4):
+            try:
+                return start, chunk[start : start + length].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+    return None
+
+
+def _check_line_ends(path: Path, header: bytes) -> None:
+    """Refuse a file whose lines end with CR alone (classic Mac OS, Excel's "CSV (Macintosh)"):
+    a CR inside the first line, before its end."""
+    if b"\r" in header.rstrip(b"\r"):
+        raise InputError(
+            path,
+            "ends its lines with a carriage return alone (CR, as classic Mac OS and Excel's"
+            " 'CSV (Macintosh)' write)",
+            ["the first line runs on past its first CR"],
+            "save it as CSV with LF or CRLF line ends (Excel: 'CSV UTF-8' or 'CSV (Comma"
+            " delimited)'), then build again",
+        )
+
 
 # A raw file without data lines (both engines say the same). A daily file with only its header
 # is a day without sales and is accepted (land_file's allow_empty).
@@ -354,6 +387,8 @@ def scan_text(path: Path, chunks: Iterator[bytes]) -> _TextFacts:
     header line. Raises `InputError` for UTF-16/32, NUL bytes and latin-1 control bytes."""
     utf8 = codecs.getincrementaldecoder("utf-8")()
     is_utf8 = True
+    first_invalid: tuple[int, int] | None = None  # line, byte
+    first_utf8: tuple[int, str] | None = None  # line, character
     first_c1: tuple[int, int] | None = None
     header = b""
     header_done = False
@@ -388,6 +423,7 @@ def scan_text(path: Path, chunks: Iterator[bytes]) -> _TextFacts:
             header += chunk if end < 0 else chunk[:end]
             header_done = end >= 0
             if len(header) > MAX_HEADER_BYTES:
+                _check_line_ends(path, header)
                 raise InputError(
                     path,
                     "does not start with a header line",
@@ -397,8 +433,14 @@ def scan_text(path: Path, chunks: Iterator[bytes]) -> _TextFacts:
         if is_utf8:
             try:
                 utf8.decode(chunk)
-            except UnicodeDecodeError:
+            except UnicodeDecodeError as error:
                 is_utf8 = False
+                index = min(error.start, len(chunk) - 1)
+                first_invalid = (_line_of(newlines, chunk, index), error.object[error.start])
+        if first_utf8 is None:
+            found = _first_utf8_character(chunk)
+            if found is not None:
+                first_utf8 = (_line_of(newlines, chunk, found[0]), found[1])
         if first_c1 is None and len(chunk.translate(None, _C1_BYTES)) < len(chunk):
             index = min(i for i in (chunk.find(bytes([c])) for c in _C1_BYTES) if i >= 0)
             first_c1 = (_line_of(newlines, chunk, index), chunk[index])
@@ -407,10 +449,25 @@ def scan_text(path: Path, chunks: Iterator[bytes]) -> _TextFacts:
     if is_utf8:
         try:
             utf8.decode(b"", final=True)
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as error:
             is_utf8 = False
+            first_invalid = (newlines + 1, error.object[error.start])
     if n_bytes == 0:
         raise InputError(path, "is empty: no header line and no data lines")
+    _check_line_ends(path, header)
+    if not is_utf8 and first_utf8 is not None and first_invalid is not None:
+        (utf8_line, character), (invalid_line, byte) = first_utf8, first_invalid
+        raise InputError(
+            path,
+            "mixes two encodings: it holds UTF-8 characters and bytes that are not UTF-8",
+            [
+                f"line {utf8_line}: {character!r} is written in UTF-8",
+                f"line {invalid_line}: byte 0x{byte:02X} is not UTF-8 (in latin-1 it is"
+                f" {chr(byte)!r})",
+                "read as latin-1, the UTF-8 characters would load as wrong letters",
+            ],
+            "save the whole file in one encoding (UTF-8), then build again",
+        )
     if not is_utf8 and first_c1 is not None:
         line, byte = first_c1
         raise InputError(
@@ -913,6 +970,7 @@ def _cell_text(value: object, column: str) -> str:
 
 def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
     from openpyxl import load_workbook
+    from openpyxl.utils import get_column_letter
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
@@ -937,6 +995,19 @@ def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
             while sheet_header and sheet_header[-1] == "":
                 sheet_header.pop()
             if not sheet_header:
+                # an empty sheet is skipped; one with rows below an empty row 1 is not
+                for number, row in enumerate(rows, start=2):
+                    if any(cell is not None for cell in row):
+                        raise InputError(
+                            path,
+                            f"has a sheet whose row 1 is empty (sheet '{sheet.title}')",
+                            [
+                                f"row {number} of sheet '{sheet.title}' is the first that holds"
+                                " values; the header must be on row 1 of every sheet with data"
+                            ],
+                            "put the header on row 1 of the sheet (delete the empty rows above"
+                            " it), or export the data as CSV",
+                        )
                 continue
             if header is None:
                 header = sheet_header
@@ -953,6 +1024,24 @@ def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
                     "give every sheet the same header, or export one CSV",
                 )
             for number, row in enumerate(rows, start=2):
+                if len(row) > len(names) and any(cell is not None for cell in row[len(names) :]):
+                    index, cell = next(
+                        (index, cell)
+                        for index, cell in enumerate(row)
+                        if index >= len(names) and cell is not None
+                    )
+                    raise InputError(
+                        path,
+                        "has values in columns the header does not name",
+                        [
+                            f"row {number} of sheet '{sheet.title}': column"
+                            f" {get_column_letter(index + 1)} holds {_cell_text(cell, '')!r},"
+                            f" but the header names {len(names)} columns (A to"
+                            f" {get_column_letter(len(names))})"
+                        ],
+                        "delete the values right of the header's columns (or give them a"
+                        " column the product reads), then build again",
+                    )
                 cells = list(row[: len(names)]) + [None] * (len(names) - len(row))
                 if all(cell is None for cell in cells):
                     continue

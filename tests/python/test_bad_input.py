@@ -131,6 +131,14 @@ def _with_cp1252(text: str) -> bytes:
     return zstd(latin1(replace_field(text, "Description", 7, "EURO \x80 SIGN")))
 
 
+def _mixed_encodings(text: str) -> bytes:
+    """The latin-1 file (its pound signs are byte 0xA3) with one description in UTF-8."""
+    marked = replace_field(text, "Description", 9, "CAF\u00c9 MUG MIXED")
+    return zstd(
+        latin1(marked).replace("CAF\u00c9 MUG MIXED".encode("latin-1"), "CAF\u00c9 MUG".encode())
+    )
+
+
 def _utf16(text: str) -> bytes:
     return zstd(codecs.BOM_UTF16_LE + text.encode("utf-16-le"))
 
@@ -273,6 +281,22 @@ CASES: list[Case] = [
         "windows_1252_byte",
         _with_cp1252,
         [FILE, "is neither UTF-8 nor latin-1", "byte 0x80 on line", "Windows-1252"],
+    ),
+    Case(
+        "mixed_encodings",
+        _mixed_encodings,
+        [
+            FILE,
+            "mixes two encodings",
+            "'\u00c9' is written in UTF-8",
+            "byte 0xA3",
+            "in one encoding",
+        ],
+    ),
+    Case(
+        "cr_line_ends",
+        lambda text: zstd(latin1(text).replace(b"\n", b"\r")),
+        [FILE, "ends its lines with a carriage return alone", "LF or CRLF"],
     ),
     Case("utf16_text", _utf16, [FILE, "is UTF-16 text", "save it as UTF-8"]),
     Case("nul_byte", _nul_byte, [FILE, "holds NUL bytes", "first on line"]),

@@ -247,6 +247,51 @@ def test_a_bad_value_in_a_workbook_is_named_by_its_sheet_and_row(
     assert "(first on row 10 of sheet 'Tue' of the file: '2.5')" in str(raised.value)
 
 
+def test_a_sheet_whose_header_is_not_on_row_1_is_refused_not_left_out(
+    workbook_rows: list[list[object]], tmp_path: Path
+) -> None:
+    """Before, a sheet with an empty row 1 was skipped as empty, with its rows (exit 0)."""
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    first = workbook.create_sheet("Dec-Feb")
+    for row in [[None] * 8, list(RAW_COLUMNS), *workbook_rows[:10]]:
+        first.append(row)
+    second = workbook.create_sheet("Mar-Dec")
+    for row in [list(RAW_COLUMNS), *workbook_rows[10:20]]:
+        second.append(row)
+    workbook.create_sheet("Notes")  # an empty sheet is still skipped
+    path = tmp_path / "two.xlsx"
+    workbook.save(path)
+    with pytest.raises(InputError) as raised:
+        land_file(path, tmp_path / "cache")
+    message = str(raised.value)
+    assert "has a sheet whose row 1 is empty (sheet 'Dec-Feb')" in message
+    assert "row 2 of sheet 'Dec-Feb' is the first that holds values" in message
+    assert "Fix: put the header on row 1" in message
+
+
+def test_a_value_right_of_the_header_in_a_workbook_is_refused_not_dropped(
+    workbook_rows: list[list[object]], tmp_path: Path
+) -> None:
+    """The same line in a CSV is refused (9 fields against 8); in a workbook the ninth cell was
+    dropped and the line loaded (exit 0)."""
+    rows = [list(row) for row in workbook_rows[:20]]
+    rows[6] = [*rows[6], "VOID - do not count"]
+    path = _write_workbook(tmp_path / "note.xlsx", list(RAW_COLUMNS), rows, 1)
+    with pytest.raises(InputError) as raised:
+        land_file(path, tmp_path / "cache")
+    message = str(raised.value)
+    assert "has values in columns the header does not name" in message
+    assert "row 8 of sheet 'Year 2009-2010': column I holds 'VOID - do not count'" in message
+    # a row whose only value is right of the header is refused too (it was skipped as blank)
+    rows = [list(row) for row in workbook_rows[:20]]
+    rows[3] = [None] * 10 + [17]
+    path = _write_workbook(tmp_path / "far.xlsx", list(RAW_COLUMNS), rows, 1)
+    with pytest.raises(InputError, match=r"row 5 of sheet .*: column K holds '17'"):
+        land_file(path, tmp_path / "cache")
+
+
 def test_a_zip_without_a_workbook_is_refused(tmp_path: Path) -> None:
     download = tmp_path / "online+retail.zip"
     with zipfile.ZipFile(download, "w") as archive:
