@@ -467,6 +467,139 @@ def check_invoice_owners(landed: Sequence[LandedFile]) -> None:
     )
 
 
+# Sales lines of one invoice lie this close together in time (the real file: at most 60 s);
+# fct_orders dates an order by its first line, so an invoice number used again on another day
+# would merge the new lines into the old order.
+INVOICE_SPAN_LIMIT = timedelta(hours=1)
+
+
+def _first_sales_line(
+    landed: Sequence[LandedFile], where: str, select: str
+) -> tuple[int, LandedFile, int, tuple[Any, ...]] | None:
+    """Among the sales lines (`_SALES_LINE_WHERE`) of ``landed`` (in file order) that match
+    ``where``, the count and the first: its file, its file row number (0-based data row) and the
+    values ``select`` names."""
+    files = [str(item.parquet) for item in landed]
+    sources = [str(item.path) for item in landed]
+    sql = f"""
+        with lines as (
+            select *, list_position($sources, source_file) as file_index
+            from read_parquet($files)
+            where {_SALES_LINE_WHERE} and ({where})
+        )
+        select count(*), arg_min([source_file, cast(file_row_number as varchar), {select}],
+            [file_index, file_row_number])
+        from lines
+    """
+    with scratch_connection() as connection:
+        count, first = connection.execute(sql, {"files": files, "sources": sources}).fetchall()[0]
+    if not count:
+        return None
+    path, row, *values = first
+    item = next(item for item in landed if str(item.path) == path)
+    return int(count), item, int(row), tuple(values)
+
+
+def _role(item: LandedFile, landed: Sequence[LandedFile]) -> str:
+    return "Raw data file" if item is landed[0] else "Daily file"
+
+
+def check_sales_line_values(landed: Sequence[LandedFile]) -> None:
+    """Raise `InputError` for a sales line the cleaning keeps (a customer, a goods stock code, not
+    a return, a price other than 0) with a quantity of 0 or a negative price: `fct_sales_lines`
+    would hold it and its tests, which run only after tables are replaced, would fail. Names the
+    first such line (in file order: the raw file, then the daily files) and how many there are.
+    ``landed`` is in that order."""
+    found = _first_sales_line(
+        landed,
+        "Quantity = 0 or UnitPrice < 0",
+        "cast(Quantity as varchar), cast(UnitPrice as varchar), InvoiceNo, StockCode",
+    )
+    if found is None:
+        return
+    count, item, row, (quantity, price, invoice, stock_code) = found
+    what = "a quantity of 0" if quantity == "0" else f"a negative price ({price})"
+    details = [
+        f"{place_of_line(item.parquet, row + 1)}: invoice {invoice}, stock code {stock_code} has"
+        f" {what}, on a goods line with a customer that is no return"
+    ]
+    if count > 1:
+        details.append(f"{count - 1} more such line(s) in the input files")
+    raise InputError(
+        item.path,
+        "has sales lines that no order can hold (a quantity of 0 or a negative price)",
+        details,
+        "correct the quantity or the price on these lines (a return has a negative quantity; an"
+        " adjustment of a price has a service stock code such as B or M), then build again",
+        role=_role(item, landed),
+    )
+
+
+def check_invoice_moments(landed: Sequence[LandedFile]) -> None:
+    """Raise `InputError` for an invoice whose sales lines, across all the input files, lie more
+    than `INVOICE_SPAN_LIMIT` from its first line (in file order: the raw file, then the daily
+    files in arrival order): an invoice number used again, whose lines `fct_orders` would date by
+    the earliest. Names the first such line, the invoice's first line and how many invoices do
+    so. ``landed`` is in that order."""
+    files = [str(item.parquet) for item in landed]
+    sources = [str(item.path) for item in landed]
+    sql = f"""
+        with lines as (
+            select InvoiceNo, cast(InvoiceDate as timestamp) as invoice_at, file_row_number,
+                source_file, list_position($sources, source_file) as file_index
+            from read_parquet($files)
+            where {_SALES_LINE_WHERE}
+        ),
+        with_first as (
+            select *,
+                first_value(invoice_at) over invoice as first_at,
+                first_value(file_row_number) over invoice as first_row,
+                first_value(source_file) over invoice as first_file
+            from lines
+            window invoice as (partition by InvoiceNo order by file_index, file_row_number)
+        ),
+        apart as (
+            select * from with_first
+            where abs(date_diff('second', first_at, invoice_at)) > $limit
+        )
+        select count(distinct InvoiceNo),
+            arg_min(
+                [InvoiceNo, source_file, cast(file_row_number as varchar),
+                    cast(invoice_at as varchar), first_file, cast(first_row as varchar),
+                    cast(first_at as varchar)],
+                [file_index, file_row_number]
+            )
+        from apart
+    """
+    limit = int(INVOICE_SPAN_LIMIT.total_seconds())
+    with scratch_connection() as connection:
+        n_invoices, first = connection.execute(
+            sql, {"files": files, "sources": sources, "limit": limit}
+        ).fetchall()[0]
+    if not n_invoices:
+        return
+    invoice, path, row, moment, first_path, first_row, first_moment = first
+    parquet_of = {str(item.path): item.parquet for item in landed}
+    line = place_of_line(parquet_of[path], int(row) + 1)
+    first_line = place_of_line(parquet_of[first_path], int(first_row) + 1)
+    where = "" if first_path == path else f" of '{first_path}'"
+    details = [
+        f"invoice {invoice}: {line} is dated {moment}, but {first_line}{where} is dated"
+        f" {first_moment}"
+    ]
+    if n_invoices > 1:
+        details.append(f"{n_invoices - 1} more invoice(s) have lines more than an hour apart")
+    raise InputError(
+        path,
+        "has an invoice whose sales lines lie more than an hour apart (an invoice number used"
+        " again)",
+        details,
+        "give the later lines their own invoice number (or correct their dates) in the file"
+        " named, then build again",
+        role="Raw data file" if path == sources[0] else "Daily file",
+    )
+
+
 @dataclass(frozen=True)
 class LoadedFile:
     """One file the warehouse has loaded, as recorded on its lines."""
@@ -1255,6 +1388,8 @@ def _prepare(
     raw = land_file(raw_path, cache, lander)
     incoming = tuple(_land_daily_file(path, cache, lander) for path in incoming_paths)
     check_invoice_owners([raw, *incoming])
+    check_invoice_moments([raw, *incoming])
+    check_sales_line_values([raw, *incoming])
     facts = data_facts([raw, *incoming])
     check_vars_against_data(settings, raw_values, facts, fits=fits, holdout_days=holdout_days)
     notes = as_of_notes(settings, facts, holdout_days) if fits else ()

@@ -759,6 +759,57 @@ def test_an_invoice_with_two_customers_is_refused_before_anything_is_replaced(
     assert guarded.serving_state() == serving_before
 
 
+def test_a_reused_invoice_or_a_line_no_order_can_hold_is_refused_before_anything_is_replaced(
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
+) -> None:
+    """A daily file's line with a loaded invoice's number a year later (fct_orders would date it
+    by the old order), or a kept sales line with a quantity of 0 or a negative price (the tests
+    of fct_sales_lines would fail after tables were replaced): refused by the checks before dbt,
+    naming the line."""
+    text = text_of(synthetic_raw)
+    header = text.splitlines()[0].split(",")
+    date, quantity, price = (
+        header.index(name) for name in ("InvoiceDate", "Quantity", "UnitPrice")
+    )
+    (first_number, first), *_ = _sales_lines(text)
+    marts_before, serving_before = guarded.marts(), guarded.serving_state()
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    env = {"RETAIL_SERVING_DIR": str(guarded.serving), "RETAIL_INCOMING_GLOB": str(incoming / "*")}
+
+    def refused(lines: list[list[str]]) -> str:
+        daily = incoming / "2011-12-10.csv"
+        daily.write_bytes(latin1("\n".join(",".join(line) for line in [header, *lines]) + "\n"))
+        result = cli_in_process(guarded.workspace, synthetic_raw, "build", env=env)
+        assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+        assert f"Daily file '{daily}'" in result.stderr
+        return result.stderr
+
+    reused = list(first)
+    reused[date] = "12/9/2011 19:30"
+    message = refused([reused])
+    assert "has an invoice whose sales lines lie more than an hour apart" in message
+    assert (
+        f"invoice {first[0]}: line 2 is dated 2011-12-09 19:30:00, but line {first_number} of"
+        f" '{synthetic_raw}' is dated"
+    ) in message
+    assert "Fix: give the later lines their own invoice number" in message
+
+    zero, negative = list(first), list(first)
+    zero[0] = negative[0] = "990001"
+    zero[quantity] = "0"
+    negative[price] = "-2.55"
+    message = refused([zero, negative])
+    assert "has sales lines that no order can hold" in message
+    assert "line 2: invoice 990001, stock code" in message and "has a quantity of 0" in message
+    assert "1 more such line(s)" in message
+    message = refused([negative])
+    assert "has a negative price (-2.55)" in message
+    assert guarded.marts() == marts_before
+    assert guarded.serving_state() == serving_before
+
+
 def test_a_selected_build_needs_the_vars_of_the_last_whole_build(
     guarded: Guarded, synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
 ) -> None:
