@@ -530,6 +530,8 @@ def map_header(path: Path, names: Sequence[str]) -> tuple[str, list[str]]:
 _MDY = r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4} [0-9]{1,2}:[0-9]{2}"
 _ISO = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?"
 _DECIMAL = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
+# below it a double loses digits (subnormal) or becomes 0
+_SMALLEST_NORMAL_DOUBLE = 2.2250738585072014e-308
 _SIGNIFICANT = (
     "length(rtrim(ltrim(regexp_replace(regexp_replace(lower(trim(UnitPrice)), 'e.*$', ''),"
     " '[^0-9]', '', 'g'), '0'), '0'))"
@@ -587,12 +589,31 @@ VALUE_CHECKS: tuple[tuple[str, str, str], ...] = (
         " and not isfinite(try_cast(trim(UnitPrice) as double))",
     ),
     (
+        "UnitPrice",
+        "are too small for a double (they would load as 0 or rounded)",
+        f"regexp_full_match(trim(UnitPrice), '{_DECIMAL}') and {_SIGNIFICANT} > 0"
+        f" and abs(try_cast(trim(UnitPrice) as double)) < {_SMALLEST_NORMAL_DOUBLE!r}",
+    ),
+    (
         "InvoiceDate",
         "are empty or do not parse as M/D/YYYY H:MM (or YYYY-MM-DD HH:MM[:SS])",
         f"not coalesce((regexp_full_match(trim(InvoiceDate), '{_MDY}')"
         " and try_strptime(trim(InvoiceDate), '%m/%d/%Y %H:%M') is not null)"
         f" or (regexp_full_match(trim(InvoiceDate), '{_ISO}')"
         " and try_cast(replace(trim(InvoiceDate), 'T', ' ') as timestamp) is not null), false)",
+    ),
+    (
+        "InvoiceDate",
+        "have the hour 24 (write 00:00 of the next day)",
+        f"regexp_full_match(trim(InvoiceDate), '{_ISO}')"
+        " and substr(trim(InvoiceDate), 12, 2) = '24'",
+    ),
+    (
+        "InvoiceDate",
+        "are before the year 1 (year 0000 is not a year of the calendar the product uses)",
+        "coalesce(try_strptime(trim(InvoiceDate), '%m/%d/%Y %H:%M'),"
+        " try_cast(replace(trim(InvoiceDate), 'T', ' ') as timestamp))"
+        " < timestamp '0001-01-01'",
     ),
     (
         "CustomerID",

@@ -236,7 +236,19 @@ def _static_prefix(parts: Sequence[str]) -> list[str]:
 
 def _check_no_pattern_characters(path: Path, role: str, fix: str) -> None:
     """Raise `InputError` when path holds a character DuckDB's file functions (glob, read_blob,
-    read_parquet: the dbt hook and the models read the inputs with them) take as a pattern."""
+    read_parquet: the dbt hook and the models read the inputs with them) take as a pattern, or
+    bytes that are not UTF-8 (the landing records every path as text)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError as error:
+        byte = ord(error.object[error.start]) - 0xDC00  # the byte os.fsdecode kept as is
+        raise InputError(
+            path,
+            f"has a name that is not UTF-8 text (byte 0x{byte:02X}), which the warehouse cannot"
+            " record as the file's name",
+            fix="rename it (or its folder) with UTF-8 characters only, then build again",
+            role=role,
+        ) from None
     if glob.has_magic(str(path)):
         raise InputError(
             path,

@@ -258,6 +258,34 @@ CASES: list[Case] = [
         [FILE, "too large for a double", "'1e400'"],
     ),
     Case(
+        # each its own check, listed together: a price that underflows, hour 24, year 0000
+        "price_too_small_hour_24_year_0",
+        lambda text: zstd(
+            latin1(
+                replace_field(
+                    replace_field(
+                        replace_field(text, "UnitPrice", 14, "1e-400"),
+                        "InvoiceDate",
+                        20,
+                        "2010-12-01 24:00",
+                    ),
+                    "InvoiceDate",
+                    21,
+                    "0000-12-09 10:00",
+                )
+            )
+        ),
+        [
+            FILE,
+            "too small for a double (they would load as 0 or rounded)",
+            "'1e-400'",
+            "have the hour 24",
+            "'2010-12-01 24:00'",
+            "are before the year 1",
+            "'0000-12-09 10:00'",
+        ],
+    ),
+    Case(
         "two_digit_year",
         _bad("InvoiceDate", 15, "12/1/10 8:26"),
         [FILE, "column InvoiceDate", "'12/1/10 8:26'"],
@@ -913,6 +941,13 @@ def test_daily_files_in_a_folder_or_under_a_name_with_brackets_are_refused(tmp_p
     with pytest.raises(InputError) as error:
         preflight.incoming_files(tmp_path, {"RETAIL_INCOMING_GLOB": str(plain / "*")})
     assert f"Daily file '{plain / 'day[1].csv'}' has *, ? or [ in its path" in str(error.value)
+    # a name in latin-1 bytes (not UTF-8): refused, naming the byte (before, a traceback)
+    (plain / "day[1].csv").unlink()
+    (plain / os.fsdecode(b"2011-12-10 caf\xe9.csv")).write_bytes(b"")
+    with pytest.raises(InputError) as error:
+        preflight.incoming_files(tmp_path, {"RETAIL_INCOMING_GLOB": str(plain / "*")})
+    assert "has a name that is not UTF-8 text (byte 0xE9)" in str(error.value)
+    assert "Fix: rename it (or its folder) with UTF-8 characters only" in str(error.value)
 
 
 def test_every_file_of_the_incoming_folder_is_read_or_refused(tmp_path: Path) -> None:
