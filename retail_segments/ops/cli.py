@@ -147,6 +147,18 @@ def _build(dbt_args: list[str]) -> int:
     return _publish(prepared.env, list(prepared.dbt_args))
 
 
+def _is_html_file(path: Path) -> bool:
+    """Whether the file is empty or starts as an HTML page does (after blanks and a byte-order
+    mark): ``<!doctype html`` or ``<html``."""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(512)
+    except OSError:
+        return True  # the write will say what is wrong
+    start = start.removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    return not start or start.startswith((b"<!doctype html", b"<html"))
+
+
 def _serving_dir_problem(directory: Path) -> str | None:
     """Why the publish could not write the serving folder (found before the build, not after
     it), or None. Nothing is created: the publish makes the folder."""
@@ -372,6 +384,14 @@ def _report(report_args: list[str]) -> int:
         print(
             f"error: --out {args.out} is a folder; nothing was written.\n"
             f"  Fix: give the HTML file's name, such as {args.out / default_out.name}.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.out.is_file() and not _is_html_file(args.out):
+        print(
+            f"error: --out {args.out} is a file that holds no HTML page (a data file?), which"
+            " the report would overwrite; nothing was written.\n  Fix: give a new file's name"
+            f" or an earlier report's, such as {default_out}.",
             file=sys.stderr,
         )
         return 2

@@ -573,6 +573,17 @@ def test_report_command_names_an_out_path_it_cannot_write(
     assert main([*served, "--out", str(manifest)]) == 2
     assert f"--out {manifest} is inside the serving folder {serving}" in capsys.readouterr().err
     assert not manifest.exists()
+    # nor over a file that holds no HTML page (the raw file, a daily file); an earlier report is
+    # replaced
+    raw = tmp_path / "raw.csv"
+    raw.write_bytes(b"InvoiceNo,StockCode\n536365,85123A\n")
+    assert main([*warehouse, "--out", str(raw)]) == 2
+    assert f"--out {raw} is a file that holds no HTML page" in capsys.readouterr().err
+    assert raw.read_bytes().startswith(b"InvoiceNo")
+    earlier = tmp_path / "earlier.html"
+    earlier.write_bytes(b"\xef\xbb\xbf\n  <!DOCTYPE html><html></html>")
+    assert main([*warehouse, "--out", str(earlier)]) == 0
+    assert "plotly" in earlier.read_text(encoding="utf-8").lower()
 
 
 def test_report_command_names_a_file_that_is_not_a_warehouse(
