@@ -72,10 +72,10 @@ from retail_segments.ops.settings import SettingsError, check_environment
 WAREHOUSE_TARGET = "dev"
 
 
-def _prepare(dbt_args: list[str], fits: bool = True) -> PreparedBuild | int:
+def _prepare(dbt_args: list[str], fits: bool = True, activate: bool = True) -> PreparedBuild | int:
     """Prepare a dbt run; on a problem print it and return exit code 2."""
     try:
-        return prepare(find_project_root(), os.environ, dbt_args, fits=fits)
+        return prepare(find_project_root(), os.environ, dbt_args, fits=fits, activate=activate)
     except PreflightError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -108,7 +108,8 @@ def _build(dbt_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    prepared = _prepare(dbt_args)
+    # `current` moves to the new inputs only once every check below passed
+    prepared = _prepare(dbt_args, activate=False)
     if isinstance(prepared, int):
         return prepared
     problem = selected_build_problem(prepared, dbt_args, find_project_root())
@@ -126,6 +127,7 @@ def _build(dbt_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    prepared.activate()
     _announce(prepared)
     warehouse = Path(prepared.env[WAREHOUSE_PATH_ENV])
     # a rebuild from scratch keeps only this build's date of the segment history: said after it
@@ -287,7 +289,8 @@ def _backfill(backfill_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    prepared = _prepare([], fits=False)
+    # checks only: each month's run prepares (and points `current` at) its own inputs
+    prepared = _prepare([], fits=False, activate=False)
     if isinstance(prepared, int):
         return prepared
     parsed = DbtBuildArgs.parse([], os.environ)

@@ -13,8 +13,9 @@ The landing directory (``RETAIL_LANDING_DIR``, default ``landing/`` beside the w
 * ``inputs-<id>/``: one prepared set of inputs, hard links ``raw/<key>.parquet`` and
   ``incoming/<key>.parquet`` into the cache, and ``prepared.json`` (the stamp: every input file
   with its path and SHA-256, the checked vars, the warehouse, whether a full refresh is needed);
-* ``current``: a symlink to the newest prepared set, replaced atomically. dbt's sources read
-  ``current/raw/*.parquet`` and ``current/incoming/*.parquet``.
+* ``current``: a symlink to the prepared set of the last `prepare`, or of the last build that
+  passed every check before dbt (`PreparedBuild.activate`), replaced atomically; a refused build
+  leaves it. dbt's sources read ``current/raw/*.parquet`` and ``current/incoming/*.parquet``.
 
 **Input identity.** The warehouse records, on every line of ``int_sales_lines__screened``, the
 file it came from and that file's SHA-256. The build is incremental only when the raw file is the
@@ -155,6 +156,11 @@ class PreparedBuild:
     notes: tuple[str, ...] = field(default=())
     # the daily files with lines that the warehouse has not loaded yet
     unloaded: tuple[Path, ...] = field(default=())
+
+    def activate(self) -> None:
+        """Point the landing folder's ``current`` at this prepared set: what dbt's sources read
+        (`prepare` with ``activate=False`` leaves it for the caller, until its checks pass)."""
+        _switch_current(Path(self.env[LANDING_DIR_ENV]), self.stamp.parent)
 
     def _without_sales(self) -> str:
         empty = sum(1 for item in self.incoming if item.n_rows == 0)
@@ -1298,6 +1304,7 @@ def prepare(
     fits: bool = True,
     read_warehouse: bool = True,
     spark: SparkTables | None = None,
+    activate: bool = True,
 ) -> PreparedBuild:
     """Check and land everything a dbt run will read; return the dbt environment and arguments.
 
@@ -1307,11 +1314,14 @@ def prepare(
     input-identity check, for a caller that made it already and holds the warehouse open itself
     (the backfill's months). ``spark`` prepares a Spark build instead: the inputs are checked and
     landed by its lander (in ``<spark root>/landing`` unless ``RETAIL_LANDING_DIR`` is set),
-    what was loaded is read from its tables, and the stamp says ``engine: spark``. Raises
-    `PreflightError`.
+    what was loaded is read from its tables, and the stamp says ``engine: spark``.
+    ``activate=False`` leaves the landing folder's ``current`` (what dbt's sources and a hand-run
+    dbt read) on the set it named: the caller makes its own checks and calls
+    `PreparedBuild.activate` only when the build goes ahead, so a refused build changes nothing
+    the warehouse reads. Raises `PreflightError`.
     """
     try:
-        return _prepare(project_root, environ, dbt_args, fits, read_warehouse, spark)
+        return _prepare(project_root, environ, dbt_args, fits, read_warehouse, spark, activate)
     except (InputError, SettingsError, RawDataNotFoundError) as error:
         raise PreflightError(str(error)) from error
 
@@ -1364,6 +1374,7 @@ def _prepare(
     fits: bool,
     read_warehouse: bool,
     spark: SparkTables | None = None,
+    activate: bool = True,
 ) -> PreparedBuild:
     check_environment(environ)
     meta = check_model_meta(project_root)
@@ -1471,7 +1482,8 @@ def _prepare(
         "inputs_key": inputs_key(raw, incoming, project_root),
     }
     (prepared / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n")
-    _switch_current(landing, prepared)
+    if activate:
+        _switch_current(landing, prepared)
 
     env = dict(environ)
     env[RAW_PATH_ENV] = str(raw.path)

@@ -154,7 +154,11 @@ def build(dbt_args: list[str]) -> int:
     seconds = time.monotonic() - started
     try:
         prepared = prepare(
-            project_root, environ, dbt_args, spark=SparkTables(SparkLander(session), tables)
+            project_root,
+            environ,
+            dbt_args,
+            spark=SparkTables(SparkLander(session), tables),
+            activate=False,
         )
     except PreflightError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -163,6 +167,7 @@ def build(dbt_args: list[str]) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    prepared.activate()
     _announce(prepared, root, len(registered), seconds)
     env = {**prepared.env, SPARK_DIR_ENV: str(root)}
     python_models.install(session)

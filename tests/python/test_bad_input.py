@@ -529,6 +529,12 @@ class Guarded:
         checksums = table_checksums(self.workspace)
         return {name: value for name, value in checksums.items() if name.startswith("marts.")}
 
+    def inputs(self) -> str | None:
+        """The prepared set the landing folder's ``current`` names (what the warehouse's input
+        views and a hand-run dbt read)."""
+        link = self.workspace.warehouse.parent / "landing" / "current"
+        return str(link.readlink()) if link.is_symlink() else None
+
     def serving_state(self) -> dict[str, str]:
         return {
             str(path.relative_to(self.serving)): (
@@ -560,6 +566,7 @@ def _run_case(
 ) -> None:
     marts_before = guarded.marts()
     serving_before = guarded.serving_state()
+    inputs_before = guarded.inputs()
     if case.content == GOOD:
         path = synthetic_raw
     else:
@@ -586,6 +593,8 @@ def _run_case(
     assert "nothing was built" in result.stderr or "Nothing was built" in result.stderr
     assert guarded.marts() == marts_before
     assert guarded.serving_state() == serving_before
+    # a refusal after the inputs were prepared (the serving folder) left `current` as it was
+    assert guarded.inputs() == inputs_before
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
