@@ -308,11 +308,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     argument exits 2 with the usage)."""
     parser = argparse.ArgumentParser(
         prog="retail-segments backfill",
+        allow_abbrev=False,
         description="Add customer RFM and segments as of each month end to "
         "marts.customer_segment_history.",
     )
     parser.add_argument("--start", help="first month, YYYY-MM (default: the data's first)")
     parser.add_argument("--end", help="last month, YYYY-MM (default: the data's last full month)")
+    for option in ("--start", "--end"):
+        given = [arg for arg in argv if arg == option or arg.startswith(f"{option}=")]
+        if len(given) > 1:  # argparse would take the last one silently
+            parser.error(f"{option} is given {len(given)} times; give it once")
     return parser.parse_args(argv)
 
 

@@ -557,9 +557,9 @@ TYPED_COLUMNS: dict[str, str] = {
 # (column, what is wrong, SQL condition that flags a bad value). Checked in this order; a value
 # is reported by its first failing check only.
 VALUE_CHECKS: tuple[tuple[str, str, str], ...] = (
-    ("InvoiceNo", "are empty", "InvoiceNo is null"),
-    ("StockCode", "are empty", "StockCode is null"),
-    ("Country", "are empty", "Country is null"),
+    ("InvoiceNo", "are empty (or blanks only)", "coalesce(trim(InvoiceNo), '') = ''"),
+    ("StockCode", "are empty (or blanks only)", "coalesce(trim(StockCode), '') = ''"),
+    ("Country", "are empty (or blanks only)", "coalesce(trim(Country), '') = ''"),
     (
         "Quantity",
         "are empty or not an integer (a whole number)",

@@ -286,6 +286,13 @@ CASES: list[Case] = [
         ],
     ),
     Case(
+        "blank_invoice_and_country",
+        lambda text: zstd(
+            latin1(replace_field(replace_field(text, "InvoiceNo", 22, "   "), "Country", 23, " "))
+        ),
+        [FILE, "column InvoiceNo: 1 value(s) are empty (or blanks only)", "column Country"],
+    ),
+    Case(
         "two_digit_year",
         _bad("InvoiceDate", 15, "12/1/10 8:26"),
         [FILE, "column InvoiceDate", "'12/1/10 8:26'"],

@@ -129,6 +129,14 @@ def test_backfill_help_and_unknown_arguments_check_and_lock_nothing(
     assert exited.value.code == 2
     error = capsys.readouterr().err
     assert "unrecognized arguments: --bogus" in error and "nothing-here" not in error
+    # an option given twice (argparse would take the last silently), or abbreviated
+    for argv in (["--start=2011-11", "--start", "2011-10"], ["--sta", "2011-10"]):
+        with pytest.raises(SystemExit) as exited:
+            main(["backfill", *argv])
+        assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "--start is given 2 times; give it once" in error
+    assert "unrecognized arguments: --sta 2011-10" in error
     assert not (tmp_path / "warehouse").exists()
 
 
