@@ -365,10 +365,10 @@ def main(argv: Sequence[str], env: Mapping[str, str], project_root: Path | None 
 
 
 if __name__ == "__main__":
-    sys.exit(
-        0
-        if run_backfill(
+    try:
+        succeeded = run_backfill(
             [datetime.fromisoformat(text) for text in sys.argv[2:]], json.loads(sys.argv[1])
         )
-        else 1
-    )
+    except KeyboardInterrupt:  # Ctrl-C: the command that started this child says what stopped
+        sys.exit(130)
+    sys.exit(0 if succeeded else 1)
