@@ -710,13 +710,34 @@ def _csv_error(path: Path, error: duckdb.Error) -> InputError:
             break
         if line.strip():
             kept.append(line.strip())
+    kept = kept[:4]
+    if "state machine reached an invalid state" in str(error):
+        kept.append(_line_ends_hint(path))
     return InputError(
         path,
         "is not a well-formed CSV",
-        kept[:4],
+        kept,
         "every line must have the header's columns, separated by commas, with text that holds"
         " commas or quotes in double quotes (a quote inside doubled)",
     )
+
+
+def _line_ends_hint(path: Path) -> str:
+    """What DuckDB's "invalid state" most often means, with the file's line ends counted (a line
+    break inside a quoted field counts too, so the counts are a hint)."""
+    crlf = newlines = 0
+    try:
+        for chunk in text_chunks(path, sniff_container(path)):
+            crlf += chunk.count(b"\r\n")
+            newlines += chunk.count(b"\n")
+    except (InputError, OSError, ValueError):
+        return "DuckDB says this of a file whose lines end in both CRLF and LF"
+    if 0 < crlf < newlines:
+        return (
+            f"the file's lines end in both CRLF ({crlf}) and LF alone ({newlines - crlf}), which"
+            " DuckDB's reader does not take: save it again with one kind of line end"
+        )
+    return "DuckDB says this of a file whose lines end in both CRLF and LF"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -329,6 +329,14 @@ CASES: list[Case] = [
         ],
     ),
     Case(
+        # the first half of the lines end in CRLF, the rest in LF: DuckDB's reader stops
+        "mixed_line_ends",
+        lambda text: zstd(
+            latin1(text[: len(text) // 2].replace("\n", "\r\n") + text[len(text) // 2 :])
+        ),
+        [FILE, "is not a well-formed CSV", "lines end in both CRLF (", "one kind of line end"],
+    ),
+    Case(
         "cr_line_ends",
         lambda text: zstd(latin1(text).replace(b"\n", b"\r")),
         [FILE, "ends its lines with a carriage return alone", "LF or CRLF"],
