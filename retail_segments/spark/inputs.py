@@ -112,7 +112,9 @@ SPARK_VALUE_CHECKS: tuple[tuple[str, str, str], ...] = (
         f"not coalesce((trim(InvoiceDate) rlike '{_MDY}'"
         f" and try_to_timestamp(trim(InvoiceDate), '{_MDY_FORMAT}') is not null)"
         f" or (trim(InvoiceDate) rlike '{_ISO}'"
-        " and try_cast(replace(trim(InvoiceDate), 'T', ' ') as timestamp) is not null), false)",
+        " and try_cast(replace(trim(InvoiceDate), 'T', ' ') as timestamp) is not null), false)"
+        # year 0000 is no year as written (and no Python datetime)
+        f" or coalesce(year({TYPED_COLUMNS['InvoiceDate']}) < 1, false)",
     ),
     (
         "CustomerID",
@@ -125,6 +127,14 @@ SPARK_VALUE_CHECKS: tuple[tuple[str, str, str], ...] = (
         f"trim(CustomerID) rlike '{_WHOLE}'"
         " and try_cast(split_part(trim(CustomerID), '.', 1) as int) is null",
     ),
+)
+# the typed InvoiceDate of a line whose fields and date passed their checks, else NULL: the first
+# and last date are collected from these only (a date that fails its check, e.g. '20111', can be
+# a Spark timestamp that Python cannot hold)
+_CHECKED_DATE = (
+    "case when not _bad_fields and not coalesce("
+    + next(c for column, _p, c in SPARK_VALUE_CHECKS if column == "InvoiceDate")
+    + f", false) then {TYPED_COLUMNS['InvoiceDate']} end"
 )
 _EXTRA = "_extra_field"
 _ROW = "file_row_number"
@@ -246,8 +256,8 @@ def check_values(
         "count(*) as n_rows",
         "count(*) filter (where _bad_fields) as bad_fields",
         f"min({_ROW}) filter (where _bad_fields) as bad_fields_row",
-        f"min({TYPED_COLUMNS['InvoiceDate']}) as first_invoice_at",
-        f"max({TYPED_COLUMNS['InvoiceDate']}) as last_invoice_at",
+        f"min({_CHECKED_DATE}) as first_invoice_at",
+        f"max({_CHECKED_DATE}) as last_invoice_at",
     ]
     for index, (column, _problem, condition) in enumerate(SPARK_VALUE_CHECKS):
         flag = f"not _bad_fields and coalesce({condition}, false)"
