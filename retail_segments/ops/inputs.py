@@ -531,7 +531,7 @@ _MDY = r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4} [0-9]{1,2}:[0-9]{2}"
 _ISO = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?"
 _DECIMAL = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
 # below it a double loses digits (subnormal) or becomes 0
-_SMALLEST_NORMAL_DOUBLE = 2.2250738585072014e-308
+SMALLEST_NORMAL_DOUBLE = 2.2250738585072014e-308
 _SIGNIFICANT = (
     "length(rtrim(ltrim(regexp_replace(regexp_replace(lower(trim(UnitPrice)), 'e.*$', ''),"
     " '[^0-9]', '', 'g'), '0'), '0'))"
@@ -592,7 +592,7 @@ VALUE_CHECKS: tuple[tuple[str, str, str], ...] = (
         "UnitPrice",
         "are too small for a double (they would load as 0 or rounded)",
         f"regexp_full_match(trim(UnitPrice), '{_DECIMAL}') and {_SIGNIFICANT} > 0"
-        f" and abs(try_cast(trim(UnitPrice) as double)) < {_SMALLEST_NORMAL_DOUBLE!r}",
+        f" and abs(try_cast(trim(UnitPrice) as double)) < {SMALLEST_NORMAL_DOUBLE!r}",
     ),
     (
         "InvoiceDate",

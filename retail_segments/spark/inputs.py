@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from retail_segments.ops.inputs import (
     _VALUE_FIX,
     MAX_SIGNIFICANT_DIGITS,
+    SMALLEST_NORMAL_DOUBLE,
     InputError,
     TextSource,
     place_of_line,
@@ -87,9 +88,9 @@ TYPED_COLUMNS: dict[str, str] = {
 # order, as retail_segments.ops.inputs.VALUE_CHECKS (a test holds them together). Empty fields
 # are NULL here, as in DuckDB's reader.
 SPARK_VALUE_CHECKS: tuple[tuple[str, str, str], ...] = (
-    ("InvoiceNo", "are empty", "InvoiceNo is null"),
-    ("StockCode", "are empty", "StockCode is null"),
-    ("Country", "are empty", "Country is null"),
+    ("InvoiceNo", "are empty (or blanks only)", "coalesce(trim(InvoiceNo), '') = ''"),
+    ("StockCode", "are empty (or blanks only)", "coalesce(trim(StockCode), '') = ''"),
+    ("Country", "are empty (or blanks only)", "coalesce(trim(Country), '') = ''"),
     (
         "Quantity",
         "are empty or not an integer (a whole number)",
@@ -116,14 +117,30 @@ SPARK_VALUE_CHECKS: tuple[tuple[str, str, str], ...] = (
         f"trim(UnitPrice) rlike '{_DECIMAL}' and abs({_double('UnitPrice')}) = double('infinity')",
     ),
     (
+        "UnitPrice",
+        "are too small for a double (they would load as 0 or rounded)",
+        f"trim(UnitPrice) rlike '{_DECIMAL}' and {_SIGNIFICANT} > 0"
+        f" and abs({_double('UnitPrice')}) < {SMALLEST_NORMAL_DOUBLE!r}",
+    ),
+    (
         "InvoiceDate",
         "are empty or do not parse as M/D/YYYY H:MM (or YYYY-MM-DD HH:MM[:SS])",
         f"not coalesce((trim(InvoiceDate) rlike '{_MDY}'"
         f" and try_to_timestamp(trim(InvoiceDate), '{_MDY_FORMAT}') is not null)"
         f" or (trim(InvoiceDate) rlike '{_ISO}'"
-        " and try_cast(replace(trim(InvoiceDate), 'T', ' ') as timestamp) is not null), false)"
-        # year 0000 is no year as written (and no Python datetime)
-        f" or coalesce(year({TYPED_COLUMNS['InvoiceDate']}) < 1, false)",
+        " and try_cast(replace(trim(InvoiceDate), 'T', ' ') as timestamp) is not null), false)",
+    ),
+    (
+        "InvoiceDate",
+        "have the hour 24 (write 00:00 of the next day)",
+        # Spark's parse refuses it already (the check above); kept for the same list as DuckDB's
+        f"trim(InvoiceDate) rlike '{_ISO}' and substr(trim(InvoiceDate), 12, 2) = '24'",
+    ),
+    (
+        "InvoiceDate",
+        "are before the year 1 (year 0000 is not a year of the calendar the product uses)",
+        # Spark parses the year 0000 (no Python datetime holds it)
+        f"coalesce(year({TYPED_COLUMNS['InvoiceDate']}) < 1, false)",
     ),
     (
         "CustomerID",
@@ -137,13 +154,17 @@ SPARK_VALUE_CHECKS: tuple[tuple[str, str, str], ...] = (
         " and try_cast(split_part(trim(CustomerID), '.', 1) as int) is null",
     ),
 )
-# the typed InvoiceDate of a line whose fields and date passed their checks, else NULL: the first
+# the typed InvoiceDate of a line whose fields and date passed every check, else NULL: the first
 # and last date are collected from these only (a date that fails its check, e.g. '20111', can be
 # a Spark timestamp that Python cannot hold)
 _CHECKED_DATE = (
-    "case when not _bad_fields and not coalesce("
-    + next(c for column, _p, c in SPARK_VALUE_CHECKS if column == "InvoiceDate")
-    + f", false) then {TYPED_COLUMNS['InvoiceDate']} end"
+    "case when not _bad_fields"
+    + "".join(
+        f" and not coalesce({condition}, false)"
+        for column, _problem, condition in SPARK_VALUE_CHECKS
+        if column == "InvoiceDate"
+    )
+    + f" then {TYPED_COLUMNS['InvoiceDate']} end"
 )
 _EXTRA = "_extra_field"
 _ROW = "file_row_number"
