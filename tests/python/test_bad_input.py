@@ -258,17 +258,12 @@ CASES: list[Case] = [
         [FILE, "too large for a double", "'1e400'"],
     ),
     Case(
-        # each its own check, listed together: a price that underflows, hour 24, year 0000
-        "price_too_small_hour_24_year_0",
+        # each its own check, listed together: a price that underflows, the year 0000
+        "price_too_small_and_year_0",
         lambda text: zstd(
             latin1(
                 replace_field(
-                    replace_field(
-                        replace_field(text, "UnitPrice", 14, "1e-400"),
-                        "InvoiceDate",
-                        20,
-                        "2010-12-01 24:00",
-                    ),
+                    replace_field(text, "UnitPrice", 14, "1e-400"),
                     "InvoiceDate",
                     21,
                     "0000-12-09 10:00",
@@ -279,11 +274,14 @@ CASES: list[Case] = [
             FILE,
             "too small for a double (they would load as 0 or rounded)",
             "'1e-400'",
-            "have the hour 24",
-            "'2010-12-01 24:00'",
             "are before the year 1",
             "'0000-12-09 10:00'",
         ],
+    ),
+    Case(
+        "hour_24",
+        _bad("InvoiceDate", 20, "2010-12-01 24:00"),
+        [FILE, "have the hour 24", "'2010-12-01 24:00'"],
     ),
     Case(
         "blank_invoice_and_country",
