@@ -413,6 +413,18 @@ _INVOICE_OWNERS_FIX = (
 )
 
 
+def _line_and_first(
+    landed: Sequence[LandedFile], path: str, row: str, first_path: str, first_row: str
+) -> tuple[str, str]:
+    """A line that differs from its invoice's first line, and that first line (with its file
+    when it is another), as the messages name them (0-based data rows, as text)."""
+    parquet_of = {str(item.path): item.parquet for item in landed}
+    line = place_of_line(parquet_of[path], int(row) + 1)
+    first_line = place_of_line(parquet_of[first_path], int(first_row) + 1)
+    where = "" if first_path == path else f" of '{first_path}'"
+    return line, f"{first_line}{where}"
+
+
 def check_invoice_owners(landed: Sequence[LandedFile]) -> None:
     """Raise `InputError` when an invoice's sales lines (the lines `_SALES_LINE_WHERE` keeps),
     across all the input files, name more than one customer or country: fct_orders takes one of
@@ -465,13 +477,10 @@ def check_invoice_owners(landed: Sequence[LandedFile]) -> None:
     invoice, path, row, customer, country, first_path, first_row, first_customer, first_country = (
         first
     )
-    parquet_of = {str(item.path): item.parquet for item in landed}
-    line = place_of_line(parquet_of[path], int(row) + 1)
-    first_line = place_of_line(parquet_of[first_path], int(first_row) + 1)
-    where = "" if first_path == path else f" of '{first_path}'"
+    line, first_line = _line_and_first(landed, path, row, first_path, first_row)
     details = [
         f"invoice {invoice}: {line} names customer {customer} in '{country}', but"
-        f" {first_line}{where} names customer {first_customer} in '{first_country}'",
+        f" {first_line} names customer {first_customer} in '{first_country}'",
     ]
     if n_invoices > 1:
         details.append(f"{n_invoices - 1} more invoice(s) name more than one customer or country")
@@ -597,13 +606,9 @@ def check_invoice_moments(landed: Sequence[LandedFile]) -> None:
     if not n_invoices:
         return
     invoice, path, row, moment, first_path, first_row, first_moment = first
-    parquet_of = {str(item.path): item.parquet for item in landed}
-    line = place_of_line(parquet_of[path], int(row) + 1)
-    first_line = place_of_line(parquet_of[first_path], int(first_row) + 1)
-    where = "" if first_path == path else f" of '{first_path}'"
+    line, first_line = _line_and_first(landed, path, row, first_path, first_row)
     details = [
-        f"invoice {invoice}: {line} is dated {moment}, but {first_line}{where} is dated"
-        f" {first_moment}"
+        f"invoice {invoice}: {line} is dated {moment}, but {first_line} is dated {first_moment}"
     ]
     if n_invoices > 1:
         details.append(f"{n_invoices - 1} more invoice(s) have lines more than an hour apart")

@@ -169,6 +169,17 @@ def _bad(column: str, index: int, value: str) -> Callable[[str], bytes]:
     return lambda text: zstd(latin1(replace_field(text, column, index, value)))
 
 
+def _bad_fields(*changes: tuple[str, int, str]) -> Callable[[str], bytes]:
+    """Several fields replaced (column, line index, value), each as `_bad` does one."""
+
+    def content(text: str) -> bytes:
+        for column, index, value in changes:
+            text = replace_field(text, column, index, value)
+        return zstd(latin1(text))
+
+    return content
+
+
 FILE = "Raw data file '{path}'"
 VALUES = "has values that would not load exactly as written"
 
@@ -260,16 +271,7 @@ CASES: list[Case] = [
     Case(
         # each its own check, listed together: a price that underflows, the year 0000
         "price_too_small_and_year_0",
-        lambda text: zstd(
-            latin1(
-                replace_field(
-                    replace_field(text, "UnitPrice", 14, "1e-400"),
-                    "InvoiceDate",
-                    21,
-                    "0000-12-09 10:00",
-                )
-            )
-        ),
+        _bad_fields(("UnitPrice", 14, "1e-400"), ("InvoiceDate", 21, "0000-12-09 10:00")),
         [
             FILE,
             "too small for a double (they would load as 0 or rounded)",
@@ -285,9 +287,7 @@ CASES: list[Case] = [
     ),
     Case(
         "blank_invoice_and_country",
-        lambda text: zstd(
-            latin1(replace_field(replace_field(text, "InvoiceNo", 22, "   "), "Country", 23, " "))
-        ),
+        _bad_fields(("InvoiceNo", 22, "   "), ("Country", 23, " ")),
         [FILE, "column InvoiceNo: 1 value(s) are empty (or blanks only)", "column Country"],
     ),
     Case(
