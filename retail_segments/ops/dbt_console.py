@@ -17,6 +17,11 @@ from collections.abc import Iterable, Iterator
 
 # the start of a line of dbt's text log format on the console: a colour reset, then HH:MM:SS
 _EVENT_START = re.compile(r"^(?:\x1b\[[0-9;]*m)?\d{2}:\d{2}:\d{2}  ")
+# the start of a line of any of dbt's text formats (``--log-format debug`` adds microseconds):
+# where a held block ends
+_ANY_EVENT_START = re.compile(r"^(?:\x1b\[[0-9;]*m)?\d{2}:\d{2}:\d{2}")
+# a held block longer than this is no stack trace of ours: passed on as it is, and no more held
+MAX_HELD_LINES = 400
 _TRACEBACK = "Traceback (most recent call last):"
 # the last line of a stack trace that ends in one of this package's errors
 _PACKAGE_ERROR = re.compile(r"^(?P<indent>\s*)retail_segments(?:\.\w+)+\.(?P<name>\w*Error): ")
@@ -70,8 +75,11 @@ class ConsoleFilter:
     def feed(self, line: bytes) -> list[bytes]:
         """The lines to show now that ``line`` came."""
         shown: list[bytes] = []
+        if self._holding and len(self._held) >= MAX_HELD_LINES:
+            shown += self._held
+            self._held, self._holding = [], None
         if self._holding == "python":
-            if not _EVENT_START.match(_text(line)):
+            if not _ANY_EVENT_START.match(_text(line)):
                 self._held.append(line)
                 return shown
             shown += _condensed_python_failure(self._held, self._log_file)

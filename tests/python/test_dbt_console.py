@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 from retail_segments.ops import dbt_runner
-from retail_segments.ops.dbt_console import filter_console
+from retail_segments.ops.dbt_console import MAX_HELD_LINES, ConsoleFilter, filter_console
 
 # the end of a build whose ml_customer_value_fit raised CustomerValueError, as dbt-duckdb 1.11
 # prints it (a message of two lines)
@@ -98,6 +98,16 @@ def test_other_stack_traces_pass_unchanged() -> None:
     assert _filtered(PYTHON_FAILURE[:5]) == PYTHON_FAILURE[:5]
     plain = ["\x1b[0m14:56:10  1 of 4 OK hook", "no time stamp", "", "Python model failed: x"]
     assert _filtered(plain) == plain
+    # dbt's debug log format ends a block too (microseconds, one space); a block that runs on
+    # past MAX_HELD_LINES is passed on as it is, and then no more held
+    console = ConsoleFilter()
+    assert console.feed(b"  Python model failed:\n") == []  # held: a trace may follow
+    assert console.feed(b"  no trace\n") == []
+    debug_event = b"14:56:10.123456 [info ] [MainThread]: Done.\n"
+    shown = console.feed(debug_event)  # shown at once, not at the end of the run
+    assert shown == [b"  Python model failed:\n", b"  no trace\n", debug_event]
+    endless = ["  Python model failed:", *(f"  {n}" for n in range(MAX_HELD_LINES + 5))]
+    assert _filtered(endless) == endless
 
 
 def test_ctrl_c_shows_no_stack_trace() -> None:
