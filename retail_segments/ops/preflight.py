@@ -406,11 +406,34 @@ def data_facts(landed: Sequence[LandedFile]) -> DataFacts:
     )
 
 
-_INVOICE_OWNERS_FIX = (
-    "an invoice belongs to one customer in one country: correct CustomerID or Country on the"
-    " lines that differ (or give them their own invoice number) in the file named, then build"
-    " again"
-)
+# Sales lines of one invoice lie this close together in time (the real file: at most 60 s);
+# fct_orders dates an order by its first line, so an invoice number used again on another day
+# would merge the new lines into the old order.
+INVOICE_SPAN_LIMIT = timedelta(hours=1)
+
+# What `check_sales_lines` flags on a sales line (compared with its invoice's first line in file
+# order): (SQL condition, what is counted, the values its message shows).
+_SALES_LINE_PROBLEMS: dict[str, tuple[str, str, str]] = {
+    # fct_orders takes one customer and one country per invoice
+    "owner": (
+        "CustomerID <> first_customer or Country <> first_country",
+        "distinct InvoiceNo",
+        "cast(CustomerID as varchar), Country, cast(first_customer as varchar), first_country",
+    ),
+    # an invoice number used again: fct_orders would date the lines by the earliest
+    "moment": (
+        "abs(date_diff('second', first_at, invoice_at)) > $limit",
+        "distinct InvoiceNo",
+        "cast(invoice_at as varchar), cast(first_at as varchar)",
+    ),
+    # kept by the cleaning, but the tests of fct_sales_lines (run after tables are replaced)
+    # would fail on it
+    "unholdable": (
+        "Quantity = 0 or UnitPrice < 0",
+        "*",
+        "cast(Quantity as varchar), cast(UnitPrice as varchar), StockCode",
+    ),
+}
 
 
 def _line_and_first(
@@ -425,202 +448,103 @@ def _line_and_first(
     return line, f"{first_line}{where}"
 
 
-def check_invoice_owners(landed: Sequence[LandedFile]) -> None:
-    """Raise `InputError` when an invoice's sales lines (the lines `_SALES_LINE_WHERE` keeps),
-    across all the input files, name more than one customer or country: fct_orders takes one of
-    each per invoice, and the warehouse test that checks it runs only after tables are replaced.
-    The error names the file of the first line (in file order: the raw file, then the daily files
-    in arrival order) that differs from its invoice's first line, both lines, and how many
-    invoices differ. ``landed`` is in that order."""
+def check_sales_lines(landed: Sequence[LandedFile]) -> None:
+    """Raise `InputError` for the first problem found, in this order, among the sales lines (the
+    lines `_SALES_LINE_WHERE` keeps) of all the input files, each compared with its invoice's
+    first line in file order (the raw file, then the daily files in arrival order; ``landed`` is
+    in that order):
+
+    - an invoice whose lines name more than one customer or country;
+    - an invoice whose lines lie more than `INVOICE_SPAN_LIMIT` from its first line;
+    - a line with a quantity of 0 or a negative price.
+
+    The warehouse tests that would catch them run only after tables are replaced. The error names
+    the first such line, the invoice's first line where it matters, and how many more there are.
+    One scan of the landed Parquet finds all three."""
     files = [str(item.parquet) for item in landed]
     sources = [str(item.path) for item in landed]
+    found = ",\n".join(
+        f"count({counted}) filter (where {condition}),"
+        " arg_min([InvoiceNo, source_file, cast(file_row_number as varchar), first_file,"
+        f" cast(first_row as varchar), {shown}], [file_index, file_row_number])"
+        f" filter (where {condition})"
+        for condition, counted, shown in _SALES_LINE_PROBLEMS.values()
+    )
     sql = f"""
         with lines as (
-            select InvoiceNo, CustomerID, Country, file_row_number, source_file,
+            select InvoiceNo, StockCode, Quantity, UnitPrice, CustomerID, Country,
+                cast(InvoiceDate as timestamp) as invoice_at, file_row_number, source_file,
                 list_position($sources, source_file) as file_index
             from read_parquet($files)
             where {_SALES_LINE_WHERE}
-        ),
-        differing_invoices as (
-            select InvoiceNo from lines
-            group by InvoiceNo
-            having count(distinct CustomerID) > 1 or count(distinct Country) > 1
         ),
         with_first as (
             select *,
                 first_value(CustomerID) over invoice as first_customer,
                 first_value(Country) over invoice as first_country,
-                first_value(file_row_number) over invoice as first_row,
-                first_value(source_file) over invoice as first_file
-            from lines semi join differing_invoices using (InvoiceNo)
-            window invoice as (partition by InvoiceNo order by file_index, file_row_number)
-        ),
-        differing as (
-            select * from with_first
-            where CustomerID <> first_customer or Country <> first_country
-        )
-        select count(distinct InvoiceNo),
-            arg_min(
-                [InvoiceNo, source_file, cast(file_row_number as varchar),
-                    cast(CustomerID as varchar), Country, first_file,
-                    cast(first_row as varchar), cast(first_customer as varchar), first_country],
-                [file_index, file_row_number]
-            )
-        from differing
-    """
-    with scratch_connection() as connection:
-        n_invoices, first = connection.execute(
-            sql, {"files": files, "sources": sources}
-        ).fetchall()[0]
-    if not n_invoices:
-        return
-    invoice, path, row, customer, country, first_path, first_row, first_customer, first_country = (
-        first
-    )
-    line, first_line = _line_and_first(landed, path, row, first_path, first_row)
-    details = [
-        f"invoice {invoice}: {line} names customer {customer} in '{country}', but"
-        f" {first_line} names customer {first_customer} in '{first_country}'",
-    ]
-    if n_invoices > 1:
-        details.append(f"{n_invoices - 1} more invoice(s) name more than one customer or country")
-    raw_path = sources[0]
-    raise InputError(
-        path,
-        "has an invoice whose lines name more than one customer or country",
-        details,
-        _INVOICE_OWNERS_FIX,
-        role="Raw data file" if path == raw_path else "Daily file",
-    )
-
-
-# Sales lines of one invoice lie this close together in time (the real file: at most 60 s);
-# fct_orders dates an order by its first line, so an invoice number used again on another day
-# would merge the new lines into the old order.
-INVOICE_SPAN_LIMIT = timedelta(hours=1)
-
-
-def _first_sales_line(
-    landed: Sequence[LandedFile], where: str, select: str
-) -> tuple[int, LandedFile, int, tuple[Any, ...]] | None:
-    """Among the sales lines (`_SALES_LINE_WHERE`) of ``landed`` (in file order) that match
-    ``where``, the count and the first: its file, its file row number (0-based data row) and the
-    values ``select`` names."""
-    files = [str(item.parquet) for item in landed]
-    sources = [str(item.path) for item in landed]
-    sql = f"""
-        with lines as (
-            select *, list_position($sources, source_file) as file_index
-            from read_parquet($files)
-            where {_SALES_LINE_WHERE} and ({where})
-        )
-        select count(*), arg_min([source_file, cast(file_row_number as varchar), {select}],
-            [file_index, file_row_number])
-        from lines
-    """
-    with scratch_connection() as connection:
-        count, first = connection.execute(sql, {"files": files, "sources": sources}).fetchall()[0]
-    if not count:
-        return None
-    path, row, *values = first
-    item = next(item for item in landed if str(item.path) == path)
-    return int(count), item, int(row), tuple(values)
-
-
-def _role(item: LandedFile, landed: Sequence[LandedFile]) -> str:
-    return "Raw data file" if item is landed[0] else "Daily file"
-
-
-def check_sales_line_values(landed: Sequence[LandedFile]) -> None:
-    """Raise `InputError` for a sales line the cleaning keeps (a customer, a goods stock code, not
-    a return, a price other than 0) with a quantity of 0 or a negative price: `fct_sales_lines`
-    would hold it and its tests, which run only after tables are replaced, would fail. Names the
-    first such line (in file order: the raw file, then the daily files) and how many there are.
-    ``landed`` is in that order."""
-    found = _first_sales_line(
-        landed,
-        "Quantity = 0 or UnitPrice < 0",
-        "cast(Quantity as varchar), cast(UnitPrice as varchar), InvoiceNo, StockCode",
-    )
-    if found is None:
-        return
-    count, item, row, (quantity, price, invoice, stock_code) = found
-    what = "a quantity of 0" if quantity == "0" else f"a negative price ({price})"
-    details = [
-        f"{place_of_line(item.parquet, row + 1)}: invoice {invoice}, stock code {stock_code} has"
-        f" {what}, on a goods line with a customer that is no return"
-    ]
-    if count > 1:
-        details.append(f"{count - 1} more such line(s) in the input files")
-    raise InputError(
-        item.path,
-        "has sales lines that no order can hold (a quantity of 0 or a negative price)",
-        details,
-        "correct the quantity or the price on these lines (a return has a negative quantity; an"
-        " adjustment of a price has a service stock code such as B or M), then build again",
-        role=_role(item, landed),
-    )
-
-
-def check_invoice_moments(landed: Sequence[LandedFile]) -> None:
-    """Raise `InputError` for an invoice whose sales lines, across all the input files, lie more
-    than `INVOICE_SPAN_LIMIT` from its first line (in file order: the raw file, then the daily
-    files in arrival order): an invoice number used again, whose lines `fct_orders` would date by
-    the earliest. Names the first such line, the invoice's first line and how many invoices do
-    so. ``landed`` is in that order."""
-    files = [str(item.parquet) for item in landed]
-    sources = [str(item.path) for item in landed]
-    sql = f"""
-        with lines as (
-            select InvoiceNo, cast(InvoiceDate as timestamp) as invoice_at, file_row_number,
-                source_file, list_position($sources, source_file) as file_index
-            from read_parquet($files)
-            where {_SALES_LINE_WHERE}
-        ),
-        with_first as (
-            select *,
                 first_value(invoice_at) over invoice as first_at,
                 first_value(file_row_number) over invoice as first_row,
                 first_value(source_file) over invoice as first_file
             from lines
             window invoice as (partition by InvoiceNo order by file_index, file_row_number)
-        ),
-        apart as (
-            select * from with_first
-            where abs(date_diff('second', first_at, invoice_at)) > $limit
         )
-        select count(distinct InvoiceNo),
-            arg_min(
-                [InvoiceNo, source_file, cast(file_row_number as varchar),
-                    cast(invoice_at as varchar), first_file, cast(first_row as varchar),
-                    cast(first_at as varchar)],
-                [file_index, file_row_number]
-            )
-        from apart
+        select {found}
+        from with_first
     """
     limit = int(INVOICE_SPAN_LIMIT.total_seconds())
     with scratch_connection() as connection:
-        n_invoices, first = connection.execute(
+        row = connection.execute(
             sql, {"files": files, "sources": sources, "limit": limit}
         ).fetchall()[0]
-    if not n_invoices:
-        return
-    invoice, path, row, moment, first_path, first_row, first_moment = first
-    line, first_line = _line_and_first(landed, path, row, first_path, first_row)
-    details = [
-        f"invoice {invoice}: {line} is dated {moment}, but {first_line} is dated {first_moment}"
-    ]
-    if n_invoices > 1:
-        details.append(f"{n_invoices - 1} more invoice(s) have lines more than an hour apart")
-    raise InputError(
-        path,
-        "has an invoice whose sales lines lie more than an hour apart (an invoice number used"
-        " again)",
-        details,
-        "give the later lines their own invoice number (or correct their dates) in the file"
-        " named, then build again",
-        role="Raw data file" if path == sources[0] else "Daily file",
-    )
+    for problem, count, first in zip(_SALES_LINE_PROBLEMS, row[0::2], row[1::2], strict=True):
+        if not count:
+            continue
+        invoice, path, file_row, first_path, first_row, *shown = first
+        line, first_line = _line_and_first(landed, path, file_row, first_path, first_row)
+        role = "Raw data file" if path == sources[0] else "Daily file"
+        if problem == "owner":
+            customer, country, first_customer, first_country = shown
+            details = [
+                f"invoice {invoice}: {line} names customer {customer} in '{country}', but"
+                f" {first_line} names customer {first_customer} in '{first_country}'"
+            ]
+            more = f"{count - 1} more invoice(s) name more than one customer or country"
+            what = "has an invoice whose lines name more than one customer or country"
+            fix = (
+                "an invoice belongs to one customer in one country: correct CustomerID or"
+                " Country on the lines that differ (or give them their own invoice number) in"
+                " the file named, then build again"
+            )
+        elif problem == "moment":
+            moment, first_moment = shown
+            details = [
+                f"invoice {invoice}: {line} is dated {moment}, but {first_line} is dated"
+                f" {first_moment}"
+            ]
+            more = f"{count - 1} more invoice(s) have lines more than an hour apart"
+            what = (
+                "has an invoice whose sales lines lie more than an hour apart (an invoice"
+                " number used again)"
+            )
+            fix = (
+                "give the later lines their own invoice number (or correct their dates) in the"
+                " file named, then build again"
+            )
+        else:
+            quantity, price, stock_code = shown
+            amiss = "a quantity of 0" if quantity == "0" else f"a negative price ({price})"
+            details = [
+                f"{line}: invoice {invoice}, stock code {stock_code} has {amiss}, on a goods"
+                " line with a customer that is no return"
+            ]
+            more = f"{count - 1} more such line(s) in the input files"
+            what = "has sales lines that no order can hold (a quantity of 0 or a negative price)"
+            fix = (
+                "correct the quantity or the price on these lines (a return has a negative"
+                " quantity; an adjustment of a price has a service stock code such as B or M),"
+                " then build again"
+            )
+        raise InputError(path, what, [*details, *([more] if count > 1 else [])], fix, role=role)
 
 
 @dataclass(frozen=True)
@@ -1415,9 +1339,7 @@ def _prepare(
     lander = None if spark is None else spark.lander
     raw = land_file(raw_path, cache, lander)
     incoming = tuple(_land_daily_file(path, cache, lander) for path in incoming_paths)
-    check_invoice_owners([raw, *incoming])
-    check_invoice_moments([raw, *incoming])
-    check_sales_line_values([raw, *incoming])
+    check_sales_lines([raw, *incoming])
     facts = data_facts([raw, *incoming])
     check_vars_against_data(settings, raw_values, facts, fits=fits, holdout_days=holdout_days)
     notes = as_of_notes(settings, facts, holdout_days) if fits else ()
