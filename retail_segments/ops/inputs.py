@@ -731,7 +731,7 @@ def _line_ends_hint(path: Path) -> str:
             crlf += chunk.count(b"\r\n")
             newlines += chunk.count(b"\n")
     except (InputError, OSError, ValueError):
-        return "DuckDB says this of a file whose lines end in both CRLF and LF"
+        pass  # not counted: the hint alone
     if 0 < crlf < newlines:
         return (
             f"the file's lines end in both CRLF ({crlf}) and LF alone ({newlines - crlf}), which"
@@ -1066,12 +1066,16 @@ def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
                     "give every sheet the same header, or export one CSV",
                 )
             for number, row in enumerate(rows, start=2):
-                if len(row) > len(names) and any(cell is not None for cell in row[len(names) :]):
-                    index, cell = next(
+                beyond = next(
+                    (
                         (index, cell)
-                        for index, cell in enumerate(row)
-                        if index >= len(names) and cell is not None
-                    )
+                        for index, cell in enumerate(row[len(names) :], start=len(names))
+                        if cell is not None
+                    ),
+                    None,
+                )
+                if beyond is not None:
+                    index, cell = beyond
                     raise InputError(
                         path,
                         "has values in columns the header does not name",
