@@ -15,11 +15,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-# the start of a line of dbt's text log format on the console: a colour reset, then HH:MM:SS
-_EVENT_START = re.compile(r"^(?:\x1b\[[0-9;]*m)?\d{2}:\d{2}:\d{2}  ")
-# the start of a line of any of dbt's text formats (``--log-format debug`` adds microseconds):
-# where a held block ends
-_ANY_EVENT_START = re.compile(r"^(?:\x1b\[[0-9;]*m)?\d{2}:\d{2}:\d{2}")
+# the start of an event's first line in dbt's text log formats on the console: a colour reset,
+# then HH:MM:SS (``--log-format debug`` adds microseconds); a held block ends at the next one
+_EVENT_START = re.compile(r"^(?:\x1b\[[0-9;]*m)?\d{2}:\d{2}:\d{2}(?:\.\d+)?\s")
 # a held block longer than this is no stack trace of ours: passed on as it is, and no more held
 MAX_HELD_LINES = 400
 _TRACEBACK = "Traceback (most recent call last):"
@@ -32,10 +30,10 @@ def _text(line: bytes) -> str:
 
 
 def _body(line: bytes) -> str:
-    """The line without dbt's timestamp prefix."""
+    """The line without dbt's timestamp prefix and surrounding blanks."""
     text = _text(line)
     match = _EVENT_START.match(text)
-    return text[match.end() :] if match else text
+    return (text[match.end() :] if match else text).strip()
 
 
 def _condensed_python_failure(block: list[bytes], log_file: str) -> list[bytes]:
@@ -79,7 +77,7 @@ class ConsoleFilter:
             shown += self._held
             self._held, self._holding = [], None
         if self._holding == "python":
-            if not _ANY_EVENT_START.match(_text(line)):
+            if not _EVENT_START.match(_text(line)):
                 self._held.append(line)
                 return shown
             shown += _condensed_python_failure(self._held, self._log_file)
@@ -90,7 +88,7 @@ class ConsoleFilter:
                 self._held, self._holding = [], None
             return shown
         body = _body(line)
-        if body.strip() == "Python model failed:":
+        if body == "Python model failed:":
             self._held, self._holding = [line], "python"
         elif body == "Encountered an error:":
             self._held, self._holding = [line], "interrupt"
