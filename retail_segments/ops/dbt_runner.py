@@ -47,8 +47,11 @@ def run_dbt(
 
 
 def log_file(args: Sequence[str], env: Mapping[str, str], project_root: Path) -> str:
-    """Where dbt writes its log: ``--log-path``, else ``DBT_LOG_PATH``, else ``logs/``."""
-    folder = env.get("DBT_LOG_PATH") or "logs"
+    """Where dbt writes its log: ``--log-path``, else ``DBT_ENGINE_LOG_PATH`` or ``DBT_LOG_PATH``
+    (dbt reads them in this order), else ``logs/``; a relative folder is taken from project_root,
+    where dbt runs. (Not through `retail_segments.ops.dbt_args`: dbt's parser resolves the folder
+    against this process's working directory, not dbt's.)"""
+    folder = env.get("DBT_ENGINE_LOG_PATH") or env.get("DBT_LOG_PATH") or "logs"
     for index, arg in enumerate(args):
         if arg == "--log-path" and index + 1 < len(args):
             folder = args[index + 1]

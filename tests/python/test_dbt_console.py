@@ -70,6 +70,9 @@ def test_the_log_named_is_the_one_dbt_writes(tmp_path: Path) -> None:
     given = ["build", "--log-path", "a/b"]
     assert log_file(given, {"DBT_LOG_PATH": "/x/l"}, tmp_path) == str(tmp_path / "a/b/dbt.log")
     assert log_file(["--log-path=/c"], {}, tmp_path) == "/c/dbt.log"
+    # as dbt's parser reads them: its other variable, and a command before the options
+    assert log_file([], {"DBT_ENGINE_LOG_PATH": "/e"}, tmp_path) == "/e/dbt.log"
+    assert log_file(["parse", "--log-path", "/p"], {}, tmp_path) == "/p/dbt.log"
 
 
 def test_other_stack_traces_pass_unchanged() -> None:
