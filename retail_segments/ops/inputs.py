@@ -27,7 +27,9 @@ Every file a build reads (the raw export and each incoming daily file) goes thro
 6. **Landing.** The typed rows, with their position in the file (``file_row_number``), the file's
    path and its SHA-256, are written to ``<landing>/cache/<key>.parquet`` (written under a
    temporary name, renamed when complete). The file is keyed by content, path, the engine and
-   `LANDING_VERSION`, so an unchanged file is landed once and reused by later builds.
+   the landing rules (`landing_rules`: a hash of the code that checks and lands it), so an
+   unchanged file is landed once and reused by later builds of the same code, and checked again
+   by every version whose checks differ.
 
 Steps 1-4 read bytes in Python, whatever the engine. Steps 5-6 are a `Lander`: `DuckDBLander`
 (here) for the DuckDB build, ``retail_segments.spark.inputs.SparkLander`` for the Spark build (the
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import gzip
 import hashlib
 import io
@@ -87,8 +90,6 @@ LAYOUTS: dict[str, dict[str, str]] = {
     "online_retail": {name: name for name in RAW_COLUMNS},
     "online_retail_ii": ONLINE_RETAIL_II_COLUMNS,
 }
-# Bump when the landed Parquet's content or checks change: every cached file is landed again.
-LANDING_VERSION = 1
 CHUNK_BYTES = 1 << 20
 MAX_HEADER_BYTES = 64 * 1024
 MAX_SIGNIFICANT_DIGITS = 15
@@ -745,13 +746,46 @@ def _line_ends_hint(path: Path) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+@functools.cache
+def landing_rules(engine: str = "duckdb") -> str:
+    """A hash of the code that checks and lands a file on engine: this module and, for Spark,
+    its lander. A cached file landed by other code (a check added, a message or a type changed)
+    is not reused, so no file escapes a check the running version makes."""
+    modules = [Path(__file__)]
+    if engine != "duckdb":
+        modules.append(Path(__file__).parents[1] / engine / "inputs.py")
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(module.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def landing_key(sha256: str, path: Path, engine: str = "duckdb") -> str:
     """The cache name of a file's landed Parquet: its content hash, a hash of its path (the path
-    is a column of the landed rows), the landing version and, for another engine than DuckDB,
-    the engine (each engine lands its own file)."""
-    path_hash = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:12]
-    suffix = "" if engine == "duckdb" else f"-{engine}"
-    return f"{sha256}-{path_hash}-v{LANDING_VERSION}{suffix}"
+    is a column of the landed rows), the landing rules and, for another engine than DuckDB, the
+    engine (each engine lands its own file)."""
+    return f"{_file_key(sha256, path)}-r{landing_rules(engine)}{_engine_suffix(engine)}"
+
+
+def _file_key(sha256: str, path: Path) -> str:
+    return f"{sha256}-{hashlib.sha256(str(path).encode('utf-8')).hexdigest()[:12]}"
+
+
+def _engine_suffix(engine: str) -> str:
+    return "" if engine == "duckdb" else f"-{engine}"
+
+
+def _remove_other_rules(cache_dir: Path, sha256: str, path: Path, engine: str) -> None:
+    """Remove what other landing rules (or the numbered versions before them) landed of this
+    file on this engine: this code never reads it (a prepared set holds its own hard links to
+    what it read, so none of them breaks)."""
+    file_key = _file_key(sha256, path)
+    other = re.compile(rf"{file_key}-[rv][0-9a-f]+{re.escape(_engine_suffix(engine))}")
+    current = landing_key(sha256, path, engine)
+    for old in cache_dir.glob(f"{file_key}-*"):
+        key, suffix = os.path.splitext(old.name)
+        if suffix in (".parquet", ".facts") and key != current and other.fullmatch(key):
+            old.unlink(missing_ok=True)
 
 
 def _write_parquet(
@@ -890,6 +924,7 @@ def _land_file(path: Path, cache_dir: Path, lander: Lander) -> LandedFile:
     )
     n_rows, first, last = lander.land(path, source, names, sha256, parquet)
     facts_file.write_text(f"{facts.encoding} {layout} {file_sha256(parquet)}\n")
+    _remove_other_rules(cache_dir, sha256, path, lander.engine)
     return LandedFile(
         path, sha256, stat.st_size, stat.st_mtime_ns, container, facts.encoding, layout,
         n_rows, first, last, parquet,

@@ -21,12 +21,15 @@ import pandas as pd
 import pytest
 import zstandard
 
+from retail_segments.ops import inputs
 from retail_segments.ops.inputs import (
     ONLINE_RETAIL_II_COLUMNS,
     RAW_COLUMNS,
     InputError,
     LandedFile,
     land_file,
+    landing_key,
+    landing_rules,
 )
 
 TYPED = ["file_row_number", *RAW_COLUMNS]
@@ -329,6 +332,31 @@ def test_a_landed_file_is_reused_only_while_its_bytes_are_the_same(
     path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
     changed = land_file(path, tmp_path / "cache")
     assert not changed.reused and changed.sha256 != first.sha256
+
+
+def test_a_file_landed_by_other_landing_code_is_checked_again_and_its_old_copy_removed(
+    synthetic_raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache is keyed by the code that checks a file: a file landed before a check was added
+    is landed (so checked) again by the code that has it, not reused; the copy the old code
+    landed is removed, and so is one of the numbered versions before, but not another engine's."""
+    path = tmp_path / "raw.csv"
+    path.write_bytes(_text(synthetic_raw).encode("latin-1"))
+    cache = tmp_path / "cache"
+    first = land_file(path, cache)
+    landed_rows = _rows(first)
+    assert first.parquet.name == f"{landing_key(first.sha256, path)}.parquet"
+    numbered = first.parquet.name.replace(f"-r{landing_rules()}", "-v1")
+    spark_copy = first.parquet.name.replace(".parquet", "-spark.parquet")
+    for name in (numbered, spark_copy):
+        (cache / name).write_bytes(b"landed by other code")
+    monkeypatch.setattr(inputs, "landing_rules", lambda engine="duckdb": "0123456789ab")
+    again = land_file(path, cache)
+    assert not again.reused and again.parquet != first.parquet
+    assert _rows(again) == landed_rows
+    assert not first.parquet.exists() and not (cache / numbered).exists()
+    assert (cache / spark_copy).exists()
+    assert land_file(path, cache).reused
 
 
 def test_a_landed_file_edited_or_truncated_in_the_cache_is_landed_again(
