@@ -14,7 +14,8 @@ Every file a build reads (the raw export and each incoming daily file) goes thro
    in Windows-1252) are refused rather than guessed. A file that holds UTF-8 characters and also
    bytes that are not UTF-8 (two encodings mixed) is refused: read as latin-1, its UTF-8
    characters would load as mojibake. UTF-16/32, NUL bytes and lines ended by CR alone are
-   refused.
+   refused, and so is a quoted field with text outside its quotes (`_TextOutsideQuotes`), which
+   CSV readers read differently.
 4. **Columns by name.** The header is parsed and matched by name, in any order, to the Online
    Retail layout (`RAW_COLUMNS`) or to the Online Retail II layout (`ONLINE_RETAIL_II_COLUMNS`,
    mapped to the same names). Missing, unexpected or repeated names stop with the expected header.
@@ -56,7 +57,7 @@ import os
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -122,6 +123,82 @@ def _check_line_ends(path: Path, header: bytes) -> None:
             "save it as CSV with LF or CRLF line ends (Excel: 'CSV UTF-8' or 'CSV (Comma"
             " delimited)'), then build again",
         )
+
+
+_QUOTE, _COMMA, _LF = ord('"'), ord(","), ord("\n")
+_BLANK_BYTES = (ord(" "), ord("\t"))
+_FIELD_ENDS = (_COMMA, _LF, ord("\r"))
+
+
+class _TextOutsideQuotes:
+    """Finds the first quoted field with text outside its quotes: a blank (space or tab) between
+    the comma or line start and the opening quote (``1, "a b",2``), or anything but a comma or a
+    line end after the closing quote (``1,"a b" ,2``, ``1,"a"b,2``). Readers disagree on such a
+    field: DuckDB's drops one space before an opening quote and blanks after a closing one (so
+    the value loses its quotes and blanks), Python's csv module and Spark keep them. Fed the text
+    chunk by chunk, it follows the quoting as a CSV reader does: a quote opens a field only at
+    the field's start, inside a quoted field ``""`` is a quote and any other quote closes it, and
+    commas and line breaks inside quotes are text; a quote inside an unquoted field (``12" TAPE``)
+    is a character of it, as every reader takes it."""
+
+    def __init__(self) -> None:
+        self.in_quotes = False
+        self.quote_ends_chunk: int | None = None  # the line of a quote in quotes ending a chunk
+        self.last_nonblank = _LF  # the text starts as a line does
+        self.ends_blank = False
+        self.found: tuple[int, str, bytes] | None = None  # line, what, excerpt
+
+    def feed(self, chunk: bytes, newlines: int) -> None:
+        if self.found is not None or not chunk:
+            return
+        quote = chunk.find(b'"', self._carry(chunk))
+        while quote >= 0 and self.found is None:
+            # the line is counted only for a finding: counting it per quote is quadratic
+            line = functools.partial(_line_of, newlines, chunk, quote)
+            if not self.in_quotes:
+                self._at_opening(chunk, quote, line)
+            elif quote + 1 == len(chunk):
+                self.quote_ends_chunk = line()  # the next chunk's first byte tells
+            elif chunk[quote + 1] == _QUOTE:  # a quote inside the field
+                quote += 1
+            else:
+                self._after_closing(chunk, quote + 1, line)
+            quote = chunk.find(b'"', quote + 1)
+        end = len(chunk)
+        while end > 0 and chunk[end - 1] in _BLANK_BYTES:
+            end -= 1
+        self.ends_blank = end < len(chunk)
+        if end > 0:
+            self.last_nonblank = chunk[end - 1]
+
+    def _carry(self, chunk: bytes) -> int:
+        """Settle a quote that ended the chunk before; return where this chunk's quotes start."""
+        if self.quote_ends_chunk is None:
+            return 0
+        line, self.quote_ends_chunk = self.quote_ends_chunk, None
+        if chunk[0] == _QUOTE:
+            return 1  # the two quotes are a quote inside the field
+        self._after_closing(chunk, 0, lambda: line)
+        return 0
+
+    def _after_closing(self, chunk: bytes, index: int, line: Callable[[], int]) -> None:
+        self.in_quotes = False
+        if chunk[index] not in _FIELD_ENDS:
+            excerpt = chunk[max(0, index - 40) : index + 10].rsplit(b"\n", 1)[-1]
+            self.found = (line(), "text after the closing quote", excerpt.split(b"\n", 1)[0])
+
+    def _at_opening(self, chunk: bytes, quote: int, line: Callable[[], int]) -> None:
+        start = quote
+        while start > 0 and chunk[start - 1] in _BLANK_BYTES:
+            start -= 1
+        before = chunk[start - 1] if start > 0 else self.last_nonblank
+        if before not in (_COMMA, _LF):
+            return  # a quote inside an unquoted field is a character of it
+        if start < quote or (start == 0 and self.ends_blank):
+            excerpt = chunk[start : quote + 40].split(b"\n", 1)[0].rstrip(b"\r")
+            self.found = (line(), "a space or tab before the opening quote", excerpt)
+        else:
+            self.in_quotes = True
 
 
 # A raw file without data lines (both engines say the same). A daily file with only its header
@@ -393,6 +470,7 @@ def scan_text(path: Path, chunks: Iterator[bytes]) -> _TextFacts:
     first_c1: tuple[int, int] | None = None
     header = b""
     header_done = False
+    outside_quotes = _TextOutsideQuotes()
     newlines = 0
     n_bytes = 0
     first = True
@@ -445,6 +523,7 @@ def scan_text(path: Path, chunks: Iterator[bytes]) -> _TextFacts:
         if first_c1 is None and len(chunk.translate(None, _C1_BYTES)) < len(chunk):
             index = min(i for i in (chunk.find(bytes([c])) for c in _C1_BYTES) if i >= 0)
             first_c1 = (_line_of(newlines, chunk, index), chunk[index])
+        outside_quotes.feed(chunk, newlines)
         newlines += chunk.count(b"\n")
         n_bytes += len(chunk)
     if is_utf8:
@@ -480,7 +559,25 @@ def scan_text(path: Path, chunks: Iterator[bytes]) -> _TextFacts:
             ],
             "save it as UTF-8 (or latin-1) CSV",
         )
+    if outside_quotes.found is not None:
+        raise _outside_quotes_error(path, *outside_quotes.found)
     return _TextFacts("utf-8" if is_utf8 else "latin-1", header, n_bytes)
+
+
+def _outside_quotes_error(path: Path, line: int, what: str, excerpt: bytes) -> InputError:
+    return InputError(
+        path,
+        "has a quoted field with text outside its quotes",
+        [
+            f"line {line}: {what}: {excerpt.decode('utf-8', 'replace')!r}",
+            "CSV readers disagree on such a field (DuckDB's drops blanks and the quotes around"
+            " the value, Python's csv module and Spark keep them), so its value as read would"
+            " not be as written",
+        ],
+        "write each quoted field as the whole field, from the comma before it to the comma after"
+        " it (remove the blanks outside the quotes, or move them inside if they belong to the"
+        " value), or export the file again",
+    )
 
 
 # ---------------------------------------------------------------------------------------------

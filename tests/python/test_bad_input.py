@@ -343,6 +343,17 @@ CASES: list[Case] = [
     Case("nul_byte", _nul_byte, [FILE, "holds NUL bytes", "first on line"]),
     Case("line_with_a_missing_field", _short_line, [FILE, "is not a well-formed CSV", "Line"]),
     Case("unterminated_quote", _unterminated_quote, [FILE, "is not a well-formed CSV"]),
+    Case(
+        # DuckDB's reader would load ' "PAPER, CHAIN"' as 'PAPER, CHAIN', Python's csv as written
+        "blank_before_an_opening_quote",
+        _bad("Description", 24, ' "PAPER, CHAIN"'),
+        [FILE, "text outside its quotes", "before the opening quote", "' \"PAPER, CHAIN\","],
+    ),
+    Case(
+        "blank_after_a_closing_quote",
+        _bad("Description", 25, '"PAPER CHAIN" '),
+        [FILE, "text outside its quotes", "text after the closing quote", "blanks outside"],
+    ),
     # 4. columns by name
     Case(
         "extra_column",

@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import os
+import random
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ import zstandard
 from retail_segments.ops import inputs
 from retail_segments.ops.inputs import (
     ONLINE_RETAIL_II_COLUMNS,
+    _TextOutsideQuotes,
     RAW_COLUMNS,
     InputError,
     LandedFile,
@@ -383,3 +385,85 @@ def test_a_landed_file_edited_or_truncated_in_the_cache_is_landed_again(
     again = land_file(path, cache)
     assert not again.reused and again.n_rows == first.n_rows
     assert land_file(path, cache).reused
+
+
+def _outside_quotes(*pieces: bytes) -> tuple[int, str] | None:
+    check, newlines = _TextOutsideQuotes(), 0
+    for piece in pieces:
+        check.feed(piece, newlines)
+        newlines += piece.count(b"\n")
+    return None if check.found is None else check.found[:2]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b'a,b\n1,"x, ""y"" , z"\n2,12" TAPE\n3,"a\n b ,"\n', None),
+        (b'a,b\n1, "x"\n', (2, "a space or tab before the opening quote")),
+        (b'a,b\n1,\t"x"\n', (2, "a space or tab before the opening quote")),
+        (b'a,b\n "x",1\n', (2, "a space or tab before the opening quote")),
+        (b'a,b\n1,"x" \n', (2, "text after the closing quote")),
+        (b'a,b\r\n1,"x"\r\n2,"y" \r\n', (3, "text after the closing quote")),
+        (b'a,b\n1,"multi\nline" ,2\n', (3, "text after the closing quote")),
+        (b'a,b\n1,"x"y\n', (2, "text after the closing quote")),
+        (b'a,b\n1,"x" ', (2, "text after the closing quote")),
+        (b'a,b\n1,"x"', None),
+    ],
+)
+def test_text_outside_a_fields_quotes_is_found_wherever_the_chunks_split_it(
+    text: bytes, expected: tuple[int, str] | None
+) -> None:
+    """Commas, line breaks, quotes and blanks inside quotes, and a quote inside an unquoted field,
+    are the field's text; a blank before an opening quote or anything after a closing one is
+    found on its line, however the text is cut into chunks (a quote or a blank on a cut)."""
+    assert _outside_quotes(text) == expected
+    for cut in range(len(text) + 1):
+        assert _outside_quotes(text[:cut], text[cut:]) == expected, cut
+        assert _outside_quotes(*(text[i : i + 1] for i in range(len(text)))) == expected
+
+
+def test_a_csv_without_text_outside_quotes_reads_the_same_in_duckdb_and_pythons_csv(
+    tmp_path: Path,
+) -> None:
+    """Random lines of quoted, half-quoted and unquoted fields (blanks, commas, quotes, line
+    breaks): every one the check lets through and DuckDB's strict reader takes reads as Python's
+    csv module reads it, field for field (DuckDB drops an empty field after the last column,
+    which holds nothing: compared without it)."""
+    rng = random.Random(7)
+    atoms = ["a", " ", ",", '"', '""', "\n", "\t", "b c"]
+
+    def field() -> str:
+        body = "".join(rng.choice(atoms) for _ in range(rng.randint(0, 4)))
+        kind = rng.random()
+        if kind < 0.4:
+            return f'"{body.replace(chr(34), chr(34) * 2) if rng.random() < 0.7 else body}"'
+        if kind < 0.6:
+            blanks = rng.choice([" ", "  ", "\t", ""]), rng.choice([" ", "", "  "])
+            return f'{blanks[0]}"{body.replace(chr(34), chr(34) * 2)}"{blanks[1]}'
+        return "".join(rng.choice(["a", " ", '"', "x"]) for _ in range(rng.randint(0, 3)))
+
+    path = tmp_path / "random.csv"
+    compared = 0
+    with duckdb.connect() as connection:
+        for _ in range(1500):
+            lines = ["a,b,c", *(",".join(field() for _ in range(3)) for _ in range(2))]
+            text = "\n".join(lines) + "\n"
+            if _outside_quotes(text.encode()) is not None:
+                continue
+            path.write_text(text)
+            try:
+                read = connection.execute(
+                    "select * from read_csv($p, header = true, auto_detect = false, delim = ',',"
+                    " quote = '\"', escape = '\"', strict_mode = true,"
+                    " columns = {'a': 'VARCHAR', 'b': 'VARCHAR', 'c': 'VARCHAR'})",
+                    {"p": str(path)},
+                ).fetchall()
+            except duckdb.Error:
+                continue  # refused as malformed: nothing loads
+            rows = list(csv.reader(io.StringIO(text, newline="")))[1:]
+            expected = [
+                tuple(value or None for value in (row if any(row[3:]) else row[:3])) for row in rows
+            ]
+            assert read == expected, text
+            compared += 1
+    assert compared > 150
