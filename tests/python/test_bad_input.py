@@ -347,7 +347,7 @@ CASES: list[Case] = [
         # DuckDB's reader would load ' "PAPER, CHAIN"' as 'PAPER, CHAIN', Python's csv as written
         "blank_before_an_opening_quote",
         _bad("Description", 24, ' "PAPER, CHAIN"'),
-        [FILE, "text outside its quotes", "before the opening quote", "' \"PAPER, CHAIN\","],
+        [FILE, "text outside its quotes", "before the opening quote", '\' "PAPER, CHAIN",'],
     ),
     Case(
         "blank_after_a_closing_quote",

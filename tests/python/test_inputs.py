@@ -25,10 +25,10 @@ import zstandard
 from retail_segments.ops import inputs
 from retail_segments.ops.inputs import (
     ONLINE_RETAIL_II_COLUMNS,
-    _TextOutsideQuotes,
     RAW_COLUMNS,
     InputError,
     LandedFile,
+    _TextOutsideQuotes,
     land_file,
     landing_key,
     landing_rules,
