@@ -2,7 +2,12 @@
 -- marts.customer_rfm the history holds exactly the same customers with the same RFM (the macro
 -- customer_rfm_as_of and customer_rfm.sql are the same logic), every history row was scored by
 -- the current classifier (the version marts.customer_segments uses), and every customer that
--- customer_segments classified has the same segment in the history.
+-- customer_segments classified has the same segment in the history. A clustered customer keeps
+-- their cluster in customer_segments while the history holds the classifier's prediction: the
+-- two differ exactly where the classifier misses the cluster, so for every customer the
+-- classifier was trained or tested on, the history holds its prediction and customer_segments
+-- the cluster. Every history row carries the customer's segment now (current_segment_name) as
+-- customer_segments has it.
 with
 
 rfm as (
@@ -20,6 +25,12 @@ segments as (
 history as (
 
     select * from {{ ref('customer_segment_history') }}
+
+),
+
+predictions as (
+
+    select * from {{ ref('ml_classifier_predictions') }}
 
 ),
 
@@ -80,6 +91,31 @@ segment_differences as (
 
 ),
 
+clustered_differences as (
+
+    select
+        'clustered segment differs from the classifier split prediction' as problem,
+        segments.customer_id
+    from segments
+    inner join history
+        on segments.customer_id = history.customer_id
+        and segments.rfm_as_of = history.rfm_as_of
+    inner join predictions on segments.customer_id = predictions.customer_id
+    where segments.assignment_method <> 'clustered'
+        or segments.segment_name <> predictions.actual_segment
+        or history.segment_name <> predictions.predicted_segment
+
+),
+
+current_differences as (
+
+    select 'current_segment_name differs from customer_segments' as problem, history.customer_id
+    from history
+    left join segments on history.customer_id = segments.customer_id
+    where history.current_segment_name is distinct from segments.segment_name
+
+),
+
 final as (
 
     select * from rfm_differences
@@ -87,6 +123,10 @@ final as (
     select * from stale_versions
     union all
     select * from segment_differences
+    union all
+    select * from clustered_differences
+    union all
+    select * from current_differences
 
 )
 

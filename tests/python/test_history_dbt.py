@@ -122,6 +122,9 @@ def test_every_month_is_scored_by_the_current_classifier(backfilled: Workspace) 
     assert set(history.model_version) == {version}
     predicted = load_model(blob).predict(rfm_features(history))
     assert predicted.tolist() == history.segment_name.tolist()
+    # every month's row also carries the customer's segment now, as customer_segments has it
+    now = dict(backfilled.query("select customer_id, segment_name from marts.customer_segments"))
+    assert history.current_segment_name.tolist() == history.customer_id.map(now).tolist()
 
 
 def test_backfill_leaves_the_current_marts_and_the_registry_alone(

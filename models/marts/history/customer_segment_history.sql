@@ -2,7 +2,11 @@
   The segment history BI reads: one row per customer and as-of date of int_customer_rfm__history
   (R, F, M, scores and RFM segment as of that date) with the part II segment the registry's
   current classifier predicts for it (ml_customer_segment_history_scores). Every date is scored
-  by the same classifier, so a segment name means the same thing in every month.
+  by the same classifier, so a segment name means the same thing in every month: segment_name is
+  the column to compare dates with. current_segment_name is the customer's segment now, the one
+  marts.customer_segments holds (ml_customer_segment_scores: the t-SNE cluster for clustered
+  customers), the column to act on; at the build's own date the two differ only for clustered
+  customers the classifier places in another segment than their cluster.
 -#}
 with
 
@@ -15,6 +19,14 @@ rfm_history as (
 scores as (
 
     select * from {{ ref('ml_customer_segment_history_scores') }}
+
+),
+
+current_segments as (
+
+    -- the segment of marts.customer_segments (which reads the same scores)
+    select customer_id, segment_name
+    from {{ ref('ml_customer_segment_scores') }}
 
 ),
 
@@ -37,6 +49,7 @@ final as (
 
         -- segment
         cast(scores.segment_name as string) as segment_name,
+        cast(current_segments.segment_name as string) as current_segment_name,
         cast(scores.model_version as string) as model_version,
 
         -- timestamps
@@ -46,6 +59,8 @@ final as (
     left join scores
         on rfm_history.customer_id = scores.customer_id
         and rfm_history.rfm_as_of = scores.rfm_as_of
+    left join current_segments
+        on rfm_history.customer_id = current_segments.customer_id
 
 )
 
