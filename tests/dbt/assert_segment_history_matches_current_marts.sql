@@ -1,6 +1,6 @@
 -- The segment history and the current marts cannot drift apart. At the as-of date of
--- marts.customer_rfm the history holds exactly the same customers with the same RFM (the macro
--- customer_rfm_as_of and customer_rfm.sql are the same logic), every history row was scored by
+-- marts.customer_rfm the history holds exactly the same customers with the same RFM (both read
+-- int_customer_rfm__history, customer_rfm its rows of that date), every history row was scored by
 -- the current classifier (the version marts.customer_segments uses), and every customer that
 -- customer_segments classified has the same segment in the history. A clustered customer keeps
 -- their cluster in customer_segments while the history holds the classifier's prediction: the
