@@ -38,7 +38,10 @@ same checks in Spark SQL, the same messages, a Parquet file Spark reads as ``tim
 
 Excel workbooks (the UCI download: ``online+retail.zip`` holding ``Online Retail.xlsx``, or the
 ``.xlsx`` itself; also Online Retail II's two sheets) are first converted to a UTF-8 CSV in the
-cache (openpyxl, read-only, every sheet in order) and then go through the same checks.
+cache (openpyxl, read-only, every sheet in order) and then go through the same checks. A formula
+loads the value Excel stored beside it; a formula without one (a workbook written by a script and
+never saved by Excel or LibreOffice) is refused, naming its cell, since openpyxl would read it as
+an empty cell.
 
 Any failure raises `InputError`, whose message names the file, the problem, the line and value
 where there is one, and the fix.
@@ -61,7 +64,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Protocol
 
 import duckdb
 import zstandard
@@ -1142,6 +1145,138 @@ def _cell_text(value: object, column: str) -> str:
     return str(value)
 
 
+# an element named f (a cell's formula), with or without a namespace prefix
+_FORMULA_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s/>]")
+
+
+def _local_name(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _may_hold_formulas(sheet: Any) -> bool:
+    """Whether the sheet's XML holds an element named f: a byte search, as cheap as reading the
+    sheet once more; a sheet without one (the UCI workbooks) needs no check of its cells."""
+    carried = b""
+    with sheet._get_source() as source:  # openpyxl 3.1 (pinned): the sheet's XML, unzipped
+        while chunk := source.read(CHUNK_BYTES):
+            text = carried + chunk
+            # two plain searches first: the pattern is slower, and needed only where they hit
+            if (b"<f" in text or b":f" in text) and _FORMULA_TAG.search(text):
+                return True
+            start = text.rfind(b"<")
+            carried = text[start:] if start >= 0 else b""
+    return False
+
+
+def _formulas_without_values(sheet: Any) -> Iterator[tuple[str, str, str]]:
+    """The cells of the sheet (``F17``) whose formula has no value stored beside it, each with
+    its formula's text and the cell that text is written for (itself, or the first cell of a
+    shared formula: a formula filled down is written once). Excel stores every formula's
+    value; a script (openpyxl) stores none, and openpyxl reads such a cell as empty."""
+    from xml.etree.ElementTree import iterparse
+
+    from openpyxl.utils import get_column_letter
+
+    shared: dict[str, tuple[str, str]] = {}  # a shared formula's text and its first cell
+    row = 0
+    with sheet._get_source() as source:
+        for _event, element in iterparse(source):
+            if _local_name(element.tag) != "row":
+                continue
+            row = int(element.get("r") or row + 1)
+            column = 0
+            for cell in element:
+                if _local_name(cell.tag) != "c":
+                    continue
+                ref = cell.get("r") or f"{get_column_letter(column + 1)}{row}"
+                column = _column_number(ref)
+                found = _formula_without_value(cell, ref, shared)
+                if found is not None:
+                    yield ref, *found
+            element.clear()
+
+
+def _formula_without_value(
+    cell: Any, ref: str, shared: dict[str, tuple[str, str]]
+) -> tuple[str, str] | None:
+    """A cell's formula text and the cell it is written for, if it has a formula but no
+    value; the first cell of each shared formula is kept in ``shared``."""
+    parts = {_local_name(child.tag): child for child in cell}
+    formula = parts.get("f")
+    if formula is None:
+        return None
+    text, origin, key = formula.text or "", ref, formula.get("si")
+    if formula.get("t") == "shared" and key is not None:
+        if text:
+            shared[key] = (text, ref)
+        else:
+            text, origin = shared.get(key, (text, ref))
+    return None if _holds_value(cell.get("t"), parts) else (text, origin)
+
+
+def _holds_value(kind: str | None, parts: dict[str, Any]) -> bool:
+    """Whether a cell (its type ``t`` and its child elements by name) holds a value as openpyxl
+    reads it: a non-empty ``v``, an empty one for a string (a formula's ``""``), or an inline
+    string."""
+    value = parts.get("v")
+    if value is not None and (value.text or kind == "str"):
+        return True
+    return kind == "inlineStr" and "is" in parts
+
+
+def _formula_at(text: str, origin: str, ref: str) -> str:
+    """The formula as Excel shows it in cell ``ref``, from its text written for ``origin``."""
+    from openpyxl.formula.tokenizer import TokenizerError
+    from openpyxl.formula.translate import Translator, TranslatorError
+
+    if origin == ref:
+        return f"={text}"
+    try:
+        return str(Translator(f"={text}", origin).translate_formula(ref))
+    except (TranslatorError, TokenizerError):
+        return f"={text} (written for {origin}, filled to {ref})"
+
+
+def _column_number(ref: str) -> int:
+    from openpyxl.utils import column_index_from_string
+
+    return column_index_from_string(ref.rstrip("0123456789"))
+
+
+def _refuse_formulas_without_values(path: Path, sheet: Any, header: Sequence[str]) -> None:
+    from xml.etree.ElementTree import ParseError
+
+    if not _may_hold_formulas(sheet):
+        return
+    try:
+        cells = list(_formulas_without_values(sheet))
+    except ParseError as error:
+        raise InputError(
+            path,
+            "is not an Excel workbook that can be read",
+            [f"sheet '{sheet.title}': {error}"],
+            "download the file again, or export it as CSV",
+        ) from error
+    if not cells:
+        return
+    ref, text, origin = cells[0]
+    formula = _formula_at(text, origin, ref)
+    letters = ref.rstrip("0123456789")
+    row, number = ref[len(letters) :], _column_number(ref)
+    name = f", {header[number - 1]}" if number <= len(header) and header[number - 1] else ""
+    raise InputError(
+        path,
+        f"has formulas whose values were never stored (sheet '{sheet.title}')",
+        [
+            f"{len(cells)} formula cell(s) of sheet '{sheet.title}' hold no value, so each"
+            " would load as an empty cell; the first:",
+            f"{sheet.title}!{ref} (row {row}, column {letters}{name}): {formula}",
+        ],
+        "open the workbook in Excel or LibreOffice and save it (that computes and stores each"
+        " formula's value), or export the data as CSV, then build again",
+    )
+
+
 def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
     from openpyxl import load_workbook
     from openpyxl.utils import get_column_letter
@@ -1168,6 +1303,7 @@ def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
             sheet_header = [str(cell) if cell is not None else "" for cell in next(rows, ())]
             while sheet_header and sheet_header[-1] == "":
                 sheet_header.pop()
+            _refuse_formulas_without_values(path, sheet, sheet_header)
             if not sheet_header:
                 # an empty sheet is skipped; one with rows below an empty row 1 is not
                 for number, row in enumerate(rows, start=2):

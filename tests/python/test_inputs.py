@@ -13,6 +13,7 @@ import gzip
 import io
 import os
 import random
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -294,6 +295,92 @@ def test_a_value_right_of_the_header_in_a_workbook_is_refused_not_dropped(
     rows[3] = [None] * 10 + [17]
     path = _write_workbook(tmp_path / "far.xlsx", list(RAW_COLUMNS), rows, 1)
     with pytest.raises(InputError, match=r"row 5 of sheet .*: column K holds '17'"):
+        land_file(path, tmp_path / "cache")
+
+
+def _retail_sheet(path: Path, rows: list[list[object]]) -> Path:
+    """One sheet named as in the UCI workbook, header on row 1."""
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Online Retail")
+    for row in [list(RAW_COLUMNS), *rows]:
+        sheet.append(row)
+    workbook.save(path)
+    return path
+
+
+def _replace_cells(path: Path, cells: dict[str, str]) -> None:
+    """Write cells of the workbook's first sheet as given XML: a formula with the value Excel
+    stores beside it (openpyxl writes formulas without one)."""
+    member = "xl/worksheets/sheet1.xml"
+    with zipfile.ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    text = parts[member].decode()
+    for ref, xml in cells.items():
+        text, count = re.subn(rf'<c r="{ref}"[^>]*>.*?</c>', xml, text)
+        assert count == 1, ref
+    parts[member] = text.encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+
+
+def test_a_formula_without_a_stored_value_is_refused_naming_its_cell(
+    workbook_rows: list[list[object]], tmp_path: Path
+) -> None:
+    """A workbook written by a script holds formulas without the value Excel would store beside
+    them; openpyxl reads such a cell as empty, so the line loaded with no customer (exit 0)."""
+    rows = [list(row) for row in workbook_rows[:20]]
+    rows[15][6] = "=17000+850"  # CustomerID, row 17 (the header is row 1)
+    rows[18][2] = '=UPPER("lantern")'
+    path = _retail_sheet(tmp_path / "scripted.xlsx", rows)
+    with pytest.raises(InputError) as raised:
+        land_file(path, tmp_path / "cache")
+    message = str(raised.value)
+    assert f"Raw data file '{path}' has formulas whose values were never stored" in message
+    assert "Online Retail!G17 (row 17, column G, CustomerID): =17000+850" in message
+    assert "2 formula cell(s) of sheet 'Online Retail' hold no value" in message
+    assert "Fix: open the workbook in Excel or LibreOffice and save it" in message
+
+
+def test_a_formula_with_its_stored_value_loads_that_value(
+    workbook_rows: list[list[object]], tmp_path: Path
+) -> None:
+    """As Excel saves them: the value beside the formula (an empty string as an empty cell)."""
+    rows = [list(row) for row in workbook_rows[:20]]
+    rows[15][6], rows[18][2] = 17850.0, None
+    plain = land_file(_retail_sheet(tmp_path / "plain.xlsx", rows), tmp_path / "cache")
+    rows[15][6], rows[18][2] = "=17000+850", '=IF(1,"","x")'
+    path = _retail_sheet(tmp_path / "saved.xlsx", rows)
+    _replace_cells(
+        path,
+        {
+            "G17": '<c r="G17"><f>17000+850</f><v>17850</v></c>',
+            "C20": '<c r="C20" t="str"><f>IF(1,"","x")</f><v></v></c>',
+        },
+    )
+    assert _rows(land_file(path, tmp_path / "cache")) == _rows(plain)
+
+
+def test_a_shared_formula_without_a_stored_value_is_named_as_excel_shows_it(
+    workbook_rows: list[list[object]], tmp_path: Path
+) -> None:
+    """A formula filled down is stored once (shared); the cells below hold only a reference."""
+    rows = [list(row) for row in workbook_rows[:20]]
+    path = _retail_sheet(tmp_path / "filled.xlsx", rows)
+    _replace_cells(
+        path,
+        {
+            "F4": '<c r="F4"><f t="shared" ref="F4:F5" si="0">ROUND(F3*1.1,2)</f><v>3</v></c>',
+            "F5": '<c r="F5"><f t="shared" si="0"/></c>',
+        },
+    )
+    with pytest.raises(
+        InputError,
+        match=r"Online Retail!F5 \(row 5, column F, UnitPrice\): "
+        r"=ROUND\(F4\*1\.1,2\)",
+    ):
         land_file(path, tmp_path / "cache")
 
 
