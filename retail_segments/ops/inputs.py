@@ -41,7 +41,8 @@ Excel workbooks (the UCI download: ``online+retail.zip`` holding ``Online Retail
 cache (openpyxl, read-only, every sheet in order) and then go through the same checks. A formula
 loads the value Excel stored beside it; a formula without one (a workbook written by a script and
 never saved by Excel or LibreOffice) is refused, naming its cell, since openpyxl would read it as
-an empty cell.
+an empty cell. A hidden (or very hidden) sheet that holds data is refused: its rows are not seen in
+Excel, and loading them or leaving them out would both be silent. Empty sheets are skipped.
 
 Any failure raises `InputError`, whose message names the file, the problem, the line and value
 where there is one, and the fix.
@@ -1277,6 +1278,30 @@ def _refuse_formulas_without_values(path: Path, sheet: Any, header: Sequence[str
     )
 
 
+def _refuse_hidden_data(path: Path, sheet: Any) -> None:
+    """A hidden sheet is skipped when empty and refused when it holds a value: its rows are not
+    seen in Excel, and loading or leaving them out would both be silent."""
+    from openpyxl.utils import get_column_letter
+
+    for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+        index, value = next(
+            ((index, cell) for index, cell in enumerate(row) if cell is not None), (0, None)
+        )
+        if value is None:
+            continue
+        state = "very hidden" if sheet.sheet_state == "veryHidden" else "hidden"
+        raise InputError(
+            path,
+            f"has a hidden sheet that holds data (sheet '{sheet.title}')",
+            [
+                f"sheet '{sheet.title}' is {state}; row {number} of sheet '{sheet.title}' holds"
+                f" {_cell_text(value, '')!r} (column {get_column_letter(index + 1)})"
+            ],
+            "unhide the sheet to load its rows, or delete it (a very hidden sheet is unhidden"
+            " in the VBA editor: its Visible property), then build again",
+        )
+
+
 def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
     from openpyxl import load_workbook
     from openpyxl.utils import get_column_letter
@@ -1304,6 +1329,9 @@ def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
             while sheet_header and sheet_header[-1] == "":
                 sheet_header.pop()
             _refuse_formulas_without_values(path, sheet, sheet_header)
+            if sheet.sheet_state != "visible":
+                _refuse_hidden_data(path, sheet)
+                continue
             if not sheet_header:
                 # an empty sheet is skipped; one with rows below an empty row 1 is not
                 for number, row in enumerate(rows, start=2):

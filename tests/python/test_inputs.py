@@ -384,6 +384,40 @@ def test_a_shared_formula_without_a_stored_value_is_named_as_excel_shows_it(
         land_file(path, tmp_path / "cache")
 
 
+@pytest.mark.parametrize("state", ["hidden", "veryHidden"])
+def test_a_hidden_sheet_with_data_is_refused_not_loaded(
+    state: str, workbook_rows: list[list[object]], tmp_path: Path
+) -> None:
+    """Before, a hidden sheet's rows loaded like a visible sheet's (exit 0): lines nobody sees
+    in Excel. An empty hidden sheet is skipped, as an empty visible one is."""
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    shown = workbook.create_sheet("Online Retail")
+    for row in [list(RAW_COLUMNS), *workbook_rows[:10]]:
+        shown.append(row)
+    workbook.create_sheet("Scratch").sheet_state = state
+    path = tmp_path / "empty_hidden.xlsx"
+    workbook.save(path)
+    assert land_file(path, tmp_path / "cache").n_rows == 10
+    workbook = Workbook(write_only=True)
+    shown = workbook.create_sheet("Online Retail")
+    for row in [list(RAW_COLUMNS), *workbook_rows[:10]]:
+        shown.append(row)
+    hidden = workbook.create_sheet("Old")
+    hidden.sheet_state = state
+    for row in [list(RAW_COLUMNS), *workbook_rows[10:20]]:
+        hidden.append(row)
+    path = tmp_path / "hidden.xlsx"
+    workbook.save(path)
+    with pytest.raises(InputError) as raised:
+        land_file(path, tmp_path / "cache")
+    message = str(raised.value)
+    assert "has a hidden sheet that holds data (sheet 'Old')" in message
+    assert "row 1 of sheet 'Old' holds 'InvoiceNo' (column A)" in message
+    assert "Fix: unhide the sheet to load its rows, or delete it" in message
+
+
 def test_a_zip_without_a_workbook_is_refused(tmp_path: Path) -> None:
     download = tmp_path / "online+retail.zip"
     with zipfile.ZipFile(download, "w") as archive:
