@@ -320,6 +320,9 @@ class _TextFacts:
     encoding: str
     header: bytes
     n_bytes: int
+    # a quoted field with text outside its quotes (`_TextOutsideQuotes.found`): refused once the
+    # lander has read the file, so that a malformed CSV gets its reader's message instead
+    outside_quotes: tuple[int, str, bytes] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -563,9 +566,7 @@ def scan_text(path: Path, chunks: Iterator[bytes]) -> _TextFacts:
             ],
             "save it as UTF-8 (or latin-1) CSV",
         )
-    if outside_quotes.found is not None:
-        raise _outside_quotes_error(path, *outside_quotes.found)
-    return _TextFacts("utf-8" if is_utf8 else "latin-1", header, n_bytes)
+    return _TextFacts("utf-8" if is_utf8 else "latin-1", header, n_bytes, outside_quotes.found)
 
 
 def _outside_quotes_error(path: Path, line: int, what: str, excerpt: bytes) -> InputError:
@@ -1024,6 +1025,9 @@ def _land_file(path: Path, cache_dir: Path, lander: Lander) -> LandedFile:
         text_path, facts.encoding, {"zstd": "zstd", "gzip": "gzip"}.get(text_container, "none")
     )
     n_rows, first, last = lander.land(path, source, names, sha256, parquet)
+    if facts.outside_quotes is not None:
+        parquet.unlink(missing_ok=True)
+        raise _outside_quotes_error(path, *facts.outside_quotes)
     facts_file.write_text(f"{facts.encoding} {layout} {file_sha256(parquet)}\n")
     _remove_other_rules(cache_dir, sha256, path, lander.engine)
     return LandedFile(
