@@ -6,7 +6,9 @@ model fails with "Databricks cluster_id is required". `install` adds a ``session
 helper that executes the compiled model in this process, with ``spark`` bound to the process's
 SparkSession, and makes it the default. The models' ``dbt.ref()`` then returns Spark DataFrames
 (`retail_segments.frames` reads them), and ``macros/spark/tables.sql`` ends the compiled code with
-`write_model_result`, which writes the model's result as the Parquet table at its fixed path.
+`write_model_result`, which writes the model's result as the Parquet table at its fixed path. A
+model that raises fails as on dbt-duckdb: a ``DbtRuntimeError`` "Python model failed:" with the
+stack trace, which dbt logs and the console shows as on DuckDB (`retail_segments.ops.dbt_console`).
 
 This replaces two properties of ``SparkAdapter`` (dbt-spark internals), which is why
 pyproject.toml pins dbt-spark exactly. It works only while dbt runs inside this process
@@ -16,6 +18,7 @@ still stops at the first Python model.
 
 from __future__ import annotations
 
+import traceback
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,6 +29,7 @@ _SESSION: list[Any] = []
 
 def _helper_class() -> type:
     from dbt.adapters.base.impl import PythonJobHelper
+    from dbt_common.exceptions import DbtRuntimeError
 
     class SessionPythonJobHelper(PythonJobHelper):
         """Executes a compiled dbt Python model on the process's SparkSession."""
@@ -42,7 +46,13 @@ def _helper_class() -> type:
             scope: dict[str, Any] = {"spark": _SESSION[0], "__name__": "dbt_python_model"}
             name = self.parsed_model.get("original_file_path", "<dbt python model>")
             # dbt's create_table_as macro indents the first line of the code it renders
-            exec(compile(compiled_code.lstrip(), name, "exec"), scope)
+            try:
+                exec(compile(compiled_code.lstrip(), name, "exec"), scope)
+            except Exception as error:
+                # as dbt-duckdb words it (else dbt shows "Unhandled error" and the message only,
+                # even for a bug)
+                trace = "".join(traceback.format_exception(error))
+                raise DbtRuntimeError(f"Python model failed:\n{trace}") from error
 
     return SessionPythonJobHelper
 

@@ -18,10 +18,12 @@ import yaml
 from dbt_helpers import PROJECT_ROOT, CliInProcess, Workspace
 
 from retail_segments import frames
+from retail_segments.ops.dbt_console import filter_console
 from retail_segments.ops.inputs import VALUE_CHECKS, landing_key, landing_rules
 from retail_segments.ops.publish import Relation
 from retail_segments.spark import build as spark_build
 from retail_segments.spark import publish as spark_publish
+from retail_segments.spark import python_models
 from retail_segments.spark import session as spark_session
 from retail_segments.spark.inputs import SPARK_VALUE_CHECKS
 from retail_segments.spark.python_models import _utc_timestamps
@@ -409,3 +411,40 @@ def test_dbt_in_process_exits_as_the_dbt_command_does(
     monkeypatch.setattr(dbt.cli.main, "dbtRunner", Runner)
     assert spark_session.run_dbt_in_process(["build"], {}, tmp_path) == code
     assert capsys.readouterr().err == said
+
+
+def test_a_spark_python_model_fails_as_on_duckdb_so_the_console_shows_its_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A model stopped by one of the package's errors fails with dbt-duckdb's "Python model
+    failed:" and stack trace, which the console condenses (dbt showed "Unhandled error" and the
+    message only, even for a bug); Ctrl-C is not turned into a model's failure."""
+    from dbt_common.exceptions import DbtRuntimeError
+
+    monkeypatch.setattr(python_models, "_SESSION", [object()])
+    helper = python_models._helper_class()({"original_file_path": "models/x.py"}, None)
+    code = (
+        "from retail_segments.ml.value import CustomerValueError\n"
+        "raise CustomerValueError('q = 0.68 <= 1.\\nFix: more repeat customers')\n"
+    )
+    with pytest.raises(DbtRuntimeError) as failed:
+        helper.submit(code)
+    message = failed.value.msg.splitlines()
+    assert message[:2] == ["Python model failed:", "Traceback (most recent call last):"]
+    assert message[-2:] == [
+        "retail_segments.ml.value.CustomerValueError: q = 0.68 <= 1.",
+        "Fix: more repeat customers",
+    ]
+    shown = [  # as dbt's summary of the run shows it
+        "\x1b[0m14:56:10    Runtime Error in model x (models/x.py)",
+        *(f"  {line}" for line in message),
+        "\x1b[0m14:56:10  Done. PASS=1 WARN=0 ERROR=1 SKIP=0 NO-OP=0 TOTAL=2",
+    ]
+    console = [line.decode() for line in filter_console(f"{x}\n".encode() for x in shown)]
+    assert console[1:4] == [
+        "  Python model failed: q = 0.68 <= 1.\n",
+        "  Fix: more repeat customers\n",
+        "  (its stack trace is in dbt's log, dbt.log)\n",
+    ]
+    with pytest.raises(KeyboardInterrupt):
+        helper.submit("raise KeyboardInterrupt\n")
