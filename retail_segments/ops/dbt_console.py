@@ -1,5 +1,6 @@
-"""dbt's console output as `run_dbt` passes it on: line by line, unchanged, except two stack traces
-that say nothing to the person who ran the build (dbt's log file keeps both):
+"""dbt's console output as `run_dbt` passes it on (and `console_filtered`, for dbt run in this
+process by the Spark build): line by line, unchanged, except two stack traces that say nothing
+to the person who ran the build (dbt's log file keeps both):
 
 - a Python model that stopped on one of this package's errors (a ``retail_segments...Error``:
   data too thin for a fit, a setting the model refuses). dbt-duckdb prints the model's whole

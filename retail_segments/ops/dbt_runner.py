@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import signal
 import subprocess
 import sys
@@ -46,18 +47,41 @@ def run_dbt(
     return run_on_console(command, project_root, env, log_file(args, env, project_root))
 
 
-def log_file(args: Sequence[str], env: Mapping[str, str], project_root: Path) -> str:
+def log_file(
+    args: Sequence[str], env: Mapping[str, str], project_root: Path, given_from: Path | None = None
+) -> str:
     """Where dbt writes its log: ``--log-path``, else ``DBT_ENGINE_LOG_PATH`` or ``DBT_LOG_PATH``
-    (dbt reads them in this order), else ``logs/``; a relative folder is taken from project_root,
-    where dbt runs. (Not through `retail_segments.ops.dbt_args`: dbt's parser resolves the folder
-    against this process's working directory, not dbt's.)"""
-    folder = env.get("DBT_ENGINE_LOG_PATH") or env.get("DBT_LOG_PATH") or "logs"
+    (dbt reads them in this order), else ``logs/`` in project_root. A relative folder given is
+    taken from given_from, dbt's working directory: project_root (where `run_dbt` runs dbt) when
+    None. (Not through `retail_segments.ops.dbt_args`: dbt's parser resolves the folder against
+    this process's working directory, not dbt's.)"""
+    folder = env.get("DBT_ENGINE_LOG_PATH") or env.get("DBT_LOG_PATH")
     for index, arg in enumerate(args):
         if arg == "--log-path" and index + 1 < len(args):
             folder = args[index + 1]
         elif arg.startswith("--log-path="):
             folder = arg.split("=", 1)[1]
-    return str(project_root / folder / "dbt.log")
+    if folder is None:
+        return str(project_root / "logs" / "dbt.log")
+    return str((given_from or project_root) / folder / "dbt.log")
+
+
+@contextlib.contextmanager
+def console_filtered(log_path: str) -> Iterator[None]:
+    """While open, what is written to ``sys.stdout`` (dbt's console, when dbt runs in this
+    process: its logger writes to the ``sys.stdout`` of the moment it starts) passes through
+    `ConsoleFilter` to the real stdout, line by line as it comes. What is written to the file
+    descriptors themselves (the JVM of a Spark build) is not touched. On leaving, the lines still
+    held are passed on (also when an exception, e.g. a second Ctrl-C, leaves)."""
+    real = sys.stdout
+    real.flush()  # what this command printed before dbt comes first
+    filtered = _FilteredStdout(ConsoleFilter(log_path), real)
+    sys.stdout = filtered
+    try:
+        yield
+    finally:
+        sys.stdout = real
+        filtered.finish()
 
 
 def run_on_console(
@@ -119,6 +143,39 @@ def _interrupt_noted() -> Iterator[list[bool]]:
         yield noted
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+class _FilteredStdout(io.TextIOBase):
+    """A text stream whose lines go through console to ``real`` (`console_filtered`)."""
+
+    def __init__(self, console: ConsoleFilter, real: TextIO) -> None:
+        self._console = console
+        self._real = real
+        self._out = getattr(real, "buffer", None) or _TextOut(real)
+        self._partial = ""
+        self._lock = threading.Lock()  # dbt logs from its worker threads too
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self._real.isatty()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            *lines, self._partial = (self._partial + text).split("\n")
+            for line in lines:
+                self._out.writelines(self._console.feed(f"{line}\n".encode(errors="replace")))
+            self._out.flush()
+        return len(text)
+
+    def finish(self) -> None:
+        with self._lock:
+            if self._partial:
+                self._out.writelines(self._console.feed(self._partial.encode(errors="replace")))
+                self._partial = ""
+            self._out.writelines(self._console.finish())
+            self._out.flush()
 
 
 class _TextOut:

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retail_segments.ops.dbt_runner import console_filtered, log_file
 from retail_segments.ops.paths import warehouse_path
 
 if TYPE_CHECKING:
@@ -179,15 +180,22 @@ def run_dbt_in_process(args: Sequence[str], env: Mapping[str, str], project_root
     """Run ``dbt <args>`` on the project inside this process (so its dbt-spark ``session``
     connection and Python models use this process's SparkSession); dbt's command-line exit code:
     0 when it succeeded, 1 when a node failed, 2 when dbt stopped on an error (e.g. a selection
-    that names nothing)."""
+    that names nothing). dbt's console passes `ConsoleFilter` as the DuckDB build's does
+    (`retail_segments.ops.dbt_runner.console_filtered`); when Ctrl-C stopped dbt (which then
+    printed what it cancelled), ``KeyboardInterrupt`` goes on to the command, which says so."""
     from dbt.cli.exceptions import DbtInternalException, DbtUsageException
     from dbt.cli.main import dbtRunner
 
     os.environ.update(env)
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    result: Any = dbtRunner().invoke(
-        [*args, "--project-dir", str(project_root), "--profiles-dir", str(project_root)]
-    )
+    # in this process a relative --log-path or DBT_LOG_PATH is taken from its working directory
+    log_path = log_file(args, os.environ, project_root, given_from=Path.cwd())
+    with console_filtered(log_path):
+        result: Any = dbtRunner().invoke(
+            [*args, "--project-dir", str(project_root), "--profiles-dir", str(project_root)]
+        )
+    if isinstance(result.exception, KeyboardInterrupt):
+        raise KeyboardInterrupt
     if result.success:
         return 0
     if result.exception is not None:

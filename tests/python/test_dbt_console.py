@@ -1,6 +1,7 @@
 """dbt's console output as the build shows it: a Python model stopped by one of the package's
 errors shows the error's message, not its stack trace; Ctrl-C shows no stack trace; everything
-else passes unchanged and in order (`retail_segments.ops.dbt_console`, `dbt_runner`)."""
+else passes unchanged and in order (`retail_segments.ops.dbt_console`, `dbt_runner`); the same
+when the Spark build runs dbt in its own process (`retail_segments.spark.session`)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from retail_segments.ops import dbt_runner
 from retail_segments.ops.dbt_console import MAX_HELD_LINES, ConsoleFilter, filter_console
+from retail_segments.spark import session as spark_session
 
 # the end of a build whose ml_customer_value_fit raised CustomerValueError, as dbt-duckdb 1.11
 # prints it (a message of two lines)
@@ -73,6 +79,13 @@ def test_the_log_named_is_the_one_dbt_writes(tmp_path: Path) -> None:
     # as dbt's parser reads them: its other variable, and a command before the options
     assert log_file([], {"DBT_ENGINE_LOG_PATH": "/e"}, tmp_path) == "/e/dbt.log"
     assert log_file(["parse", "--log-path", "/p"], {}, tmp_path) == "/p/dbt.log"
+    # dbt run in this process (the Spark build) takes a relative folder given from its own
+    # working directory; its default stays in the project
+    elsewhere = tmp_path / "cwd"
+    assert log_file(given, {}, tmp_path, given_from=elsewhere) == str(elsewhere / "a/b/dbt.log")
+    relative = {"DBT_LOG_PATH": "l"}
+    assert log_file([], relative, tmp_path, given_from=elsewhere) == str(elsewhere / "l/dbt.log")
+    assert log_file([], {}, tmp_path, given_from=elsewhere) == str(tmp_path / "logs/dbt.log")
 
 
 def test_other_stack_traces_pass_unchanged() -> None:
@@ -194,3 +207,126 @@ def test_the_stand_in_shows_what_dbt_printed_without_the_filter(tmp_path: Path) 
     os.killpg(process.pid, signal.SIGINT)
     assert "KeyboardInterrupt" in process.stdout.read().splitlines()
     assert process.wait(timeout=30) == 2
+
+
+# the end of a Spark build whose Python model stopped on CustomerValueError raised in a Python
+# worker (dbt-spark 1.11, pyspark 4, `retail_segments.spark.python_models` failing it as dbt-duckdb
+# does): the driver's stack trace, then the worker's
+SPARK_PYTHON_FAILURE = [
+    "\x1b[0m17:56:04  \x1b[31mFailure in model boom (models/boom.py)\x1b[0m",
+    "\x1b[0m17:56:04    Runtime Error in model boom (models/boom.py)",
+    "  Python model failed:",
+    "  Traceback (most recent call last):",
+    '    File "/work/retail_segments/spark/python_models.py", line 50, in submit',
+    '      exec(compile(compiled_code.lstrip(), name, "exec"), scope)',
+    '    File "models/boom.py", line 14, in model',
+    "      out.collect()",
+    '    File "/venv/pyspark/errors/exceptions/captured.py", line 262, in deco',
+    "      raise converted from None",
+    "  pyspark.errors.exceptions.captured.PythonException: An exception was thrown from the"
+    " Python worker:",
+    "  Traceback (most recent call last):",
+    '    File "models/boom.py", line 6, in score',
+    '      raise CustomerValueError("the spend model has q = 0.68 <= 1.")',
+    "  retail_segments.ml.value.CustomerValueError: the spend model has q = 0.68 <= 1.",
+    "  Fix: build on a file with more repeat customers",
+    "  ",
+    "\x1b[0m17:56:04  ",
+    "\x1b[0m17:56:04    compiled code at target/compiled/mini/models/boom.py",
+    "\x1b[0m17:56:04  Done. PASS=1 WARN=0 ERROR=1 SKIP=0 NO-OP=0 TOTAL=2",
+]
+# dbt in process stopped by Ctrl-C (pyspark's SIGINT handler cancels the Spark jobs and raises)
+SPARK_INTERRUPTED = [
+    "\x1b[0m17:57:38  CANCEL query model.mini.boom ...................... [\x1b[31mCANCEL\x1b[0m]",
+    "\x1b[0m17:57:39  \x1b[33mExited because of keyboard interrupt\x1b[0m",
+    "\x1b[0m17:57:39  Finished running 1 view model in 0 hours 0 minutes and 10.30 seconds.",
+    "\x1b[0m17:57:39  Encountered an error:",
+    "",
+    "\x1b[0m17:57:39  Traceback (most recent call last):",
+    '  File "/venv/dbt/cli/requires.py", line 187, in wrapper',
+    "    result, success = func(*args, **kwargs)",
+    '  File "/venv/pyspark/core/context.py", line 409, in signal_handler',
+    "    raise KeyboardInterrupt()",
+    "KeyboardInterrupt",
+    "",
+]
+
+
+def _stand_in_dbt(
+    monkeypatch: pytest.MonkeyPatch,
+    lines: list[str],
+    exception: BaseException | None,
+    also: Callable[[], None],
+) -> None:
+    """dbtRunner replaced by one that logs lines as dbt's console logger does (a handler on the
+    sys.stdout of the moment it starts), calling also() after the first, and ends with
+    exception (a node failed when None)."""
+    import logging
+
+    import dbt.cli.main
+
+    class Runner:
+        def invoke(self, args: list[str]) -> Any:
+            logger = logging.getLogger("stand-in dbt")
+            logger.propagate = False
+            handler = logging.StreamHandler(sys.stdout)
+            logger.addHandler(handler)
+            try:
+                for index, line in enumerate(lines):
+                    logger.warning(line)
+                    if index == 0:
+                        also()
+            finally:
+                logger.removeHandler(handler)
+            return type("Result", (), {"success": False, "exception": exception})()
+
+    monkeypatch.setattr(dbt.cli.main, "dbtRunner", Runner)
+
+
+def _no_more() -> None:
+    pass
+
+
+def test_spark_dbt_in_process_shows_a_package_error_as_on_duckdb(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DBT_LOG_PATH", raising=False)
+    monkeypatch.delenv("DBT_ENGINE_LOG_PATH", raising=False)
+    _stand_in_dbt(monkeypatch, SPARK_PYTHON_FAILURE, None, _no_more)
+    assert spark_session.run_dbt_in_process(["build"], {}, tmp_path) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        *SPARK_PYTHON_FAILURE[:2],
+        "  Python model failed: the spend model has q = 0.68 <= 1.",
+        "  Fix: build on a file with more repeat customers",
+        f"  (its stack trace is in dbt's log, {tmp_path / 'logs' / 'dbt.log'})",
+        *SPARK_PYTHON_FAILURE[-3:],
+    ]
+
+
+def test_spark_dbt_in_process_stopped_by_ctrl_c_shows_no_stack_trace(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """dbt's last words pass; KeyboardInterrupt goes on to the command, which says what stopped
+    and exits 130 (`retail_segments.ops.cli.main`), as when dbt runs as a child process."""
+    _stand_in_dbt(monkeypatch, SPARK_INTERRUPTED, KeyboardInterrupt(), _no_more)
+    with pytest.raises(KeyboardInterrupt):
+        spark_session.run_dbt_in_process(["build"], {}, tmp_path)
+    assert capsys.readouterr().out.splitlines() == [*SPARK_INTERRUPTED[:3], ""]
+
+
+def test_spark_dbt_in_process_leaves_what_the_jvm_writes_in_its_place(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The JVM writes to file descriptor 1 itself: not filtered, and in order with dbt's lines."""
+
+    def jvm() -> None:
+        os.write(1, b"26/11/30 17:51:13 WARN a JVM line\n")
+
+    lines = ["\x1b[0m17:51:02  Running with dbt=1.11.16", "\x1b[0m17:51:35  Done. PASS=2"]
+    _stand_in_dbt(monkeypatch, lines, None, jvm)
+    assert spark_session.run_dbt_in_process(["build"], {}, tmp_path) == 1
+    assert capfd.readouterr().out.splitlines() == [
+        lines[0],
+        "26/11/30 17:51:13 WARN a JVM line",
+        lines[1],
+    ]
