@@ -50,6 +50,13 @@ def _rows(landed: LandedFile) -> list[tuple]:
         ).fetchall()
 
 
+def _refusal(path: Path, cache: Path) -> str:
+    """The message of the `InputError` landing path refuses with."""
+    with pytest.raises(InputError) as raised:
+        land_file(path, cache)
+    return str(raised.value)
+
+
 @pytest.fixture(scope="module")
 def canonical(synthetic_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> list[tuple]:
     landed = land_file(synthetic_raw, tmp_path_factory.mktemp("canonical_cache"))
@@ -222,9 +229,7 @@ def test_a_workbook_with_a_fractional_quantity_is_refused_naming_the_value(
     rows = [list(row) for row in workbook_rows]
     rows[5][3] = 2.5
     workbook = _write_workbook(tmp_path / "bad.xlsx", list(RAW_COLUMNS), rows, 1)
-    with pytest.raises(InputError) as raised:
-        land_file(workbook, tmp_path / "cache")
-    message = str(raised.value)
+    message = _refusal(workbook, tmp_path / "cache")
     assert f"Raw data file '{workbook}'" in message
     assert "column Quantity: 1 value(s)" in message and "'2.5'" in message
 
@@ -269,9 +274,7 @@ def test_a_sheet_whose_header_is_not_on_row_1_is_refused_not_left_out(
     workbook.create_sheet("Notes")  # an empty sheet is still skipped
     path = tmp_path / "two.xlsx"
     workbook.save(path)
-    with pytest.raises(InputError) as raised:
-        land_file(path, tmp_path / "cache")
-    message = str(raised.value)
+    message = _refusal(path, tmp_path / "cache")
     assert "has a sheet whose row 1 is empty (sheet 'Dec-Feb')" in message
     assert "row 2 of sheet 'Dec-Feb' is the first that holds values" in message
     assert "Fix: put the header on row 1" in message
@@ -285,9 +288,7 @@ def test_a_value_right_of_the_header_in_a_workbook_is_refused_not_dropped(
     rows = [list(row) for row in workbook_rows[:20]]
     rows[6] = [*rows[6], "VOID - do not count"]
     path = _write_workbook(tmp_path / "note.xlsx", list(RAW_COLUMNS), rows, 1)
-    with pytest.raises(InputError) as raised:
-        land_file(path, tmp_path / "cache")
-    message = str(raised.value)
+    message = _refusal(path, tmp_path / "cache")
     assert "has values in columns the header does not name" in message
     assert "row 8 of sheet 'Year 2009-2010': column I holds 'VOID - do not count'" in message
     # a row whose only value is right of the header is refused too (it was skipped as blank)
@@ -335,9 +336,7 @@ def test_a_formula_without_a_stored_value_is_refused_naming_its_cell(
     rows[15][6] = "=17000+850"  # CustomerID, row 17 (the header is row 1)
     rows[18][2] = '=UPPER("lantern")'
     path = _retail_sheet(tmp_path / "scripted.xlsx", rows)
-    with pytest.raises(InputError) as raised:
-        land_file(path, tmp_path / "cache")
-    message = str(raised.value)
+    message = _refusal(path, tmp_path / "cache")
     assert f"Raw data file '{path}' has formulas whose values were never stored" in message
     assert "Online Retail!G17 (row 17, column G, CustomerID): =17000+850" in message
     assert "2 formula cell(s) of sheet 'Online Retail' hold no value" in message
@@ -410,9 +409,7 @@ def test_a_hidden_sheet_with_data_is_refused_not_loaded(
         hidden.append(row)
     path = tmp_path / "hidden.xlsx"
     workbook.save(path)
-    with pytest.raises(InputError) as raised:
-        land_file(path, tmp_path / "cache")
-    message = str(raised.value)
+    message = _refusal(path, tmp_path / "cache")
     assert "has a hidden sheet that holds data (sheet 'Old')" in message
     assert "row 1 of sheet 'Old' holds 'InvoiceNo' (column A)" in message
     assert "Fix: unhide the sheet to load its rows, or delete it" in message
