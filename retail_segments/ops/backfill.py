@@ -250,7 +250,12 @@ def month_vars(recorded: Mapping[str, str], as_of: datetime) -> str:
     """The --vars of one month end: the vars of the last whole build (as dbt rendered them,
     `retail_segments.ops.preflight.BuiltVars`), with rfm_as_of the month end; YAML reads each
     value back to what it was (a number, a date or a timestamp)."""
-    values = {**recorded, "rfm_as_of": f"{as_of:%Y-%m-%d}"}
+    return vars_arg({**recorded, "rfm_as_of": f"{as_of:%Y-%m-%d}"})
+
+
+def vars_arg(values: Mapping[str, str]) -> str:
+    """The --vars of these values as dbt rendered them; YAML reads each back to what it was (a
+    number, a date or a timestamp)."""
     return "{" + ", ".join(f"{name}: {value}" for name, value in values.items()) + "}"
 
 

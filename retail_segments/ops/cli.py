@@ -37,7 +37,7 @@ from pathlib import Path
 
 import duckdb
 
-from retail_segments.ops.backfill import dropped_history_note, history_dates
+from retail_segments.ops.backfill import dropped_history_note, history_dates, vars_arg
 from retail_segments.ops.dbt_args import DbtBuildArgs, dbt_target
 from retail_segments.ops.dbt_runner import run_dbt
 from retail_segments.ops.orphans import drop_orphans, orphan_relations
@@ -51,8 +51,10 @@ from retail_segments.ops.paths import (
     warehouse_path,
 )
 from retail_segments.ops.preflight import (
+    BuiltVars,
     PreflightError,
     PreparedBuild,
+    inputs_since_built,
     landing_dir,
     loaded_files,
     prepare,
@@ -289,8 +291,12 @@ def _backfill(backfill_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    # checks only: each month's run prepares (and points `current` at) its own inputs
-    prepared = _prepare([], fits=False, activate=False)
+    # checks only: each month's run prepares (and points `current` at) its own inputs. The vars
+    # checked are those the months are built with, the last whole build's (the project's
+    # defaults may not fit the data); without a record the backfill refuses after the checks
+    recorded = BuiltVars("duckdb", warehouse_path(find_project_root(), os.environ)).read()
+    checked = [] if recorded is None else ["--vars", vars_arg(recorded)]
+    prepared = _prepare(checked, fits=False, activate=False)
     if isinstance(prepared, int):
         return prepared
     parsed = DbtBuildArgs.parse([], os.environ)
@@ -315,6 +321,15 @@ def _backfill(backfill_args: list[str]) -> int:
             f"error: new daily files arrived ({', '.join(map(str, prepared.unloaded))}); the"
             " backfill does not load them, and would publish the warehouse without them;"
             " nothing was backfilled.\n  Fix: run `make build` first, then the backfill.",
+            file=sys.stderr,
+        )
+        return 2
+    if inputs_since_built(prepared.stamp):
+        print(
+            "error: the input files or the seeds differ from those of the last whole build (an"
+            " edited seed); the backfill builds the history only, beside tables built from the"
+            " others, and would publish that mix; nothing was backfilled.\n"
+            "  Fix: run `make build` first, then the backfill.",
             file=sys.stderr,
         )
         return 2

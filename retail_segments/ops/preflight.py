@@ -707,6 +707,41 @@ def purchases_before_loaded_returns(
         return {path: (int(count), first) for path, count, first in rows.fetchall()}
 
 
+def check_loaded_still_matched(
+    loaded: list[LoadedFile] | None,
+    raw: LandedFile,
+    incoming: Sequence[LandedFile],
+    pattern: str,
+) -> None:
+    """Refuse a daily-files pattern that no longer matches a loaded daily file which still
+    exists (a typo, or a setting left from another shell): the build would rebuild from scratch
+    without that file's lines, as if it had been removed. With another raw file (another data
+    set) the build rebuilds from scratch anyway, and the old daily files may stay behind."""
+    loaded = loaded or []
+    if not any(
+        item.is_raw and item.path == str(raw.path) and item.sha256 == raw.sha256 for item in loaded
+    ):
+        return
+    matched = {str(item.path) for item in incoming}
+    unmatched = [
+        item.path
+        for item in loaded
+        if not item.is_raw and item.path not in matched and Path(item.path).is_file()
+    ]
+    if unmatched:
+        shown = ", ".join(unmatched[:3]) + (
+            f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else ""
+        )
+        raise PreflightError(
+            f"{INCOMING_GLOB_ENV} ({pattern}) no longer matches {len(unmatched)} daily file(s)"
+            f" the warehouse loaded, which still exist ({shown}); a build would rebuild from"
+            " scratch without their lines; nothing was built.\n"
+            f"  Fix: set {INCOMING_GLOB_ENV} to a pattern that matches them again (unset it for"
+            " data/incoming/*); to drop a file's lines, move it out of the daily files' folder"
+            f" or delete it; for another data set, build another warehouse ({WAREHOUSE_PATH_ENV})."
+        )
+
+
 def decide_identity(
     loaded: list[LoadedFile] | None,
     raw: LandedFile,
@@ -1072,6 +1107,13 @@ def _selection_wording(
     )
 
 
+def inputs_since_built(stamp: Path) -> bool:
+    """Whether the inputs (files and seeds) of the prepared ``stamp`` differ from those its
+    warehouse records for its last whole build that succeeded (False when none is recorded)."""
+    recorded = BuiltVars.of_stamp(stamp).inputs_key()
+    return recorded is not None and recorded != json.loads(stamp.read_text()).get("inputs_key")
+
+
 def selected_build_problem(
     prepared: PreparedBuild, dbt_args: Sequence[str], project_root: Path
 ) -> str | None:
@@ -1094,10 +1136,7 @@ def selected_build_problem(
             f"{UNFINISHED_RUN}; a build {limited} would build the selected models beside them,"
             f" and publish that mix; nothing was built.\n{fix})."
         )
-    recorded_inputs = built.inputs_key()
-    if recorded_inputs is not None and recorded_inputs != json.loads(
-        prepared.stamp.read_text()
-    ).get("inputs_key"):
+    if inputs_since_built(prepared.stamp):
         return (
             "the input files or the seeds differ from those of the last whole build (a daily"
             f" file, or an edited seed); a build {limited} would build the selected models from"
@@ -1353,6 +1392,7 @@ def _prepare(
     built: Path | SparkTables = warehouse if spark is None else spark
     arriving = new_incoming(loaded, incoming) if loaded else []
     backdated = purchases_before_loaded_returns(built, arriving)
+    check_loaded_still_matched(loaded, raw, incoming, _pattern)
     identity = decide_identity(loaded, raw, incoming, backdated)
     # why the rebuild is needed, recorded while it runs: an unfinished rebuild's own causes
     # when nothing else asks for one (its first table already holds the new inputs)

@@ -904,6 +904,23 @@ def test_a_selected_build_needs_the_vars_of_the_last_whole_build(
     assert "the input files or the seeds differ from those of the last whole build" in (
         result.stderr
     )
+    # so is a backfill: it builds the history only, beside tables built from the other inputs
+    result = cli_in_process(edited, synthetic_raw, "backfill", "--start", "2011-10", env=env)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "the input files or the seeds differ from those of the last whole build" in (
+        result.stderr
+    )
+    assert "nothing was backfilled" in result.stderr
+    # the backfill checks the vars it builds every month with, the last whole build's, not the
+    # project's defaults (which may not fit the data): here a recorded value that does not fit
+    with duckdb.connect(str(edited.warehouse)) as connection:
+        connection.execute(
+            "update landing.built_vars"
+            " set vars_json = replace(vars_json, '2011-12-10', '2030-01-01')"
+        )
+    result = cli_in_process(edited, synthetic_raw, "backfill", "--start", "2011-10", env=env)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "rfm_as_of = '2030-01-01'" in result.stderr, result.stderr
 
     # a run by hand with other vars (here of a view, on a copy) marks the record stale; the
     # record is in the warehouse, so the copy has it

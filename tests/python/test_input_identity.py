@@ -33,6 +33,8 @@ from retail_segments.ops.preflight import (
     BuiltVars,
     LoadedFile,
     PendingRefresh,
+    PreflightError,
+    check_loaded_still_matched,
     decide_identity,
     loaded_files,
     purchases_before_loaded_returns,
@@ -164,6 +166,31 @@ def test_the_identity_rule_rebuilds_exactly_when_loaded_input_is_not_current(nam
     assert identity.full_refresh == bool(reasons)
     for reason in reasons:
         assert reason in identity.summary(), identity.summary()
+
+
+def test_a_pattern_that_no_longer_matches_a_loaded_daily_file_still_there_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A mistyped RETAIL_INCOMING_GLOB matches none of the loaded daily files: before, the build
+    said they were gone and rebuilt from scratch without their lines. A file really removed (or
+    moved out), or another raw file (another data set), still rebuilds."""
+    day = tmp_path / "incoming" / "2011-12-10.csv"
+    day.parent.mkdir()
+    day.write_text("loaded\n")
+    raw = _landed("/data/raw.csv.zst", SHA_A)
+    loaded = [RAW_A, LoadedFile(str(day), SHA_A, False, AT)]
+    with pytest.raises(PreflightError) as raised:
+        check_loaded_still_matched(loaded, raw, [], f"{day.parent}/*.csv.zst")
+    message = str(raised.value)
+    assert (
+        f"RETAIL_INCOMING_GLOB ({day.parent}/*.csv.zst) no longer matches 1 daily file" in message
+    )
+    assert f"which still exist ({day})" in message and "nothing was built" in message
+    check_loaded_still_matched(loaded, raw, [_landed(str(day), SHA_A)], f"{day.parent}/*")
+    check_loaded_still_matched(loaded, _landed("/data/other.csv.zst", SHA_B), [], "x/*")
+    day.unlink()
+    check_loaded_still_matched(loaded, raw, [], f"{day.parent}/*")
+    assert decide_identity(loaded, raw, []).full_refresh
 
 
 def _raw_text(path: Path) -> str:
