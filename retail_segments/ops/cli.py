@@ -462,14 +462,16 @@ _WRITERS = frozenset({"build", "prepare", "backfill", "clean-warehouse"})
 
 
 @contextlib.contextmanager
-def _one_at_a_time(command: str) -> Iterator[str | None]:
-    """Hold locks on the warehouse (a file beside it) and on its landing folder while a command
-    that writes them runs, so that a second one started meanwhile, on the same warehouse or on
-    another warehouse sharing the landing folder, stops before it changes anything (its prepare
-    would switch the landed inputs under the first build); yields why it must stop, or None. The
-    locks are the operating system's (flock): a command that ends or is killed releases them.
-    Without a usable path no lock is taken, and the command's own checks say what is wrong."""
-    locks = _lock_files(command)
+def _one_at_a_time(command: str, rest: list[str]) -> Iterator[str | None]:
+    """Hold locks on the warehouse (a file beside it), on its landing folder and on dbt's
+    artifacts folder while a command that writes them runs, so that a second one started
+    meanwhile, on the same warehouse, on another warehouse sharing the landing folder (its
+    prepare would switch the landed inputs under the first build) or from the same project with
+    the same artifacts folder (dbt would rewrite the manifest the first one's publish reads),
+    stops before it changes anything; yields why it must stop, or None. The locks are the
+    operating system's (flock): a command that ends or is killed releases them. Without a usable
+    path no lock is taken, and the command's own checks say what is wrong."""
+    locks = _lock_files(command, rest)
     try:
         held = []
         for descriptor, name in locks:
@@ -479,9 +481,11 @@ def _one_at_a_time(command: str) -> Iterator[str | None]:
                 held.append(name)
         if held:
             yield (
-                "another build, backfill, prepare or clean-warehouse is running on this warehouse"
-                f" or its landing folder (it holds {' and '.join(held)}); nothing was built or"
-                " changed.\n  Fix: wait for it to finish, then run the command again."
+                "another build, backfill, prepare or clean-warehouse is running on this"
+                " warehouse, its landing folder or dbt's artifacts folder (it holds"
+                f" {' and '.join(held)}); nothing was built or changed.\n  Fix: wait for it to"
+                " finish, then run the command again (two warehouses built side by side from"
+                " one project each need their own DBT_TARGET_PATH)."
             )
         else:
             yield None
@@ -490,9 +494,11 @@ def _one_at_a_time(command: str) -> Iterator[str | None]:
             os.close(descriptor)
 
 
-def _lock_files(command: str) -> list[tuple[int, str]]:
+def _lock_files(command: str, rest: list[str]) -> list[tuple[int, str]]:
     """Open descriptors (and names) of what a writing command locks: ``.<warehouse file>.lock``
-    beside the warehouse and the landing folder; none for other commands or unusable paths."""
+    beside the warehouse, the landing folder and dbt's artifacts folder (``target/``, or as
+    ``rest``, the command's dbt arguments, and the environment set it); none for other commands
+    or unusable paths."""
     if command not in _WRITERS:
         return []
     opened: list[tuple[int, str]] = []
@@ -508,6 +514,11 @@ def _lock_files(command: str) -> list[tuple[int, str]]:
         landing = landing_dir(warehouse, os.environ)
         landing.mkdir(parents=True, exist_ok=True)
         opened.append((os.open(landing, os.O_RDONLY), f"the landing folder {landing}"))
+        # the backfill's own arguments are not dbt's: its dbt runs take the environment's
+        dbt_args = [] if command == "backfill" else rest
+        artifacts = manifest_path(dbt_args, os.environ, find_project_root()).parent
+        artifacts.mkdir(parents=True, exist_ok=True)
+        opened.append((os.open(artifacts, os.O_RDONLY), f"dbt's artifacts folder {artifacts}"))
     except (OSError, ValueError):
         pass  # what could be opened is locked; the command's checks name the rest
     return opened
@@ -550,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         "clean-warehouse": _clean_warehouse,
     }
     try:
-        with _one_at_a_time(args.command) as busy:
+        with _one_at_a_time(args.command, args.rest) as busy:
             if busy:
                 print(f"error: {busy}", file=sys.stderr)
                 return 2

@@ -747,6 +747,21 @@ def test_a_second_command_on_a_warehouse_in_use_is_refused(
         assert f"it holds the landing folder {landing}" in result.stderr
     finally:
         os.close(folder)
+    # so would another warehouse built from the same project into the same dbt artifacts folder
+    # (here the other workspace's, DBT_TARGET_PATH): its dbt would rewrite the manifest the first
+    # build's publish reads
+    artifacts = other.root / "target"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    folder = os.open(artifacts, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        for command in ("build", "backfill"):
+            result = cli_in_process(other, synthetic_raw, command, env=env)
+            assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+            assert f"it holds dbt's artifacts folder {artifacts})" in result.stderr
+            assert "each need their own DBT_TARGET_PATH" in result.stderr
+    finally:
+        os.close(folder)
     assert guarded.marts() == marts_before
     assert guarded.serving_state() == serving_before
     released = cli_in_process(guarded.workspace, synthetic_raw, "prepare", env=env)
