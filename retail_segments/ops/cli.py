@@ -58,6 +58,7 @@ from retail_segments.ops.preflight import (
     landing_dir,
     loaded_files,
     prepare,
+    prepared_stamp,
     selected_build_problem,
 )
 from retail_segments.ops.publish import (
@@ -263,7 +264,7 @@ def _publish(env: Mapping[str, str], dbt_args: list[str] | None = None) -> int:
     dbt_args and env) of the freshly built warehouse named in env; 0 on success, 1 (with the
     reason on stderr) when publishing failed and the previous serving copy was left in place."""
     warehouse = Path(env[WAREHOUSE_PATH_ENV])
-    info = new_build_info(env[RAW_PATH_ENV], find_project_root())
+    info = new_build_info(env[RAW_PATH_ENV], find_project_root(), stamp=prepared_stamp(env))
     try:
         relations = published_relations(manifest_path(dbt_args or [], env))
         published = publish(warehouse, serving_dir(warehouse, env), info, relations)

@@ -1083,6 +1083,12 @@ def vars_since_built(stamp: Path) -> tuple[str, ...] | None:
     )
 
 
+def prepared_stamp(env: Mapping[str, str]) -> Path | None:
+    """The stamp of the build prepared in env (`prepare` sets it), or None."""
+    value = env.get(PREPARED_STAMP_ENV)
+    return Path(value) if value else None
+
+
 def stamp_vars(stamp: Path) -> list[dict[str, str]]:
     """The vars a prepared stamp records, as ``{"name", "value"}`` items."""
     return list(json.loads(stamp.read_text())["vars"])

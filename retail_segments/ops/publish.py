@@ -36,6 +36,7 @@ copy as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -93,6 +94,10 @@ class BuildInfo:
     built_at: datetime
     git_sha: str | None
     raw_path: str
+    # what the build reflects, from its prepared stamp (None without one): its vars as a JSON
+    # object, and every input file (role, path, SHA-256, lines) as a JSON list
+    vars_json: str | None = None
+    input_files_json: str | None = None
 
 
 @dataclass(frozen=True, order=True)
@@ -181,12 +186,26 @@ def published_relations(manifest: Path) -> list[Relation]:
     return relations
 
 
-def new_build_info(raw_path: str, project_root: Path, now: datetime | None = None) -> BuildInfo:
+def new_build_info(
+    raw_path: str, project_root: Path, now: datetime | None = None, stamp: Path | None = None
+) -> BuildInfo:
     """Return a fresh build identity: a sortable UTC timestamp plus a random suffix, the time, the
-    git commit of project_root (None outside a git checkout) and the raw file built from."""
+    git commit of project_root (None outside a git checkout), the raw file built from and, from
+    the build's prepared ``stamp`` when given, its vars and every input file."""
     built_at = now or datetime.now(UTC)
     build_id = f"{built_at:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:6]}"
-    return BuildInfo(build_id, built_at, _git_sha(project_root), raw_path)
+    info = BuildInfo(build_id, built_at, _git_sha(project_root), raw_path)
+    if stamp is None:
+        return info
+    prepared = json.loads(stamp.read_text())
+    built_vars = {str(item["name"]): str(item["value"]) for item in prepared["vars"]}
+    files = [
+        {key: item[key] for key in ("role", "path", "sha256", "n_rows")}
+        for item in prepared["files"]
+    ]
+    return dataclasses.replace(
+        info, vars_json=json.dumps(built_vars), input_files_json=json.dumps(files)
+    )
 
 
 def _git_sha(project_root: Path) -> str | None:
@@ -338,12 +357,19 @@ def _stamp_build(
     connection.execute(f"create schema {schema}")
     connection.execute(
         f"create table {schema}.build_info (build_id varchar not null, built_at timestamp not null,"
-        " git_sha varchar, raw_path varchar not null)"
+        " git_sha varchar, raw_path varchar not null, vars_json varchar, input_files_json varchar)"
     )
     built_at = info.built_at.astimezone(UTC).replace(tzinfo=None)
     connection.execute(
-        f"insert into {schema}.build_info values (?, ?, ?, ?)",
-        [info.build_id, built_at, info.git_sha, info.raw_path],
+        f"insert into {schema}.build_info values (?, ?, ?, ?, ?, ?)",
+        [
+            info.build_id,
+            built_at,
+            info.git_sha,
+            info.raw_path,
+            info.vars_json,
+            info.input_files_json,
+        ],
     )
     connection.execute(
         f"create table {schema}.published_tables"
@@ -358,6 +384,13 @@ def _stamp_build(
         "column build_info.built_at": f"When the build was published; {UTC_NOTE}",
         "column build_info.git_sha": "Git commit of the project that built it (null outside git).",
         "column build_info.raw_path": "The raw file it was built from.",
+        "column build_info.vars_json": (
+            "The dbt vars it was built with (rfm_as_of, ...), a JSON object of name to value."
+        ),
+        "column build_info.input_files_json": (
+            "Every input file it reflects (the raw file, then each daily file), a JSON list of"
+            " role, path, sha256 and n_rows (data lines)."
+        ),
         "table published_tables": (
             "One row per published table (schema.table) with its row count at publish time."
         ),
@@ -404,7 +437,9 @@ def verify_serving_copy(database: Path, build_id: str) -> None:
 
 def export_marts_to_parquet(database: Path, target_dir: Path, build_id: str) -> dict[str, int]:
     """Write every table of schema marts in database to ``target_dir/<table>.parquet`` (see
-    `write_parquet`) plus ``manifest.json``; return the row counts by table name."""
+    `write_parquet`) plus ``manifest.json`` (the build id, its vars and input files as
+    ``serving.build_info`` holds them, and each table's file and rows); return the row counts by
+    table name."""
     target_dir.mkdir(parents=True)
     counts: dict[str, int] = {}
     with duckdb.connect(str(database), read_only=True) as connection:
@@ -420,8 +455,14 @@ def export_marts_to_parquet(database: Path, target_dir: Path, build_id: str) -> 
                 target_dir / f"{table}.parquet",
                 build_id,
             )
+        vars_json, files_json = connection.execute(
+            f"select vars_json, input_files_json from {SERVING_SCHEMA}.build_info"
+        ).fetchall()[0]
     manifest = {
         "build_id": build_id,
+        # what the build reflects, as serving.build_info holds it (null without a prepared stamp)
+        "vars": None if vars_json is None else json.loads(vars_json),
+        "input_files": None if files_json is None else json.loads(files_json),
         "tables": {table: {"file": f"{table}.parquet", "n_rows": n} for table, n in counts.items()},
     }
     (target_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -35,6 +35,7 @@ from retail_segments.ops.preflight import (
     PreparedBuild,
     SparkTables,
     prepare,
+    prepared_stamp,
     selected_build_problem,
     stamp_vars,
     vars_since_built,
@@ -203,7 +204,7 @@ def publish_spark_build(env: Mapping[str, str], dbt_args: list[str], tables: Pat
 
     project_root = find_project_root()
     mirror = tables.parent / "published.duckdb"
-    info = new_build_info(env[RAW_PATH_ENV], project_root)
+    info = new_build_info(env[RAW_PATH_ENV], project_root, stamp=prepared_stamp(env))
     # the same serving directory as the DuckDB build's (RETAIL_SERVING_DIR, else warehouse/serving)
     destination = serving_dir(warehouse_path(project_root, env), env)
     try:

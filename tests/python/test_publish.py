@@ -5,6 +5,7 @@ that the README's SQLAlchemy recipe sees a new build after a publish."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy
+import zstandard
 from dbt_helpers import PROJECT_ROOT
 from sqlalchemy.pool import NullPool
 
@@ -438,10 +440,24 @@ def test_a_successful_dbt_build_publishes_the_manifests_public_tables(
     with duckdb.connect(
         str(tmp_path / "serving" / publish.SERVING_DB_NAME), read_only=True
     ) as connection:
-        (raw_path,) = connection.sql("select raw_path from serving.build_info").fetchall()[0]
+        raw_path, vars_json, files_json = connection.sql(
+            "select raw_path, vars_json, input_files_json from serving.build_info"
+        ).fetchall()[0]
         tables = connection.sql("select table_name from serving.published_tables").fetchall()
     assert raw_path == str((tmp_path / "raw.csv.zst").resolve())
     assert sorted(name for (name,) in tables) == [r.qualified for r in PUBLISHED]
+    # what the published numbers reflect: the build's vars and every input file, also in the
+    # Parquet manifest
+    assert json.loads(vars_json)["rfm_as_of"] == "2011-12-10"
+    (raw,) = json.loads(files_json)
+    assert raw["role"] == "raw" and raw["path"] == raw_path
+    assert raw["sha256"] == hashlib.sha256(Path(raw_path).read_bytes()).hexdigest()
+    with Path(raw_path).open("rb") as handle:
+        text = zstandard.ZstdDecompressor().stream_reader(handle).read()
+    assert raw["n_rows"] == text.count(b"\n") - 1  # the data lines, not the header
+    current = tmp_path / "serving" / publish.PARQUET_DIR_NAME / publish.CURRENT_LINK_NAME
+    parquet = json.loads((current / publish.MANIFEST_NAME).read_text())
+    assert parquet["vars"] == json.loads(vars_json) and parquet["input_files"] == [raw]
 
 
 def test_a_build_without_a_manifest_says_so_and_publishes_nothing(
