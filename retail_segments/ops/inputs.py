@@ -188,8 +188,10 @@ class _TextOutsideQuotes:
     def _after_closing(self, chunk: bytes, index: int, line: Callable[[], int]) -> None:
         self.in_quotes = False
         if chunk[index] not in _FIELD_ENDS:
-            excerpt = chunk[max(0, index - 40) : index + 10].rsplit(b"\n", 1)[-1]
-            self.found = (line(), "text after the closing quote", excerpt.split(b"\n", 1)[0])
+            # the line up to the closing quote, and what follows it on that line
+            head = chunk[max(0, index - 40) : index].rsplit(b"\n", 1)[-1]
+            tail = chunk[index : index + 10].split(b"\n", 1)[0].rstrip(b"\r")
+            self.found = (line(), "text after the closing quote", head + tail)
 
     def _at_opening(self, chunk: bytes, quote: int, line: Callable[[], int]) -> None:
         start = quote

@@ -540,6 +540,15 @@ def test_text_outside_a_fields_quotes_is_found_wherever_the_chunks_split_it(
         assert _outside_quotes(*(text[i : i + 1] for i in range(len(text)))) == expected
 
 
+def test_the_text_outside_quotes_is_shown_from_its_own_line() -> None:
+    check = _TextOutsideQuotes()
+    check.feed(b'a,b\n1,"x" \n2,"y"\n', 0)
+    assert check.found == (2, "text after the closing quote", b'1,"x" ')
+    check = _TextOutsideQuotes()
+    check.feed(b'a,b\n1,"x"\n2, "y",3\r\n4,z\n', 0)
+    assert check.found == (3, "a space or tab before the opening quote", b' "y",3')
+
+
 def test_a_csv_without_text_outside_quotes_reads_the_same_in_duckdb_and_pythons_csv(
     tmp_path: Path,
 ) -> None:
