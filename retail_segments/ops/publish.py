@@ -247,7 +247,23 @@ def _sweep_staged(destination: Path, parquet_root: Path) -> None:
     for leftover in destination.glob(f".{SERVING_DB_NAME}.*.tmp*"):
         leftover.unlink(missing_ok=True)
     for leftover in parquet_root.glob(".*.tmp"):
-        shutil.rmtree(leftover, ignore_errors=True)
+        if leftover.is_symlink():  # a staged `current` link
+            leftover.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _check_current_link(parquet_root: Path) -> None:
+    """Refuse, before anything is replaced, a ``current`` that is not the link a publish replaces
+    (a folder, as a copy of the serving folder made with ``cp -L`` or ``rsync -L`` leaves): the
+    DuckDB file would be replaced and the Parquet readers left on the old build."""
+    link = parquet_root / CURRENT_LINK_NAME
+    if link.exists() and not link.is_symlink():
+        raise RuntimeError(
+            f"{link} is not a symbolic link to a build's folder (a copy made with cp -L or"
+            " rsync -L?), so Parquet readers could not be moved to the new build with the DuckDB"
+            f" file; remove it (the builds' folders beside it stay), then build again"
+        )
 
 
 def _publish_locked(
@@ -257,6 +273,7 @@ def _publish_locked(
     parquet_root = destination / PARQUET_DIR_NAME
     parquet_root.mkdir(exist_ok=True)
     _sweep_staged(destination, parquet_root)
+    _check_current_link(parquet_root)
     staged_parquet = parquet_root / f".{info.build_id}.tmp"
     try:
         row_counts, missing = write_serving_copy(warehouse, staged_db, relations, info)

@@ -357,6 +357,7 @@ def test_a_publish_sweeps_what_a_killed_publish_left_staged(tmp_path: Path) -> N
         path.write_bytes(b"half a copy")
     (serving / "parquet" / ".20250101T1Z-k.tmp").mkdir()
     (serving / "parquet" / ".20250101T1Z-k.tmp" / "customer_rfm.parquet").write_bytes(b"x")
+    (serving / "parquet" / ".current.0123abcd.tmp").symlink_to("20250101T0Z-a")  # a staged link
     _publish(_make_warehouse(tmp_path / "b.duckdb", 4), serving, "20250102T0Z-b")
     assert sorted(path.name for path in serving.iterdir()) == ["parquet", publish.SERVING_DB_NAME]
     assert sorted(path.name for path in (serving / "parquet").iterdir()) == [
@@ -364,6 +365,24 @@ def test_a_publish_sweeps_what_a_killed_publish_left_staged(tmp_path: Path) -> N
         "20250102T0Z-b",
         "current",
     ]
+
+
+def test_a_current_folder_instead_of_the_link_is_refused_before_anything_is_replaced(
+    tmp_path: Path,
+) -> None:
+    """A serving folder copied with cp -L holds `current` as a folder: the publish used to
+    replace the DuckDB file, then fail on the link, leaving DuckDB and Parquet readers on two
+    builds under "serving copy unchanged"."""
+    serving = tmp_path / "serving"
+    _publish(_make_warehouse(tmp_path / "a.duckdb", 3), serving, "20250101T0Z-a")
+    current = serving / "parquet" / "current"
+    current.unlink()
+    shutil.copytree(serving / "parquet" / "20250101T0Z-a", current)
+    database = (serving / publish.SERVING_DB_NAME).read_bytes()
+    with pytest.raises(RuntimeError, match=r"current is not a symbolic link .* cp -L"):
+        _publish(_make_warehouse(tmp_path / "b.duckdb", 7), serving, "20250102T0Z-b")
+    assert (serving / publish.SERVING_DB_NAME).read_bytes() == database
+    assert not (serving / "parquet" / "20250102T0Z-b").exists()
 
 
 def test_verify_rejects_a_copy_unlike_its_record(tmp_path: Path) -> None:
