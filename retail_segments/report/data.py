@@ -42,6 +42,11 @@ QUERIES: dict[str, str] = {
 }
 
 
+# The queries whose rows every report draws: a table of them without rows is not a warehouse this
+# product built (the migration has none until a second as-of date exists).
+MUST_HOLD_ROWS = tuple(name for name in QUERIES if name != "migration")
+
+
 class ReportDataError(RuntimeError):
     """The file read is not a warehouse the report can be drawn from (a table is missing)."""
 
@@ -79,8 +84,8 @@ def load_report_data(warehouse: Path) -> ReportData:
     Raises
     ------
     ReportDataError
-        When the file cannot be opened as DuckDB or a table the report reads is missing (names
-        the file and the fix).
+        When the file cannot be opened as DuckDB, or a table the report reads is missing or has
+        no rows (names the file and the fix).
     """
     try:
         connection = duckdb.connect(str(warehouse), read_only=True)
@@ -98,20 +103,25 @@ def load_report_data(warehouse: Path) -> ReportData:
                 f" ({str(error).splitlines()[0]}); run `make build` and pass its serving copy"
                 " with --warehouse"
             ) from error
+        empty = [name for name in MUST_HOLD_ROWS if frames[name].empty]
+        if empty:
+            raise ReportDataError(
+                f"{warehouse} holds no rows for the report's {', '.join(empty)}, which every build"
+                " of the product fills; run `make build` and pass its serving copy with"
+                " --warehouse"
+            )
         catalog = connection.sql("select current_database()").fetchall()[0][0]
         has_build_info = connection.sql(
             "select count(*) from information_schema.tables"
             " where table_catalog = current_database()"
             " and table_schema = 'serving' and table_name = 'build_info'"
         ).fetchall()[0][0]
-        build_info = (
-            connection.sql(f'select * from "{_quoted(catalog)}".serving.build_info')
-            .df()
-            .iloc[0]
-            .to_dict()
+        rows = (
+            connection.sql(f'select * from "{_quoted(catalog)}".serving.build_info').df()
             if has_build_info
-            else {}
+            else pd.DataFrame()
         )
+        build_info = {str(k): v for k, v in rows.iloc[0].items()} if len(rows) else {}
     return ReportData(frames, build_info)
 
 

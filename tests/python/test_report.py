@@ -5,6 +5,7 @@ but the file itself; a screenshot kept in artifacts/report.png)."""
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -347,6 +348,40 @@ def test_a_file_that_is_not_a_warehouse_gets_a_message(tmp_path: Path) -> None:
     duckdb.connect(str(empty)).close()
     with pytest.raises(report.ReportDataError, match=r"empty\.duckdb is not a retail-segments"):
         report.load_report_data(empty)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            "delete from marts.eda_revenue_by_month",
+            "holds no rows for the report's revenue_by_month",
+        ),
+        (
+            "alter table marts.segment_summary drop column revenue_share",
+            "lacks a column the report draws",
+        ),
+        ("delete from serving.build_info", None),  # the page says only where it was read from
+    ],
+)
+def test_an_edited_serving_copy_gets_a_message_not_a_traceback(
+    edit: str, message: str | None, synthetic_build: Workspace, tmp_path: Path
+) -> None:
+    """A copy edited by hand (or of another version): a table without rows or without a column
+    the charts draw is named; an empty build record is left out, as a build warehouse's is."""
+    copy = tmp_path / "copy.duckdb"
+    shutil.copyfile(synthetic_build.warehouse, copy)
+    with duckdb.connect(str(copy)) as connection:
+        connection.execute("create schema if not exists serving")
+        connection.execute("create table if not exists serving.build_info (build_id varchar)")
+        connection.execute(edit)
+    if message is None:
+        assert (
+            "an unpublished warehouse" in report.write_report(copy, tmp_path / "r.html").read_text()
+        )
+        return
+    with pytest.raises(report.ReportDataError, match=re.escape(message)):
+        report.write_report(copy, tmp_path / "r.html")
 
 
 # --- the report of the synthetic build in headless Chromium ---------------------------------
