@@ -718,9 +718,7 @@ def check_loaded_still_matched(
     without that file's lines, as if it had been removed. With another raw file (another data
     set) the build rebuilds from scratch anyway, and the old daily files may stay behind."""
     loaded = loaded or []
-    if not any(
-        item.is_raw and item.path == str(raw.path) and item.sha256 == raw.sha256 for item in loaded
-    ):
+    if not _raw_is_loaded(loaded, raw):
         return
     matched = {str(item.path) for item in incoming}
     unmatched = [
@@ -742,6 +740,13 @@ def check_loaded_still_matched(
         )
 
 
+def _raw_is_loaded(loaded: Sequence[LoadedFile], raw: LandedFile) -> bool:
+    """Whether the warehouse was built from this raw file (same path, same bytes)."""
+    return any(
+        item.is_raw and item.path == str(raw.path) and item.sha256 == raw.sha256 for item in loaded
+    )
+
+
 def decide_identity(
     loaded: list[LoadedFile] | None,
     raw: LandedFile,
@@ -759,7 +764,7 @@ def decide_identity(
         )
     reasons: list[str] = []
     loaded_raw = [item for item in loaded if item.is_raw]
-    if not any(item.path == str(raw.path) and item.sha256 == raw.sha256 for item in loaded_raw):
+    if not _raw_is_loaded(loaded, raw):
         before = ", ".join(f"{item.path} (sha256 {item.sha256[:12]})" for item in loaded_raw)
         reasons.append(
             f"the raw file is not the one the warehouse was built from: now {raw.path}"
@@ -1379,7 +1384,7 @@ def _prepare(
     )
     _check_writable(landing, "The landing folder (checked inputs)", LANDING_DIR_ENV)
     cache = landing / "cache"
-    _pattern, incoming_paths, incoming_matches = incoming_files(project_root, environ)
+    pattern, incoming_paths, incoming_matches = incoming_files(project_root, environ)
     incoming_paths = [path for path in incoming_paths if path != raw_path]
     lander = None if spark is None else spark.lander
     raw = land_file(raw_path, cache, lander)
@@ -1395,10 +1400,11 @@ def _prepare(
         loaded = loaded_files(warehouse)
     else:
         loaded = loaded_spark_files(spark)
+    # refused before the warehouse is scanned for backdated purchases
+    check_loaded_still_matched(loaded, raw, incoming, pattern)
     built: Path | SparkTables = warehouse if spark is None else spark
     arriving = new_incoming(loaded, incoming) if loaded else []
     backdated = purchases_before_loaded_returns(built, arriving)
-    check_loaded_still_matched(loaded, raw, incoming, _pattern)
     identity = decide_identity(loaded, raw, incoming, backdated)
     # why the rebuild is needed, recorded while it runs: an unfinished rebuild's own causes
     # when nothing else asks for one (its first table already holds the new inputs)
@@ -1437,7 +1443,7 @@ def _prepare(
         "default_raw_paths": [
             str(path.resolve()) for _label, path in raw_path_candidates(project_root, {})
         ],
-        "incoming_glob": _pattern,
+        "incoming_glob": pattern,
         "incoming_matches": incoming_matches,
         "meta": meta.fingerprints,
         "full_refresh": identity.full_refresh,
@@ -1462,7 +1468,7 @@ def _prepare(
     env[RAW_PATH_ENV] = str(raw.path)
     env[WAREHOUSE_PATH_ENV] = str(warehouse)
     env[LANDING_DIR_ENV] = str(landing)
-    env[INCOMING_GLOB_ENV] = _pattern
+    env[INCOMING_GLOB_ENV] = pattern
     env[PREPARED_STAMP_ENV] = str(prepared / STAMP_NAME)
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     unloaded = tuple(item.path for item in arriving if item.n_rows > 0)

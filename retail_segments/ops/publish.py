@@ -36,7 +36,6 @@ copy as it was.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import os
@@ -194,17 +193,18 @@ def new_build_info(
     the build's prepared ``stamp`` when given, its vars and every input file."""
     built_at = now or datetime.now(UTC)
     build_id = f"{built_at:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:6]}"
-    info = BuildInfo(build_id, built_at, _git_sha(project_root), raw_path)
-    if stamp is None:
-        return info
-    prepared = json.loads(stamp.read_text())
-    built_vars = {str(item["name"]): str(item["value"]) for item in prepared["vars"]}
-    files = [
-        {key: item[key] for key in ("role", "path", "sha256", "n_rows")}
-        for item in prepared["files"]
-    ]
-    return dataclasses.replace(
-        info, vars_json=json.dumps(built_vars), input_files_json=json.dumps(files)
+    vars_json = input_files_json = None
+    if stamp is not None:
+        prepared = json.loads(stamp.read_text())
+        vars_json = json.dumps({str(item["name"]): str(item["value"]) for item in prepared["vars"]})
+        input_files_json = json.dumps(
+            [
+                {key: item[key] for key in ("role", "path", "sha256", "n_rows")}
+                for item in prepared["files"]
+            ]
+        )
+    return BuildInfo(
+        build_id, built_at, _git_sha(project_root), raw_path, vars_json, input_files_json
     )
 
 
@@ -262,7 +262,7 @@ def _check_current_link(parquet_root: Path) -> None:
         raise RuntimeError(
             f"{link} is not a symbolic link to a build's folder (a copy made with cp -L or"
             " rsync -L?), so Parquet readers could not be moved to the new build with the DuckDB"
-            f" file; remove it (the builds' folders beside it stay), then build again"
+            " file; remove it (the builds' folders beside it stay), then build again"
         )
 
 
