@@ -1,7 +1,8 @@
 """Command line: ``python -m retail_segments [--project-dir DIR]
 build|prepare|backfill|clean-warehouse|report``.
 
-The project is found from the working directory (or ``--project-dir`` / ``RETAIL_PROJECT_DIR``;
+The project is found from the working directory (or ``--project-dir``, before or after the
+command, / ``RETAIL_PROJECT_DIR``;
 `retail_segments.ops.paths.find_project_root`), so the installed ``retail-segments`` command
 works from anywhere inside a checkout.
 
@@ -96,6 +97,16 @@ def _build(dbt_args: list[str]) -> int:
     from retail_segments.spark.build import build as spark_build
     from retail_segments.spark.build import is_spark_target
 
+    if any(arg == "--profiles-dir" or arg.startswith("--profiles-dir=") for arg in dbt_args):
+        # the build gives dbt the project's own (its settings come from the environment)
+        print(
+            "error: `build` does not take dbt's --profiles-dir: it always runs dbt with this"
+            " project's profiles.yml, whose settings come from the environment (RETAIL_DUCKDB_PATH"
+            " and the others of docs/configuration.md); nothing was built.\n  Fix: drop the"
+            " option and set those variables instead.",
+            file=sys.stderr,
+        )
+        return 2
     if is_spark_target(find_project_root(), dbt_args, os.environ):
         return spark_build(dbt_args)
     target = dbt_target(dbt_args, os.environ)
@@ -350,23 +361,37 @@ def _is_duckdb_file(path: Path) -> bool:
 def _report(report_args: list[str]) -> int:
     from retail_segments.report import ReportDataError, write_report
 
-    warehouse = warehouse_path(find_project_root())
-    default_warehouse = serving_dir(warehouse) / SERVING_DB_NAME
-    default_out = warehouse.parent / "retail_segments_report.html"
+    # the project gives only the defaults: with --warehouse and --out the report runs anywhere
+    try:
+        warehouse: Path | None = warehouse_path(find_project_root())
+    except ProjectNotFoundError as error:
+        warehouse, outside = None, error
+    default_warehouse = warehouse and serving_dir(warehouse) / SERVING_DB_NAME
+    default_out = warehouse and warehouse.parent / "retail_segments_report.html"
     parser = argparse.ArgumentParser(prog="retail-segments report")
     parser.add_argument(
         "--warehouse",
         type=Path,
         default=default_warehouse,
-        help=f"DuckDB file to read, opened read-only (default: {default_warehouse})",
+        help="DuckDB file to read, opened read-only (default:"
+        f" {default_warehouse or 'the serving copy of the project run in'})",
     )
     parser.add_argument(
         "--out",
         type=Path,
         default=default_out,
-        help=f"HTML file to write (default: {default_out})",
+        help=f"HTML file to write (default: {default_out or 'beside the project warehouse'})",
     )
     args = parser.parse_args(report_args)
+    if args.warehouse is None or args.out is None:
+        print(
+            f"error: {outside}.\n  Fix: run it in the project, or give both --warehouse (the"
+            " serving copy) and --out (the HTML file to write).",
+            file=sys.stderr,
+        )
+        return 2
+    default_out = default_out or args.out
+    default_warehouse = default_warehouse or args.warehouse
     if not args.warehouse.is_file():
         print(
             f"error: no warehouse at {args.warehouse}; run `make build` first or pass --warehouse",
@@ -387,7 +412,7 @@ def _report(report_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    served = {serving_dir(warehouse).resolve()}
+    served = {serving_dir(warehouse).resolve()} if warehouse is not None else set()
     if args.warehouse.name == SERVING_DB_NAME:
         served.add(args.warehouse.resolve().parent)
     inside = next((folder for folder in served if args.out.resolve().is_relative_to(folder)), None)
@@ -525,6 +550,21 @@ def _lock_files(command: str, rest: list[str]) -> list[tuple[int, str]]:
     return opened
 
 
+def _own_project_dir(rest: list[str]) -> tuple[list[str], list[Path]]:
+    """rest without ``--project-dir DIR`` / ``--project-dir=DIR``, and the folders they give."""
+    kept: list[str] = []
+    given: list[Path] = []
+    words = iter(rest)
+    for word in words:
+        if word == "--project-dir" and (value := next(words, None)) is not None:
+            given.append(Path(value))
+        elif word.startswith("--project-dir="):
+            given.append(Path(word.split("=", 1)[1]))
+        else:
+            kept.append(word)
+    return kept, given
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="retail-segments", description=__doc__.split("\n\n")[0].replace("\n", " ")
@@ -540,14 +580,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="passed on (to dbt for build)")
     args = parser.parse_args(argv)
-    if args.project_dir is not None:
-        os.environ[PROJECT_DIR_ENV] = str(args.project_dir)
+    # after the command it is ours too (dbt is always given this project; `dbt --project-dir`
+    # would make dbt build another project than the one checked)
+    args.rest, after = _own_project_dir(args.rest)
+    given = {str(folder) for folder in ([args.project_dir] if args.project_dir else []) + after}
+    if len(given) > 1:
+        print(
+            f"error: --project-dir is given {len(given)} times ({', '.join(sorted(given))});"
+            " nothing was built or changed.\n  Fix: give it once.",
+            file=sys.stderr,
+        )
+        return 2
+    if given:
+        os.environ[PROJECT_DIR_ENV] = given.pop()
     try:
         # every step below (and dbt, and the backfill's child) reads the project from here
         os.environ[PROJECT_DIR_ENV] = str(find_project_root())
     except ProjectNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        if args.command != "report":  # the report needs the project only for its defaults
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if args.command in _ASKS_DBT and {"-h", "--help"} & set(args.rest):
         return _help(args.command)
     if args.command == "backfill":

@@ -519,6 +519,13 @@ SETTINGS_CASES: list[Case] = [
         args=["--no-write-json"],
     ),
     Case(
+        # dbt would get two: the project's, given last, would win unseen
+        "profiles_dir",
+        GOOD,
+        ["`build` does not take dbt's --profiles-dir", "RETAIL_DUCKDB_PATH", "Fix: drop the"],
+        args=["--profiles-dir=/tmp"],
+    ),
+    Case(
         "write_json_off_in_the_environment",
         GOOD,
         ["dbt's write_json setting (DBT_ENGINE_WRITE_JSON=' ') keeps dbt from writing"],

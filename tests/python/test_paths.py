@@ -151,3 +151,35 @@ def test_ctrl_c_ends_a_command_with_a_message_not_a_traceback(
     err = capsys.readouterr().err
     assert "interrupted: `report` stopped before it finished" in err
     assert "Traceback" not in err
+
+
+def test_project_dir_is_taken_after_the_command_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`build --project-dir DIR` names the project, as `--project-dir DIR build` does (dbt is
+    always given the project found); two different ones are refused; nothing is looked for."""
+    monkeypatch.setenv("RETAIL_PROJECT_DIR", "")  # main sets it: restored after the test
+    monkeypatch.setenv("RETAIL_RAW_PATH", str(tmp_path / "nothing-here.csv.zst"))
+    assert main(["build", "--select", "customer_rfm", f"--project-dir={tmp_path}"]) == 2
+    error = capsys.readouterr().err
+    assert f"(or --project-dir) = '{tmp_path}' is not the retail-segments project" in error
+    assert "nothing-here" not in error
+    assert main(["--project-dir", str(tmp_path), "prepare", "--project-dir", "elsewhere"]) == 2
+    assert f"--project-dir is given 2 times ({tmp_path}, elsewhere)" in capsys.readouterr().err
+
+
+def test_the_report_runs_outside_the_project_given_both_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The project gives the report only its default paths: outside it, the report says to give
+    --warehouse and --out, and with them goes on to read the file."""
+    monkeypatch.setenv("RETAIL_PROJECT_DIR", "")
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--out", str(tmp_path / "r.html")]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path} is not inside the retail-segments project" in error
+    assert "give both --warehouse (the serving copy) and --out" in error
+    notes = tmp_path / "notes.json"
+    notes.write_text("{}")
+    assert main(["report", "--warehouse", str(notes), "--out", str(tmp_path / "r.html")]) == 2
+    assert f"{notes} is not a DuckDB file" in capsys.readouterr().err
