@@ -209,18 +209,25 @@ def new_build_info(
 
 
 def _git_sha(project_root: Path) -> str | None:
-    try:
-        found = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=project_root,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    except OSError:
+    """The git commit of project_root, with ``+dirty`` when a tracked file (a model, a macro, the
+    package, a seed) differs from it, so the build ran code the commit does not hold; None
+    outside a git checkout."""
+
+    def git(*args: str) -> subprocess.CompletedProcess[str] | None:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=project_root, capture_output=True, text=True, check=False
+            )
+        except OSError:
+            return None
+
+    found = git("rev-parse", "HEAD")
+    sha = found.stdout.strip() if found is not None and found.returncode == 0 else ""
+    if not sha:
         return None
-    sha = found.stdout.strip()
-    return sha if found.returncode == 0 and sha else None
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    dirty = changed is None or changed.returncode != 0 or bool(changed.stdout.strip())
+    return f"{sha}+dirty" if dirty else sha
 
 
 def publish(
@@ -399,7 +406,10 @@ def _stamp_build(
         "table build_info": "One row: the build this serving copy was published from.",
         "column build_info.build_id": "Build id: UTC time of the publish and a random suffix.",
         "column build_info.built_at": f"When the build was published; {UTC_NOTE}",
-        "column build_info.git_sha": "Git commit of the project that built it (null outside git).",
+        "column build_info.git_sha": (
+            "Git commit of the project that built it, with +dirty when tracked files differed"
+            " from it (null outside git)."
+        ),
         "column build_info.raw_path": "The raw file it was built from.",
         "column build_info.vars_json": (
             "The dbt vars it was built with (rfm_as_of, ...), a JSON object of name to value."

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -508,4 +510,28 @@ def test_build_ids_sort_by_time_and_carry_the_git_commit() -> None:
     )
     assert early.build_id < late.build_id
     assert early.build_id != publish.new_build_info("raw", PROJECT_ROOT, early.built_at).build_id
-    assert early.git_sha is None or len(early.git_sha) == 40
+    assert early.git_sha is None or re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", early.git_sha)
+
+
+def test_the_git_commit_says_when_tracked_files_differed_from_it(tmp_path: Path) -> None:
+    """A build from edited code is not the commit's build: its git_sha says +dirty. Files git
+    does not track (the warehouse, target/) do not count."""
+    assert publish.new_build_info("raw", tmp_path).git_sha is None  # outside git
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    model = tmp_path / "model.sql"
+    model.write_text("select 1\n")
+    for args in (["init", "-q"], ["add", "model.sql"], ["commit", "-q", "-m", "m"]):
+        subprocess.run(["git", *args], cwd=tmp_path, env=env, check=True)
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    (tmp_path / "warehouse.duckdb").write_bytes(b"untracked")
+    assert publish.new_build_info("raw", tmp_path).git_sha == sha
+    model.write_text("select 2\n")
+    assert publish.new_build_info("raw", tmp_path).git_sha == f"{sha}+dirty"
