@@ -1661,7 +1661,21 @@ def evaluate_customer_value(
     if holdout_days < 1:
         raise CustomerValueError(f"holdout_days must be a whole number >= 1, got {holdout_days!r}")
     cutoff = _timestamp(calibration_end, "calibration_end")
-    fitted = fit_value_models(lines, cutoff, settings)
+    return evaluate_fitted(fit_value_models(lines, cutoff, settings), lines, holdout_days)
+
+
+def evaluate_fitted(
+    fitted: FittedValueModels,
+    lines: pd.DataFrame,
+    holdout_days: int,
+    holdout_amount_column: str | None = None,
+) -> pd.DataFrame:
+    """Score models fitted at a cut-off (``fit_value_models``) on the ``holdout_days`` after it:
+    predict that horizon for every customer of the fit, take the actuals from ``lines`` and
+    return ``evaluation_table``. ``holdout_amount_column`` is the spend the holdout is scored on
+    (default: the settings' amount column, the one the fit read); the build scores spend net of
+    every return while its fit saw spend as known at the cut-off."""
+    settings = fitted.settings
     predictions = predict_customer_value(
         fitted.summary,
         fitted.bg_nbd.params,
@@ -1671,13 +1685,13 @@ def evaluate_customer_value(
     )
     actuals = holdout_actuals(
         lines,
-        cutoff,
+        fitted.cutoff,
         holdout_days,
         customer_column=settings.customer_column,
         time_column=settings.time_column,
-        amount_column=settings.amount_column,
+        amount_column=holdout_amount_column or settings.amount_column,
     )
-    return evaluation_table(fitted.summary, actuals, predictions, holdout_days, cutoff)
+    return evaluation_table(fitted.summary, actuals, predictions, holdout_days, fitted.cutoff)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1860,22 +1874,7 @@ def customer_value_record(
     calibration = fit_value_models(purchase_days, cutoff, known_at_cutoff)
     _require_finite_mean_spend(calibration, "clv_calibration_end")
     holdout_days = known_at_cutoff.holdout_days
-    predictions = predict_customer_value(
-        calibration.summary,
-        calibration.bg_nbd.params,
-        calibration.gamma_gamma.params,
-        known_at_cutoff,
-        horizon_days=holdout_days,
-    )
-    actuals = holdout_actuals(
-        purchase_days,
-        cutoff,
-        holdout_days,
-        customer_column=known_at_cutoff.customer_column,
-        time_column=known_at_cutoff.time_column,
-        amount_column="spend",
-    )
-    evaluation = evaluation_table(calibration.summary, actuals, predictions, holdout_days, cutoff)
+    evaluation = evaluate_fitted(calibration, purchase_days, holdout_days, "spend")
     models = pd.DataFrame(
         _fitted_models("production", production) + _fitted_models("calibration", calibration)
     )

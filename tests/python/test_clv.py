@@ -19,6 +19,7 @@ from scipy import integrate, optimize, special
 from sklearn.metrics import roc_auc_score
 
 from retail_segments.ml import value as clv
+from retail_segments.ml.results import result_frame
 from retail_segments.ml.value import (
     BgNbdParams,
     CustomerValueError,
@@ -507,6 +508,34 @@ def test_a_spend_fit_without_a_finite_mean_names_the_var_and_the_fix() -> None:
     )
     days["spend_known_at_rfm_as_of"] = days["spend_known_at_calibration_end"] = days["spend"]
     assert clv.customer_value_record(days, "2011-12-10", "2011-09-09", None, 0.01).num_rows == 1
+
+
+def test_the_builds_evaluation_is_the_librarys_scored_on_spend_net_of_every_return() -> None:
+    """``ml.clv_evaluation`` comes from ``customer_value_record``: the calibration fit sees spend
+    as known at the cut-off, the holdout is scored on spend net of every return. On days without
+    later returns it equals ``evaluate_customer_value`` (whose leakage test is above); a return
+    made after the cut-off changes the scored spend, not the predictions."""
+    lines = synthetic_lines(300)
+    days = lines.rename(columns={"invoice_at": "purchased_at", "total_price": "spend"})
+    days["spend_known_at_rfm_as_of"] = days["spend_known_at_calibration_end"] = days["spend"]
+    record = clv.customer_value_record(days, "2011-12-10", "2011-09-01", None, 0.01)
+    built = result_frame(record, "evaluation")
+    library = clv.evaluate_customer_value(lines, "2011-09-01", 91)
+    pd.testing.assert_frame_equal(
+        built.drop(columns=["calibration_end", "holdout_end"]),
+        library.drop(columns=["calibration_end", "holdout_end"]),
+    )
+    # a purchase of the calibration window returned in the holdout: its spend as scored drops
+    returned = days["purchased_at"] < pd.Timestamp("2011-09-01")
+    late = days.assign(spend=days["spend"].where(~returned, days["spend"] / 2))
+    later = result_frame(clv.customer_value_record(late, "2011-12-10", "2011-09-01"), "evaluation")
+    pd.testing.assert_frame_equal(later, built)
+    holdout = days["purchased_at"] >= pd.Timestamp("2011-09-01")
+    late.loc[holdout, "spend"] = late.loc[holdout, "spend"] / 2
+    halved = result_frame(clv.customer_value_record(late, "2011-12-10", "2011-09-01"), "evaluation")
+    spend = (built["target"] == "spend").to_numpy()
+    assert (halved.loc[spend, "total_error"] > built.loc[spend, "total_error"]).all()
+    pd.testing.assert_frame_equal(halved.loc[~spend], built.loc[~spend])
 
 
 def test_clv_discounts_the_monthly_expected_purchases() -> None:
