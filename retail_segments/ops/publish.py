@@ -505,17 +505,22 @@ def write_parquet(
 ) -> int:
     """Stream the table relation of connection's database into the Parquet file path, in row
     groups of `PARQUET_ROW_GROUP_ROWS` rows, holding at most one row group in memory. Each column's
-    comment becomes its Arrow field metadata ``description``; the file's key-value metadata holds
+    comment becomes its Arrow field metadata ``description`` and a NOT NULL column a required
+    (non-nullable) field; the file's key-value metadata holds
     ``build_id`` and the table comment as ``description``. Return the number of rows written."""
     (database,) = connection.execute("select current_database()").fetchall()[0]
     columns, _keys, table_comment = _table_metadata(connection, database, relation)
     descriptions = {name: comment for name, _type, _nullable, comment in columns}
+    required = {name for name, _type, nullable, _comment in columns if not nullable}
     query = f"select * from {_identifier(relation.schema)}.{_identifier(relation.name)}"
     reader = connection.sql(query).to_arrow_reader(PARQUET_ROW_GROUP_ROWS)
+    # a NOT NULL column is a required field, as readers of the DuckDB copy see it
     fields = [
-        field.with_metadata({DESCRIPTION_KEY: description.encode()})
+        field.with_nullable(field.name not in required).with_metadata(
+            {DESCRIPTION_KEY: description.encode()}
+        )
         if (description := descriptions.get(field.name))
-        else field
+        else field.with_nullable(field.name not in required)
         for field in reader.schema
     ]
     file_metadata = {BUILD_ID_KEY: build_id.encode()}

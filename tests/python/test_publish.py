@@ -176,6 +176,8 @@ def test_parquet_files_carry_the_build_id_the_descriptions_and_utc_times(
         b"description": f"Order time. {publish.UTC_NOTE}".encode()
     }
     assert schema.field("ordered_at").type.tz is None and schema.field("note").metadata is None
+    # NOT NULL in the copy is a required field in the file
+    assert [field.nullable for field in schema] == [False, False, True]
     table = pq.read_table(current / "fct_orders.parquet")
     assert table.column("id").to_pylist() == [0, 1, 2, 3, 4]
     assert table.column("ordered_at")[0].as_py() == FIRST_ORDER_AT_UTC
