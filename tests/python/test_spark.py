@@ -343,30 +343,25 @@ def test_a_daily_file_with_only_its_header_lands_as_no_rows_on_spark(
     assert "holds no data lines (only a header)" in str(spark_error)
 
 
+def _dbt_in_process(project: Path, tmp_path: Path, *args: str) -> Any:
+    """``dbt run`` of project in this process (on the module's Spark session), its artifacts and
+    log under tmp_path; dbt's result."""
+    from dbt.cli.main import dbtRunner
+
+    folders = ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
+    project_args = ["--project-dir", str(project), "--profiles-dir", str(project)]
+    return dbtRunner().invoke(["run", *args, *project_args, *folders])
+
+
 def test_dbt_on_the_spark_target_refuses_unprepared_inputs(
     spark_session: Any, tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: Any
 ) -> None:
-    from dbt.cli.main import dbtRunner
 
     monkeypatch.delenv("RETAIL_PREPARED_STAMP", raising=False)
     monkeypatch.setenv("RETAIL_SPARK_DIR", str(tmp_path / "spark"))
     monkeypatch.setenv("DO_NOT_TRACK", "1")
-    result = dbtRunner().invoke(
-        [
-            "run",
-            "--target",
-            "spark",
-            "--select",
-            "stg_online_retail__lines",
-            "--project-dir",
-            str(PROJECT_ROOT),
-            "--profiles-dir",
-            str(PROJECT_ROOT),
-            "--target-path",
-            str(tmp_path / "target"),
-            "--log-path",
-            str(tmp_path / "logs"),
-        ]
+    result = _dbt_in_process(
+        PROJECT_ROOT, tmp_path, "--target", "spark", "--select", "stg_online_retail__lines"
     )
     output = capfd.readouterr().out
     assert not result.success
@@ -387,23 +382,8 @@ def test_a_null_in_a_column_the_contract_declares_not_null_fails_the_model_on_sp
     one-model project) counts the nulls of every column declared not null, by a column
     constraint or the primary key, and fails the model naming them. (The whole Spark build above
     passes the same check on every contracted model: its log says so.)"""
-    from dbt.cli.main import dbtRunner
-
-    project = Path(__file__).parent / "fixtures" / "not_null_project"
     monkeypatch.setenv("DO_NOT_TRACK", "1")
-    result = dbtRunner().invoke(
-        [
-            "run",
-            "--project-dir",
-            str(project),
-            "--profiles-dir",
-            str(project),
-            "--target-path",
-            str(tmp_path / "target"),
-            "--log-path",
-            str(tmp_path / "logs"),
-        ]
-    )
+    result = _dbt_in_process(Path(__file__).parent / "fixtures" / "not_null_project", tmp_path)
     output = capfd.readouterr().out
     assert not result.success
     assert (
