@@ -10,7 +10,8 @@ by audience:
 - `retail_segments.report`: the offline HTML report drawn with plotly;
 - `retail_segments.spark`: the Spark build (session, input checks in Spark, in-process Python
   models, publish);
-- `retail_segments.frames`: what the model shells read and score with, on either engine.
+- `retail_segments.frames`: what the model shells read and score with, on either engine;
+- `retail_segments.sql`: the quoting of the SQL the package writes itself.
 
 Development tools (synthetic data, the pandas reference and baseline, the benchmark) live in the
 separate package ``retail_segments_dev``.

@@ -28,6 +28,8 @@ from typing import Any
 
 import pandas as pd
 
+from retail_segments.sql import quote_identifier
+
 # SQL type name (as the contracts write them) -> the DuckDB .df() dtype of a column without NULLs
 # and with NULLs.
 _INTEGER_DTYPES: Mapping[str, tuple[str, str]] = {
@@ -75,10 +77,6 @@ def normalise_spark_frame(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.D
     return pd.DataFrame(out, columns=list(frame.columns), index=frame.index)
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def frame(
     relation: Any, columns: Sequence[str] | None = None, order_by: Sequence[str] = ()
 ) -> pd.DataFrame:
@@ -91,12 +89,14 @@ def frame(
         types = {field.name: _spark_type_name(field.dataType) for field in selected.schema}
         return normalise_spark_frame(selected.toPandas(), types).reset_index(drop=True)
     selected = (
-        relation.project(", ".join(_quoted(name) for name in columns))
+        relation.project(", ".join(quote_identifier(name) for name in columns))
         if columns is not None
         else relation
     )
     if order_by:
-        selected = selected.order(", ".join(f"{_quoted(key)} asc nulls last" for key in order_by))
+        selected = selected.order(
+            ", ".join(f"{quote_identifier(key)} asc nulls last" for key in order_by)
+        )
     return selected.df()
 
 
@@ -104,7 +104,7 @@ def select(relation: Any, columns: Sequence[str]) -> Any:
     """The relation with only columns, in the engine (still a relation)."""
     if is_spark(relation):
         return relation.select(*columns)
-    return relation.project(", ".join(_quoted(name) for name in columns))
+    return relation.project(", ".join(quote_identifier(name) for name in columns))
 
 
 def where(relation: Any, condition: str) -> Any:
@@ -127,7 +127,7 @@ def join(left: Any, right: Any, on: Sequence[str], how: str = "left") -> Any:
     """left joined to right on the equal key columns on (kept once), in the engine."""
     if is_spark(left):
         return left.join(right, on=list(on), how=how)
-    return left.join(right, ", ".join(_quoted(key) for key in on), how=how)
+    return left.join(right, ", ".join(quote_identifier(key) for key in on), how=how)
 
 
 def _ddl(schema: Mapping[str, str]) -> str:

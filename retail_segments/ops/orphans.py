@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from retail_segments.sql import quote_identifier
+
 # Relations no model writes but the project itself does: the prepared inputs (registered by the
 # on-run-start hook) and the vars of the last whole build (macros/built_vars.sql).
 REGISTERED: frozenset[tuple[str, str]] = frozenset(
@@ -43,11 +45,6 @@ class Orphan:
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
-
-
-def quote_identifier(name: str) -> str:
-    """A SQL identifier holding name exactly (double quotes, doubled inside)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def defined_relations(manifest: Path) -> set[tuple[str, str]]:

@@ -54,6 +54,7 @@ import pyarrow.parquet as pq
 
 from retail_segments.ops.dbt_args import DbtArgsError, DbtBuildArgs
 from retail_segments.ops.paths import find_project_root
+from retail_segments.sql import quote_identifier, string_literal
 
 SERVING_DIR_ENV = "RETAIL_SERVING_DIR"
 SERVING_DB_NAME = "retail_segments_serving.duckdb"
@@ -314,10 +315,10 @@ def write_serving_copy(
     and the ``schema.table`` of every relation the warehouse does not hold (not copied)."""
     with duckdb.connect() as connection:
         connection.execute("set enable_progress_bar = false")
-        connection.execute(f"attach {_literal(str(warehouse))} as source_db (read_only)")
+        connection.execute(f"attach {string_literal(str(warehouse))} as source_db (read_only)")
         connection.execute(
-            f"attach {_literal(str(target))} as serving_db"
-            f" (storage_version {_literal(STORAGE_VERSION)})"
+            f"attach {string_literal(str(target))} as serving_db"
+            f" (storage_version {string_literal(STORAGE_VERSION)})"
         )
         present = set(
             connection.sql(
@@ -345,7 +346,7 @@ def copy_table(connection: duckdb.DuckDBPyConnection, relation: Relation) -> int
     columns, keys, table_comment = _table_metadata(connection, "source_db", relation)
     definitions, selected, comments = [], [], {}
     for name, data_type, is_nullable, comment in columns:
-        column = _identifier(name)
+        column = quote_identifier(name)
         if data_type == "TIMESTAMP WITH TIME ZONE":
             data_type = "TIMESTAMP"
             selected.append(f"timezone('UTC', {column})")
@@ -356,9 +357,10 @@ def copy_table(connection: duckdb.DuckDBPyConnection, relation: Relation) -> int
         if comment:
             comments[column] = comment
     definitions += [
-        f"{kind.lower()} ({', '.join(_identifier(name) for name in names)})" for kind, names in keys
+        f"{kind.lower()} ({', '.join(quote_identifier(name) for name in names)})"
+        for kind, names in keys
     ]
-    schema, table = _identifier(relation.schema), _identifier(relation.name)
+    schema, table = quote_identifier(relation.schema), quote_identifier(relation.name)
     target, source = f"serving_db.{schema}.{table}", f"source_db.{schema}.{table}"
     connection.execute(f"create schema if not exists serving_db.{schema}")
     connection.execute(f"create table {target} ({', '.join(definitions)})")
@@ -366,9 +368,9 @@ def copy_table(connection: duckdb.DuckDBPyConnection, relation: Relation) -> int
         f"insert into {target} select {', '.join(selected)} from {source}"
     ).fetchall()[0]
     if table_comment:
-        connection.execute(f"comment on table {target} is {_literal(table_comment)}")
+        connection.execute(f"comment on table {target} is {string_literal(table_comment)}")
     for column, comment in comments.items():
-        connection.execute(f"comment on column {target}.{column} is {_literal(comment)}")
+        connection.execute(f"comment on column {target}.{column} is {string_literal(comment)}")
     return n_rows
 
 
@@ -426,7 +428,7 @@ def _stamp_build(
     }
     for target, comment in comments.items():
         kind, name = target.split(" ")
-        connection.execute(f"comment on {kind} {schema}.{name} is {_literal(comment)}")
+        connection.execute(f"comment on {kind} {schema}.{name} is {string_literal(comment)}")
 
 
 def verify_serving_copy(database: Path, build_id: str) -> None:
@@ -512,7 +514,7 @@ def write_parquet(
     columns, _keys, table_comment = _table_metadata(connection, database, relation)
     descriptions = {name: comment for name, _type, _nullable, comment in columns}
     required = {name for name, _type, nullable, _comment in columns if not nullable}
-    query = f"select * from {_identifier(relation.schema)}.{_identifier(relation.name)}"
+    query = f"select * from {quote_identifier(relation.schema)}.{quote_identifier(relation.name)}"
     reader = connection.sql(query).to_arrow_reader(PARQUET_ROW_GROUP_ROWS)
     # a NOT NULL column is a required field, as readers of the DuckDB copy see it
     fields = [
@@ -603,14 +605,6 @@ def _table_metadata(
         f"select comment from duckdb_tables() where {where}", parameters
     ).fetchall()[0]
     return columns, keys, comment
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _fsync(path: Path) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from retail_segments.sql import quote_identifier
+
 QUERIES: dict[str, str] = {
     "revenue_by_month": "select * from marts.eda_revenue_by_month order by month_start",
     "revenue_by_country": "select * from marts.eda_revenue_by_country order by revenue desc",
@@ -117,14 +119,9 @@ def load_report_data(warehouse: Path) -> ReportData:
             " and table_schema = 'serving' and table_name = 'build_info'"
         ).fetchall()[0][0]
         rows = (
-            connection.sql(f'select * from "{_quoted(catalog)}".serving.build_info').df()
+            connection.sql(f"select * from {quote_identifier(catalog)}.serving.build_info").df()
             if has_build_info
             else pd.DataFrame()
         )
         build_info = {str(k): v for k, v in rows.iloc[0].items()} if len(rows) else {}
     return ReportData(frames, build_info)
-
-
-def _quoted(identifier: str) -> str:
-    """Return identifier escaped for use inside double quotes in SQL."""
-    return identifier.replace('"', '""')

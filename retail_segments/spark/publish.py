@@ -19,14 +19,7 @@ from typing import Any
 import duckdb
 
 from retail_segments.ops.publish import Relation
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+from retail_segments.sql import quote_identifier, string_literal
 
 
 def contract_nodes(manifest: Path) -> dict[tuple[str, str], dict[str, Any]]:
@@ -42,11 +35,11 @@ def contract_nodes(manifest: Path) -> dict[tuple[str, str], dict[str, Any]]:
 def table_ddl(relation: Relation, node: dict[str, Any]) -> tuple[str, list[str]]:
     """``create table`` for relation as its contract declares it, and the ``comment on``
     statements of its description and column descriptions."""
-    name = f"{_identifier(relation.schema)}.{_identifier(relation.name)}"
+    name = f"{quote_identifier(relation.schema)}.{quote_identifier(relation.name)}"
     definitions, comments = [], []
     for column in node["columns"].values():
         kinds = {constraint["type"] for constraint in column.get("constraints", [])}
-        definition = f"{_identifier(column['name'])} {column['data_type']}"
+        definition = f"{quote_identifier(column['name'])} {column['data_type']}"
         if "not_null" in kinds:
             definition += " not null"
         if "primary_key" in kinds:
@@ -56,15 +49,15 @@ def table_ddl(relation: Relation, node: dict[str, Any]) -> tuple[str, list[str]]
         definitions.append(definition)
         if column.get("description"):
             comments.append(
-                f"comment on column {name}.{_identifier(column['name'])}"
-                f" is {_literal(column['description'])}"
+                f"comment on column {name}.{quote_identifier(column['name'])}"
+                f" is {string_literal(column['description'])}"
             )
     for constraint in node.get("constraints", []):
         if constraint["type"] in ("primary_key", "unique"):
-            columns = ", ".join(_identifier(column) for column in constraint["columns"])
+            columns = ", ".join(quote_identifier(column) for column in constraint["columns"])
             definitions.append(f"{constraint['type'].replace('_', ' ')} ({columns})")
     if node.get("description"):
-        comments.insert(0, f"comment on table {name} is {_literal(node['description'])}")
+        comments.insert(0, f"comment on table {name} is {string_literal(node['description'])}")
     return f"create table {name} ({', '.join(definitions)})", comments
 
 
@@ -88,14 +81,14 @@ def mirror_tables(
                 missing.append(relation.qualified)
                 continue
             create, comments = table_ddl(relation, node)
-            connection.execute(f"create schema if not exists {_identifier(relation.schema)}")
+            connection.execute(f"create schema if not exists {quote_identifier(relation.schema)}")
             connection.execute(create)
             columns = ", ".join(
-                f"cast({_identifier(column['name'])} as {column['data_type']})"
+                f"cast({quote_identifier(column['name'])} as {column['data_type']})"
                 for column in node["columns"].values()
             )
             connection.execute(
-                f"insert into {_identifier(relation.schema)}.{_identifier(relation.name)}"
+                f"insert into {quote_identifier(relation.schema)}.{quote_identifier(relation.name)}"
                 f" select {columns} from read_parquet($files)",
                 {"files": [str(path) for path in files]},
             )

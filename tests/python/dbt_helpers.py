@@ -18,6 +18,7 @@ import pytest
 from retail_segments.ops.dbt_runner import dbt_executable, run_dbt
 from retail_segments.ops.paths import PROJECT_DIR_ENV
 from retail_segments.ops.preflight import prepare
+from retail_segments.sql import quote_identifier
 
 # The checkout under test (tests/python/ is two levels below it).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -202,7 +203,7 @@ class CliInProcess:
 
 
 def _checksum_expression(column: str, data_type: str, significant_digits: int | None) -> str:
-    quoted = _quoted(column)
+    quoted = quote_identifier(column)
     if significant_digits is None or data_type not in {"DOUBLE", "FLOAT", "REAL"}:
         return quoted
     digits = f"{significant_digits} - cast(ceil(log10(abs({quoted}))) as integer)"
@@ -230,7 +231,7 @@ def table_checksums(
         selected: dict[str, tuple[str, list[str]]] = {}
         for schema, name, column, data_type in columns:
             key = f"{schema}.{name}"
-            relation = f"{_quoted(schema)}.{_quoted(name)}"
+            relation = f"{quote_identifier(schema)}.{quote_identifier(name)}"
             selected.setdefault(key, (relation, []))
             if column not in ignore.get(key, ()):
                 selected[key][1].append(_checksum_expression(column, data_type, significant_digits))
@@ -241,7 +242,3 @@ def table_checksums(
             ).fetchall()[0]
             for key, (relation, expressions) in selected.items()
         }
-
-
-def _quoted(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
