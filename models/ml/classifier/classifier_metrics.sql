@@ -6,6 +6,12 @@ candidates as (
 
     select * from {{ fit_result('ml_segment_classifier_fit', 'candidates') }}
 
+),
+
+final as (
+
+    select * from candidates
+
 )
 
-select * from candidates
+select * from final

@@ -9,6 +9,12 @@ predictions as (
 
     select * from {{ fit_result('ml_segment_classifier_fit', 'customers') }}
 
+),
+
+final as (
+
+    select * from predictions
+
 )
 
-select * from predictions
+select * from final

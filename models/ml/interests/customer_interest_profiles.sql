@@ -30,10 +30,16 @@ product_categories as (
 
 ),
 
+customer_interests as (
+
+    select interest_category from {{ ref('customer_interests') }}
+
+),
+
 interests_now as (
 
     select interest_category, count(*) as n_customers
-    from {{ ref('customer_interests') }}
+    from customer_interests
     group by interest_category
 
 ),

@@ -6,6 +6,12 @@ fits as (
     select *
     from {{ fit_result(['ml_product_categories_fit', 'ml_customer_interest_fit'], 'model_fits') }}
 
+),
+
+final as (
+
+    select * from fits
+
 )
 
-select * from fits
+select * from final
