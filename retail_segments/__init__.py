@@ -18,14 +18,3 @@ separate package ``retail_segments_dev``.
 """
 
 __version__ = "0.1.0"
-
-import os
-
-# OpenMP (scikit-learn's t-SNE, KMeans, gradient boosting) keeps its idle threads spinning by
-# default. When the machine's cores are busy (the other dbt thread, another build, a test worker)
-# a spinning thread takes the core its partner waits for: the t-SNE of 150 customers took 28 s
-# with two threads under load instead of 0.9 s with threads that sleep while they wait, and the
-# real file's 58 s instead of 25 s. This takes effect in every process that imports the package
-# before an OpenMP runtime is loaded (dbt's, with its Python models; the Spark launcher and its
-# workers); a value set by the user is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -22,6 +22,12 @@ from retail_segments_dev.synthetic import generate_raw_lines, write_raw_file
 SYNTHETIC_CUSTOMERS = 150
 SYNTHETIC_SEED = 7
 
+# Two pytest workers keep both cores busy, and OpenMP (scikit-learn's t-SNE and KMeans) spins its
+# idle threads by default: on the synthetic file's 150 customers a two-thread t-SNE then took 28 s
+# instead of 0.9 s with threads that sleep while they wait. Every dbt run the tests start inherits
+# this. (`make build` keeps OpenMP's default: on the real file, idle, spinning is faster.)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def _made_once(
     tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]

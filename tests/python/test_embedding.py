@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -89,17 +85,3 @@ def test_tsne_pipeline_fits_and_is_reproducible(features: pd.DataFrame) -> None:
     assert summary["component"].isna().all()
     assert summary.at[0, "kl_divergence"] == pytest.approx(first[-1].kl_divergence_)
     assert summary.at[0, "kl_divergence"] > 0
-
-
-def test_importing_the_package_makes_openmp_threads_sleep_while_they_wait() -> None:
-    """OpenMP's spinning threads made t-SNE 30 times slower on a busy machine: every process that
-    imports the package (dbt's, running the Python models) gets OMP_WAIT_POLICY=PASSIVE before
-    scikit-learn loads its OpenMP runtime, unless the user set it."""
-    code = "import retail_segments, os; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
-    for given, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
-        run_env = env if given is None else {**env, "OMP_WAIT_POLICY": given}
-        shown = subprocess.run(
-            [sys.executable, "-c", code], env=run_env, capture_output=True, text=True, check=True
-        )
-        assert shown.stdout.strip() == expected
