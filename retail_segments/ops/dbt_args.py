@@ -75,6 +75,10 @@ class DbtBuildArgs:
                 context = command.make_context(name, list(dbt_args), parent=parent)
             except click.ClickException as error:
                 raise DbtArgsError(error.format_message()) from error
+            except ValueError as error:
+                # dbt's --vars callback reads YAML, whose date constructor raises for a date
+                # that does not exist ({rfm_as_of: 2011-02-30}); `prepare` names it with the fix
+                raise DbtArgsError(str(error)) from error
         given = frozenset(
             param
             for param in context.params

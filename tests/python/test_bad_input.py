@@ -429,6 +429,13 @@ SETTINGS_CASES: list[Case] = [
         args=["--vars", "{history_churn_days: 0}"],
     ),
     Case(
+        # YAML reads it as a date and raises inside dbt's --vars parser (a traceback before)
+        "vars_date_that_does_not_exist",
+        GOOD,
+        ["--vars '{rfm_as_of: 2011-02-30}' holds a date that does not exist", "YYYY-MM-DD"],
+        args=["--vars", "{rfm_as_of: 2011-02-30}"],
+    ),
+    Case(
         "vars_not_yaml",
         GOOD,
         ["--vars '{rfm_as_of: [' does not parse", "write it as YAML"],
