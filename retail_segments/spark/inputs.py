@@ -51,12 +51,16 @@ from retail_segments.ops.inputs import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-# Java regular expressions without backslashes (Spark SQL literals would eat them), anchored.
-_MDY = "^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4} [0-9]{1,2}:[0-9]{2}$"
-_ISO = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
-_INTEGER = "^[+-]?[0-9]+$"
-_DECIMAL = "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$"
-_WHOLE = "^[+-]?[0-9]+([.]0*)?$"
+# Java regular expressions, anchored at both ends of the value. The end is Java's \z, not $,
+# which also matches before a final line break: a quoted "5<newline>" matched, and Spark's cast
+# (which trims it) landed 5 where DuckDB refuses the value. The backslash is doubled for the
+# Spark SQL literal, which reads \\ as one.
+_END = "\\\\z"
+_MDY = "^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4} [0-9]{1,2}:[0-9]{2}" + _END
+_ISO = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?" + _END
+_INTEGER = "^[+-]?[0-9]+" + _END
+_DECIMAL = "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?" + _END
+_WHOLE = "^[+-]?[0-9]+([.]0*)?" + _END
 _SIGNIFICANT = (
     "length(trim(both '0' from regexp_replace(regexp_replace(lower(trim(UnitPrice)), 'e.*$', ''),"
     " '[^0-9]', '')))"

@@ -450,6 +450,28 @@ def test_a_mistyped_date_is_refused_as_on_duckdb_not_a_traceback(
     assert "(first on line 3 of the file: '20111')" in str(spark)
 
 
+@pytest.mark.parametrize(
+    ("column", "record"),
+    [
+        ("Quantity", '536366,85123A,X,"6\n",12/1/2010 8:26,2.55,17850,United Kingdom\n'),
+        ("UnitPrice", '536366,85123A,X,6,12/1/2010 8:26,"2.55\n",17850,United Kingdom\n'),
+        ("CustomerID", '536366,85123A,X,6,12/1/2010 8:26,2.55,"17850\n",United Kingdom\n'),
+        ("InvoiceDate", '536366,85123A,X,6,"2010-12-01 08:26\n",2.55,17850,United Kingdom\n'),
+    ],
+)
+def test_a_value_ending_in_a_line_break_is_refused_as_on_duckdb(
+    column: str, record: str, spark_session: Any, tmp_path: Path
+) -> None:
+    """QA 30 F1: Java's $ also matches before a final line break, and Spark's cast trims it, so a
+    quoted '6<newline>' landed as 6 on Spark while DuckDB refuses it. Both refuse it now, with
+    the same message."""
+    _path, duck, spark = _both(spark_session, tmp_path, HEADER + GOOD + record)
+    assert isinstance(duck, InputError), duck
+    assert isinstance(spark, InputError), spark
+    assert str(spark) == str(duck)
+    assert f"column {column}: 1 value(s)" in str(spark)
+
+
 def test_the_year_0000_is_refused_naming_its_line(spark_session: Any, tmp_path: Path) -> None:
     """No year 0000 is written in a real export (nor fits a Python datetime: it was a traceback on
     both engines); both refuse it with the same message."""
