@@ -130,6 +130,10 @@ def build(dbt_args: list[str]) -> int:
     from retail_segments.spark import python_models
     from retail_segments.spark.inputs import SparkLander
     from retail_segments.spark.session import (
+        DEFAULT_DRIVER_MEMORY,
+        DEFAULT_MASTER,
+        DRIVER_MEMORY_ENV,
+        MASTER_ENV,
         create_session,
         register_existing_tables,
         run_dbt_in_process,
@@ -139,15 +143,23 @@ def build(dbt_args: list[str]) -> int:
     tables = tables_dir(root)
     tables.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    from py4j.protocol import Py4JError
     from pyspark.errors import PySparkRuntimeError
 
     try:
         session = create_session(root, environ)
-    except PySparkRuntimeError as error:
-        # e.g. JAVA_GATEWAY_EXITED: the JVM did not start (a Java other than 17, too little memory)
+    except (PySparkRuntimeError, Py4JError) as error:
+        # JAVA_GATEWAY_EXITED: the JVM did not start (a Java other than 17, a heap too small, a
+        # master Spark does not know); a Py4JJavaError: the session did not start (a master that
+        # does not answer)
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        master = (environ.get(MASTER_ENV) or DEFAULT_MASTER).strip()
+        memory = (environ.get(DRIVER_MEMORY_ENV) or DEFAULT_DRIVER_MEMORY).strip()
         print(
-            f"error: Spark did not start ({error}); nothing was built or replaced.\n"
-            f"  Fix: check the Java that JAVA_HOME or PATH gives (java -version); {JAVA_FIX}.",
+            f"error: Spark did not start ({first_line}); nothing was built or replaced.\n"
+            f"  Fix: check the Spark settings ({MASTER_ENV} = {master!r}: a master that answers;"
+            f" {DRIVER_MEMORY_ENV} = {memory!r}: at least 512m) and the Java that JAVA_HOME or"
+            f" PATH gives (java -version); {JAVA_FIX}.",
             file=sys.stderr,
         )
         return 2

@@ -62,7 +62,8 @@ STATIC_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
 }
 _MEMORY_FORM = re.compile(r"[1-9][0-9]*[kmgt]", re.IGNORECASE)
-_MASTER_FORM = re.compile(r"local(\[([1-9][0-9]*|\*)\])?|(spark|k8s|mesos)://\S+|yarn")
+# the masters pyspark 4 knows (it has no Mesos support)
+_MASTER_FORM = re.compile(r"local(\[([1-9][0-9]*|\*)\])?|(spark|k8s)://\S+|yarn")
 
 
 def spark_dir(project_root: Path, environ: Mapping[str, str] | None = None) -> Path:

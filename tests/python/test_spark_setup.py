@@ -61,6 +61,8 @@ def test_the_session_settings_follow_the_environment(tmp_path: Path) -> None:
     ("variable", "value", "phrase"),
     [
         ("RETAIL_SPARK_MASTER", "local[two]", "is not a Spark master; valid: local[N]"),
+        # pyspark 4 has no Mesos support: its JVM would stop with a message about Java
+        ("RETAIL_SPARK_MASTER", "mesos://host:5050", "is not a Spark master"),
         ("RETAIL_SPARK_DRIVER_MEMORY", "2 gigs", "is not a JVM memory size; valid:"),
         ("RETAIL_SPARK_DRIVER_MEMORY", "0g", "is not a JVM memory size"),
         ("RETAIL_SPARK_DIR", " ", "is set but empty"),
@@ -79,6 +81,27 @@ def test_good_spark_settings_pass() -> None:
     for master in ("local", "local[2]", "local[*]", "spark://host:7077", "yarn"):
         assert check_spark_environment({"RETAIL_SPARK_MASTER": master}) == []
     assert check_spark_environment({"RETAIL_SPARK_DRIVER_MEMORY": "1536m"}) == []
+
+
+def test_a_jvm_that_does_not_start_is_named_with_the_spark_settings(
+    tmp_path: Path, synthetic_raw: Path, cli_in_process: CliInProcess
+) -> None:
+    """A driver memory of the right form that the JVM refuses (too small a heap): the message
+    names the Spark settings and their values beside the Java (QA 30 F4 said only "Java")."""
+    result = cli_in_process(
+        Workspace(tmp_path),
+        synthetic_raw,
+        "build",
+        "--target",
+        "spark",
+        env={"RETAIL_SPARK_DRIVER_MEMORY": "1k"},
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "error: Spark did not start (" in result.stderr
+    assert "RETAIL_SPARK_DRIVER_MEMORY = '1k': at least 512m" in result.stderr
+    assert "RETAIL_SPARK_MASTER = 'local[2]'" in result.stderr
+    assert "nothing was built or replaced" in result.stderr
 
 
 def test_a_bad_spark_setting_stops_the_build_before_spark_starts(
