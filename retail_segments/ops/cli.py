@@ -522,9 +522,9 @@ def _one_at_a_time(command: str, rest: list[str]) -> Iterator[str | None]:
 
 def _lock_files(command: str, rest: list[str]) -> list[tuple[int, str]]:
     """Open descriptors (and names) of what a writing command locks: ``.<warehouse file>.lock``
-    beside the warehouse, the landing folder and dbt's artifacts folder (``target/``, or as
-    ``rest``, the command's dbt arguments, and the environment set it); none for other commands
-    or unusable paths."""
+    beside the warehouse, the landing folder, dbt's artifacts folder (``target/``, or as
+    ``rest``, the command's dbt arguments, and the environment set it) and, for a Spark build,
+    the Spark folder (``RETAIL_SPARK_DIR``); none for other commands or unusable paths."""
     if command not in _WRITERS:
         return []
     opened: list[tuple[int, str]] = []
@@ -545,9 +545,22 @@ def _lock_files(command: str, rest: list[str]) -> list[tuple[int, str]]:
         artifacts = manifest_path(dbt_args, os.environ, find_project_root()).parent
         artifacts.mkdir(parents=True, exist_ok=True)
         opened.append((os.open(artifacts, os.O_RDONLY), f"dbt's artifacts folder {artifacts}"))
+        if command == "build" and _is_spark_build(dbt_args):
+            # its tables and landed inputs: another warehouse's Spark build may name the same
+            from retail_segments.spark.session import spark_dir
+
+            tables = spark_dir(find_project_root(), os.environ)
+            tables.mkdir(parents=True, exist_ok=True)
+            opened.append((os.open(tables, os.O_RDONLY), f"the Spark folder {tables}"))
     except (OSError, ValueError):
         pass  # what could be opened is locked; the command's checks name the rest
     return opened
+
+
+def _is_spark_build(dbt_args: list[str]) -> bool:
+    from retail_segments.spark.build import is_spark_target
+
+    return is_spark_target(find_project_root(), dbt_args, os.environ)
 
 
 def _own_project_dir(rest: list[str]) -> tuple[list[str], list[Path]]:

@@ -776,6 +776,22 @@ def test_a_second_command_on_a_warehouse_in_use_is_refused(
             assert "each need their own DBT_TARGET_PATH" in result.stderr
     finally:
         os.close(folder)
+    # and a Spark build of another warehouse naming the same Spark folder (its tables and landed
+    # inputs; QA 30 F6): refused before Spark starts
+    spark = tmp_path / "shared-spark"
+    spark.mkdir()
+    folder = os.open(spark, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        elsewhere = Workspace(tmp_path / "elsewhere")
+        spark_env = {**env, "RETAIL_SPARK_DIR": str(spark)}
+        result = cli_in_process(
+            elsewhere, synthetic_raw, "build", "--target", "spark", env=spark_env
+        )
+        assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+        assert f"it holds the Spark folder {spark})" in result.stderr
+    finally:
+        os.close(folder)
     assert guarded.marts() == marts_before
     assert guarded.serving_state() == serving_before
     released = cli_in_process(guarded.workspace, synthetic_raw, "prepare", env=env)
