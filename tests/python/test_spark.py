@@ -472,6 +472,30 @@ def test_a_value_ending_in_a_line_break_is_refused_as_on_duckdb(
     assert f"column {column}: 1 value(s)" in str(spark)
 
 
+@pytest.mark.parametrize(
+    ("column", "record"),
+    [
+        ("Quantity", "536366,85123A,X,6\u00a0,12/1/2010 8:26,2.55,17850,United Kingdom\n"),
+        ("CustomerID", "536366,85123A,X,6,12/1/2010 8:26,2.55,17850\u2028,United Kingdom\n"),
+    ],
+    ids=["no-break-space", "line-separator"],
+)
+def test_a_value_padded_with_a_unicode_space_is_refused_as_on_duckdb(
+    column: str, record: str, spark_session: Any, tmp_path: Path
+) -> None:
+    """QA 30 F5: DuckDB's trim() also removes Unicode spaces, Spark's only ' ', so '6<NBSP>'
+    landed as 6 on DuckDB and was refused on Spark; and Java's $ before U+2028 gave Spark another
+    message. Both engines now trim only ' ' and refuse both with the same message."""
+    path = tmp_path / "raw" / "raw.csv"
+    path.parent.mkdir()
+    path.write_bytes((HEADER + GOOD + record).encode("utf-8"))
+    duck, spark = _land(spark_session, path, "duckdb"), _land(spark_session, path, "spark")
+    assert isinstance(duck, InputError), duck
+    assert isinstance(spark, InputError), spark
+    assert str(spark) == str(duck)
+    assert f"column {column}: 1 value(s) are " in str(spark) and "not an integer" in str(spark)
+
+
 def test_the_year_0000_is_refused_naming_its_line(spark_session: Any, tmp_path: Path) -> None:
     """No year 0000 is written in a real export (nor fits a Python datetime: it was a traceback on
     both engines); both refuse it with the same message."""
