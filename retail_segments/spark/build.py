@@ -155,11 +155,17 @@ def build(dbt_args: list[str]) -> int:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         master = (environ.get(MASTER_ENV) or DEFAULT_MASTER).strip()
         memory = (environ.get(DRIVER_MEMORY_ENV) or DEFAULT_DRIVER_MEMORY).strip()
+        java_home = environ.get("JAVA_HOME")
+        java = (
+            f"JAVA_HOME = {java_home!r}"
+            if java_home
+            else f"the java on PATH, {shutil.which('java', path=environ.get('PATH'))}"
+        )
         print(
             f"error: Spark did not start ({first_line}); nothing was built or replaced.\n"
             f"  Fix: check the Spark settings ({MASTER_ENV} = {master!r}: a master that answers;"
-            f" {DRIVER_MEMORY_ENV} = {memory!r}: at least 512m) and the Java that JAVA_HOME or"
-            f" PATH gives (java -version); {JAVA_FIX}.",
+            f" {DRIVER_MEMORY_ENV} = {memory!r}: at least 512m) and the Java ({java}: java"
+            f" -version must say 17); {JAVA_FIX}.",
             file=sys.stderr,
         )
         return 2

@@ -96,6 +96,7 @@ def test_good_spark_settings_pass() -> None:
                 "error: Spark did not start (",
                 "RETAIL_SPARK_DRIVER_MEMORY = '1k': at least 512m",
                 "RETAIL_SPARK_MASTER = 'local[2]'",
+                ": java -version must say 17)",
             ],
         ),
     ],
@@ -120,6 +121,8 @@ def test_a_bad_driver_memory_stops_the_build_with_the_setting_named(
     assert "Traceback" not in result.stderr
     for phrase in phrases:
         assert phrase in result.stderr
+    if memory == "1k":  # the Java it started, named
+        assert "(JAVA_HOME = '" in result.stderr or "(the java on PATH, /" in result.stderr
     assert "nothing was built" in result.stderr
     assert not (tmp_path / "spark" / "tables" / "marts").exists()
 
