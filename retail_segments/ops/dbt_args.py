@@ -65,9 +65,19 @@ class DbtBuildArgs:
         import click
         from dbt.cli.main import cli
 
+        from retail_segments.ops.paths import ProjectNotFoundError, find_project_root
+
         name = "build"
         if dbt_args and dbt_args[0] in cli.commands:
             name, dbt_args = dbt_args[0], dbt_args[1:]
+        try:
+            # as dbt is run (`retail_segments.ops.dbt_runner.run_dbt`): on the project, with its
+            # profiles.yml, given last. Without them dbt's parser looks for profiles.yml in the
+            # working directory, else in ~/.dbt, and refused a run started in a subfolder
+            root = str(find_project_root(environ=environ))
+            dbt_args = [*dbt_args, "--project-dir", root, "--profiles-dir", root]
+        except ProjectNotFoundError:
+            pass
         command = cli.commands[name]
         with _environment(environ):
             try:

@@ -3,9 +3,11 @@ would let dbt build part of the project, or another target, and the build publis
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from dbt_helpers import PROJECT_ROOT
 
 from retail_segments.ops.dbt_args import (
     DbtArgsError,
@@ -116,3 +118,19 @@ def test_the_variables_are_read_from_the_environment_given_even_os_environ(
     monkeypatch.setenv("DBT_ENGINE_TARGET", "lint")
     assert dbt_target([], os.environ) == "lint"
     assert os.environ["DBT_ENGINE_TARGET"] == "lint"  # put back as it was
+
+
+def test_arguments_are_read_as_dbt_runs_them_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from a subfolder of the checkout (or elsewhere with --project-dir), dbt's parser looked
+    for profiles.yml in the working folder, then in ~/.dbt, and every build and prepare was
+    refused ("Invalid value for '--profiles-dir'"). They are read as dbt is run: on the project,
+    with its profiles.yml."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.dbt
+    monkeypatch.delenv("DBT_PROFILES_DIR", raising=False)
+    monkeypatch.setenv("RETAIL_PROJECT_DIR", str(PROJECT_ROOT))
+    parsed = DbtBuildArgs.parse(["--threads", "3"], dict(os.environ))
+    assert parsed.value("threads") == 3
+    assert parsed.value("profiles_dir") == str(PROJECT_ROOT)
