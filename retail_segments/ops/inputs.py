@@ -637,102 +637,110 @@ _ISO = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?"
 _DECIMAL = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
 # below it a double loses digits (subnormal) or becomes 0
 SMALLEST_NORMAL_DOUBLE = 2.2250738585072014e-308
+
+
+def _trimmed(column: str) -> str:
+    """A value as the checks and casts read it: trimmed of ' ' only, as Spark's trim() does
+    (DuckDB's trim() alone also removes Unicode spaces: '6<no-break space>' landed as 6 here and
+    was refused on Spark)."""
+    return f"trim({column}, ' ')"
+
+
 _SIGNIFICANT = (
-    "length(rtrim(ltrim(regexp_replace(regexp_replace(lower(trim(UnitPrice, ' ')), 'e.*$', ''),"
+    f"length(rtrim(ltrim(regexp_replace(regexp_replace(lower({_trimmed('UnitPrice')}), 'e.*$', ''),"
     " '[^0-9]', '', 'g'), '0'), '0'))"
 )
 
 # The typed value of each column, as landed. Only applied after VALUE_CHECKS passed, so every
-# cast is exact. Values are trimmed of ' ' only, as Spark's trim() does (DuckDB's trim() alone
-# also removes Unicode spaces: '6<no-break space>' landed as 6 here and was refused on Spark).
+# cast is exact.
 TYPED_COLUMNS: dict[str, str] = {
     "InvoiceNo": "InvoiceNo",
     "StockCode": "StockCode",
     "Description": "Description",
-    "Quantity": "cast(trim(Quantity, ' ') as integer)",
+    "Quantity": f"cast({_trimmed('Quantity')} as integer)",
     "InvoiceDate": (
-        f"case when regexp_full_match(trim(InvoiceDate, ' '), '{_MDY}')"
-        " then strptime(trim(InvoiceDate, ' '), '%m/%d/%Y %H:%M')"
-        " else cast(replace(trim(InvoiceDate, ' '), 'T', ' ') as timestamp) end"
+        f"case when regexp_full_match({_trimmed('InvoiceDate')}, '{_MDY}')"
+        f" then strptime({_trimmed('InvoiceDate')}, '%m/%d/%Y %H:%M')"
+        f" else cast(replace({_trimmed('InvoiceDate')}, 'T', ' ') as timestamp) end"
     ),
-    "UnitPrice": "cast(trim(UnitPrice, ' ') as double)",
-    "CustomerID": "cast(split_part(trim(CustomerID, ' '), '.', 1) as integer)",
+    "UnitPrice": f"cast({_trimmed('UnitPrice')} as double)",
+    "CustomerID": f"cast(split_part({_trimmed('CustomerID')}, '.', 1) as integer)",
     "Country": "Country",
 }
 
 # (column, what is wrong, SQL condition that flags a bad value). Checked in this order; a value
 # is reported by its first failing check only.
 VALUE_CHECKS: tuple[tuple[str, str, str], ...] = (
-    ("InvoiceNo", "are empty (or blanks only)", "coalesce(trim(InvoiceNo, ' '), '') = ''"),
-    ("StockCode", "are empty (or blanks only)", "coalesce(trim(StockCode, ' '), '') = ''"),
-    ("Country", "are empty (or blanks only)", "coalesce(trim(Country, ' '), '') = ''"),
+    ("InvoiceNo", "are empty (or blanks only)", f"coalesce({_trimmed('InvoiceNo')}, '') = ''"),
+    ("StockCode", "are empty (or blanks only)", f"coalesce({_trimmed('StockCode')}, '') = ''"),
+    ("Country", "are empty (or blanks only)", f"coalesce({_trimmed('Country')}, '') = ''"),
     (
         "Quantity",
         "are empty or not an integer (a whole number)",
-        "not coalesce(regexp_full_match(trim(Quantity, ' '), '[+-]?[0-9]+'), false)",
+        f"not coalesce(regexp_full_match({_trimmed('Quantity')}, '[+-]?[0-9]+'), false)",
     ),
     (
         "Quantity",
         "are outside the INTEGER range -2147483648..2147483647",
-        "regexp_full_match(trim(Quantity, ' '), '[+-]?[0-9]+')"
-        " and try_cast(trim(Quantity, ' ') as integer) is null",
+        f"regexp_full_match({_trimmed('Quantity')}, '[+-]?[0-9]+')"
+        f" and try_cast({_trimmed('Quantity')} as integer) is null",
     ),
     (
         "UnitPrice",
         "are empty or not a number (a finite decimal such as 2.55)",
-        f"not coalesce(regexp_full_match(trim(UnitPrice, ' '), '{_DECIMAL}'), false)",
+        f"not coalesce(regexp_full_match({_trimmed('UnitPrice')}, '{_DECIMAL}'), false)",
     ),
     (
         "UnitPrice",
         f"have more than {MAX_SIGNIFICANT_DIGITS} significant digits, which a double would round",
-        f"regexp_full_match(trim(UnitPrice, ' '), '{_DECIMAL}')"
+        f"regexp_full_match({_trimmed('UnitPrice')}, '{_DECIMAL}')"
         f" and {_SIGNIFICANT} > {MAX_SIGNIFICANT_DIGITS}",
     ),
     (
         "UnitPrice",
         "are too large for a double",
-        f"regexp_full_match(trim(UnitPrice, ' '), '{_DECIMAL}')"
-        " and not isfinite(try_cast(trim(UnitPrice, ' ') as double))",
+        f"regexp_full_match({_trimmed('UnitPrice')}, '{_DECIMAL}')"
+        f" and not isfinite(try_cast({_trimmed('UnitPrice')} as double))",
     ),
     (
         "UnitPrice",
         "are too small for a double (they would load as 0 or rounded)",
-        f"regexp_full_match(trim(UnitPrice, ' '), '{_DECIMAL}') and {_SIGNIFICANT} > 0"
-        f" and abs(try_cast(trim(UnitPrice, ' ') as double)) < {SMALLEST_NORMAL_DOUBLE!r}",
+        f"regexp_full_match({_trimmed('UnitPrice')}, '{_DECIMAL}') and {_SIGNIFICANT} > 0"
+        f" and abs(try_cast({_trimmed('UnitPrice')} as double)) < {SMALLEST_NORMAL_DOUBLE!r}",
     ),
     (
         "InvoiceDate",
         "are empty or do not parse as M/D/YYYY H:MM (or YYYY-MM-DD HH:MM[:SS])",
-        f"not coalesce((regexp_full_match(trim(InvoiceDate, ' '), '{_MDY}')"
-        " and try_strptime(trim(InvoiceDate, ' '), '%m/%d/%Y %H:%M') is not null)"
-        f" or (regexp_full_match(trim(InvoiceDate, ' '), '{_ISO}')"
-        " and try_cast(replace(trim(InvoiceDate, ' '), 'T', ' ') as timestamp) is not null),"
+        f"not coalesce((regexp_full_match({_trimmed('InvoiceDate')}, '{_MDY}')"
+        f" and try_strptime({_trimmed('InvoiceDate')}, '%m/%d/%Y %H:%M') is not null)"
+        f" or (regexp_full_match({_trimmed('InvoiceDate')}, '{_ISO}')"
+        f" and try_cast(replace({_trimmed('InvoiceDate')}, 'T', ' ') as timestamp) is not null),"
         " false)",
     ),
     (
         "InvoiceDate",
         "have the hour 24 (write 00:00 of the next day)",
-        f"regexp_full_match(trim(InvoiceDate, ' '), '{_ISO}')"
-        " and substr(trim(InvoiceDate, ' '), 12, 2) = '24'",
+        f"regexp_full_match({_trimmed('InvoiceDate')}, '{_ISO}')"
+        f" and substr({_trimmed('InvoiceDate')}, 12, 2) = '24'",
     ),
     (
         "InvoiceDate",
         "are before the year 1 (year 0000 is not a year of the calendar the product uses)",
-        "coalesce(try_strptime(trim(InvoiceDate, ' '), '%m/%d/%Y %H:%M'),"
-        " try_cast(replace(trim(InvoiceDate, ' '), 'T', ' ') as timestamp))"
+        f"coalesce(try_strptime({_trimmed('InvoiceDate')}, '%m/%d/%Y %H:%M'),"
+        f" try_cast(replace({_trimmed('InvoiceDate')}, 'T', ' ') as timestamp))"
         " < timestamp '0001-01-01'",
     ),
     (
         "CustomerID",
         "are not an integer (a whole number, or empty for no customer)",
         "CustomerID is not null"
-        " and not regexp_full_match(trim(CustomerID, ' '), '[+-]?[0-9]+(\\.0*)?')",
+        f" and not regexp_full_match({_trimmed('CustomerID')}, '[+-]?[0-9]+(\\.0*)?')",
     ),
     (
         "CustomerID",
         "are outside the INTEGER range -2147483648..2147483647",
-        "regexp_full_match(trim(CustomerID, ' '), '[+-]?[0-9]+(\\.0*)?')"
-        " and try_cast(split_part(trim(CustomerID, ' '), '.', 1) as integer) is null",
+        f"regexp_full_match({_trimmed('CustomerID')}, '[+-]?[0-9]+(\\.0*)?')"
+        f" and try_cast(split_part({_trimmed('CustomerID')}, '.', 1) as integer) is null",
     ),
 )
 

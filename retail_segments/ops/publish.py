@@ -516,15 +516,13 @@ def write_parquet(
     required = {name for name, _type, nullable, _comment in columns if not nullable}
     query = f"select * from {quote_identifier(relation.schema)}.{quote_identifier(relation.name)}"
     reader = connection.sql(query).to_arrow_reader(PARQUET_ROW_GROUP_ROWS)
-    # a NOT NULL column is a required field, as readers of the DuckDB copy see it
-    fields = [
-        field.with_nullable(field.name not in required).with_metadata(
-            {DESCRIPTION_KEY: description.encode()}
-        )
-        if (description := descriptions.get(field.name))
-        else field.with_nullable(field.name not in required)
-        for field in reader.schema
-    ]
+    fields = []
+    for field in reader.schema:
+        # a NOT NULL column is a required field, as readers of the DuckDB copy see it
+        field = field.with_nullable(field.name not in required)
+        if description := descriptions.get(field.name):
+            field = field.with_metadata({DESCRIPTION_KEY: description.encode()})
+        fields.append(field)
     file_metadata = {BUILD_ID_KEY: build_id.encode()}
     if table_comment:
         file_metadata[DESCRIPTION_KEY] = table_comment.encode()

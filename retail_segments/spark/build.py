@@ -152,7 +152,8 @@ def build(dbt_args: list[str]) -> int:
         # JAVA_GATEWAY_EXITED: the JVM did not start (a Java other than 17, a heap too small, a
         # master Spark does not know); a Py4JJavaError: the session did not start (a master that
         # does not answer)
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        text = str(error).strip()
+        first_line = text.splitlines()[0] if text else repr(error)
         master = (environ.get(MASTER_ENV) or DEFAULT_MASTER).strip()
         memory = (environ.get(DRIVER_MEMORY_ENV) or DEFAULT_DRIVER_MEMORY).strip()
         java_home = environ.get("JAVA_HOME")
