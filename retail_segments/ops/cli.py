@@ -47,6 +47,7 @@ from retail_segments.ops.paths import (
     RAW_PATH_ENV,
     WAREHOUSE_PATH_ENV,
     ProjectNotFoundError,
+    absolute_path_settings,
     find_project_root,
     nearest_existing,
     warehouse_path,
@@ -606,6 +607,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if given:
         os.environ[PROJECT_DIR_ENV] = given.pop()
+    # dbt runs in the project's folder: a relative path setting names a place in this one
+    absolute_path_settings(os.environ, Path.cwd())
     try:
         # every step below (and dbt, and the backfill's child) reads the project from here
         os.environ[PROJECT_DIR_ENV] = str(find_project_root())

@@ -18,7 +18,7 @@ tried and where to get the data.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 PROJECT_DIR_ENV = "RETAIL_PROJECT_DIR"
@@ -28,6 +28,15 @@ WAREHOUSE_PATH_ENV = "RETAIL_DUCKDB_PATH"
 RAW_FILE_NAME = "online_retail.csv.zst"
 DEFAULT_WAREHOUSE = Path("warehouse") / "retail_segments.duckdb"
 UCI_DATASET_URL = "https://archive.ics.uci.edu/dataset/352/online+retail"
+# The settings that name a file, a folder or a pattern of files (docs/configuration.md).
+PATH_SETTINGS = (
+    RAW_PATH_ENV,
+    WAREHOUSE_PATH_ENV,
+    "RETAIL_INCOMING_GLOB",
+    "RETAIL_LANDING_DIR",
+    "RETAIL_SERVING_DIR",
+    "RETAIL_SPARK_DIR",
+)
 
 
 class RawDataNotFoundError(FileNotFoundError):
@@ -140,6 +149,20 @@ def warehouse_path(project_root: Path, environ: Mapping[str, str] | None = None)
     configured = environ.get(WAREHOUSE_PATH_ENV)
     path = Path(configured).expanduser() if configured else project_root / DEFAULT_WAREHOUSE
     return path if path.is_absolute() else (project_root / path)
+
+
+def absolute_path_settings(environ: MutableMapping[str, str], working_dir: Path) -> None:
+    """Make every relative `PATH_SETTINGS` value absolute against ``working_dir``, in place: the
+    command line does so with the folder it was started in, before anything reads them, so each
+    one names what it names in that folder's shell. (dbt runs in the project's folder: before,
+    a relative ``RETAIL_DUCKDB_PATH`` or ``RETAIL_INCOMING_GLOB`` named a place in the project
+    and a relative ``RETAIL_RAW_PATH`` one in the working folder, which the dbt run's input check
+    then looked for in the project.) ``~`` is left for the readers to expand; an empty value is
+    left for the settings check to refuse."""
+    for name in PATH_SETTINGS:
+        value = environ.get(name)
+        if value and not Path(value).expanduser().is_absolute():
+            environ[name] = str(working_dir / value)
 
 
 def nearest_existing(path: Path) -> Path:

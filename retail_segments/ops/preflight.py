@@ -294,7 +294,8 @@ class IncomingFiles(NamedTuple):
 
 
 def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFiles:
-    """The incoming daily files (``RETAIL_INCOMING_GLOB``, relative to the project; default every
+    """The incoming daily files (``RETAIL_INCOMING_GLOB``; a relative pattern is read from the
+    project, but the command line has made it absolute from its working folder; default every
     file of ``data/incoming/``) in `daily_file_order`, with the pattern used. Hidden files (names
     starting with a dot) are not matched, as in the shell. Raises `InputError` for a match the
     product cannot read (a name ending it does not know, or a folder), so nothing the user put

@@ -1,6 +1,9 @@
+import json
+import shutil
 from pathlib import Path
 
 import pytest
+from dbt_helpers import PROJECT_ROOT
 
 from retail_segments.ops import cli
 from retail_segments.ops.cli import main
@@ -183,3 +186,33 @@ def test_the_report_runs_outside_the_project_given_both_paths(
     notes.write_text("{}")
     assert main(["report", "--warehouse", str(notes), "--out", str(tmp_path / "r.html")]) == 2
     assert f"{notes} is not a DuckDB file" in capsys.readouterr().err
+
+
+def test_relative_path_settings_name_places_in_the_working_folder(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    synthetic_raw: Path,
+) -> None:
+    """dbt runs in the project's folder, so a relative RETAIL_DUCKDB_PATH or RETAIL_INCOMING_GLOB
+    named a place in the project, and a relative RETAIL_RAW_PATH one in the working folder (which
+    the dbt run's input check then looked for in the project). Each now names the place in the
+    folder the command was started in, as the shell there would."""
+    work = tmp_path / "work"
+    (work / "exports").mkdir(parents=True)
+    shutil.copyfile(synthetic_raw, work / "exports" / "raw.csv.zst")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("RETAIL_PROJECT_DIR", str(PROJECT_ROOT))
+    monkeypatch.setenv("RETAIL_RAW_PATH", "exports/raw.csv.zst")
+    monkeypatch.setenv("RETAIL_DUCKDB_PATH", "wh/w.duckdb")
+    monkeypatch.setenv("RETAIL_INCOMING_GLOB", "feed/*.csv")
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+    assert main(["prepare"]) == 2
+    assert f"folder '{work / 'feed'}' does not exist" in capsys.readouterr().err
+    (work / "feed").mkdir()
+    assert main(["prepare"]) == 0, capsys.readouterr().err
+    stamp = json.loads((work / "wh" / "landing" / "current" / "prepared.json").read_text())
+    assert stamp["warehouse"] == str(work / "wh" / "w.duckdb")
+    assert stamp["raw_path"] == str(work / "exports" / "raw.csv.zst")
+    assert stamp["incoming_glob"] == str(work / "feed" / "*.csv")
