@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 import zipfile
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
@@ -113,8 +114,17 @@ def artifact_types(blob: bytes) -> list[str]:
     return sorted(set(_schema_types(schema)) | set(untrusted))
 
 
+# One artifact is read at a time in a process. Reading parses numpy's array headers with
+# ast.literal_eval, and CPython 3.11 keeps the AST constructor's recursion count in state the
+# whole interpreter shares (python/cpython#106905): dbt runs Python models on several threads of
+# one process (on DuckDB, and on Spark's session method), and two reads at once failed a Spark
+# build with "SystemError: AST constructor recursion depth mismatch".
+_READ_LOCK = threading.Lock()
+
+
 def load_model(blob: bytes, allowed_types: frozenset[str] = ALLOWED_TYPES) -> Any:
-    """Load an artifact made by ``serialize_model`` after checking its types.
+    """Load an artifact made by ``serialize_model`` after checking its types (one load at a time
+    in a process: ``_READ_LOCK``).
 
     Parameters
     ----------
@@ -126,10 +136,13 @@ def load_model(blob: bytes, allowed_types: frozenset[str] = ALLOWED_TYPES) -> An
     The estimator. Raises ``UntrustedArtifactError`` naming the offending types if any type in the
     artifact is outside ``allowed_types``, or if the blob is not a skops archive.
     """
-    offending = [name for name in artifact_types(blob) if name not in allowed_types]
-    if offending:
-        raise UntrustedArtifactError(f"artifact contains types outside the allowlist: {offending}")
-    return sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
+    with _READ_LOCK:
+        offending = [name for name in artifact_types(blob) if name not in allowed_types]
+        if offending:
+            raise UntrustedArtifactError(
+                f"artifact contains types outside the allowlist: {offending}"
+            )
+        return sio.loads(blob, trusted=sio.get_untrusted_types(data=blob))
 
 
 def _plain(value: Any) -> Any:

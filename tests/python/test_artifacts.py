@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 import zipfile
 from datetime import datetime
 
@@ -16,6 +18,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.svm import SVC
 
+from retail_segments.ml import artifacts
 from retail_segments.ml.artifacts import (
     REGISTRY_COLUMNS,
     UntrustedArtifactError,
@@ -243,3 +246,36 @@ def test_previous_model_is_the_latest_earlier_window_of_the_registry(
     smallest = min(rows.model_version.iloc[1], tied.model_version.iloc[-1])
     for order in (tied, tied.iloc[::-1]):
         assert previous_registered_model(order, before="2011-12-10", **where).version == smallest
+
+
+def test_artifacts_are_read_one_at_a_time_in_a_process(
+    forest: RandomForestClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbt runs Python models on several threads of one process, and reading an artifact parses
+    numpy's headers with the ast module, whose state CPython 3.11 shares between threads (a Spark
+    build failed with "AST constructor recursion depth mismatch"): reads do not overlap."""
+    blob = serialize_model(forest)
+    read = artifacts.sio.loads
+    lock = threading.Lock()
+    reading, most = 0, 0
+
+    def watched(*args: object, **kwargs: object) -> object:
+        nonlocal reading, most
+        with lock:
+            reading += 1
+            most = max(most, reading)
+        time.sleep(0.05)  # long enough for every other thread to arrive
+        try:
+            return read(*args, **kwargs)
+        finally:
+            with lock:
+                reading -= 1
+
+    monkeypatch.setattr(artifacts.sio, "loads", watched)
+    loaded: list[object] = []
+    threads = [threading.Thread(target=lambda: loaded.append(load_model(blob))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(loaded) == 4 and most == 1
