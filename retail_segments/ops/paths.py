@@ -155,10 +155,10 @@ def absolute_path_settings(environ: MutableMapping[str, str], working_dir: Path)
     """Make every relative `PATH_SETTINGS` value absolute against ``working_dir``, in place: the
     command line does so with the folder it was started in, before anything reads them, so each
     one names what it names in that folder's shell. (dbt runs in the project's folder: before,
-    a relative ``RETAIL_DUCKDB_PATH`` or ``RETAIL_INCOMING_GLOB`` named a place in the project
-    and a relative ``RETAIL_RAW_PATH`` one in the working folder, which the dbt run's input check
-    then looked for in the project.) ``~`` is left for the readers to expand; an empty value is
-    left for the settings check to refuse."""
+    a relative ``RETAIL_DUCKDB_PATH`` or ``RETAIL_INCOMING_GLOB`` named a place in the project,
+    while a relative ``RETAIL_RAW_PATH`` or serving, landing or Spark folder named one in the
+    working folder.) ``~`` is left for the readers to expand; an empty value is left for the
+    settings check to refuse."""
     for name in PATH_SETTINGS:
         value = environ.get(name)
         if value and not Path(value).expanduser().is_absolute():

@@ -195,9 +195,9 @@ def test_relative_path_settings_name_places_in_the_working_folder(
     synthetic_raw: Path,
 ) -> None:
     """dbt runs in the project's folder, so a relative RETAIL_DUCKDB_PATH or RETAIL_INCOMING_GLOB
-    named a place in the project, and a relative RETAIL_RAW_PATH one in the working folder (which
-    the dbt run's input check then looked for in the project). Each now names the place in the
-    folder the command was started in, as the shell there would."""
+    named a place in the project, while a relative RETAIL_RAW_PATH named one in the working
+    folder. Each now names the place in the folder the command was started in, as the shell
+    there would."""
     work = tmp_path / "work"
     (work / "exports").mkdir(parents=True)
     shutil.copyfile(synthetic_raw, work / "exports" / "raw.csv.zst")
