@@ -144,11 +144,15 @@ def _not_found_message(tried: list[tuple[str, Path]], explicit: bool) -> str:
 
 
 def warehouse_path(project_root: Path, environ: Mapping[str, str] | None = None) -> Path:
-    """Return the DuckDB file dbt builds into (``RETAIL_DUCKDB_PATH`` or the default)."""
+    """Return the DuckDB file dbt builds into (``RETAIL_DUCKDB_PATH`` or the default), as DuckDB
+    names it: its folders' symbolic links followed and ``..`` resolved. (The prepared inputs
+    record the warehouse they were prepared for, and dbt's input check compares that with the
+    path DuckDB reports; a warehouse folder reached through a link, such as a ``warehouse/``
+    linked to a larger disk, was refused on every build.)"""
     environ = os.environ if environ is None else environ
     configured = environ.get(WAREHOUSE_PATH_ENV)
     path = Path(configured).expanduser() if configured else project_root / DEFAULT_WAREHOUSE
-    return path if path.is_absolute() else (project_root / path)
+    return (path if path.is_absolute() else project_root / path).resolve()
 
 
 def absolute_path_settings(environ: MutableMapping[str, str], working_dir: Path) -> None:

@@ -2,6 +2,7 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 from dbt_helpers import PROJECT_ROOT
 
@@ -197,9 +198,12 @@ def test_relative_path_settings_name_places_in_the_working_folder(
     """dbt runs in the project's folder, so a relative RETAIL_DUCKDB_PATH or RETAIL_INCOMING_GLOB
     named a place in the project, while a relative RETAIL_RAW_PATH named one in the working
     folder. Each now names the place in the folder the command was started in, as the shell
-    there would."""
+    there would. The warehouse is recorded as DuckDB names it: through a linked folder, every
+    build was refused ("prepared for the warehouse .../wh/w.duckdb, not .../disk/w.duckdb")."""
     work = tmp_path / "work"
     (work / "exports").mkdir(parents=True)
+    (work / "disk").mkdir()
+    (work / "wh").symlink_to(work / "disk")  # a warehouse folder linked to a larger disk
     shutil.copyfile(synthetic_raw, work / "exports" / "raw.csv.zst")
     monkeypatch.chdir(work)
     monkeypatch.setenv("RETAIL_PROJECT_DIR", str(PROJECT_ROOT))
@@ -213,6 +217,11 @@ def test_relative_path_settings_name_places_in_the_working_folder(
     (work / "feed").mkdir()
     assert main(["prepare"]) == 0, capsys.readouterr().err
     stamp = json.loads((work / "wh" / "landing" / "current" / "prepared.json").read_text())
-    assert stamp["warehouse"] == str(work / "wh" / "w.duckdb")
+    # as dbt's input check reads it: the path DuckDB reports for the file it opened
+    with duckdb.connect("wh/w.duckdb") as connection:
+        opened = connection.sql(
+            "select path from duckdb_databases() where database_name = current_database()"
+        ).fetchall()[0][0]
+    assert stamp["warehouse"] == opened == str(work / "disk" / "w.duckdb")
     assert stamp["raw_path"] == str(work / "exports" / "raw.csv.zst")
     assert stamp["incoming_glob"] == str(work / "feed" / "*.csv")
