@@ -790,16 +790,22 @@ def check_values(
     )
     row = _fetch_one(connection, path, sql, parameters)
     n_rows = int(row[0])
+    failing = [
+        (column, problem, *row[1 + 3 * index : 4 + 3 * index])
+        for index, (column, problem, _condition) in enumerate(VALUE_CHECKS)
+        if row[1 + 3 * index]
+    ]
+    # the line each first bad row starts on (a quoted field with line breaks spans lines, and the
+    # reader skips empty lines): read again only for a refusal
+    source = TextSource(Path(parameters["path"]), parameters["encoding"], parameters["compression"])
+    lines_of = lines_of_rows(source, {int(first) for *_, first, _value in failing})
     problems = []
-    for index, (column, problem, _condition) in enumerate(VALUE_CHECKS):
-        n_bad, first_row, value = row[1 + 3 * index : 4 + 3 * index]
-        if n_bad:
-            shown = "empty" if value is None else f"'{value}'"
-            problems.append(
-                f"column {column}: {n_bad} value(s) {problem}"
-                f" (first on {place_of_line(Path(parameters['path']), first_row + 1)} of the"
-                f" file: {shown})"
-            )
+    for column, problem, n_bad, first_row, value in failing:
+        shown = "empty" if value is None else f"'{value}'"
+        place = place_of_row(source, int(first_row), lines_of[int(first_row)])
+        problems.append(
+            f"column {column}: {n_bad} value(s) {problem} (first on {place} of the file: {shown})"
+        )
     if problems:
         raise InputError(
             path, "has values that would not load exactly as written", problems, _VALUE_FIX
@@ -1109,6 +1115,89 @@ def place_of_line(text: Path, line: int) -> str:
         if line >= first_line:
             return f"row {first_row + line - first_line} of sheet '{sheet}'"
     return f"line {line}"
+
+
+def text_lines(source: TextSource) -> Iterator[bytes]:
+    """The text's lines (split at LF, the LF left off), as written."""
+    pending = b""
+    container = "plain" if source.compression == "none" else source.compression
+    for chunk in text_chunks(source.path, container):
+        pending += chunk
+        parts = pending.split(b"\n")
+        pending = parts.pop()
+        yield from parts
+    if pending:
+        yield pending
+
+
+def records(source: TextSource) -> Iterator[tuple[int, bool]]:
+    """For each record of the text (the header first), the line it starts on (1 = the header)
+    and whether its quoting is malformed as DuckDB's strict reader judges it: a quote that opens
+    a field must close it, followed by a comma or the line's end, and a quote inside it must be
+    doubled; a quote inside an unquoted field is text. A quoted field holds line breaks, so a
+    record spans lines; an unclosed quote runs to the end of the text (one malformed record).
+    Read only to name the line of a refused record, on either engine."""
+    in_quote = False
+    start, bad = 0, False
+    for number, line in enumerate(text_lines(source), start=1):
+        if not in_quote:
+            start, bad = number, False
+            if line in (b"", b"\r"):
+                continue  # Spark's and DuckDB's readers skip an empty line (no row)
+            if b'"' not in line:
+                yield start, bad
+                continue
+        at_field_start = not in_quote
+        index, length = 0, len(line)
+        while index < length:
+            char = line[index : index + 1]
+            if in_quote:
+                if char != b'"':
+                    index += 1
+                    continue
+                after = line[index + 1 : index + 2]
+                if after == b'"':
+                    index += 2
+                    continue
+                in_quote = False
+                if after == b",":
+                    at_field_start = True
+                    index += 2
+                    continue
+                if not (after == b"" or (after == b"\r" and index + 2 == length)):
+                    bad = True
+                index += 1
+            elif char == b'"' and at_field_start:
+                in_quote, at_field_start = True, False
+                index += 1
+            else:
+                at_field_start = char == b","
+                index += 1
+        if not in_quote:
+            yield start, bad
+    if in_quote:
+        yield start, True
+
+
+def lines_of_rows(source: TextSource, rows: set[int]) -> dict[int, int]:
+    """The line (1 = the header) each data row starts on (1 = the first data row): a quoted
+    field with line breaks makes a row span lines, and the readers skip an empty line."""
+    if not rows:
+        return {}
+    found: dict[int, int] = {}
+    for row, (line, _bad) in enumerate(records(source)):
+        if row in rows:
+            found[row] = line
+            if len(found) == len(rows):
+                break
+    return {row: found.get(row, row + 1) for row in rows}
+
+
+def place_of_row(source: TextSource, row: int, line: int) -> str:
+    """Where data row ``row`` starting on ``line`` lies in the user's file: that line of a CSV,
+    the sheet and row of a workbook (whose converted CSV `place_of_line` maps by row)."""
+    place = place_of_line(source.path, row + 1)
+    return f"line {line}" if place.startswith("line ") else place
 
 
 def _zip_member(path: Path, archive: zipfile.ZipFile) -> str:

@@ -19,9 +19,9 @@ file's splits in order. Then one aggregation checks
   `retail_segments.ops.inputs.VALUE_CHECKS` in Spark SQL: per failing check, how many values, the
   first line and its value.
 
-Messages name the line in the file where the record starts (`_records` finds it again in Python,
-only when a file is refused), which differs from the record's number plus one after a quoted field
-with line breaks.
+Messages name the line in the file where the record starts (`retail_segments.ops.inputs.records`
+finds it again in Python, only when a file is refused, as on DuckDB), which differs from the
+record's number plus one after a quoted field with line breaks or an empty line.
 
 A file that passes is written as one Parquet file with the DuckDB landing's columns and types
 (``InvoiceDate`` a Spark ``timestamp``, UTC), read by the Spark build's ``landing`` sources.
@@ -44,8 +44,10 @@ from retail_segments.ops.inputs import (
     SMALLEST_NORMAL_DOUBLE,
     InputError,
     TextSource,
-    place_of_line,
-    text_chunks,
+    lines_of_rows,
+    place_of_row,
+    records,
+    text_lines,
 )
 
 if TYPE_CHECKING:
@@ -317,98 +319,18 @@ def _read_lines(session: SparkSession, path: Path, encoding: str, names: list[st
     )
 
 
-def _text_lines(source: TextSource) -> Iterator[bytes]:
-    """The text's lines (split at LF, the LF left off), as written."""
-    pending = b""
-    container = "plain" if source.compression == "none" else source.compression
-    for chunk in text_chunks(source.path, container):
-        pending += chunk
-        parts = pending.split(b"\n")
-        pending = parts.pop()
-        yield from parts
-    if pending:
-        yield pending
-
-
-def _records(source: TextSource) -> Iterator[tuple[int, bool]]:
-    """For each record of the text (the header first), the line it starts on (1 = the header)
-    and whether its quoting is malformed as DuckDB's strict reader judges it: a quote that opens
-    a field must close it, followed by a comma or the line's end, and a quote inside it must be
-    doubled; a quote inside an unquoted field is text. A quoted field holds line breaks, so a
-    record spans lines; an unclosed quote runs to the end of the text (one malformed record)."""
-    in_quote = False
-    start, bad = 0, False
-    for number, line in enumerate(_text_lines(source), start=1):
-        if not in_quote:
-            start, bad = number, False
-            if line in (b"", b"\r"):
-                continue  # Spark's reader skips an empty line (no row)
-            if b'"' not in line:
-                yield start, bad
-                continue
-        at_field_start = not in_quote
-        index, length = 0, len(line)
-        while index < length:
-            char = line[index : index + 1]
-            if in_quote:
-                if char != b'"':
-                    index += 1
-                    continue
-                after = line[index + 1 : index + 2]
-                if after == b'"':
-                    index += 2
-                    continue
-                in_quote = False
-                if after == b",":
-                    at_field_start = True
-                    index += 2
-                    continue
-                if not (after == b"" or (after == b"\r" and index + 2 == length)):
-                    bad = True
-                index += 1
-            elif char == b'"' and at_field_start:
-                in_quote, at_field_start = True, False
-                index += 1
-            else:
-                at_field_start = char == b","
-                index += 1
-        if not in_quote:
-            yield start, bad
-    if in_quote:
-        yield start, True
-
-
 def _line_text(source: TextSource, line: int) -> str:
     """Line ``line`` (1 = the header) of the text, as written."""
-    for number, text in enumerate(_text_lines(source), start=1):
+    for number, text in enumerate(text_lines(source), start=1):
         if number == line:
             return text.rstrip(b"\r").decode(source.encoding, errors="replace")
     return ""
 
 
-def _lines_of_rows(source: TextSource, rows: set[int]) -> dict[int, int]:
-    """The line (1 = the header) each data row starts on (1 = the first data row): a quoted
-    field with line breaks makes a row span lines."""
-    found: dict[int, int] = {}
-    for row, (line, _bad) in enumerate(_records(source)):
-        if row in rows:
-            found[row] = line
-            if len(found) == len(rows):
-                break
-    return {row: found.get(row, row + 1) for row in rows}
-
-
-def _place_of_row(source: TextSource, row: int, line: int) -> str:
-    """Where data row ``row`` starting on ``line`` lies in the user's file: that line of a CSV,
-    the sheet and row of a workbook (whose converted CSV `place_of_line` maps by row)."""
-    place = place_of_line(source.path, row + 1)
-    return f"line {line}" if place.startswith("line ") else place
-
-
 def _quote_error(path: Path, source: TextSource, error: Exception) -> InputError:
     """The `InputError` for a file whose quoting Spark's reader refused (`_QUOTE_ERROR`): the
     first malformed record's line, found again in Python."""
-    line = next((line for line, bad in _records(source) if bad), None)
+    line = next((line for line, bad in records(source) if bad), None)
     details = ["a quoted field is not closed, or a quote inside it is not doubled"]
     if line is not None:
         details.append(f"Line {line}: {_line_text(source, line)!r}")
@@ -444,7 +366,7 @@ def check_values(
     n_rows = int(row["n_rows"])
     if row["bad_fields"]:
         bad_row = int(row["bad_fields_row"])
-        line = _lines_of_rows(source, {bad_row})[bad_row]
+        line = lines_of_rows(source, {bad_row})[bad_row]
         raise InputError(
             path,
             "is not a well-formed CSV",
@@ -459,7 +381,7 @@ def check_values(
         for index in range(len(SPARK_VALUE_CHECKS))
         if row[f"bad_{index}"]
     }
-    lines_of = _lines_of_rows(source, set(firsts.values())) if firsts else {}
+    lines_of = lines_of_rows(source, set(firsts.values())) if firsts else {}
     problems = []
     for index, (column, problem, _condition) in enumerate(SPARK_VALUE_CHECKS):
         n_bad = row[f"bad_{index}"]
@@ -469,7 +391,7 @@ def check_values(
             shown = "empty" if value is None else f"'{value}'"
             problems.append(
                 f"column {column}: {n_bad} value(s) {problem}"
-                f" (first on {_place_of_row(source, first, lines_of[first])} of the file:"
+                f" (first on {place_of_row(source, first, lines_of[first])} of the file:"
                 f" {shown})"
             )
     if problems:
