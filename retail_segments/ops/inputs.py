@@ -1193,6 +1193,15 @@ def lines_of_rows(source: TextSource, rows: set[int]) -> dict[int, int]:
     return {row: found.get(row, row + 1) for row in rows}
 
 
+def text_source(landed: LandedFile) -> TextSource:
+    """The text that was parsed to land ``landed``: the file itself, or for an Excel download
+    the CSV it was converted to (beside its Parquet in the landing cache)."""
+    if landed.container in ("zip", "xlsx"):
+        return TextSource(landed.parquet.with_suffix(".csv"), landed.encoding, "none")
+    compression = {"zstd": "zstd", "gzip": "gzip"}.get(landed.container, "none")
+    return TextSource(landed.path, landed.encoding, compression)
+
+
 def place_of_row(source: TextSource, row: int, line: int) -> str:
     """Where data row ``row`` starting on ``line`` lies in the user's file: that line of a CSV,
     the sheet and row of a workbook (whose converted CSV `place_of_line` maps by row)."""

@@ -56,8 +56,10 @@ from retail_segments.ops.inputs import (
     LandedFile,
     Lander,
     land_file,
-    place_of_line,
+    lines_of_rows,
+    place_of_row,
     scratch_connection,
+    text_source,
 )
 from retail_segments.ops.paths import (
     RAW_PATH_ENV,
@@ -442,9 +444,16 @@ def _line_and_first(
 ) -> tuple[str, str]:
     """A line that differs from its invoice's first line, and that first line (with its file
     when it is another), as the messages name them (0-based data rows, as text)."""
-    parquet_of = {str(item.path): item.parquet for item in landed}
-    line = place_of_line(parquet_of[path], int(row) + 1)
-    first_line = place_of_line(parquet_of[first_path], int(first_row) + 1)
+    source_of = {str(item.path): text_source(item) for item in landed}
+
+    def place(file: str, data_row: int) -> str:
+        # the line the record starts on: a quoted field with line breaks spans lines, and an
+        # empty line holds no row
+        source = source_of[file]
+        return place_of_row(source, data_row, lines_of_rows(source, {data_row})[data_row])
+
+    line = place(path, int(row) + 1)
+    first_line = place(first_path, int(first_row) + 1)
     where = "" if first_path == path else f" of '{first_path}'"
     return line, f"{first_line}{where}"
 

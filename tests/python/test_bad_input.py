@@ -850,13 +850,18 @@ def test_an_invoice_with_two_customers_is_refused_before_anything_is_replaced(
     daily = incoming / "2011-12-10.csv.zst"
     incoming.mkdir()
     moved = [*first[:customer], "99999", first[country]]
-    daily.write_bytes(zstd(latin1(",".join(header) + "\n" + ",".join(moved) + "\n")))
+    # after a line of another invoice whose description spans two lines, and an empty line: the
+    # message names the line in the file (5), not the record's number plus one (3)
+    spanning = [*first[:2], '"TWO\nLINES"', *first[3:]]
+    spanning[0] = "999998"
+    lines = [",".join(header), ",".join(spanning), "", ",".join(moved)]
+    daily.write_bytes(zstd(latin1("\n".join(lines) + "\n")))
     env["RETAIL_INCOMING_GLOB"] = str(incoming / "*")
     result = cli_in_process(guarded.workspace, synthetic_raw, "build", env=env)
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"Daily file '{daily}' has an invoice whose lines name" in result.stderr
     assert (
-        f"invoice {first[0]}: line 2 names customer 99999 in '{first[country]}', but line"
+        f"invoice {first[0]}: line 5 names customer 99999 in '{first[country]}', but line"
         f" {first_number} of '{synthetic_raw}' names customer {first[customer]}"
     ) in result.stderr
     assert "Fix: an invoice belongs to one customer in one country" in result.stderr
