@@ -443,7 +443,8 @@ def _line_and_first(
     landed: Sequence[LandedFile], path: str, row: str, first_path: str, first_row: str
 ) -> tuple[str, str]:
     """A line that differs from its invoice's first line, and that first line (with its file
-    when it is another), as the messages name them (0-based data rows, as text)."""
+    when it is another), as the messages name them (rows: the landed file_row_number, 1 = the
+    first data row, as text)."""
     source_of = {str(item.path): text_source(item) for item in landed}
 
     def place(file: str, data_row: int) -> str:
@@ -452,8 +453,8 @@ def _line_and_first(
         source = source_of[file]
         return place_of_row(source, data_row, lines_of_rows(source, {data_row})[data_row])
 
-    line = place(path, int(row) + 1)
-    first_line = place(first_path, int(first_row) + 1)
+    line = place(path, int(row))
+    first_line = place(first_path, int(first_row))
     where = "" if first_path == path else f" of '{first_path}'"
     return line, f"{first_line}{where}"
 
