@@ -52,7 +52,6 @@ from sklearn.ensemble import (
 )
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV, train_test_split
-from threadpoolctl import threadpool_limits
 
 from retail_segments.ml.artifacts import (
     build_model_registry_row,
@@ -65,6 +64,7 @@ from retail_segments.ml.config import SettingsModel, as_settings, parse_meta
 from retail_segments.ml.embedding import RFM_FEATURES, rfm_features
 from retail_segments.ml.results import fit_record
 from retail_segments.ml.settings import CLASSIFIER_SETTINGS, ClassifierSettings
+from retail_segments.ml.threads import fit_threads
 
 SEARCH_MODES: tuple[str, ...] = ("fast", "full")
 # The dbt model of the fit (its meta block is validated under this name) and the registry name.
@@ -287,7 +287,7 @@ def train_segment_classifier(
             clone(estimator), grid, scoring="accuracy", cv=settings.cv, n_jobs=settings.n_jobs
         )
         started = time.perf_counter()
-        with threadpool_limits(limits=settings.max_threads):
+        with fit_threads(settings.max_threads):
             search.fit(X_train, y_train)
         seconds = time.perf_counter() - started
         fitted[model_name] = search

@@ -76,7 +76,6 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
-from threadpoolctl import threadpool_limits
 
 from retail_segments.ml.clustering import select_kmeans
 from retail_segments.ml.config import SamplingSettings
@@ -84,6 +83,7 @@ from retail_segments.ml.products import MODEL_FIT_COLUMNS, SELECTION_COLUMNS
 from retail_segments.ml.results import fit_record
 from retail_segments.ml.segmentation import fit_sample_mask
 from retail_segments.ml.settings import INTEREST_SETTINGS, InterestSettings
+from retail_segments.ml.threads import fit_threads
 
 KEY_COLUMNS: tuple[str, ...] = ("customer_id", "feature_window", "orders_seen")
 FEATURE_WINDOWS: tuple[str, ...] = ("before_cutoff", "whole_history", "first_orders")
@@ -458,7 +458,7 @@ class InterestModels:
         id: the clustering's category of the whole history, the category in the fit (training
         customers) and ``is_fit_sample``. A customer's row depends on its own rows only."""
         features = _window_features(baskets, shares, self.product_categories, "whole_history")
-        with threadpool_limits(limits=self.max_threads):
+        with fit_threads(self.max_threads):
             history_ids = nearest_interest(
                 self.clustering, self.interest_of_label, features[list(self.columns)]
             )
@@ -480,7 +480,7 @@ class InterestModels:
         first = _window_features(baskets, shares, self.product_categories, "first_orders")
         new_first = first.loc[first["is_new_customer"].astype("bool")].reset_index(drop=True)
         columns = list(self.columns)
-        with threadpool_limits(limits=self.max_threads):
+        with fit_threads(self.max_threads):
             if new_first.empty:
                 predicted = np.empty(0, dtype="int64")
                 probability = np.empty(0, dtype="float64")
@@ -620,7 +620,7 @@ def fit_interest_models(
     new = first["is_new_customer"].astype("bool")
     train_first = first.loc[~new & first["customer_id"].isin(sample_ids)].reset_index(drop=True)
 
-    with threadpool_limits(limits=settings["max_threads"]):
+    with fit_threads(settings["max_threads"]):
         clustering, selection = _fit_clustering(fit_rows.loc[fit, columns], categories, settings)
         raw = np.empty(len(fit_rows), dtype="int64")
         raw[fit] = clustering.named_steps["kmeans"].labels_

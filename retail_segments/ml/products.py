@@ -58,12 +58,12 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import Normalizer
-from threadpoolctl import threadpool_limits
 
 from retail_segments.ml import clustering
 from retail_segments.ml.clustering import select_kmeans
 from retail_segments.ml.results import fit_record
 from retail_segments.ml.settings import PRODUCT_SETTINGS, ProductCategorySettings
+from retail_segments.ml.threads import fit_threads
 
 COLOUR_WORDS: frozenset[str] = frozenset(
     {
@@ -447,7 +447,7 @@ def categorize_products(
         raise ValueError(f"no sales lines before the cutoff {cutoff}")
     training = product_catalogue(training_lines)
     later = product_catalogue(groups.loc[~groups["stock_code"].isin(training["stock_code"])])
-    with threadpool_limits(limits=settings["max_threads"]):
+    with fit_threads(settings["max_threads"]):
         pipeline, selection = _fit_pipeline(training, settings)
         raw_labels = pipeline.named_steps["kmeans"].labels_
         category_ids = stable_category_ids(raw_labels, training["stock_code"])

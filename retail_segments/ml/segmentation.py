@@ -54,7 +54,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from threadpoolctl import threadpool_limits
 
 from retail_segments.ml.artifacts import (
     RegisteredModel,
@@ -98,6 +97,7 @@ from retail_segments.ml.settings import (
     StageSettings,
     TsneSettings,
 )
+from retail_segments.ml.threads import fit_threads
 
 # The dbt models of the two stages (their meta blocks are validated under these names).
 PCA_MODEL = "ml_segmentation_pca_fit"
@@ -330,7 +330,7 @@ def run_pca_stage(
     fit = fit_sample_mask(customers, **sample.as_dict())
     features = rfm_features(customers)
     pipeline = build_pca_pipeline(n_components=2)
-    with threadpool_limits(limits=settings.max_threads):
+    with fit_threads(settings.max_threads):
         fit_coordinates = fit_embedding(pipeline, features.loc[fit])
         selection, fit_labels = _select_clustering("pca", fit_coordinates, settings)
         coordinates = np.empty((len(customers), 2))
@@ -390,9 +390,9 @@ def run_tsne_stage(
         n_components=2,
         n_jobs=settings.n_jobs,
     )
-    with threadpool_limits(limits=settings.embedding_max_threads):
+    with fit_threads(settings.embedding_max_threads):
         fit_coordinates = fit_embedding(pipeline, features.loc[fit])
-    with threadpool_limits(limits=settings.max_threads):
+    with fit_threads(settings.max_threads):
         selection, fit_labels = _select_clustering("tsne", fit_coordinates, settings)
         coordinates = np.empty((len(customers), 2))
         raw_labels = np.empty(len(customers), dtype="int64")

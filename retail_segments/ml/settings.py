@@ -58,7 +58,8 @@ class StageSettings(SettingsModel):
     max_threads: Threads = Field(
         1,
         description=(
-            "OpenMP/BLAS threads during the stage (threadpoolctl); null = the library default. "
+            "OpenMP threads during the stage (threadpoolctl; BLAS runs on one thread, "
+            "ml.threads); null = the library default. "
             "Results do not depend on it; with dbt running models in parallel on two cores, "
             "multi-threaded t-SNE/KMeans were several times slower than one thread."
         ),
@@ -150,7 +151,8 @@ class ClassifierSettings(SettingsModel):
     max_threads: Threads = Field(
         1,
         description=(
-            "OpenMP/BLAS threads in this process (threadpoolctl); null = the library default. "
+            "OpenMP threads in this process (threadpoolctl; BLAS runs on one thread, "
+            "ml.threads); null = the library default. "
             "The workers of n_jobs already get one thread each."
         ),
     )
@@ -182,7 +184,9 @@ class ProductCategorySettings(SettingsModel):
     )
     random_state: Seed = Field(42, description="seed of the SVD and of KMeans")
     n_init: Annotated[StrictInt, Field(ge=1)] = Field(10, description="KMeans restarts per k")
-    max_threads: Threads = Field(1, description="OpenMP/BLAS threads during the fit")
+    max_threads: Threads = Field(
+        1, description="OpenMP threads during the fit (BLAS runs on one thread)"
+    )
 
 
 PRODUCT_SETTINGS: dict[str, type[SettingsModel]] = {"product_categories": ProductCategorySettings}
@@ -213,7 +217,9 @@ class InterestSettings(SettingsModel):
     )
     random_state: Seed = Field(42, description="seed of KMeans and of the random forest")
     n_init: Annotated[StrictInt, Field(ge=1)] = Field(10, description="KMeans restarts per k")
-    max_threads: Threads = Field(1, description="OpenMP/BLAS threads during the fits")
+    max_threads: Threads = Field(
+        1, description="OpenMP threads during the fits (BLAS runs on one thread)"
+    )
 
 
 INTEREST_SETTINGS: dict[str, type[SettingsModel]] = {

@@ -44,6 +44,7 @@ import pandas as pd
 import pyarrow as pa
 from scipy import optimize, special, stats
 
+from retail_segments.ml import threads as _threads  # noqa: F401  (one BLAS thread, process-wide)
 from retail_segments.ml.config import ConfigError
 from retail_segments.ml.results import fit_record
 from retail_segments.ml.settings import VALUE_SETTINGS, CustomerValueSettings

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_info
 
 from retail_segments.ml import classifier, segmentation
 from retail_segments.ml.artifacts import RegisteredModel
@@ -482,3 +483,28 @@ def test_the_yml_meta_blocks_are_valid_settings() -> None:
         settings = {**segmentation.SETTINGS, **classifier.SETTINGS}
         parsed = parse_meta(meta, {key: settings[key] for key in keys}, model=name)
         assert set(parsed) == keys
+
+
+def test_blas_runs_on_one_thread_and_a_fit_sets_only_its_openmp_threads(
+    rfm: pd.DataFrame, archetypes: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbt runs the Python models on threads of one process. OpenBLAS's thread pool is the
+    process's, and threadpoolctl lets only the first thread that sizes it do so, so t-SNE's two
+    threads reached another model's KMeans, whose result depends on them. BLAS runs on one
+    thread for the process, and the t-SNE stage sets only its own OpenMP threads."""
+
+    def threads(api: str) -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == api}
+
+    assert threads("blas") == {1}
+    seen = []
+    embed = segmentation.fit_embedding
+
+    def watched(pipeline: object, features: pd.DataFrame) -> np.ndarray:
+        seen.append((threads("blas"), threads("openmp")))
+        return embed(pipeline, features)
+
+    monkeypatch.setattr(segmentation, "fit_embedding", watched)
+    run_tsne_stage(rfm, archetypes, {"embedding_max_threads": 2, "max_threads": 1})
+    assert seen == [({1}, {2})]
+    assert threads("blas") == {1}
