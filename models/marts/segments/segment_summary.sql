@@ -135,11 +135,11 @@ per_segment as (
         {{ percentile_cont('customers.recency_days', 0.5) }} as median_recency_days,
         avg(customers.frequency) as mean_frequency,
         {{ percentile_cont('customers.frequency', 0.5) }} as median_frequency,
-        avg(customers.monetary) as mean_monetary,
+        {{ exact_avg('customers.monetary') }} as mean_monetary,
         {{ percentile_cont('customers.monetary', 0.5) }} as median_monetary,
-        sum(customers.clv_12m) as total_clv_12m,
-        avg(customers.clv_12m) as mean_clv_12m,
-        avg(customers.prob_no_purchase_90d) as mean_prob_no_purchase_90d
+        {{ exact_sum('customers.clv_12m') }} as total_clv_12m,
+        {{ exact_avg('customers.clv_12m') }} as mean_clv_12m,
+        {{ exact_avg('customers.prob_no_purchase_90d') }} as mean_prob_no_purchase_90d
     from memberships
     inner join customers on memberships.customer_id = customers.customer_id
     inner join orders_per_customer on memberships.customer_id = orders_per_customer.customer_id

@@ -33,7 +33,7 @@ share_sums as (
 
     select
         fit_scores.interest_category, fit_shares.product_category,
-        sum(fit_shares.spend_share) as sum_share
+        {{ exact_sum('fit_shares.spend_share') }} as sum_share
     from fit_scores
     inner join fit_shares on fit_scores.customer_id = fit_shares.customer_id
     group by fit_scores.interest_category, fit_shares.product_category
@@ -59,7 +59,7 @@ grid as (
 
 overall as (
 
-    select product_category, sum(sum_share) / sum(n_customers) as overall_mean_share
+    select product_category, {{ exact_sum('sum_share') }} / sum(n_customers) as overall_mean_share
     from grid
     group by product_category
 

@@ -51,9 +51,9 @@ fit_profile as (
         count(*) as n_customers,
         count(*) filter (where fit_scores.is_fit_sample) as n_fit_sample,
         avg(fit_baskets.n_orders) as mean_n_orders,
-        avg(fit_baskets.mean_basket_value) as mean_basket_value,
+        {{ exact_avg('fit_baskets.mean_basket_value') }} as mean_basket_value,
         {{ percentile_cont('fit_baskets.total_spend', 0.5) }} as median_total_spend,
-        sum(fit_baskets.total_spend) as total_spend
+        {{ money_sum('fit_baskets.total_spend') }} as total_spend
     from fit_scores
     inner join fit_baskets on fit_scores.customer_id = fit_baskets.customer_id
     group by fit_scores.interest_category
@@ -81,7 +81,8 @@ final as (
         fit_profile.mean_n_orders,
         fit_profile.mean_basket_value,
         fit_profile.median_total_spend,
-        fit_profile.total_spend / sum(fit_profile.total_spend) over () as spend_share_fit,
+        fit_profile.total_spend
+        / {{ money_sum('fit_profile.total_spend', '()') }} as spend_share_fit,
         cast(coalesce(interests_now.n_customers, 0) as integer) as n_customers_now
 
     from categories

@@ -37,7 +37,7 @@ product_counts as (
 
 category_revenue as (
 
-    select assignments.product_category, sum(lines.total_price) as revenue
+    select assignments.product_category, {{ money_sum('lines.total_price') }} as revenue
     from lines
     inner join assignments on lines.stock_code = assignments.stock_code
     group by assignments.product_category
@@ -61,7 +61,7 @@ final as (
         product_counts.median_unit_price,
         coalesce(category_revenue.revenue, 0) as revenue,
         coalesce(category_revenue.revenue, 0)
-        / sum(coalesce(category_revenue.revenue, 0)) over () as revenue_share
+        / {{ money_sum('coalesce(category_revenue.revenue, 0)', '()') }} as revenue_share
 
     from categories
     left join product_counts on categories.product_category = product_counts.product_category
