@@ -12,17 +12,12 @@ imported (every fitting module imports it), and no fit changes it.
 
 from __future__ import annotations
 
-import os
 from contextlib import AbstractContextManager
 from typing import Any
-
-# before numpy loads OpenBLAS (in a process that has not loaded it yet)...
-os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 import numpy  # noqa: F401  (loads OpenBLAS, so that the limit below reaches it)
 from threadpoolctl import threadpool_limits
 
-# ...and in one that has
 threadpool_limits(limits=1, user_api="blas")
 
 

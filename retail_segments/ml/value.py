@@ -30,7 +30,6 @@ the warehouse.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import math
@@ -44,15 +43,12 @@ import pandas as pd
 import pyarrow as pa
 from scipy import optimize, special, stats
 
-from retail_segments.ml import threads as _threads  # noqa: F401  (one BLAS thread, process-wide)
+# one BLAS thread in the process: L-BFGS-B calls BLAS on vectors of 3-4 numbers, and a threaded
+# OpenBLAS on a busy machine made each fit several times slower
+from retail_segments.ml import threads as _threads  # noqa: F401
 from retail_segments.ml.config import ConfigError
 from retail_segments.ml.results import fit_record
 from retail_segments.ml.settings import VALUE_SETTINGS, CustomerValueSettings
-
-try:  # optional: a threaded BLAS inside L-BFGS-B costs more than it saves on 3-4 parameters
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover - the module also runs with pandas/numpy/scipy only
-    threadpool_limits = None
 
 DAY = pd.Timedelta(days=1)
 
@@ -418,14 +414,6 @@ def _check_weights(weights: Any, n: int) -> np.ndarray:
     return w
 
 
-def _single_blas_thread() -> contextlib.AbstractContextManager[Any]:
-    """One BLAS thread while optimising: L-BFGS-B calls BLAS on vectors of 3-4 numbers, and a
-    threaded OpenBLAS on a busy machine made each fit several times slower."""
-    if threadpool_limits is None:  # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def _maximise(
     objective: Any,
     starts: Sequence[np.ndarray],
@@ -435,7 +423,7 @@ def _maximise(
     """Minimise ``objective(theta) -> (mean negative log-likelihood, gradient)`` from each start."""
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(names)
     best = None
-    with _single_blas_thread(), np.errstate(over="ignore", under="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         for start in starts:
             result = optimize.minimize(
                 objective,
@@ -460,8 +448,7 @@ def _maximise(
     at_bound = tuple(
         name for name, value in zip(names, theta, strict=True) if abs(value) > LOG_BOUND - 1e-6
     )
-    with _single_blas_thread():
-        std_errors = _log_std_errors(objective, theta, total_weight, at_bound)
+    std_errors = _log_std_errors(objective, theta, total_weight, at_bound)
     diagnostics = FitDiagnostics(
         log_likelihood=float(-best.fun * total_weight),
         n_customers=float(total_weight),

@@ -798,13 +798,13 @@ def check_values(
     # the line each first bad row starts on (a quoted field with line breaks spans lines, and the
     # reader skips empty lines): read again only for a refusal
     source = TextSource(Path(parameters["path"]), parameters["encoding"], parameters["compression"])
-    lines_of = lines_of_rows(source, {int(first) for *_, first, _value in failing})
+    places = places_of_rows(source, {int(first) for *_, first, _value in failing})
     problems = []
     for column, problem, n_bad, first_row, value in failing:
         shown = "empty" if value is None else f"'{value}'"
-        place = place_of_row(source, int(first_row), lines_of[int(first_row)])
         problems.append(
-            f"column {column}: {n_bad} value(s) {problem} (first on {place} of the file: {shown})"
+            f"column {column}: {n_bad} value(s) {problem}"
+            f" (first on {places[int(first_row)]} of the file: {shown})"
         )
     if problems:
         raise InputError(
@@ -1202,11 +1202,15 @@ def text_source(landed: LandedFile) -> TextSource:
     return TextSource(landed.path, landed.encoding, compression)
 
 
-def place_of_row(source: TextSource, row: int, line: int) -> str:
-    """Where data row ``row`` starting on ``line`` lies in the user's file: that line of a CSV,
-    the sheet and row of a workbook (whose converted CSV `place_of_line` maps by row)."""
-    place = place_of_line(source.path, row + 1)
-    return f"line {line}" if place.startswith("line ") else place
+def places_of_rows(source: TextSource, rows: set[int]) -> dict[int, str]:
+    """Where each data row (1 = the first) lies in the user's file, as messages name it: the line
+    of a CSV its record starts on (`lines_of_rows`: the text is read once, as far as the last
+    row), the sheet and row of a workbook (whose converted CSV `place_of_line` maps by row)."""
+    places = {}
+    for row, line in lines_of_rows(source, rows).items():
+        place = place_of_line(source.path, row + 1)
+        places[row] = f"line {line}" if place.startswith("line ") else place
+    return places
 
 
 def _zip_member(path: Path, archive: zipfile.ZipFile) -> str:

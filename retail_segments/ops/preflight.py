@@ -56,8 +56,7 @@ from retail_segments.ops.inputs import (
     LandedFile,
     Lander,
     land_file,
-    lines_of_rows,
-    place_of_row,
+    places_of_rows,
     scratch_connection,
     text_source,
 )
@@ -445,16 +444,17 @@ def _line_and_first(
     """A line that differs from its invoice's first line, and that first line (with its file
     when it is another), as the messages name them (rows: the landed file_row_number, 1 = the
     first data row, as text)."""
-    source_of = {str(item.path): text_source(item) for item in landed}
-
-    def place(file: str, data_row: int) -> str:
-        # the line the record starts on: a quoted field with line breaks spans lines, and an
-        # empty line holds no row
-        source = source_of[file]
-        return place_of_row(source, data_row, lines_of_rows(source, {data_row})[data_row])
-
-    line = place(path, int(row))
-    first_line = place(first_path, int(first_row))
+    rows: dict[str, set[int]] = {path: {int(row)}}
+    rows.setdefault(first_path, set()).add(int(first_row))
+    # each file's text read once (a quoted field with line breaks spans lines, and an empty
+    # line holds no row)
+    places = {
+        str(item.path): places_of_rows(text_source(item), rows[str(item.path)])
+        for item in landed
+        if str(item.path) in rows
+    }
+    line = places[path][int(row)]
+    first_line = places[first_path][int(first_row)]
     where = "" if first_path == path else f" of '{first_path}'"
     return line, f"{first_line}{where}"
 

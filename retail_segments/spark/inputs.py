@@ -45,7 +45,7 @@ from retail_segments.ops.inputs import (
     InputError,
     TextSource,
     lines_of_rows,
-    place_of_row,
+    places_of_rows,
     records,
     text_lines,
 )
@@ -381,7 +381,7 @@ def check_values(
         for index in range(len(SPARK_VALUE_CHECKS))
         if row[f"bad_{index}"]
     }
-    lines_of = lines_of_rows(source, set(firsts.values())) if firsts else {}
+    places = places_of_rows(source, set(firsts.values()))
     problems = []
     for index, (column, problem, _condition) in enumerate(SPARK_VALUE_CHECKS):
         n_bad = row[f"bad_{index}"]
@@ -391,7 +391,7 @@ def check_values(
             shown = "empty" if value is None else f"'{value}'"
             problems.append(
                 f"column {column}: {n_bad} value(s) {problem}"
-                f" (first on {place_of_row(source, first, lines_of[first])} of the file:"
+                f" (first on {places[first]} of the file:"
                 f" {shown})"
             )
     if problems:
