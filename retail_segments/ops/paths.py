@@ -28,14 +28,18 @@ WAREHOUSE_PATH_ENV = "RETAIL_DUCKDB_PATH"
 RAW_FILE_NAME = "online_retail.csv.zst"
 DEFAULT_WAREHOUSE = Path("warehouse") / "retail_segments.duckdb"
 UCI_DATASET_URL = "https://archive.ics.uci.edu/dataset/352/online+retail"
+INCOMING_GLOB_ENV = "RETAIL_INCOMING_GLOB"
+LANDING_DIR_ENV = "RETAIL_LANDING_DIR"
+SERVING_DIR_ENV = "RETAIL_SERVING_DIR"
+SPARK_DIR_ENV = "RETAIL_SPARK_DIR"
 # The settings that name a file, a folder or a pattern of files (docs/configuration.md).
 PATH_SETTINGS = (
     RAW_PATH_ENV,
     WAREHOUSE_PATH_ENV,
-    "RETAIL_INCOMING_GLOB",
-    "RETAIL_LANDING_DIR",
-    "RETAIL_SERVING_DIR",
-    "RETAIL_SPARK_DIR",
+    INCOMING_GLOB_ENV,
+    LANDING_DIR_ENV,
+    SERVING_DIR_ENV,
+    SPARK_DIR_ENV,
 )
 
 

@@ -61,6 +61,8 @@ from retail_segments.ops.inputs import (
     text_source,
 )
 from retail_segments.ops.paths import (
+    INCOMING_GLOB_ENV,
+    LANDING_DIR_ENV,
     RAW_PATH_ENV,
     WAREHOUSE_PATH_ENV,
     RawDataNotFoundError,
@@ -83,9 +85,7 @@ from retail_segments.ops.settings import (
     var_text,
 )
 
-LANDING_DIR_ENV = "RETAIL_LANDING_DIR"
 PREPARED_STAMP_ENV = "RETAIL_PREPARED_STAMP"
-INCOMING_GLOB_ENV = "RETAIL_INCOMING_GLOB"
 # Every file of data/incoming/ is a daily file (hidden ones, such as .gitkeep, excepted): one the
 # product cannot read stops the run rather than being left out.
 DEFAULT_INCOMING_GLOB = "data/incoming/*"

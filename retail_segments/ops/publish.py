@@ -53,10 +53,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from retail_segments.ops.dbt_args import DbtArgsError, DbtBuildArgs
-from retail_segments.ops.paths import find_project_root
+from retail_segments.ops.paths import SERVING_DIR_ENV, find_project_root
 from retail_segments.sql import quote_identifier, string_literal
 
-SERVING_DIR_ENV = "RETAIL_SERVING_DIR"
 SERVING_DB_NAME = "retail_segments_serving.duckdb"
 PARQUET_DIR_NAME = "parquet"
 CURRENT_LINK_NAME = "current"

@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retail_segments.ops.dbt_runner import console_filtered, log_file
-from retail_segments.ops.paths import warehouse_path
+from retail_segments.ops.paths import SPARK_DIR_ENV, warehouse_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-SPARK_DIR_ENV = "RETAIL_SPARK_DIR"
 MASTER_ENV = "RETAIL_SPARK_MASTER"
 DRIVER_MEMORY_ENV = "RETAIL_SPARK_DRIVER_MEMORY"
 DEFAULT_MASTER = "local[2]"
