@@ -797,8 +797,7 @@ def check_values(
     ]
     # the line each first bad row starts on (a quoted field with line breaks spans lines, and the
     # reader skips empty lines): read again only for a refusal
-    source = TextSource(Path(parameters["path"]), parameters["encoding"], parameters["compression"])
-    places = places_of_rows(source, {int(first) for *_, first, _value in failing})
+    places = places_of_rows(_source_of(parameters), {int(first) for *_, first, _value in failing})
     problems = []
     for column, problem, n_bad, first_row, value in failing:
         shown = "empty" if value is None else f"'{value}'"
@@ -819,18 +818,34 @@ def _fetch_one(
     try:
         rows = connection.execute(sql, parameters).fetchall()
     except duckdb.Error as error:
-        raise _csv_error(path, error) from error
+        raise _csv_error(path, error, _source_of(parameters)) from error
     return rows[0]
 
 
-def _csv_error(path: Path, error: duckdb.Error) -> InputError:
+def _source_of(parameters: dict[str, str]) -> TextSource:
+    """The text a `_csv_relation_sql` call with these parameters reads."""
+    return TextSource(Path(parameters["path"]), parameters["encoding"], parameters["compression"])
+
+
+_DUCKDB_LINE = re.compile(r"CSV Error on Line: (\d+)")
+
+
+def _csv_error(path: Path, error: duckdb.Error, source: TextSource) -> InputError:
     """Turn DuckDB's CSV reader error into an `InputError` keeping DuckDB's own first lines
-    (they name the line and show it), without its generic advice."""
+    (they name the line and show it), without its generic advice. DuckDB numbers records (an
+    empty line counts as one, a record spanning lines as one): the number shown is the line in
+    the file the record starts on (`duckdb_error_line`)."""
     kept = []
     for line in str(error).splitlines():
         if line.startswith(("Possible fixes", "* ", "  file=", "Possible Solution")):
             break
         if line.strip():
+            numbered = _DUCKDB_LINE.search(line)
+            if numbered:
+                record = int(numbered.group(1))
+                line = line.replace(
+                    numbered.group(0), f"CSV Error on Line: {duckdb_error_line(source, record)}"
+                )
             kept.append(line.strip())
     kept = kept[:4]
     if "state machine reached an invalid state" in str(error):
@@ -842,6 +857,15 @@ def _csv_error(path: Path, error: duckdb.Error) -> InputError:
         "every line must have the header's columns, separated by commas, with text that holds"
         " commas or quotes in double quotes (a quote inside doubled)",
     )
+
+
+def duckdb_error_line(source: TextSource, record: int) -> int:
+    """The line (1 = the header) the record DuckDB's reader error numbers ``record`` starts on:
+    DuckDB counts the header, every record and every empty line as one line each."""
+    for number, (line, _bad) in enumerate(records(source, empty_lines=True), start=1):
+        if number == record:
+            return line
+    return record
 
 
 def _line_ends_hint(path: Path) -> str:
@@ -942,7 +966,7 @@ def _write_parquet(
         ).fetchall()[0]
     except duckdb.Error as error:
         staged.unlink(missing_ok=True)
-        raise _csv_error(path, error) from error
+        raise _csv_error(path, error, _source_of(parameters)) from error
     os.replace(staged, target)
     return first, last
 
@@ -1130,19 +1154,22 @@ def text_lines(source: TextSource) -> Iterator[bytes]:
         yield pending
 
 
-def records(source: TextSource) -> Iterator[tuple[int, bool]]:
+def records(source: TextSource, empty_lines: bool = False) -> Iterator[tuple[int, bool]]:
     """For each record of the text (the header first), the line it starts on (1 = the header)
     and whether its quoting is malformed as DuckDB's strict reader judges it: a quote that opens
     a field must close it, followed by a comma or the line's end, and a quote inside it must be
     doubled; a quote inside an unquoted field is text. A quoted field holds line breaks, so a
     record spans lines; an unclosed quote runs to the end of the text (one malformed record).
-    Read only to name the line of a refused record, on either engine."""
+    An empty line is no record (the readers skip it), unless ``empty_lines``: DuckDB's reader
+    errors count it as one. Read only to name the line of a refused record, on either engine."""
     in_quote = False
     start, bad = 0, False
     for number, line in enumerate(text_lines(source), start=1):
         if not in_quote:
             start, bad = number, False
             if line in (b"", b"\r"):
+                if empty_lines:
+                    yield start, bad
                 continue  # Spark's and DuckDB's readers skip an empty line (no row)
             if b'"' not in line:
                 yield start, bad

@@ -550,6 +550,18 @@ def test_a_bad_value_after_a_multi_line_field_is_named_by_its_line(
     assert "(first on line 6 of the file: '6.5')" in str(spark)
 
 
+def test_a_missing_field_after_a_multi_line_field_is_named_by_its_line(
+    spark_session: Any, tmp_path: Path
+) -> None:
+    """DuckDB's reader numbers records (an empty line counts, a record spanning lines counts
+    once): it said line 5 of a record on line 6. Both engines name line 6."""
+    short = GOOD.replace(",United Kingdom", "")
+    text = HEADER + _record('"WHITE\nHEART"') + "\n" + GOOD + short
+    _path, duck, spark = _both(spark_session, tmp_path, text)
+    assert isinstance(duck, InputError) and "CSV Error on Line: 6" in str(duck)
+    assert isinstance(spark, InputError) and f"Line 6: {short.strip()!r}" in str(spark)
+
+
 @pytest.mark.parametrize(
     ("bad", "shown"),
     [
