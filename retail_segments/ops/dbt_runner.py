@@ -11,10 +11,13 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from retail_segments.ops.dbt_console import ConsoleFilter
 from retail_segments.ops.paths import find_project_root
+
+# what stops a command besides Ctrl-C (SIGINT): `kill`, a scheduler's stop, the terminal closing
+_OTHER_STOPS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def dbt_executable() -> str:
@@ -67,6 +70,34 @@ def log_file(
 
 
 @contextlib.contextmanager
+def stops_as_ctrl_c() -> Iterator[None]:
+    """While dbt runs in this process (a Spark build): SIGTERM and SIGHUP, which would end the
+    process at once, stop it as Ctrl-C does (through whatever handles Ctrl-C then: Python's
+    ``KeyboardInterrupt``, pyspark's cancelling of its jobs). A signal ignored stays ignored;
+    off the main thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def as_ctrl_c(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    previous = {signum: signal.getsignal(signum) for signum in _OTHER_STOPS}
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(signum, as_ctrl_c)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
 def console_filtered(log_path: str) -> Iterator[None]:
     """While open, what is written to ``sys.stdout`` (dbt's console, when dbt runs in this
     process: its logger writes to the ``sys.stdout`` of the moment it starts) passes through
@@ -89,8 +120,9 @@ def run_on_console(
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command`` (dbt, or a process that runs dbt in it) with its stdout passed on to
     this process's through `ConsoleFilter` (its stderr goes straight through). On Ctrl-C (which
-    dbt receives too) dbt's last words are still read and passed on before
-    ``KeyboardInterrupt`` goes on to the caller (`_interrupt_noted`)."""
+    dbt receives too), or a stop sent to this process alone (passed on to dbt as Ctrl-C), dbt's
+    last words are still read and passed on before ``KeyboardInterrupt`` goes on to the caller
+    (`_stops_noted`)."""
     child_env = dict(env)
     # joblib's worker pools, stopped by Ctrl-C, leave semaphores that Python's resource tracker
     # reports on exit: nothing for the user to act on
@@ -101,11 +133,12 @@ def run_on_console(
     sys.stdout.flush()  # what this command printed before dbt comes first
     out = getattr(sys.stdout, "buffer", None) or _TextOut(sys.stdout)
     with (
-        _interrupt_noted() as interrupted,
+        _stops_noted() as stops,
         subprocess.Popen(
             command, cwd=project_root, env=child_env, stdout=subprocess.PIPE
         ) as process,
     ):
+        stops.started(process)
         assert process.stdout is not None
         for line in iter(process.stdout.readline, b""):
             out.writelines(console.feed(line))
@@ -113,36 +146,64 @@ def run_on_console(
         out.writelines(console.finish())
         out.flush()
         returncode = process.wait()
-    if interrupted:
+    if stops.noted:
         raise KeyboardInterrupt
     return subprocess.CompletedProcess(list(command), returncode)
 
 
+class _Stops:
+    """The stops this process received while its dbt child ran (`_stops_noted`)."""
+
+    def __init__(self, ctrl_c_ignored: bool = False) -> None:
+        self.noted: list[int] = []
+        self.child: subprocess.Popen[bytes] | None = None
+        # the child inherits an ignored Ctrl-C (a script's background command): it is then told
+        # to stop by SIGTERM, which ends it without a word but does end it
+        self._stop_child = signal.SIGTERM if ctrl_c_ignored else signal.SIGINT
+
+    def started(self, child: subprocess.Popen[bytes]) -> None:
+        self.child = child
+        if any(signum != signal.SIGINT for signum in self.noted):
+            self._pass_on()  # a stop came while the child was being started
+
+    def note(self, signum: int, frame: object) -> None:
+        if signum != signal.SIGINT:
+            # sent to this process alone (a scheduler's or `timeout`'s SIGTERM, a hang-up): dbt
+            # would build on to the end unseen
+            self._pass_on()
+        elif signal.SIGINT in self.noted:
+            raise KeyboardInterrupt  # a second Ctrl-C
+        self.noted.append(signum)
+
+    def _pass_on(self) -> None:
+        # dbt stops cleanly on Ctrl-C (it cancels its queries and says so); SIGTERM would end it
+        # without a word
+        if self.child is not None and self.child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.child.send_signal(self._stop_child)
+
+
 @contextlib.contextmanager
-def _interrupt_noted() -> Iterator[list[bool]]:
+def _stops_noted() -> Iterator[_Stops]:
     """While dbt runs: the first Ctrl-C (which dbt, in the same process group, receives too) is
-    only noted (the list holds True), so that every line dbt prints as it stops is still read and
-    shown; a second one raises ``KeyboardInterrupt`` at once. Where Ctrl-C is ignored or this is
-    not the main thread, nothing changes."""
-    noted: list[bool] = []
+    only noted, so that every line dbt prints as it stops is still read and shown; a second one
+    raises ``KeyboardInterrupt`` at once. SIGTERM or SIGHUP, which end this process by default
+    and reach dbt only when sent to the whole group, are passed on to dbt as Ctrl-C (as SIGTERM
+    where Ctrl-C is ignored, which the child inherits) and noted the same way. A signal ignored
+    stays ignored; off the main thread nothing changes (Python handles signals there)."""
     if threading.current_thread() is not threading.main_thread():
-        yield noted
+        yield _Stops()
         return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.SIG_IGN:
-        yield noted
-        return
-
-    def note(signum: int, frame: object) -> None:
-        if noted:
-            raise KeyboardInterrupt
-        noted.append(True)
-
-    signal.signal(signal.SIGINT, note)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, *_OTHER_STOPS)}
+    stops = _Stops(ctrl_c_ignored=previous[signal.SIGINT] is signal.SIG_IGN)
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(signum, stops.note)
     try:
-        yield noted
+        yield stops
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class _FilteredStdout(io.TextIOBase):

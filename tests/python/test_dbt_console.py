@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,48 @@ def test_ctrl_c_passes_on_dbts_last_words_before_the_command_answers(tmp_path: P
     ]
 
 
+@pytest.mark.parametrize(
+    ("stop", "ctrl_c"),
+    [
+        (signal.SIGTERM, signal.SIG_DFL),
+        (signal.SIGHUP, signal.SIG_DFL),
+        (signal.SIGTERM, signal.SIG_IGN),
+    ],
+    ids=["SIGTERM", "SIGHUP", "SIGTERM-ctrl-c-ignored"],
+)
+def test_a_stop_sent_to_the_command_alone_stops_dbt(
+    stop: signal.Signals, ctrl_c: signal.Handlers, tmp_path: Path
+) -> None:
+    """A scheduler's or `timeout`'s SIGTERM reaches the command's process alone: before, the
+    command ended at once and dbt built on to the end unseen (the stand-in sleeps a minute). Now
+    dbt gets Ctrl-C, its last words are shown, and the command says it was interrupted. Where
+    Ctrl-C is ignored (a script's background command, and so dbt too), dbt gets SIGTERM."""
+    stand_in = tmp_path / "dbt"
+    stand_in.write_text(f"#!{sys.executable}\n{textwrap.dedent(STAND_IN)}")
+    stand_in.chmod(0o755)
+    runner = tmp_path / "runner.py"
+    runner.write_text(textwrap.dedent(RUNNER))
+    env = {**os.environ, "PYTHONPATH": str(Path(dbt_runner.__file__).parents[2])}
+    process = subprocess.Popen(
+        [sys.executable, str(runner), str(stand_in), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, ctrl_c),
+    )
+    assert process.stdout is not None
+    assert "START sql table model marts.x" in process.stdout.readline()
+    process.send_signal(stop)  # to the command's process, not its group
+    rest = process.stdout.read().splitlines()
+    assert process.wait(timeout=30) == 130
+    last_words = [
+        "\x1b[0m10:00:01  CANCEL query model.retail_segments.x",
+        "\x1b[0m10:00:02  last words",
+    ]
+    assert rest == [*(last_words if ctrl_c == signal.SIG_DFL else []), "command: interrupted"]
+
+
 def test_the_stand_in_shows_what_dbt_printed_without_the_filter(tmp_path: Path) -> None:
     """The stand-in's Ctrl-C output holds the stack trace the filter leaves out (so the test above
     could fail)."""
@@ -330,3 +373,37 @@ def test_spark_dbt_in_process_leaves_what_the_jvm_writes_in_its_place(
         "26/11/30 17:51:13 WARN a JVM line",
         lines[1],
     ]
+
+
+def test_spark_dbt_in_process_stops_on_sigterm_as_on_ctrl_c(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A Spark build runs dbt in the command's process: a SIGTERM (a scheduler's stop) ended it
+    at once, without dbt's cancelling; it now stops dbt as Ctrl-C does (KeyboardInterrupt inside
+    dbt, which goes on to the command), and the process's own handler comes back after."""
+    import dbt.cli.main
+
+    seen: list[str] = []
+
+    class Runner:
+        def invoke(self, args: list[str]) -> Any:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(2)
+                seen.append("built on")
+            except KeyboardInterrupt as error:  # dbtRunner returns what stopped it
+                return type("Result", (), {"success": False, "exception": error})()
+            return type("Result", (), {"success": True, "exception": None})()
+
+    def terminated(signum: int, frame: object) -> None:  # instead of ending pytest
+        seen.append("terminated")
+
+    monkeypatch.setattr(dbt.cli.main, "dbtRunner", Runner)
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            spark_session.run_dbt_in_process(["build"], {}, tmp_path)
+        assert seen == []
+        assert signal.getsignal(signal.SIGTERM) is terminated
+    finally:
+        signal.signal(signal.SIGTERM, previous)
