@@ -52,6 +52,7 @@ from retail_segments.spark.session import (
     check_spark_environment,
     spark_dir,
     tables_dir,
+    unanswered_master,
 )
 
 INSTALL_FIX = "run `make build TARGET=spark`, which installs them (or `pip install -e '.[spark]'`"
@@ -119,6 +120,8 @@ def build(dbt_args: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     problems = check_spark_environment(environ) + missing_requirements()
+    if not problems:
+        problems = [problem for problem in [unanswered_master(environ)] if problem]
     if problems:
         print(
             "error: the Spark build cannot start; nothing was built or replaced:\n"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -102,6 +103,39 @@ def check_spark_environment(environ: Mapping[str, str]) -> list[str]:
     elif directory and Path(directory).expanduser().is_file():
         problems.append(f"{SPARK_DIR_ENV} = {directory!r} is a file; give a directory")
     return problems
+
+
+# a standalone master's port when its URL names none; how long a master may take to answer
+STANDALONE_PORT = 7077
+CONNECT_SECONDS = 5.0
+
+
+def unanswered_master(environ: Mapping[str, str], timeout: float = CONNECT_SECONDS) -> str | None:
+    """For a standalone master (``spark://host:port``, or ``spark://h1:p1,h2:p2`` with standby
+    masters), the problem when none of its addresses accepts a connection within ``timeout``
+    seconds: Spark itself would retry for about two minutes before it says so. None when one
+    answers, or for another kind of master."""
+    master = (environ.get(MASTER_ENV) or DEFAULT_MASTER).strip()
+    if not master.startswith("spark://"):
+        return None
+    tried = []
+    for address in master.removeprefix("spark://").rstrip("/").split(","):
+        # host:port, a host alone, or an IPv6 address in brackets with or without its port
+        bare = ":" not in address or address.endswith("]")
+        host, _, port = (address, "", "") if bare else address.rpartition(":")
+        try:
+            with socket.create_connection(
+                (host.strip("[]"), int(port or STANDALONE_PORT)), timeout=timeout
+            ):
+                return None
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            tried.append(f"{address}: {reason or type(error).__name__}")
+    return (
+        f"{MASTER_ENV} = {master!r}: no master answers ({'; '.join(tried)}); start the master"
+        f" there, or point {MASTER_ENV} at one that runs (unset, the build runs Spark in this"
+        f" process: {DEFAULT_MASTER})"
+    )
 
 
 def session_conf(spark_root: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:

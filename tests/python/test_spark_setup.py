@@ -5,6 +5,8 @@ mirroring DuckDB's, the serving mirror's DDL, and retail_segments.frames on Duck
 from __future__ import annotations
 
 import json
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,54 @@ def test_a_bad_driver_memory_stops_the_build_with_the_setting_named(
         assert "(JAVA_HOME = '" in result.stderr or "(the java on PATH, /" in result.stderr
     assert "nothing was built" in result.stderr
     assert not (tmp_path / "spark" / "tables" / "marts").exists()
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_standalone_master_that_does_not_answer_is_named_at_once() -> None:
+    """Spark retries a standalone master for about two minutes (106 s here) before it stops;
+    the build asks each of its addresses first, and needs one to answer."""
+    closed = _closed_port()
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        for master in (f"spark://127.0.0.1:{port}", f"spark://127.0.0.1:{closed},127.0.0.1:{port}"):
+            assert spark_session.unanswered_master({"RETAIL_SPARK_MASTER": master}) is None
+    for master in ("local[2]", "yarn", "k8s://https://127.0.0.1:1"):
+        assert spark_session.unanswered_master({"RETAIL_SPARK_MASTER": master}) is None
+    master = f"spark://127.0.0.1:{closed},[::1]"
+    problem = spark_session.unanswered_master({"RETAIL_SPARK_MASTER": master})
+    assert problem is not None
+    assert problem.startswith(f"RETAIL_SPARK_MASTER = '{master}': no master answers (")
+    assert f"127.0.0.1:{closed}: Connection refused; [::1]: " in problem
+    assert "start the master there, or point RETAIL_SPARK_MASTER at one that runs" in problem
+
+
+def test_a_build_on_a_master_that_does_not_answer_stops_before_spark_starts(
+    tmp_path: Path, synthetic_raw: Path, cli_in_process: CliInProcess
+) -> None:
+    master = f"spark://127.0.0.1:{_closed_port()}"
+    started = time.monotonic()
+    result = cli_in_process(
+        Workspace(tmp_path),
+        synthetic_raw,
+        "build",
+        "--target",
+        "spark",
+        env={"RETAIL_SPARK_MASTER": master},
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert time.monotonic() - started < 60  # Spark's own retries took 106 s
+    assert "Traceback" not in result.stderr
+    assert "error: the Spark build cannot start; nothing was built or replaced" in result.stderr
+    assert f"RETAIL_SPARK_MASTER = '{master}': no master answers" in result.stderr
+    assert not (tmp_path / "spark" / "tables").exists()
 
 
 def test_a_machine_without_java_is_told_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
