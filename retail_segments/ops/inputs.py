@@ -1448,6 +1448,45 @@ def _refuse_hidden_data(path: Path, sheet: Any) -> None:
         )
 
 
+# what Excel shows in a cell whose formula failed; openpyxl reads such a cell as this text
+_EXCEL_ERRORS = frozenset(
+    (
+        "#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA",
+        "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!", "#UNKNOWN!",
+        "#PYTHON!",
+    )
+)  # fmt: skip
+
+
+def _refuse_error_values(
+    path: Path, sheet: Any, number: int, cells: Sequence[object], header: Sequence[str]
+) -> None:
+    """Refuse row ``number`` of the sheet if a cell holds an Excel error (``#N/A`` from a
+    lookup that found nothing, ...): it would load as that text, a country or description no
+    one wrote. A cell holding the same text typed as text is kept (its type is read again, for
+    such a row only)."""
+    from openpyxl.utils import get_column_letter
+
+    suspects = [
+        index for index, cell in enumerate(cells) if isinstance(cell, str) and cell in _EXCEL_ERRORS
+    ]
+    if not suspects:
+        return
+    typed = next(sheet.iter_rows(min_row=number, max_row=number), ())
+    for index in suspects:
+        if index < len(typed) and getattr(typed[index], "data_type", None) == "e":
+            raise InputError(
+                path,
+                f"has a cell holding an Excel error (sheet '{sheet.title}')",
+                [
+                    f"row {number} of sheet '{sheet.title}', column {get_column_letter(index + 1)}"
+                    f" ({header[index]}): {cells[index]}, the error of a formula, not a value"
+                ],
+                "correct the formula (or replace the error by the value it should have, or"
+                " leave the cell empty), then build again",
+            )
+
+
 def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
     from openpyxl import load_workbook
     from openpyxl.utils import get_column_letter
@@ -1533,6 +1572,7 @@ def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
                 cells = list(row[: len(names)]) + [None] * (len(names) - len(row))
                 if all(cell is None for cell in cells):
                     continue
+                _refuse_error_values(path, sheet, number, cells, header)
                 writer.writerow(
                     _cell_text(cell, name) for cell, name in zip(cells, names, strict=True)
                 )

@@ -33,6 +33,7 @@ from retail_segments.ops.inputs import (
     land_file,
     landing_key,
     landing_rules,
+    scratch_connection,
 )
 
 TYPED = ["file_row_number", *RAW_COLUMNS]
@@ -232,6 +233,44 @@ def test_a_workbook_with_a_fractional_quantity_is_refused_naming_the_value(
     message = _refusal(workbook, tmp_path / "cache")
     assert f"Raw data file '{workbook}'" in message
     assert "column Quantity: 1 value(s)" in message and "'2.5'" in message
+
+
+def test_an_excel_error_in_a_workbook_is_refused_and_the_same_text_typed_as_text_lands(
+    workbook_rows: list[list[object]], tmp_path: Path
+) -> None:
+    """A lookup that found nothing leaves #N/A in a cell: it loaded as the country '#N/A'. The
+    error is refused naming its sheet, row and column; '#N/A' typed as text is a value."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    def workbook_with(path: Path, data_type: str) -> Path:
+        workbook = Workbook(write_only=True)
+        sheet = workbook.create_sheet("Sales")
+        sheet.append(list(RAW_COLUMNS))
+        for number, row in enumerate(workbook_rows[:12], start=2):
+            if number == 9:
+                country = WriteOnlyCell(sheet, value="#N/A")
+                country.data_type = data_type
+                row = [*row[:7], country]
+            sheet.append(row)
+        workbook.save(path)
+        return path
+
+    error = workbook_with(tmp_path / "lookup.xlsx", "e")
+    with pytest.raises(InputError) as raised:
+        land_file(error, tmp_path / "cache")
+    message = str(raised.value)
+    assert message.startswith(f"Raw data file '{error}' has a cell holding an Excel error")
+    assert "row 9 of sheet 'Sales', column H (Country): #N/A, the error of a formula" in message
+    assert "Fix: correct the formula" in message
+    text = workbook_with(tmp_path / "typed.xlsx", "s")
+    landed = land_file(text, tmp_path / "cache")
+    with scratch_connection() as connection:
+        countries = connection.execute(
+            "select Country from read_parquet($path) where file_row_number = 8",
+            {"path": str(landed.parquet)},
+        ).fetchall()
+    assert countries == [("#N/A",)]
 
 
 def test_a_bad_value_in_a_workbook_is_named_by_its_sheet_and_row(
