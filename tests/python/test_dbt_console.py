@@ -161,7 +161,19 @@ RUNNER = """\
 """
 
 
-def test_ctrl_c_passes_on_dbts_last_words_before_the_command_answers(tmp_path: Path) -> None:
+# what the stand-in prints as it stops
+LAST_WORDS = [
+    "\x1b[0m10:00:01  CANCEL query model.retail_segments.x",
+    "\x1b[0m10:00:02  last words",
+]
+
+
+def _command_running_the_stand_in(
+    tmp_path: Path, ctrl_c: signal.Handlers = signal.SIG_DFL
+) -> subprocess.Popen[str]:
+    """The command (`RUNNER`) running the stand-in for dbt in a session of its own, with Ctrl-C
+    handled as ``ctrl_c`` (a shell may start background commands with it ignored), once the
+    stand-in has printed its first line."""
     stand_in = tmp_path / "dbt"
     stand_in.write_text(f"#!{sys.executable}\n{textwrap.dedent(STAND_IN)}")
     stand_in.chmod(0o755)
@@ -174,20 +186,20 @@ def test_ctrl_c_passes_on_dbts_last_words_before_the_command_answers(tmp_path: P
         text=True,
         env=env,
         start_new_session=True,
-        # a shell may start background commands with Ctrl-C ignored
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, ctrl_c),
     )
     assert process.stdout is not None
-    first = process.stdout.readline()
-    assert "START sql table model marts.x" in first
+    assert "START sql table model marts.x" in process.stdout.readline()
+    return process
+
+
+def test_ctrl_c_passes_on_dbts_last_words_before_the_command_answers(tmp_path: Path) -> None:
+    process = _command_running_the_stand_in(tmp_path)
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole group, dbt included
+    assert process.stdout is not None
     rest = process.stdout.read().splitlines()
     assert process.wait(timeout=30) == 130
-    assert rest == [
-        "\x1b[0m10:00:01  CANCEL query model.retail_segments.x",
-        "\x1b[0m10:00:02  last words",
-        "command: interrupted",
-    ]
+    assert rest == [*LAST_WORDS, "command: interrupted"]
 
 
 @pytest.mark.parametrize(
@@ -206,30 +218,12 @@ def test_a_stop_sent_to_the_command_alone_stops_dbt(
     command ended at once and dbt built on to the end unseen (the stand-in sleeps a minute). Now
     dbt gets Ctrl-C, its last words are shown, and the command says it was interrupted. Where
     Ctrl-C is ignored (a script's background command, and so dbt too), dbt gets SIGTERM."""
-    stand_in = tmp_path / "dbt"
-    stand_in.write_text(f"#!{sys.executable}\n{textwrap.dedent(STAND_IN)}")
-    stand_in.chmod(0o755)
-    runner = tmp_path / "runner.py"
-    runner.write_text(textwrap.dedent(RUNNER))
-    env = {**os.environ, "PYTHONPATH": str(Path(dbt_runner.__file__).parents[2])}
-    process = subprocess.Popen(
-        [sys.executable, str(runner), str(stand_in), str(tmp_path)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, ctrl_c),
-    )
-    assert process.stdout is not None
-    assert "START sql table model marts.x" in process.stdout.readline()
+    process = _command_running_the_stand_in(tmp_path, ctrl_c)
     process.send_signal(stop)  # to the command's process, not its group
+    assert process.stdout is not None
     rest = process.stdout.read().splitlines()
     assert process.wait(timeout=30) == 130
-    last_words = [
-        "\x1b[0m10:00:01  CANCEL query model.retail_segments.x",
-        "\x1b[0m10:00:02  last words",
-    ]
-    assert rest == [*(last_words if ctrl_c == signal.SIG_DFL else []), "command: interrupted"]
+    assert rest == [*(LAST_WORDS if ctrl_c == signal.SIG_DFL else []), "command: interrupted"]
 
 
 def test_the_stand_in_shows_what_dbt_printed_without_the_filter(tmp_path: Path) -> None:

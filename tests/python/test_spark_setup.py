@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,17 @@ def test_good_spark_settings_pass() -> None:
     assert check_spark_environment({"RETAIL_SPARK_DRIVER_MEMORY": "1536m"}) == []
 
 
+def _refused_spark_build(
+    root: Path, raw: Path, cli_in_process: CliInProcess, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``build --target spark`` into a warehouse in root with env set: refused (exit 2), with
+    no stack trace."""
+    result = cli_in_process(Workspace(root), raw, "build", "--target", "spark", env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    return result
+
+
 @pytest.mark.parametrize(
     ("memory", "phrases"),
     [
@@ -111,16 +123,9 @@ def test_a_bad_driver_memory_stops_the_build_with_the_setting_named(
     synthetic_raw: Path,
     cli_in_process: CliInProcess,
 ) -> None:
-    result = cli_in_process(
-        Workspace(tmp_path),
-        synthetic_raw,
-        "build",
-        "--target",
-        "spark",
-        env={"RETAIL_SPARK_DRIVER_MEMORY": memory},
+    result = _refused_spark_build(
+        tmp_path, synthetic_raw, cli_in_process, {"RETAIL_SPARK_DRIVER_MEMORY": memory}
     )
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
     for phrase in phrases:
         assert phrase in result.stderr
     if memory == "1k":  # the Java it started, named
@@ -161,17 +166,10 @@ def test_a_build_on_a_master_that_does_not_answer_stops_before_spark_starts(
 ) -> None:
     master = f"spark://127.0.0.1:{_closed_port()}"
     started = time.monotonic()
-    result = cli_in_process(
-        Workspace(tmp_path),
-        synthetic_raw,
-        "build",
-        "--target",
-        "spark",
-        env={"RETAIL_SPARK_MASTER": master},
+    result = _refused_spark_build(
+        tmp_path, synthetic_raw, cli_in_process, {"RETAIL_SPARK_MASTER": master}
     )
-    assert result.returncode == 2, result.stderr[-2000:]
     assert time.monotonic() - started < 60  # Spark's own retries took 106 s
-    assert "Traceback" not in result.stderr
     assert "error: the Spark build cannot start; nothing was built or replaced" in result.stderr
     assert f"RETAIL_SPARK_MASTER = '{master}': no master answers" in result.stderr
     assert not (tmp_path / "spark" / "tables").exists()
