@@ -30,6 +30,7 @@ A file that passes is written as one Parquet file with the DuckDB landing's colu
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -45,8 +46,10 @@ from retail_segments.ops.inputs import (
     InputError,
     TextSource,
     lines_of_rows,
+    place_of_line,
     places_of_rows,
     records,
+    text_chunks,
     text_lines,
 )
 
@@ -199,6 +202,7 @@ class SparkLander:
     def land(
         self, path: Path, source: TextSource, names: list[str], sha256: str, target: Path
     ) -> tuple[int, datetime | None, datetime | None]:
+        _refuse_a_last_field_ending_in_cr(path, source)
         readable = _codec_named(source, target)
         try:
             with _quiet_task_failures(self.session):
@@ -218,6 +222,37 @@ class SparkLander:
             if readable != source.path:
                 readable.unlink(missing_ok=True)
         return n_rows, first, last
+
+
+# a carriage return, a quote, then the line's end: a quoted last field whose text ends in CR
+# (inside quotes, a quote before a line end closes the field; it cannot open one after a CR)
+_CR_ENDING_LAST_FIELD = re.compile(rb'\r"\r?\n')
+
+
+def _refuse_a_last_field_ending_in_cr(path: Path, source: TextSource) -> None:
+    """Refuse a file with a quoted last field whose text ends in a carriage return: Spark reads
+    records to LF and takes the CR of a CRLF line end off the last column after parsing, where a
+    CR inside its quotes looks the same, so the value would lose it (DuckDB keeps it). One pass
+    over the text, as read; the line named is where the field ends."""
+    container = "plain" if source.compression == "none" else source.compression
+    newlines, carry = 0, b""
+    for chunk in text_chunks(source.path, container):
+        text = carry + chunk
+        found = _CR_ENDING_LAST_FIELD.search(text)
+        if found:
+            line = newlines - carry.count(b"\n") + text.count(b"\n", 0, found.start()) + 1
+            raise InputError(
+                path,
+                "has a quoted last field whose text ends in a carriage return (CR)",
+                [
+                    f"first on {place_of_line(source.path, line)}: Spark's reader cannot tell"
+                    " it from the CR of a CRLF line end, and the value would lose it"
+                ],
+                "remove the CR at the end of the field (most editors do not show it), or build"
+                " on DuckDB, which keeps it",
+            )
+        newlines += chunk.count(b"\n")
+        carry = text[-3:]
 
 
 @contextmanager
@@ -303,8 +338,8 @@ def _read_lines(session: SparkSession, path: Path, encoding: str, names: list[st
     in_part = F.col("_id").bitwiseAND(F.lit((1 << 33) - 1))
     bad_fields = F.col(_EXTRA).isNotNull() | F.col(names[-1]).isNull()
     columns = {name: F.col(name) for name in names}
-    # a CRLF line end leaves its CR on the last column (a quoted last field ending in CR loses it
-    # too: the two cannot be told apart after parsing)
+    # a CRLF line end leaves its CR on the last column (a quoted last field ending in CR would
+    # lose it too: the two cannot be told apart after parsing, so such a file was refused)
     last = columns[names[-1]]
     columns[names[-1]] = F.when(
         last.endswith("\r"), last.substr(F.lit(1), F.length(last) - 1)

@@ -584,6 +584,31 @@ def test_malformed_quoting_is_refused_with_its_line_and_no_stack_trace(
     assert "Exception in task" not in capfd.readouterr().err
 
 
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"], ids=["LF", "CRLF"])
+def test_a_quoted_last_field_ending_in_cr_is_refused_on_spark_not_cut(
+    spark_session: Any, tmp_path: Path, line_end: str
+) -> None:
+    """Spark takes a CRLF line end's CR off the last column after parsing, where a CR inside the
+    last field's quotes looks the same: Spark landed 'United Kingdom' where DuckDB lands the
+    value as written. Refused on Spark, naming the line; a CR ending another field is kept."""
+    country_cr = GOOD.replace("United Kingdom", '"United Kingdom\r"')
+    description_cr = _record('"X\r"')
+    text = (HEADER + GOOD + description_cr + country_cr + GOOD).replace("\n", line_end)
+    _path, duck, spark = _both(spark_session, tmp_path, text)
+    assert isinstance(duck, LandedFile)
+    assert [row[3] for row in _rows(duck)] == ["WHITE METAL LANTERN", "X\r"] + [
+        "WHITE METAL LANTERN"
+    ] * 2
+    assert [row[8] for row in _rows(duck)][2] == "United Kingdom\r"
+    assert isinstance(spark, InputError)
+    assert "has a quoted last field whose text ends in a carriage return (CR)" in str(spark)
+    assert "first on line 4: Spark's reader cannot tell it from the CR of a CRLF" in str(spark)
+    kept = (HEADER + GOOD + description_cr + GOOD).replace("\n", line_end)
+    _path, duck, spark = _both(spark_session, tmp_path, kept, name="kept")
+    assert isinstance(duck, LandedFile) and isinstance(spark, LandedFile)
+    assert _rows(spark) == _rows(duck)
+
+
 def test_a_file_mixing_crlf_and_lf_line_ends_lands_as_its_lf_version(
     spark_session: Any, tmp_path: Path
 ) -> None:
