@@ -1,12 +1,14 @@
 """``python -m retail_segments build --target spark`` (``make build TARGET=spark``): the whole build
 on one SparkSession, in one Python process.
 
-1. Check the ``RETAIL_SPARK_*`` settings, that pyspark and Java are there, and start the session
-   (`retail_segments.spark.session.create_session`); register the tables of the previous Spark
-   build (``RETAIL_SPARK_DIR``, default ``spark/`` beside the DuckDB warehouse).
+1. Check the ``RETAIL_SPARK_*`` settings, that pyspark and Java are there and that a standalone
+   master answers.
 2. Prepare the inputs as the DuckDB build does (`retail_segments.ops.preflight.prepare`), the
    value checks and typed landing running in Spark (`retail_segments.spark.inputs`); a problem
-   stops here with exit code 2 and nothing is built.
+   stops here with exit code 2 and nothing is built. The session
+   (`retail_segments.spark.session.create_session`) starts when a file is landed or dbt is to
+   run, and registers the tables of the previous Spark build (``RETAIL_SPARK_DIR``, default
+   ``spark/`` beside the DuckDB warehouse): inputs landed before need no JVM to be refused.
 3. Run ``dbt build`` in this process (dbt-spark's ``session`` method finds the session), the dbt
    Python models included (`retail_segments.spark.python_models`).
 4. When dbt succeeded, publish the serving copy from the Spark tables
@@ -22,11 +24,14 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from retail_segments.ops.dbt_args import dbt_target, has_selection
+from retail_segments.ops.inputs import TextSource
 from retail_segments.ops.paths import RAW_PATH_ENV, find_project_root, warehouse_path
 from retail_segments.ops.preflight import (
     BuiltVars,
@@ -108,6 +113,85 @@ def _announce(prepared: PreparedBuild, root: Path, registered: int, seconds: flo
     prepared.identity.announce()
 
 
+class SparkStartError(Exception):
+    """Spark did not start: the message names the settings and the Java it used."""
+
+
+class _SessionOnDemand:
+    """The build's SparkSession, started (and the previous build's tables registered) when first
+    needed: to land an input, or to run dbt. A build that `prepare` refuses on inputs landed
+    before (the landing keeps them) starts no JVM. Calling it returns the session, or raises
+    `SparkStartError`."""
+
+    def __init__(self, root: Path, tables: Path, environ: Mapping[str, str]) -> None:
+        self._root, self._tables, self._environ = root, tables, environ
+        self._session: Any = None
+        self.seconds = 0.0
+        self.registered = 0
+
+    def __call__(self) -> Any:
+        if self._session is None:
+            from py4j.protocol import Py4JError
+            from pyspark.errors import PySparkRuntimeError
+
+            from retail_segments.spark.session import create_session, register_existing_tables
+
+            started = time.monotonic()
+            try:
+                session = create_session(self._root, self._environ)
+            except (PySparkRuntimeError, Py4JError) as error:
+                raise SparkStartError(_start_failure(error, self._environ)) from error
+            self.registered = len(register_existing_tables(session, self._tables))
+            self.seconds = time.monotonic() - started
+            self._session = session
+        return self._session
+
+
+class _LanderOnDemand:
+    """`retail_segments.spark.inputs.SparkLander` on the session started when a file is landed."""
+
+    engine = "spark"
+
+    def __init__(self, session: _SessionOnDemand) -> None:
+        self._session = session
+
+    def land(
+        self, path: Path, source: TextSource, names: list[str], sha256: str, target: Path
+    ) -> tuple[int, datetime | None, datetime | None]:
+        from retail_segments.spark.inputs import SparkLander
+
+        return SparkLander(self._session()).land(path, source, names, sha256, target)
+
+
+def _start_failure(error: Exception, environ: Mapping[str, str]) -> str:
+    """What to say when Spark did not start. JAVA_GATEWAY_EXITED: the JVM did not start (a Java
+    other than 17, a heap too small, a master Spark does not know); a Py4JJavaError: the session
+    did not start (a master that does not answer)."""
+    from retail_segments.spark.session import (
+        DEFAULT_DRIVER_MEMORY,
+        DEFAULT_MASTER,
+        DRIVER_MEMORY_ENV,
+        MASTER_ENV,
+    )
+
+    text = str(error).strip()
+    first_line = text.splitlines()[0] if text else repr(error)
+    master = (environ.get(MASTER_ENV) or DEFAULT_MASTER).strip()
+    memory = (environ.get(DRIVER_MEMORY_ENV) or DEFAULT_DRIVER_MEMORY).strip()
+    java_home = environ.get("JAVA_HOME")
+    java = (
+        f"JAVA_HOME = {java_home!r}"
+        if java_home
+        else f"the java on PATH, {shutil.which('java', path=environ.get('PATH'))}"
+    )
+    return (
+        f"Spark did not start ({first_line}); nothing was built or replaced.\n"
+        f"  Fix: check the Spark settings ({MASTER_ENV} = {master!r}: a master that answers;"
+        f" {DRIVER_MEMORY_ENV} = {memory!r}: at least 512m) and the Java ({java}: java"
+        f" -version must say 17); {JAVA_FIX}."
+    )
+
+
 def build(dbt_args: list[str]) -> int:
     """The Spark build (see the module docstring); the process's exit code."""
     from retail_segments.ops.settings import SettingsError, check_environment
@@ -131,69 +215,32 @@ def build(dbt_args: list[str]) -> int:
         return 2
 
     from retail_segments.spark import python_models
-    from retail_segments.spark.inputs import SparkLander
-    from retail_segments.spark.session import (
-        DEFAULT_DRIVER_MEMORY,
-        DEFAULT_MASTER,
-        DRIVER_MEMORY_ENV,
-        MASTER_ENV,
-        create_session,
-        register_existing_tables,
-        run_dbt_in_process,
-    )
+    from retail_segments.spark.session import run_dbt_in_process
 
     root = spark_dir(project_root, environ)
     tables = tables_dir(root)
     tables.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    from py4j.protocol import Py4JError
-    from pyspark.errors import PySparkRuntimeError
-
-    try:
-        session = create_session(root, environ)
-    except (PySparkRuntimeError, Py4JError) as error:
-        # JAVA_GATEWAY_EXITED: the JVM did not start (a Java other than 17, a heap too small, a
-        # master Spark does not know); a Py4JJavaError: the session did not start (a master that
-        # does not answer)
-        text = str(error).strip()
-        first_line = text.splitlines()[0] if text else repr(error)
-        master = (environ.get(MASTER_ENV) or DEFAULT_MASTER).strip()
-        memory = (environ.get(DRIVER_MEMORY_ENV) or DEFAULT_DRIVER_MEMORY).strip()
-        java_home = environ.get("JAVA_HOME")
-        java = (
-            f"JAVA_HOME = {java_home!r}"
-            if java_home
-            else f"the java on PATH, {shutil.which('java', path=environ.get('PATH'))}"
-        )
-        print(
-            f"error: Spark did not start ({first_line}); nothing was built or replaced.\n"
-            f"  Fix: check the Spark settings ({MASTER_ENV} = {master!r}: a master that answers;"
-            f" {DRIVER_MEMORY_ENV} = {memory!r}: at least 512m) and the Java ({java}: java"
-            f" -version must say 17); {JAVA_FIX}.",
-            file=sys.stderr,
-        )
-        return 2
-    registered = register_existing_tables(session, tables)
-    seconds = time.monotonic() - started
+    session = _SessionOnDemand(root, tables, environ)
     try:
         prepared = prepare(
             project_root,
             environ,
             dbt_args,
-            spark=SparkTables(SparkLander(session), tables),
+            spark=SparkTables(_LanderOnDemand(session), tables),
             activate=False,
         )
-    except PreflightError as error:
+        problem = selected_build_problem(prepared, dbt_args, project_root)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        spark = session()
+    except (PreflightError, SparkStartError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    problem = selected_build_problem(prepared, dbt_args, project_root)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
     prepared.activate()
-    _announce(prepared, root, len(registered), seconds)
+    _announce(prepared, root, session.registered, session.seconds)
     env = {**prepared.env, SPARK_DIR_ENV: str(root)}
-    python_models.install(session)
+    python_models.install(spark)
     # what the DuckDB build's hooks record (macros/built_vars.sql, macros/refresh_state.sql):
     # a run has started (the vars of the last whole build stop holding if these differ), and the
     # rebuild the inputs need is pending until a whole build succeeds
