@@ -75,14 +75,18 @@ def test_rfm_equals_the_reference(synthetic_build: Workspace, expected_clean: pd
 def test_earlier_as_of_gives_the_rfm_of_that_moment(
     synthetic_build: Workspace, synthetic_raw: Path, expected_clean: pd.DataFrame, tmp_path: Path
 ) -> None:
-    """The RFM history computes any as-of date; customer_rfm is its rows at var('rfm_as_of')."""
+    """The RFM history computes any as-of date; customer_rfm is its rows at var('rfm_as_of'). The
+    later date the history keeps (the shared build's) stays out of the history marts, which
+    show the dates up to customer_rfm's (they showed 2011-12-10 beside marts as of 2011-06-01)."""
     as_of = "2011-06-01"
     workspace = copy_workspace(synthetic_build, tmp_path / "earlier")
     result = workspace.dbt(
         synthetic_raw,
         "run",
         "--select",
-        "int_customer_rfm__history customer_rfm",
+        "int_customer_rfm__history customer_rfm ml_customer_segment_history_scores"
+        " int_customer_segment_transitions customer_segment_history segment_migration"
+        " customer_segment_last_change",
         "--vars",
         f"{{rfm_as_of: '{as_of}'}}",
     )
@@ -100,6 +104,11 @@ def test_earlier_as_of_gives_the_rfm_of_that_moment(
         "select distinct rfm_as_of from intermediate.int_customer_rfm__history order by 1"
     )
     assert [str(date.date()) for (date,) in dates] == [as_of, "2011-12-10"]
+    shown = workspace.query("select distinct rfm_as_of from marts.customer_segment_history")
+    assert [str(date.date()) for (date,) in shown] == [as_of]
+    assert workspace.query("select count(*) from marts.segment_migration") == [(0,)]
+    latest = workspace.query("select distinct latest_as_of from marts.customer_segment_last_change")
+    assert [str(date.date()) for (date,) in latest] == [as_of]
 
 
 def test_orders_by_hour_is_mean_daily_orders(

@@ -7,12 +7,29 @@
   marts.customer_segments holds (ml_customer_segment_scores: the t-SNE cluster for clustered
   customers), the column to act on; at the build's own date the two differ only for clustered
   customers the classifier places in another segment than their cluster.
+  Only dates up to the current marts' as-of date (marts.customer_rfm) are shown: a build as of an
+  earlier date than a stored one keeps the later rows in the RFM history, which the marts of that
+  build must not mix with its own date.
 -#}
 with
 
 rfm_history as (
 
     select * from {{ ref('int_customer_rfm__history') }}
+
+),
+
+current_as_of as (
+
+    select max(rfm_as_of) as rfm_as_of from {{ ref('customer_rfm') }}
+
+),
+
+shown_history as (
+
+    select rfm_history.*
+    from rfm_history
+    inner join current_as_of on rfm_history.rfm_as_of <= current_as_of.rfm_as_of
 
 ),
 
@@ -55,7 +72,7 @@ final as (
         -- timestamps
         rfm_history.last_purchase_at
 
-    from rfm_history
+    from shown_history as rfm_history
     left join scores
         on rfm_history.customer_id = scores.customer_id
         and rfm_history.rfm_as_of = scores.rfm_as_of

@@ -3,7 +3,8 @@
   when it last changed. A change is a move between consecutive as-of dates from one state to a
   different one (int_customer_segment_transitions), including 'new' -> a segment when the
   customer first appears after the history's first date. Customers whose state never changed
-  within the history have no last change (null).
+  within the history have no last change (null). The history is marts.customer_segment_history:
+  dates up to the current marts' as-of date, and so are the changes.
 -#}
 with
 
@@ -18,9 +19,23 @@ history as (
 
 ),
 
-transitions as (
+all_transitions as (
 
     select * from {{ ref('int_customer_segment_transitions') }}
+
+),
+
+shown_dates as (
+
+    select distinct rfm_as_of from history
+
+),
+
+transitions as (
+
+    select all_transitions.*
+    from all_transitions
+    inner join shown_dates on all_transitions.to_as_of = shown_dates.rfm_as_of
 
 ),
 

@@ -1,13 +1,28 @@
 {#-
   Segment migration between consecutive as-of dates of the segment history: how many customers,
   and how much revenue, moved from each state to each other state (or stayed). States, 'new' and
-  'churned' are defined in int_customer_segment_transitions. Only observed moves have a row.
+  'churned' are defined in int_customer_segment_transitions. Only observed moves have a row, and
+  only between dates up to the current marts' as-of date (as marts.customer_segment_history).
 -#}
 with
 
-transitions as (
+all_transitions as (
 
     select * from {{ ref('int_customer_segment_transitions') }}
+
+),
+
+current_as_of as (
+
+    select max(rfm_as_of) as rfm_as_of from {{ ref('customer_rfm') }}
+
+),
+
+transitions as (
+
+    select all_transitions.*
+    from all_transitions
+    inner join current_as_of on all_transitions.to_as_of <= current_as_of.rfm_as_of
 
 ),
 
