@@ -1458,33 +1458,40 @@ _EXCEL_ERRORS = frozenset(
 )  # fmt: skip
 
 
-def _refuse_error_values(
-    path: Path, sheet: Any, number: int, cells: Sequence[object], header: Sequence[str]
-) -> None:
-    """Refuse row ``number`` of the sheet if a cell holds an Excel error (``#N/A`` from a
-    lookup that found nothing, ...): it would load as that text, a country or description no
-    one wrote. A cell holding the same text typed as text is kept (its type is read again, for
-    such a row only)."""
-    from openpyxl.utils import get_column_letter
-
-    suspects = [
+def _error_texts(cells: Sequence[object]) -> list[int]:
+    """The positions of the cells whose value is the text of an Excel error (`_EXCEL_ERRORS`)."""
+    return [
         index for index, cell in enumerate(cells) if isinstance(cell, str) and cell in _EXCEL_ERRORS
     ]
+
+
+def _refuse_error_values(
+    path: Path, sheet: Any, suspects: dict[int, list[int]], header: Sequence[str]
+) -> None:
+    """Refuse the sheet if a cell holds an Excel error (``#N/A`` from a lookup that found
+    nothing, ...): it would load as that text, a country or description no one wrote.
+    ``suspects`` maps a row number to the cells holding an error's text; their types are read in
+    one more pass over those rows (a read-only sheet is parsed from its top at every pass), and
+    a cell holding such text typed as text is kept."""
+    from openpyxl.utils import get_column_letter
+
     if not suspects:
         return
-    typed = next(sheet.iter_rows(min_row=number, max_row=number), ())
-    for index in suspects:
-        if index < len(typed) and getattr(typed[index], "data_type", None) == "e":
-            raise InputError(
-                path,
-                f"has a cell holding an Excel error (sheet '{sheet.title}')",
-                [
-                    f"row {number} of sheet '{sheet.title}', column {get_column_letter(index + 1)}"
-                    f" ({header[index]}): {cells[index]}, the error of a formula, not a value"
-                ],
-                "correct the formula (or replace the error by the value it should have, or"
-                " leave the cell empty), then build again",
-            )
+    typed_rows = sheet.iter_rows(min_row=min(suspects), max_row=max(suspects))
+    for number, typed in enumerate(typed_rows, start=min(suspects)):
+        for index in suspects.get(number, ()):
+            if index < len(typed) and getattr(typed[index], "data_type", None) == "e":
+                raise InputError(
+                    path,
+                    f"has a cell holding an Excel error (sheet '{sheet.title}')",
+                    [
+                        f"row {number} of sheet '{sheet.title}', column"
+                        f" {get_column_letter(index + 1)} ({header[index]}): {typed[index].value},"
+                        " the error of a formula, not a value"
+                    ],
+                    "correct the formula (or replace the error by the value it should have, or"
+                    " leave the cell empty), then build again",
+                )
 
 
 def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
@@ -1546,6 +1553,7 @@ def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
                     ],
                     "give every sheet the same header, or export one CSV",
                 )
+            suspects: dict[int, list[int]] = {}  # rows with an Excel error's text
             for number, row in enumerate(rows, start=2):
                 beyond = next(
                     (
@@ -1572,7 +1580,8 @@ def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
                 cells = list(row[: len(names)]) + [None] * (len(names) - len(row))
                 if all(cell is None for cell in cells):
                     continue
-                _refuse_error_values(path, sheet, number, cells, header)
+                if errors := _error_texts(cells):
+                    suspects[number] = errors
                 writer.writerow(
                     _cell_text(cell, name) for cell, name in zip(cells, names, strict=True)
                 )
@@ -1580,6 +1589,7 @@ def _workbook_to_csv(path: Path, handle: BinaryIO, staged: Path) -> None:
                 last = runs[-1] if runs else None
                 if last is None or last[1] != sheet.title or last[2] + line - last[0] != number:
                     runs.append((line, sheet.title, number))
+            _refuse_error_values(path, sheet, suspects, header)
     workbook.close()
     _rows_file(staged).write_text(json.dumps(runs) + "\n")
     if header is None:

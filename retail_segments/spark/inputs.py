@@ -227,6 +227,20 @@ class SparkLander:
 # a carriage return, a quote, then the line's end: a quoted last field whose text ends in CR
 # (inside quotes, a quote before a line end closes the field; it cannot open one after a CR)
 _CR_ENDING_LAST_FIELD = re.compile(rb'\r"\r?\n')
+_CR_ENDING_LAST_LINE = re.compile(rb'\r"\r?\Z')
+
+
+def _cr_ending_error(path: Path, source: TextSource, line: int) -> InputError:
+    return InputError(
+        path,
+        "has a quoted last field whose text ends in a carriage return (CR)",
+        [
+            f"first on {place_of_line(source.path, line)}: Spark's reader cannot tell it from"
+            " the CR of a CRLF line end, and the value would lose it"
+        ],
+        "remove the CR at the end of the field (most editors do not show it), or build on"
+        " DuckDB, which keeps it",
+    )
 
 
 def _refuse_a_last_field_ending_in_cr(path: Path, source: TextSource) -> None:
@@ -241,18 +255,11 @@ def _refuse_a_last_field_ending_in_cr(path: Path, source: TextSource) -> None:
         found = _CR_ENDING_LAST_FIELD.search(text)
         if found:
             line = newlines - carry.count(b"\n") + text.count(b"\n", 0, found.start()) + 1
-            raise InputError(
-                path,
-                "has a quoted last field whose text ends in a carriage return (CR)",
-                [
-                    f"first on {place_of_line(source.path, line)}: Spark's reader cannot tell"
-                    " it from the CR of a CRLF line end, and the value would lose it"
-                ],
-                "remove the CR at the end of the field (most editors do not show it), or build"
-                " on DuckDB, which keeps it",
-            )
+            raise _cr_ending_error(path, source, line)
         newlines += chunk.count(b"\n")
         carry = text[-3:]
+    if _CR_ENDING_LAST_LINE.search(carry):  # the last line, without a line break after it
+        raise _cr_ending_error(path, source, newlines + 1)
 
 
 @contextmanager

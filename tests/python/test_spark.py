@@ -605,6 +605,10 @@ def test_a_quoted_last_field_ending_in_cr_is_refused_on_spark_not_cut(
     assert isinstance(spark, InputError)
     assert "has a quoted last field whose text ends in a carriage return (CR)" in str(spark)
     assert "first on line 4: Spark's reader cannot tell it from the CR of a CRLF" in str(spark)
+    # the same on the last line, with no line break after it
+    last = (HEADER + GOOD + country_cr).replace("\n", line_end).removesuffix(line_end)
+    _path, _duck, spark = _both(spark_session, tmp_path, last, name="last")
+    assert isinstance(spark, InputError) and "first on line 3: Spark's reader" in str(spark)
     kept = (HEADER + GOOD + description_cr + GOOD).replace("\n", line_end)
     _path, duck, spark = _both(spark_session, tmp_path, kept, name="kept")
     assert isinstance(duck, LandedFile) and isinstance(spark, LandedFile)
