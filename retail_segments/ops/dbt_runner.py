@@ -71,10 +71,10 @@ def log_file(
 
 @contextlib.contextmanager
 def stops_as_ctrl_c() -> Iterator[None]:
-    """While dbt runs in this process (a Spark build): SIGTERM and SIGHUP, which would end the
-    process at once, stop it as Ctrl-C does (through whatever handles Ctrl-C then: Python's
-    ``KeyboardInterrupt``, pyspark's cancelling of its jobs). A signal ignored stays ignored;
-    off the main thread nothing changes."""
+    """While open (a command; dbt running in this process, as a Spark build runs it): SIGTERM and
+    SIGHUP, which would end the process at once, stop it as Ctrl-C does (through whatever
+    handles Ctrl-C then: Python's ``KeyboardInterrupt``, pyspark's cancelling of its jobs). A
+    signal ignored stays ignored; off the main thread nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

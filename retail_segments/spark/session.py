@@ -123,14 +123,15 @@ def unanswered_master(environ: Mapping[str, str], timeout: float = CONNECT_SECON
         # host:port, a host alone, or an IPv6 address in brackets with or without its port
         bare = ":" not in address or address.endswith("]")
         host, _, port = (address, "", "") if bare else address.rpartition(":")
+        number = int(port) if port.isdigit() else STANDALONE_PORT if not port else -1
+        if not 0 < number < 65536:
+            tried.append(f"{address}: {port!r} is not a port number")
+            continue
         try:
-            with socket.create_connection(
-                (host.strip("[]"), int(port or STANDALONE_PORT)), timeout=timeout
-            ):
+            with socket.create_connection((host.strip("[]"), number), timeout=timeout):
                 return None
-        except (OSError, ValueError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            tried.append(f"{address}: {reason or type(error).__name__}")
+        except OSError as error:
+            tried.append(f"{address}: {error.strerror or error or type(error).__name__}")
     return (
         f"{MASTER_ENV} = {master!r}: no master answers ({'; '.join(tried)}); start the master"
         f" there, or point {MASTER_ENV} at one that runs (unset, the build runs Spark in this"

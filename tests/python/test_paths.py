@@ -1,5 +1,8 @@
 import json
+import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import duckdb
@@ -155,6 +158,33 @@ def test_ctrl_c_ends_a_command_with_a_message_not_a_traceback(
     err = capsys.readouterr().err
     assert "interrupted: `report` stopped before it finished" in err
     assert "Traceback" not in err
+
+
+def test_a_kill_ends_a_command_as_ctrl_c_does(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGTERM (`kill`, a scheduler's stop) while the command prepares or publishes ended it at
+    once, with exit code 143 and no word; it stops as on Ctrl-C, with its message and 130."""
+    seen: list[str] = []
+
+    def killed(_args: list[str]) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(2)
+        seen.append("went on")
+        return 0
+
+    def terminated(signum: int, frame: object) -> None:  # instead of ending pytest
+        seen.append("terminated")
+
+    monkeypatch.setattr(cli, "_report", killed)
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        assert main(["report"]) == 130
+        assert signal.getsignal(signal.SIGTERM) is terminated
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == []
+    assert "interrupted: `report` stopped before it finished" in capsys.readouterr().err
 
 
 def test_project_dir_is_taken_after_the_command_too(

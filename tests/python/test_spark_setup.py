@@ -159,6 +159,9 @@ def test_a_standalone_master_that_does_not_answer_is_named_at_once() -> None:
     assert problem.startswith(f"RETAIL_SPARK_MASTER = '{master}': no master answers (")
     assert f"127.0.0.1:{closed}: Connection refused; [::1]: " in problem
     assert "start the master there, or point RETAIL_SPARK_MASTER at one that runs" in problem
+    for port in ("99999", "7077/path", "x"):
+        problem = spark_session.unanswered_master({"RETAIL_SPARK_MASTER": f"spark://h:{port}"})
+        assert problem is not None and f"h:{port}: {port!r} is not a port number" in problem
 
 
 def test_a_build_on_a_master_that_does_not_answer_stops_before_spark_starts(
