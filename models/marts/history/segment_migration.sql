@@ -2,7 +2,8 @@
   Segment migration between consecutive as-of dates of the segment history: how many customers,
   and how much revenue, moved from each state to each other state (or stayed). States, 'new' and
   'churned' are defined in int_customer_segment_transitions. Only observed moves have a row, and
-  only between dates up to the current marts' as-of date (as marts.customer_segment_history).
+  only between the dates marts.customer_segment_history shows (up to the current marts' as-of
+  date).
 -#}
 with
 
@@ -12,9 +13,9 @@ all_transitions as (
 
 ),
 
-current_as_of as (
+shown_dates as (
 
-    select max(rfm_as_of) as rfm_as_of from {{ ref('customer_rfm') }}
+    select distinct rfm_as_of from {{ ref('customer_segment_history') }}
 
 ),
 
@@ -22,7 +23,7 @@ transitions as (
 
     select all_transitions.*
     from all_transitions
-    inner join current_as_of on all_transitions.to_as_of <= current_as_of.rfm_as_of
+    inner join shown_dates on all_transitions.to_as_of = shown_dates.rfm_as_of
 
 ),
 
