@@ -1141,11 +1141,15 @@ def place_of_line(text: Path, line: int) -> str:
     return f"line {line}"
 
 
+def source_chunks(source: TextSource) -> Iterator[bytes]:
+    """The text a lander parsed, decompressed, in chunks (`text_chunks`)."""
+    return text_chunks(source.path, "plain" if source.compression == "none" else source.compression)
+
+
 def text_lines(source: TextSource) -> Iterator[bytes]:
     """The text's lines (split at LF, the LF left off), as written."""
     pending = b""
-    container = "plain" if source.compression == "none" else source.compression
-    for chunk in text_chunks(source.path, container):
+    for chunk in source_chunks(source):
         pending += chunk
         parts = pending.split(b"\n")
         pending = parts.pop()

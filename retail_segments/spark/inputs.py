@@ -49,7 +49,7 @@ from retail_segments.ops.inputs import (
     place_of_line,
     places_of_rows,
     records,
-    text_chunks,
+    source_chunks,
     text_lines,
 )
 
@@ -248,9 +248,8 @@ def _refuse_a_last_field_ending_in_cr(path: Path, source: TextSource) -> None:
     records to LF and takes the CR of a CRLF line end off the last column after parsing, where a
     CR inside its quotes looks the same, so the value would lose it (DuckDB keeps it). One pass
     over the text, as read; the line named is where the field ends."""
-    container = "plain" if source.compression == "none" else source.compression
     newlines, carry = 0, b""
-    for chunk in text_chunks(source.path, container):
+    for chunk in source_chunks(source):
         text = carry + chunk
         found = _CR_ENDING_LAST_FIELD.search(text)
         if found:

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retail_segments.ops.dbt_runner import console_filtered, log_file, stops_as_ctrl_c
+from retail_segments.ops.dbt_runner import console_filtered, log_file
 from retail_segments.ops.paths import SPARK_DIR_ENV, warehouse_path
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ def run_dbt_in_process(args: Sequence[str], env: Mapping[str, str], project_root
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # in this process a relative --log-path or DBT_LOG_PATH is taken from its working directory
     log_path = log_file(args, os.environ, project_root, given_from=Path.cwd())
-    with console_filtered(log_path), stops_as_ctrl_c():
+    with console_filtered(log_path):
         result: Any = dbtRunner().invoke(
             [*args, "--project-dir", str(project_root), "--profiles-dir", str(project_root)]
         )

@@ -373,8 +373,10 @@ def test_spark_dbt_in_process_stops_on_sigterm_as_on_ctrl_c(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A Spark build runs dbt in the command's process: a SIGTERM (a scheduler's stop) ended it
-    at once, without dbt's cancelling; it now stops dbt as Ctrl-C does (KeyboardInterrupt inside
-    dbt, which goes on to the command), and the process's own handler comes back after."""
+    at once, without dbt's cancelling. The command stops on it as on Ctrl-C
+    (`dbt_runner.stops_as_ctrl_c`, around every command in `cli.main`): inside dbt that is a
+    KeyboardInterrupt, which goes on to the command; the process's own handler comes back
+    after."""
     import dbt.cli.main
 
     seen: list[str] = []
@@ -395,7 +397,7 @@ def test_spark_dbt_in_process_stops_on_sigterm_as_on_ctrl_c(
     monkeypatch.setattr(dbt.cli.main, "dbtRunner", Runner)
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt), dbt_runner.stops_as_ctrl_c():
             spark_session.run_dbt_in_process(["build"], {}, tmp_path)
         assert seen == []
         assert signal.getsignal(signal.SIGTERM) is terminated
