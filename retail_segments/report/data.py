@@ -1,5 +1,8 @@
 """Every query of the report, in one place, run read-only against the serving copy.
 
+Each query names the columns the page draws, so a copy without one (of another version, or edited
+by hand) is refused here, naming the column, and never reaches the charts.
+
 The report reads only ``marts.*``, the ``ml`` tables `QUERIES` names and (when present) the serving
 copy's ``serving.build_info``; it never writes.
 """
@@ -15,30 +18,62 @@ import pandas as pd
 from retail_segments.sql import quote_identifier
 
 QUERIES: dict[str, str] = {
-    "revenue_by_month": "select * from marts.eda_revenue_by_month order by month_start",
-    "revenue_by_country": "select * from marts.eda_revenue_by_country order by revenue desc",
-    "orders_by_weekday": "select * from marts.eda_orders_by_weekday order by iso_weekday",
-    "orders_by_hour": "select * from marts.eda_orders_by_hour order by hour_of_day",
+    "revenue_by_month": (
+        "select month_start, n_orders, n_customers, revenue, avg_order_value"
+        " from marts.eda_revenue_by_month order by month_start"
+    ),
+    "revenue_by_country": (
+        "select country, n_orders, n_customers, revenue, revenue_share"
+        " from marts.eda_revenue_by_country order by revenue desc"
+    ),
+    "orders_by_weekday": (
+        "select weekday_name, n_orders, mean_daily_orders, revenue_share"
+        " from marts.eda_orders_by_weekday order by iso_weekday"
+    ),
+    "orders_by_hour": (
+        "select hour_of_day, n_orders, mean_daily_orders, revenue"
+        " from marts.eda_orders_by_hour order by hour_of_day"
+    ),
     "customers": (
         "select customer_id, recency_days, frequency, monetary, is_outlier"
         " from marts.customer_segments"
     ),
-    "segment_summary": "select * from marts.segment_summary order by scheme, segment_rank",
-    "cluster_profiles": "select * from ml.cluster_profiles order by stage, cluster_id",
+    "segment_summary": (
+        "select scheme, segment_name, segment_rank, n_customers, customer_share, revenue,"
+        " revenue_share, avg_order_value, mean_recency_days, median_recency_days,"
+        " mean_frequency, median_frequency, mean_monetary, median_monetary, total_clv_12m,"
+        " mean_clv_12m, mean_prob_no_purchase_90d, strategy"
+        " from marts.segment_summary order by scheme, segment_rank"
+    ),
+    "cluster_profiles": (
+        "select stage, cluster_id, segment_name, n_customers, mean_recency_days,"
+        " mean_frequency, mean_monetary"
+        " from ml.cluster_profiles order by stage, cluster_id"
+    ),
     # The maps' hover shows each customer's R, F and M next to the embedding.
     "embeddings": (
-        "select embedding.*, customer.recency_days, customer.frequency, customer.monetary"
+        "select embedding.customer_id, embedding.pca_1, embedding.pca_2, embedding.tsne_1,"
+        " embedding.tsne_2, embedding.pca_cluster_id, embedding.tsne_cluster_id,"
+        " embedding.pca_segment_name, embedding.tsne_segment_name,"
+        " customer.recency_days, customer.frequency, customer.monetary"
         " from ml.customer_embeddings as embedding"
         " left join marts.customer_segments as customer using (customer_id)"
         " order by embedding.customer_id"
     ),
     "model_selection": (
-        "select * from ml.cluster_model_selection order by stage, algorithm, n_clusters"
+        "select stage, algorithm, n_clusters, silhouette, calinski_harabasz, davies_bouldin,"
+        " is_selected, selection_reason"
+        " from ml.cluster_model_selection order by stage, algorithm, n_clusters"
     ),
-    "confusion": "select * from ml.classifier_confusion_matrix",
-    "classifier": "select * from ml.classifier_metrics where is_selected",
+    "confusion": (
+        "select actual_segment, predicted_segment, n_customers from ml.classifier_confusion_matrix"
+    ),
+    "classifier": (
+        "select model, cv_accuracy, test_accuracy from ml.classifier_metrics where is_selected"
+    ),
     "migration": (
-        "select * from marts.segment_migration"
+        "select from_as_of, to_as_of, from_segment, to_segment, n_customers"
+        " from marts.segment_migration"
         " where to_as_of = (select max(to_as_of) from marts.segment_migration)"
     ),
 }
@@ -86,8 +121,8 @@ def load_report_data(warehouse: Path) -> ReportData:
     Raises
     ------
     ReportDataError
-        When the file cannot be opened as DuckDB, or a table the report reads is missing or has
-        no rows (names the file and the fix).
+        When the file cannot be opened as DuckDB, or a table or column the report reads is
+        missing, or a table has no rows (names the file and the fix).
     """
     try:
         connection = duckdb.connect(str(warehouse), read_only=True)
@@ -104,6 +139,13 @@ def load_report_data(warehouse: Path) -> ReportData:
                 f"{warehouse} is not a retail-segments warehouse the report can read"
                 f" ({str(error).splitlines()[0]}); run `make build` and pass its serving copy"
                 " with --warehouse"
+            ) from error
+        except duckdb.BinderException as error:
+            # a copy of another version, or edited: a column a query names is not there
+            raise ReportDataError(
+                f"{warehouse} lacks a column the report draws ({str(error).splitlines()[0]});"
+                " it is not a serving copy this version of the product wrote: run `make build`"
+                " and pass its serving copy with --warehouse"
             ) from error
         empty = [name for name in MUST_HOLD_ROWS if frames[name].empty]
         if empty:
