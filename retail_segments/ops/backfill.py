@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -46,6 +47,9 @@ from retail_segments.ops.preflight import (
     PreflightError,
     prepare,
 )
+
+if TYPE_CHECKING:  # dbt is imported when the backfill runs, not when the command starts
+    from dbt.cli.main import dbtRunnerResult
 
 HISTORY_MODEL = "int_customer_rfm__history"
 # Every model of the segment history (dbt_project.yml tags the history folders): the last month
@@ -272,7 +276,7 @@ def run_backfill(
 
     project_root = project_root or find_project_root()
     project = ["--project-dir", str(project_root), "--profiles-dir", str(project_root)]
-    parsed = dbtRunner().invoke(["parse", *project])
+    parsed = _unless_stopped(dbtRunner().invoke(["parse", *project]))
     if not parsed.success:
         print("error: dbt could not parse the project; nothing was backfilled", file=sys.stderr)
         return False
@@ -295,7 +299,7 @@ def run_backfill(
         except PreflightError as error:
             print(f"error: {error}\nNothing more was backfilled.", file=sys.stderr)
             return False
-        result = runner.invoke([*args, *project])
+        result = _unless_stopped(runner.invoke([*args, *project]))
         if not result.success:
             done = ", ".join(f"{d:%Y-%m-%d}" for d in dates[: number - 1]) or "none"
             print(
@@ -306,6 +310,15 @@ def run_backfill(
             )
             return False
     return True
+
+
+def _unless_stopped(result: dbtRunnerResult) -> dbtRunnerResult:
+    """dbt's result, unless Ctrl-C stopped it: dbt returns the ``KeyboardInterrupt`` as the
+    result's exception, which is raised again here, so a stop is not reported as a failure (the
+    command that started the backfill says what stopped)."""
+    if isinstance(result.exception, KeyboardInterrupt):
+        raise result.exception
+    return result
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

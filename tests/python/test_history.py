@@ -4,10 +4,12 @@ and retraining-stability functions (no dbt)."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from dbt.cli.main import dbtRunnerResult
 from sklearn.tree import DecisionTreeClassifier
 
 from retail_segments.ml.artifacts import serialize_model
@@ -20,6 +22,7 @@ from retail_segments.ml.history import (
     retraining_stability,
     score_segment_history,
 )
+from retail_segments.ops import backfill
 from retail_segments.ops.backfill import (
     BackfillError,
     DataWindow,
@@ -27,6 +30,7 @@ from retail_segments.ops.backfill import (
     month_end,
     month_vars,
     parse_month,
+    run_backfill,
 )
 from retail_segments.ops.settings import parse_cli_vars, var_text
 
@@ -286,3 +290,35 @@ def test_a_month_end_is_built_with_the_vars_of_the_last_whole_build() -> None:
         **recorded,
         "rfm_as_of": "2011-07-01",
     }
+
+
+class _DbtStoppedAt:
+    """A stand-in for dbt's ``dbtRunner`` that is stopped by Ctrl-C at one command: dbt returns
+    the ``KeyboardInterrupt`` as its result's exception; the commands before it succeed."""
+
+    def __init__(self, stop_at: str, calls: list[str]) -> None:
+        self.stop_at, self.calls = stop_at, calls
+
+    def __call__(self, manifest: object = None) -> _DbtStoppedAt:
+        return self
+
+    def invoke(self, args: list[str]) -> dbtRunnerResult:
+        self.calls.append(args[0])
+        if args[0] == self.stop_at:
+            return dbtRunnerResult(success=False, exception=KeyboardInterrupt())
+        return dbtRunnerResult(success=True, result=None)
+
+
+@pytest.mark.parametrize("stop_at", ["parse", "build"])
+def test_a_backfill_stopped_by_ctrl_c_is_stopped_not_failed(
+    stop_at: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C while dbt parses or builds a month ends the backfill as a stop (the command says
+    "interrupted", exit 130), not as a project that did not parse or a month that failed."""
+    calls: list[str] = []
+    monkeypatch.setattr("dbt.cli.main.dbtRunner", _DbtStoppedAt(stop_at, calls))
+    monkeypatch.setattr(backfill, "prepare", lambda *args, **kwargs: None)
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill([month_end(date(2011, 6, 1)), month_end(date(2011, 7, 1))], {}, Path("."))
+    assert calls[-1] == stop_at
+    assert "error" not in capsys.readouterr().err
