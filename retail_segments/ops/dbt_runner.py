@@ -167,13 +167,25 @@ class _Stops:
             self._pass_on()  # a stop came while the child was being started
 
     def note(self, signum: int, frame: object) -> None:
+        if self.noted:
+            # a second stop: dbt is ended at once, before this process stops reading its output
+            # (dbt, stopped twice, prints its stack traces, and its logger a "Logging error" for
+            # every line written to a closed pipe, hundreds of lines)
+            self.noted.append(signum)
+            self._end_child()
+            raise KeyboardInterrupt
         if signum != signal.SIGINT:
             # sent to this process alone (a scheduler's or `timeout`'s SIGTERM, a hang-up): dbt
             # would build on to the end unseen
             self._pass_on()
-        elif signal.SIGINT in self.noted:
-            raise KeyboardInterrupt  # a second Ctrl-C
         self.noted.append(signum)
+
+    def _end_child(self) -> None:
+        # nothing dbt has started is published before every model and test passed; its
+        # warehouse stays as a killed build leaves it, which the next build starts from
+        if self.child is not None and self.child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.child.kill()  # reaped as the Popen block is left (no wait in a handler)
 
     def _pass_on(self) -> None:
         # dbt stops cleanly on Ctrl-C (it cancels its queries and says so); SIGTERM would end it
@@ -186,11 +198,12 @@ class _Stops:
 @contextlib.contextmanager
 def _stops_noted() -> Iterator[_Stops]:
     """While dbt runs: the first Ctrl-C (which dbt, in the same process group, receives too) is
-    only noted, so that every line dbt prints as it stops is still read and shown; a second one
-    raises ``KeyboardInterrupt`` at once. SIGTERM or SIGHUP, which end this process by default
-    and reach dbt only when sent to the whole group, are passed on to dbt as Ctrl-C (as SIGTERM
-    where Ctrl-C is ignored, which the child inherits) and noted the same way. A signal ignored
-    stays ignored; off the main thread nothing changes (Python handles signals there)."""
+    only noted, so that every line dbt prints as it stops is still read and shown; a second stop
+    of any kind ends dbt at once (SIGKILL) and raises ``KeyboardInterrupt``. SIGTERM or SIGHUP,
+    which end this process by default and reach dbt only when sent to the whole group, are passed
+    on to dbt as Ctrl-C (as SIGTERM where Ctrl-C is ignored, which the child inherits) and noted
+    the same way. A signal ignored stays ignored; off the main thread nothing changes (Python
+    handles signals there)."""
     if threading.current_thread() is not threading.main_thread():
         yield _Stops()
         return

@@ -168,14 +168,34 @@ LAST_WORDS = [
 ]
 
 
+# a stand-in for dbt that, once stopped, goes on cancelling and printing for 20 s whatever
+# further stops come (dbt stopped twice prints its stack traces and goes on logging)
+SLOW_STAND_IN = """\
+    import os, signal, time
+    with open("dbt.pid", "w") as pid:
+        pid.write(str(os.getpid()))
+    try:
+        print("\\x1b[0m10:00:00  1 of 9 START sql table model marts.x", flush=True)
+        time.sleep(60)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for n in range(200):
+            print(f"\\x1b[0m10:00:01  CANCEL query {n}", flush=True)
+            time.sleep(0.1)
+"""
+
+
 def _command_running_the_stand_in(
-    tmp_path: Path, ctrl_c: signal.Handlers = signal.SIG_DFL
+    tmp_path: Path,
+    ctrl_c: signal.Handlers = signal.SIG_DFL,
+    stand_in_code: str = STAND_IN,
+    stderr: int | None = None,
 ) -> subprocess.Popen[str]:
-    """The command (`RUNNER`) running the stand-in for dbt in a session of its own, with Ctrl-C
+    """The command (`RUNNER`) running a stand-in for dbt in a session of its own, with Ctrl-C
     handled as ``ctrl_c`` (a shell may start background commands with it ignored), once the
     stand-in has printed its first line."""
     stand_in = tmp_path / "dbt"
-    stand_in.write_text(f"#!{sys.executable}\n{textwrap.dedent(STAND_IN)}")
+    stand_in.write_text(f"#!{sys.executable}\n{textwrap.dedent(stand_in_code)}")
     stand_in.chmod(0o755)
     runner = tmp_path / "runner.py"
     runner.write_text(textwrap.dedent(RUNNER))
@@ -183,6 +203,7 @@ def _command_running_the_stand_in(
     process = subprocess.Popen(
         [sys.executable, str(runner), str(stand_in), str(tmp_path)],
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         env=env,
         start_new_session=True,
@@ -224,6 +245,35 @@ def test_a_stop_sent_to_the_command_alone_stops_dbt(
     rest = process.stdout.read().splitlines()
     assert process.wait(timeout=30) == 130
     assert rest == [*(LAST_WORDS if ctrl_c == signal.SIG_DFL else []), "command: interrupted"]
+
+
+@pytest.mark.parametrize("to_group", [True, False], ids=["Ctrl-C twice", "SIGTERM twice"])
+def test_a_second_stop_ends_dbt_at_once_without_a_word_from_it(
+    to_group: bool, tmp_path: Path
+) -> None:
+    """A second stop while dbt is stopping: the command used to stop reading at once and leave
+    dbt writing on into a closed pipe (on a real build, hundreds of lines of "Logging error"
+    and broken pipes on the terminal). Now dbt is ended at once and nothing more of it shows."""
+    process = _command_running_the_stand_in(
+        tmp_path, stand_in_code=SLOW_STAND_IN, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None
+
+    def stop() -> None:
+        if to_group:
+            os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C
+        else:
+            process.send_signal(signal.SIGTERM)  # a scheduler's stop, to the command alone
+
+    stop()
+    assert "CANCEL query 0" in process.stdout.readline()  # dbt is stopping
+    stop()
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 130
+    assert out.splitlines()[-1:] == ["command: interrupted"]
+    assert err == ""
+    with pytest.raises(ProcessLookupError):  # the stand-in was ended, not left cancelling
+        os.kill(int((tmp_path / "dbt.pid").read_text()), 0)
 
 
 def test_the_stand_in_shows_what_dbt_printed_without_the_filter(tmp_path: Path) -> None:
