@@ -26,11 +26,14 @@ month.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -276,49 +279,78 @@ def run_backfill(
 
     project_root = project_root or find_project_root()
     project = ["--project-dir", str(project_root), "--profiles-dir", str(project_root)]
-    parsed = _unless_stopped(dbtRunner().invoke(["parse", *project]))
-    if not parsed.success:
-        print("error: dbt could not parse the project; nothing was backfilled", file=sys.stderr)
-        return False
-    manifest = parsed.result if isinstance(parsed.result, Manifest) else None
-    runner = dbtRunner(manifest=manifest)
-    for number, as_of in enumerate(dates, start=1):
-        last = number == len(dates)
-        print(f"[{number}/{len(dates)}] as of {as_of:%Y-%m-%d %H:%M}", flush=True)
-        args = [
-            "build",
-            "--select",
-            f"tag:{HISTORY_TAG}" if last else HISTORY_MODEL,
-            "--vars",
-            month_vars(recorded, as_of),
-        ]
-        try:
-            # each month's vars are checked and stamped like any build's (no fit runs here); the
-            # inputs were checked against the warehouse before the backfill started
-            prepare(project_root, os.environ, args, fits=False, read_warehouse=False)
-        except PreflightError as error:
-            print(f"error: {error}\nNothing more was backfilled.", file=sys.stderr)
+    with _ctrl_c_seen() as seen:
+        parsed = _unless_stopped(dbtRunner().invoke(["parse", *project]), seen)
+        if not parsed.success:
+            print("error: dbt could not parse the project; nothing was backfilled", file=sys.stderr)
             return False
-        result = _unless_stopped(runner.invoke([*args, *project]))
-        if not result.success:
-            done = ", ".join(f"{d:%Y-%m-%d}" for d in dates[: number - 1]) or "none"
-            print(
-                f"error: the backfill failed at {as_of:%Y-%m-%d}; dates completed: {done};"
-                " nothing was published. Fix the cause (dbt names it above), run `make build`,"
-                " then the backfill again (every date replaces its own rows).",
-                file=sys.stderr,
-            )
-            return False
-    return True
+        manifest = parsed.result if isinstance(parsed.result, Manifest) else None
+        runner = dbtRunner(manifest=manifest)
+        for number, as_of in enumerate(dates, start=1):
+            last = number == len(dates)
+            print(f"[{number}/{len(dates)}] as of {as_of:%Y-%m-%d %H:%M}", flush=True)
+            args = [
+                "build",
+                "--select",
+                f"tag:{HISTORY_TAG}" if last else HISTORY_MODEL,
+                "--vars",
+                month_vars(recorded, as_of),
+            ]
+            try:
+                # each month's vars are checked and stamped like any build's (no fit runs here); the
+                # inputs were checked against the warehouse before the backfill started
+                prepare(project_root, os.environ, args, fits=False, read_warehouse=False)
+            except PreflightError as error:
+                print(f"error: {error}\nNothing more was backfilled.", file=sys.stderr)
+                return False
+            result = _unless_stopped(runner.invoke([*args, *project]), seen)
+            if not result.success:
+                done = ", ".join(f"{d:%Y-%m-%d}" for d in dates[: number - 1]) or "none"
+                print(
+                    f"error: the backfill failed at {as_of:%Y-%m-%d}; dates completed: {done};"
+                    " nothing was published. Fix the cause (dbt names it above), run `make build`,"
+                    " then the backfill again (every date replaces its own rows).",
+                    file=sys.stderr,
+                )
+                return False
+        return True
 
 
-def _unless_stopped(result: dbtRunnerResult) -> dbtRunnerResult:
+def _unless_stopped(result: dbtRunnerResult, seen: Sequence[int]) -> dbtRunnerResult:
     """dbt's result, unless Ctrl-C stopped it: dbt returns the ``KeyboardInterrupt`` as the
     result's exception, which is raised again here, so a stop is not reported as a failure (the
-    command that started the backfill says what stopped)."""
+    command that started the backfill says what stopped). A Ctrl-C that dbt did not stop on
+    (``seen``: one that came while Python ran a finalizer, which only prints "Exception
+    ignored") stops the backfill here too, before the next month."""
     if isinstance(result.exception, KeyboardInterrupt):
         raise result.exception
+    if seen:
+        raise KeyboardInterrupt
     return result
+
+
+@contextlib.contextmanager
+def _ctrl_c_seen() -> Iterator[list[int]]:
+    """While the backfill runs, each Ctrl-C is recorded (in the list yielded) before it raises
+    ``KeyboardInterrupt`` as Python's own handler does. Off the main thread, or where Ctrl-C is
+    not Python's default, nothing changes."""
+    seen: list[int] = []
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield seen
+        return
+
+    def note(signum: int, frame: object) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

@@ -3,6 +3,8 @@ and retraining-stability functions (no dbt)."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from datetime import date, datetime
 from pathlib import Path
 
@@ -322,3 +324,31 @@ def test_a_backfill_stopped_by_ctrl_c_is_stopped_not_failed(
         run_backfill([month_end(date(2011, 6, 1)), month_end(date(2011, 7, 1))], {}, Path("."))
     assert calls[-1] == stop_at
     assert "error" not in capsys.readouterr().err
+
+
+class _DbtSwallowingCtrlC(_DbtStoppedAt):
+    """A stand-in for ``dbtRunner`` that receives Ctrl-C while building a month and goes on as
+    dbt does when it lands in a finalizer (Python prints "Exception ignored"):
+    the month succeeds."""
+
+    def invoke(self, args: list[str]) -> dbtRunnerResult:
+        self.calls.append(args[0])
+        if args[0] == self.stop_at:
+            with contextlib.suppress(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)
+        return dbtRunnerResult(success=True, result=None)
+
+
+def test_a_ctrl_c_dbt_did_not_stop_on_still_stops_the_backfill(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Ctrl-C dbt swallowed stops the backfill before its next month, not after every month
+    (the command would then call a whole backfill "interrupted"); Ctrl-C is Python's again after."""
+    calls: list[str] = []
+    monkeypatch.setattr("dbt.cli.main.dbtRunner", _DbtSwallowingCtrlC("build", calls))
+    monkeypatch.setattr(backfill, "prepare", lambda *args, **kwargs: None)
+    months = [month_end(date(2011, month, 1)) for month in (6, 7, 8)]
+    with pytest.raises(KeyboardInterrupt):
+        run_backfill(months, {}, Path("."))
+    assert calls == ["parse", "build"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
