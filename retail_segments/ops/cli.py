@@ -65,10 +65,12 @@ from retail_segments.ops.preflight import (
 )
 from retail_segments.ops.publish import (
     SERVING_DB_NAME,
+    PreparedInputs,
     manifest_path,
     new_build_info,
     publish,
     published_relations,
+    read_prepared,
     serving_dir,
 )
 from retail_segments.ops.settings import SettingsError, check_environment
@@ -271,13 +273,22 @@ def _prepare_only(dbt_args: list[str]) -> int:
     return 0
 
 
-def _publish(env: Mapping[str, str], dbt_args: list[str] | None = None) -> int:
+def _publish(
+    env: Mapping[str, str],
+    dbt_args: list[str] | None = None,
+    prepared: PreparedInputs | None = None,
+) -> int:
     """Publish the tables dbt declares public (read from the manifest of the dbt run with
-    dbt_args and env) of the freshly built warehouse named in env; 0 on success, 1 (with the
-    reason on stderr) when publishing failed and the previous serving copy was left in place."""
+    dbt_args and env) of the freshly built warehouse named in env, recording the vars and inputs
+    of ``prepared`` (else of env's prepared stamp); 0 on success, 1 (with the reason on stderr)
+    when publishing failed and the previous serving copy was left in place."""
     warehouse = Path(env[WAREHOUSE_PATH_ENV])
-    info = new_build_info(env[RAW_PATH_ENV], find_project_root(), stamp=prepared_stamp(env))
     try:
+        info = new_build_info(
+            env[RAW_PATH_ENV],
+            find_project_root(),
+            prepared=prepared or read_prepared(prepared_stamp(env)),
+        )
         relations = published_relations(manifest_path(dbt_args or [], env))
         published = publish(warehouse, serving_dir(warehouse, env), info, relations)
     except (duckdb.Error, OSError, RuntimeError) as error:
@@ -346,8 +357,11 @@ def _backfill(backfill_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    # what the serving copy records of this build is read now: each month prepares a set of its
+    # own, and pruning the older sets removes the one checked here after the third month
+    inputs = read_prepared(prepared.stamp)
     returncode = backfill_main(backfill_args, prepared.env)
-    return _publish(prepared.env) if returncode == 0 else returncode
+    return _publish(prepared.env, prepared=inputs) if returncode == 0 else returncode
 
 
 def _is_duckdb_file(path: Path) -> bool:

@@ -185,26 +185,49 @@ def published_relations(manifest: Path) -> list[Relation]:
     return relations
 
 
-def new_build_info(
-    raw_path: str, project_root: Path, now: datetime | None = None, stamp: Path | None = None
-) -> BuildInfo:
-    """Return a fresh build identity: a sortable UTC timestamp plus a random suffix, the time, the
-    git commit of project_root (None outside a git checkout), the raw file built from and, from
-    the build's prepared ``stamp`` when given, its vars and every input file."""
-    built_at = now or datetime.now(UTC)
-    build_id = f"{built_at:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:6]}"
-    vars_json = input_files_json = None
-    if stamp is not None:
-        prepared = json.loads(stamp.read_text())
-        vars_json = json.dumps({str(item["name"]): str(item["value"]) for item in prepared["vars"]})
-        input_files_json = json.dumps(
+@dataclass(frozen=True)
+class PreparedInputs:
+    """What a prepared build's stamp records for `BuildInfo`: its vars and every input file."""
+
+    vars_json: str
+    input_files_json: str
+
+
+def read_prepared(stamp: Path | None) -> PreparedInputs | None:
+    """The vars and input files the prepared ``stamp`` records (None without a stamp). Read it
+    while the stamp exists: later preparations prune older prepared sets."""
+    if stamp is None:
+        return None
+    prepared = json.loads(stamp.read_text())
+    return PreparedInputs(
+        json.dumps({str(item["name"]): str(item["value"]) for item in prepared["vars"]}),
+        json.dumps(
             [
                 {key: item[key] for key in ("role", "path", "sha256", "n_rows")}
                 for item in prepared["files"]
             ]
-        )
+        ),
+    )
+
+
+def new_build_info(
+    raw_path: str,
+    project_root: Path,
+    now: datetime | None = None,
+    prepared: PreparedInputs | None = None,
+) -> BuildInfo:
+    """Return a fresh build identity: a sortable UTC timestamp plus a random suffix, the time, the
+    git commit of project_root (None outside a git checkout), the raw file built from and, when
+    given, the prepared build's vars and every input file (`read_prepared`)."""
+    built_at = now or datetime.now(UTC)
+    build_id = f"{built_at:%Y%m%dT%H%M%S%f}Z-{uuid.uuid4().hex[:6]}"
     return BuildInfo(
-        build_id, built_at, _git_sha(project_root), raw_path, vars_json, input_files_json
+        build_id,
+        built_at,
+        _git_sha(project_root),
+        raw_path,
+        None if prepared is None else prepared.vars_json,
+        None if prepared is None else prepared.input_files_json,
     )
 
 

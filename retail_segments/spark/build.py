@@ -50,6 +50,7 @@ from retail_segments.ops.publish import (
     new_build_info,
     publish,
     published_relations,
+    read_prepared,
     serving_dir,
 )
 from retail_segments.spark.session import (
@@ -273,7 +274,9 @@ def publish_spark_build(env: Mapping[str, str], dbt_args: list[str], tables: Pat
 
     project_root = find_project_root()
     mirror = tables.parent / "published.duckdb"
-    info = new_build_info(env[RAW_PATH_ENV], project_root, stamp=prepared_stamp(env))
+    info = new_build_info(
+        env[RAW_PATH_ENV], project_root, prepared=read_prepared(prepared_stamp(env))
+    )
     # the same serving directory as the DuckDB build's (RETAIL_SERVING_DIR, else warehouse/serving)
     destination = serving_dir(warehouse_path(project_root, env), env)
     try:

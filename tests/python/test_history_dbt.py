@@ -40,8 +40,10 @@ from retail_segments_dev import reference
 pytestmark = pytest.mark.dbt
 
 BUILD_AS_OF = pd.Timestamp("2011-12-10")
-BACKFILL = ("--start", "2011-10", "--end", "2011-11")
-BACKFILLED_AS_OF = [pd.Timestamp("2011-11-01"), pd.Timestamp("2011-12-01")]
+# three months: each prepares a set of inputs of its own, and after the third the set the
+# backfill was checked with is pruned (the publish still records it)
+BACKFILL = ("--start", "2011-09", "--end", "2011-11")
+BACKFILLED_AS_OF = [pd.Timestamp(f"2011-{month}-01") for month in (10, 11, 12)]
 CHURN_DAYS = 180
 HISTORY_MODEL_RELATION = f"intermediate.{HISTORY_MODEL}"
 HISTORY_RELATIONS = {
@@ -80,10 +82,22 @@ def canceled(synthetic_lines: pd.DataFrame) -> pd.Series:
 def backfilled(
     tmp_path_factory: pytest.TempPathFactory, synthetic_build: Workspace, synthetic_raw: Path
 ) -> Workspace:
-    """A copy of the clean build with two month ends backfilled through the command line."""
+    """A copy of the clean build with three month ends backfilled through the command line."""
     workspace = copy_workspace(synthetic_build, tmp_path_factory.mktemp("backfilled"))
     assert_built(run_cli(workspace, synthetic_raw, "backfill", *BACKFILL))
     return workspace
+
+
+def test_the_backfill_publishes_with_the_vars_of_the_build(backfilled: Workspace) -> None:
+    """A backfill that succeeded publishes the warehouse, recording the vars of the build whose
+    marts it keeps (the months' own rfm_as_of are not the serving copy's)."""
+    serving = backfilled.root / "serving" / "retail_segments_serving.duckdb"
+    with duckdb.connect(str(serving), read_only=True) as connection:
+        [(vars_json,)] = connection.execute("select vars_json from serving.build_info").fetchall()
+    built = BuiltVars("duckdb", backfilled.warehouse).read()
+    assert built is not None
+    assert json.loads(vars_json) == built
+    assert pd.Timestamp(built["rfm_as_of"]) == BUILD_AS_OF
 
 
 def _history(workspace: Workspace) -> pd.DataFrame:
@@ -235,9 +249,9 @@ def test_a_rebuild_from_scratch_says_which_history_dates_it_dropped(
     assert_built(result)
     assert history_dates(workspace.warehouse) == [BUILD_AS_OF.to_pydatetime()]
     assert (
-        "Note: the segment history no longer holds 2 as-of date(s) it held before (2011-11-01,"
-        " 2011-12-01): a rebuild from scratch (--full-refresh) keeps only this build's."
-        " `make backfill START=2011-10 END=2011-11` adds the month ends again."
+        "Note: the segment history no longer holds 3 as-of date(s) it held before (2011-10-01,"
+        " 2011-11-01, 2011-12-01): a rebuild from scratch (--full-refresh) keeps only this"
+        " build's. `make backfill START=2011-09 END=2011-11` adds the month ends again."
     ) in result.stdout
 
 
@@ -272,7 +286,7 @@ def test_a_failed_rebuild_from_scratch_also_says_which_history_dates_it_dropped(
         workspace, synthetic_raw, "build", "--select", HISTORY_MODEL, "--full-refresh"
     )
     assert result.returncode == 1
-    assert "Note: the segment history no longer holds 2 as-of date(s)" in result.stdout
+    assert "Note: the segment history no longer holds 3 as-of date(s)" in result.stdout
     assert "dbt build did not succeed: nothing was published" in result.stderr
 
 
