@@ -64,6 +64,7 @@ from retail_segments.ops.paths import (
     INCOMING_GLOB_ENV,
     LANDING_DIR_ENV,
     RAW_PATH_ENV,
+    SERVING_DIR_ENV,
     WAREHOUSE_PATH_ENV,
     RawDataNotFoundError,
     nearest_existing,
@@ -1338,6 +1339,21 @@ def _check_not_served(warehouse: Path, environ: Mapping[str, str]) -> None:
         )
 
 
+def _check_apart_from_serving(landing: Path, warehouse: Path, environ: Mapping[str, str]) -> None:
+    """Raise `PreflightError` when the landing folder and the serving folder are one folder or
+    one lies in the other: BI would read the landed inputs, and the publish, which locks the
+    serving folder, would wait for ever on the build's own lock of the landing folder."""
+    served = serving_dir(warehouse, environ).resolve()
+    landed = landing.resolve()
+    if landed.is_relative_to(served) or served.is_relative_to(landed):
+        raise PreflightError(
+            f"The landing folder {landed} (the checked inputs) and the serving folder {served}"
+            " (what BI tools read) overlap; nothing was built.\n"
+            f"  Fix: set {LANDING_DIR_ENV} and {SERVING_DIR_ENV} to two separate folders (by"
+            " default landing/ and serving/ beside the warehouse)."
+        )
+
+
 def _check_writable(directory: Path, what: str, variable: str) -> None:
     """Raise `PreflightError` naming ``directory`` unless a file can be written in it (created
     first when missing), before anything is landed or built."""
@@ -1393,6 +1409,7 @@ def _prepare(
         "Landing folder",
         f"set {LANDING_DIR_ENV} (or {WAREHOUSE_PATH_ENV}) to a folder without *, ? and [",
     )
+    _check_apart_from_serving(landing, warehouse, environ)
     _check_writable(landing, "The landing folder (checked inputs)", LANDING_DIR_ENV)
     cache = landing / "cache"
     pattern, incoming_paths, incoming_matches = incoming_files(project_root, environ)

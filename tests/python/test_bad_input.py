@@ -1145,6 +1145,33 @@ def test_a_warehouse_path_that_is_no_duckdb_file_is_refused_with_the_fix(tmp_pat
         assert "nothing was built" in message
 
 
+@pytest.mark.parametrize("layout", ["one folder", "landing in serving", "serving in landing"])
+def test_landing_and_serving_folders_that_overlap_are_refused(
+    layout: str, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """The checked inputs and what BI reads are kept apart: in one folder, the publish waited
+    for ever on the build's own lock of the landing folder. Refused before either is made."""
+    shared = tmp_path / "shared"
+    landing, serving = {
+        "one folder": (shared, shared),
+        "landing in serving": (shared / "landing", shared),
+        "serving in landing": (shared, shared / "serving"),
+    }[layout]
+    env = {
+        "RETAIL_RAW_PATH": str(synthetic_raw),
+        "RETAIL_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+        "RETAIL_LANDING_DIR": str(landing),
+        "RETAIL_SERVING_DIR": str(serving),
+    }
+    with pytest.raises(preflight.PreflightError) as raised:
+        preflight.prepare(PROJECT_ROOT, env)
+    message = str(raised.value)
+    assert f"The landing folder {landing} (the checked inputs) and the serving folder" in message
+    assert "overlap; nothing was built" in message
+    assert "Fix: set RETAIL_LANDING_DIR and RETAIL_SERVING_DIR to two separate folders" in message
+    assert not shared.exists()
+
+
 def test_a_warehouse_path_naming_the_serving_copy_is_refused(
     guarded: Guarded, synthetic_raw: Path, tmp_path: Path
 ) -> None:
