@@ -406,7 +406,16 @@ def _report(report_args: list[str]) -> int:
         )
         return 2
     default_out = default_out or args.out
-    default_warehouse = default_warehouse or args.warehouse
+    # the serving copy's place in the project (outside it there is none to name)
+    usual = f" (default {default_warehouse})" if default_warehouse else ""
+    if args.warehouse.is_dir():
+        print(
+            f"error: --warehouse {args.warehouse} is a folder; nothing was written.\n  Fix: pass"
+            f" the serving copy's file{usual}, such as"
+            f" {args.warehouse / SERVING_DB_NAME}.",
+            file=sys.stderr,
+        )
+        return 2
     if not args.warehouse.is_file():
         print(
             f"error: no warehouse at {args.warehouse}; run `make build` first or pass --warehouse",
@@ -416,7 +425,7 @@ def _report(report_args: list[str]) -> int:
     if not _is_duckdb_file(args.warehouse):
         print(
             f"error: {args.warehouse} is not a DuckDB file; nothing was written.\n  Fix: pass"
-            f" --warehouse the serving copy (default {default_warehouse}) or a build warehouse.",
+            f" --warehouse the serving copy{usual} or a build warehouse.",
             file=sys.stderr,
         )
         return 2

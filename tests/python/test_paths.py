@@ -216,7 +216,14 @@ def test_the_report_runs_outside_the_project_given_both_paths(
     notes = tmp_path / "notes.json"
     notes.write_text("{}")
     assert main(["report", "--warehouse", str(notes), "--out", str(tmp_path / "r.html")]) == 2
-    assert f"{notes} is not a DuckDB file" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"{notes} is not a DuckDB file" in error
+    # outside the project there is no default to name (it is not the value given)
+    assert "default" not in error and "Fix: pass --warehouse the serving copy or a build" in error
+    assert main(["report", "--warehouse", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
+    error = capsys.readouterr().err
+    assert f"--warehouse {tmp_path} is a folder; nothing was written" in error
+    assert f"such as {tmp_path / 'retail_segments_serving.duckdb'}" in error
 
 
 def test_relative_path_settings_name_places_in_the_working_folder(
