@@ -9,6 +9,7 @@ copy's ``serving.build_info``; it never writes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,9 @@ QUERIES: dict[str, str] = {
 }
 
 
+# The tables a query of `QUERIES` reads (named in a message about one of their columns).
+_TABLE = re.compile(r"\b(?:from|join) ((?:marts|ml)\.\w+)")
+
 # The queries whose rows every report draws: a table of them without rows is not a warehouse this
 # product built (the migration has none until a second as-of date exists).
 MUST_HOLD_ROWS = tuple(name for name in QUERIES if name != "migration")
@@ -132,8 +136,10 @@ def load_report_data(warehouse: Path) -> ReportData:
             " pass the serving copy written by `make build` with --warehouse"
         ) from error
     with connection:
+        frames = {}
         try:
-            frames = {name: connection.sql(sql).df() for name, sql in QUERIES.items()}
+            for name, sql in QUERIES.items():
+                frames[name] = connection.sql(sql).df()
         except duckdb.CatalogException as error:
             raise ReportDataError(
                 f"{warehouse} is not a retail-segments warehouse the report can read"
@@ -143,7 +149,8 @@ def load_report_data(warehouse: Path) -> ReportData:
         except duckdb.BinderException as error:
             # a copy of another version, or edited: a column a query names is not there
             raise ReportDataError(
-                f"{warehouse} lacks a column the report draws ({str(error).splitlines()[0]});"
+                f"{warehouse} lacks a column the report draws from"
+                f" {', '.join(dict.fromkeys(_TABLE.findall(sql)))} ({str(error).splitlines()[0]});"
                 " it is not a serving copy this version of the product wrote: run `make build`"
                 " and pass its serving copy with --warehouse"
             ) from error

@@ -359,15 +359,18 @@ def test_a_file_that_is_not_a_warehouse_gets_a_message(tmp_path: Path) -> None:
         ),
         (
             "alter table marts.segment_summary drop column revenue_share",
-            'lacks a column the report draws (Binder Error: ... "revenue_share"',
+            "lacks a column the report draws from marts.segment_summary"
+            ' (Binder Error: ... "revenue_share"',
         ),
         (
             "alter table ml.customer_embeddings drop column tsne_2",
-            'lacks a column the report draws (Binder Error: ... "tsne_2"',
+            "lacks a column the report draws from ml.customer_embeddings, marts.customer_segments"
+            ' (Binder Error: ... "tsne_2"',
         ),
         (
             "alter table marts.segment_migration drop column to_segment",
-            'lacks a column the report draws (Binder Error: ... "to_segment"',
+            "lacks a column the report draws from marts.segment_migration"
+            ' (Binder Error: ... "to_segment"',
         ),
         ("delete from serving.build_info", None),  # the page says only where it was read from
     ],
