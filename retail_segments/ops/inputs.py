@@ -608,23 +608,32 @@ def map_header(path: Path, names: Sequence[str]) -> tuple[str, list[str]]:
             return layout, [mapping[name] for name in names]
     expected = list(RAW_COLUMNS)
     missing = [name for name in expected if name not in names]
-    unexpected = [name for name in names if name not in expected]
+    # a column without a name (a spreadsheet's empty columns after the last) is named by place
+    unexpected = [
+        name if name.strip() else f"(no name, column {number})"
+        for number, name in enumerate(names, start=1)
+        if name not in expected
+    ]
     details = [
         f"missing: {', '.join(missing) or 'none'}",
         f"unexpected: {', '.join(unexpected) or 'none'}",
     ]
     if repeated:
-        details.append(f"repeated: {', '.join(repeated)}")
+        details.append(
+            f"repeated: {', '.join(name if name.strip() else '(no name)' for name in repeated)}"
+        )
     details += [
         f"found header: {','.join(names)}",
         f"expected header (any order): {','.join(expected)}",
         f"or the Online Retail II header: {','.join(ONLINE_RETAIL_II_COLUMNS)}",
     ]
+    unnamed = any(not name.strip() for name in names)
     raise InputError(
         path,
         "does not have the expected columns",
         details,
-        "export the file with exactly these column names in its first line",
+        "export the file with exactly these column names in its first line"
+        + (" (delete the columns without a name)" if unnamed else ""),
     )
 
 

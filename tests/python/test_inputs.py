@@ -648,3 +648,17 @@ def test_a_csv_without_text_outside_quotes_reads_the_same_in_duckdb_and_pythons_
             assert read == expected, text
             compared += 1
     assert compared > 150
+
+
+def test_a_header_with_columns_without_a_name_names_them_by_place(tmp_path: Path) -> None:
+    """A spreadsheet's empty columns after the last (``...,Country,,``) are named by their place
+    and the fix says to delete them; the message used to list them as blanks."""
+    path = tmp_path / "export.csv"
+    values = "536365,85123A,WHITE HEART,6,12/1/2010 8:26,2.55,17850,United Kingdom"
+    path.write_text(f"{','.join(RAW_COLUMNS)},,\n{values},,\n", encoding="utf-8")
+    with pytest.raises(InputError) as raised:
+        land_file(path, tmp_path / "cache")
+    message = str(raised.value)
+    assert "unexpected: (no name, column 9), (no name, column 10)" in message
+    assert "repeated: (no name)" in message
+    assert "(delete the columns without a name)" in message
