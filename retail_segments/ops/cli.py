@@ -615,7 +615,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "command", choices=["build", "prepare", "report", "backfill", "clean-warehouse"]
     )
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help="passed on (to dbt for build)")
+    rest = parser.add_argument(
+        "rest", nargs=argparse.REMAINDER, help="passed on (to dbt for build)"
+    )
+    rest.required = False  # else a missing command's message calls it required too
     args = parser.parse_args(argv)
     # after the command it is ours too (dbt is always given this project; `dbt --project-dir`
     # would make dbt build another project than the one checked)

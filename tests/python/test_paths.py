@@ -147,6 +147,18 @@ def test_backfill_help_and_unknown_arguments_check_and_lock_nothing(
     assert not (tmp_path / "warehouse").exists()
 
 
+@pytest.mark.parametrize("argv", [[], ["--project-dir", "."]], ids=["nothing", "a folder only"])
+def test_no_command_names_only_what_is_missing(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a command the error names it alone, not the optional arguments after it."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.rstrip().endswith("error: the following arguments are required: command")
+
+
 def test_ctrl_c_ends_a_command_with_a_message_not_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
