@@ -254,8 +254,29 @@ def check_vars(values: Mapping[str, Any]) -> ProjectVars:
                 continue
             value = values.get(name, item.get("input"))
             message = str(item["msg"]).removeprefix("Value error, ")
-            problems.append(f"var {name} = {_shown(value)}: {message}")
+            valid = _valid_range(name)
+            problems.append(
+                f"var {name} = {_shown(value)}: {message}" + (f"; valid: {valid}" if valid else "")
+            )
         raise SettingsError(problems) from None
+
+
+def _valid_range(name: str) -> str | None:
+    """The values a numeric var takes, from its bounds in `ProjectVars` (None for other vars)."""
+    field = ProjectVars.model_fields.get(name)
+    if field is None:
+        return None
+    bounds = {
+        key: getattr(item, key)
+        for item in field.metadata
+        for key in ("ge", "gt", "le", "lt")
+        if getattr(item, key, None) is not None
+    }
+    if not bounds:
+        return None
+    words = {"ge": "at least", "gt": "above", "le": "at most", "lt": "below"}
+    kind = "an integer" if field.annotation is int else "a number"
+    return f"{kind} " + " and ".join(f"{words[key]} {value:,}" for key, value in bounds.items())
 
 
 def var_text(value: Any) -> str:

@@ -109,7 +109,18 @@ FACTS = DataFacts(
         ({"clv_calibration_end": "2011-10-01"}, "leaves a holdout that ends 2011-12-31 00:00"),
         # an unquoted date in --vars is a YAML date; it is shown as written
         ({"rfm_as_of": date(2011, 12, 11)}, "var rfm_as_of = '2011-12-11' is after the data ends"),
-        ({"clv_monthly_discount_rate": 1.5}, "clv_monthly_discount_rate = 1.5"),
+        (
+            {"clv_monthly_discount_rate": 1.5},
+            "clv_monthly_discount_rate = 1.5: Input should be less than 1; valid: a number at"
+            " least 0 and below 1",
+        ),
+        # every numeric var's message says its whole range, whichever bound was crossed
+        (
+            {"top_products_n": 0},
+            "var top_products_n = 0: Input should be greater than or equal to 1; valid: an"
+            " integer at least 1 and at most 10,000",
+        ),
+        ({"history_churn_days": True}, "valid: an integer at least 1 and at most 3,650"),
         ({"clv_monthly_discount_rate": "1%"}, "clv_monthly_discount_rate = '1%'"),
         (
             {"clv_monthly_discount_rate": float("nan")},
