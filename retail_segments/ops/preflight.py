@@ -354,6 +354,16 @@ def incoming_files(project_root: Path, environ: Mapping[str, str]) -> IncomingFi
         _check_no_pattern_characters(
             path, "Daily file", "rename it (or its folder) without *, ? and ["
         )
+        if path.name.startswith("~$"):
+            # its workbook, open in Excel, may differ from what Excel shows until it is saved
+            raise InputError(
+                path,
+                f"matches {INCOMING_GLOB_ENV} ({pattern}) but is the lock file Excel keeps"
+                " beside a workbook open in it, not a daily file",
+                fix="save and close the workbook in Excel (the lock file goes with it), then"
+                " build again",
+                role="Daily file",
+            )
         if not path.name.lower().endswith(tuple(SUFFIX_CONTAINERS)):
             raise InputError(
                 path,

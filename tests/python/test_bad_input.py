@@ -1071,6 +1071,14 @@ def test_every_file_of_the_incoming_folder_is_read_or_refused(tmp_path: Path) ->
         preflight.incoming_files(tmp_path, {})
     assert "move it out of the folder" in str(error.value)
     (incoming / "notes.txt").unlink()
+    # Excel's lock file beside a workbook open in it: named as such, not as a workbook that is
+    # plain text
+    lock = incoming / "~$2011-12-13.xlsx"
+    lock.write_bytes(b"\x0bJane Smith" + b" " * 40)
+    with pytest.raises(InputError, match=r"is the lock file Excel keeps") as error:
+        preflight.incoming_files(tmp_path, {})
+    assert "Fix: save and close the workbook in Excel" in str(error.value)
+    lock.unlink()
     (incoming / "2011-12").mkdir()
     with pytest.raises(InputError, match=r"2011-12' matches .* not a file"):
         preflight.incoming_files(tmp_path, {})
