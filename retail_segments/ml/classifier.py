@@ -64,7 +64,7 @@ from retail_segments.ml.config import SettingsModel, as_settings, parse_meta
 from retail_segments.ml.embedding import RFM_FEATURES, rfm_features
 from retail_segments.ml.results import fit_record
 from retail_segments.ml.settings import CLASSIFIER_SETTINGS, ClassifierSettings
-from retail_segments.ml.threads import fit_threads
+from retail_segments.ml.threads import fit_threads, fit_workers
 
 SEARCH_MODES: tuple[str, ...] = ("fast", "full")
 # The dbt model of the fit (its meta block is validated under this name) and the registry name.
@@ -287,7 +287,7 @@ def train_segment_classifier(
             clone(estimator), grid, scoring="accuracy", cv=settings.cv, n_jobs=settings.n_jobs
         )
         started = time.perf_counter()
-        with fit_threads(settings.max_threads):
+        with fit_threads(settings.max_threads), fit_workers():
             search.fit(X_train, y_train)
         seconds = time.perf_counter() - started
         fitted[model_name] = search

@@ -12,10 +12,15 @@ imported (every fitting module imports it), and no fit changes it.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy  # noqa: F401  (loads OpenBLAS, so that the limit below reaches it)
+from joblib import parallel_config
 from threadpoolctl import threadpool_limits
 
 threadpool_limits(limits=1, user_api="blas")
@@ -24,3 +29,24 @@ threadpool_limits(limits=1, user_api="blas")
 def fit_threads(limit: int | None) -> AbstractContextManager[Any]:
     """OpenMP threads of the calling thread while a fit runs (None: the library default)."""
     return threadpool_limits(limits=limit, user_api="openmp")
+
+
+def fit_workers() -> AbstractContextManager[Any]:
+    """joblib's worker processes (loky, its default) for the fits the calling thread starts,
+    which leave Ctrl-C to the process that runs dbt: the terminal sends it to every process of
+    the build, and a worker stopped in the middle of a fit printed its stack trace through dbt's
+    (dbt stops the build, and the fit's result is no longer read). A worker ends as soon as that
+    process has gone (killed by a second Ctrl-C, say), rather than idling for loky's timeout."""
+    return parallel_config(backend="loky", initializer=_leave_ctrl_c_to_dbt)
+
+
+def _leave_ctrl_c_to_dbt() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def end_when_orphaned() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=end_when_orphaned, name="parent-watch", daemon=True).start()

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from joblib import Parallel, delayed
 from sklearn.datasets import make_blobs
 
 from retail_segments.ml.artifacts import build_model_registry_row, load_model
@@ -28,6 +34,7 @@ from retail_segments.ml.classifier import (
 )
 from retail_segments.ml.config import ConfigError, SamplingSettings
 from retail_segments.ml.results import result_frame
+from retail_segments.ml.threads import fit_workers
 
 SEGMENTS = np.array(["loyal", "lost", "newcomers", "at risk"])
 FAST = {"n_jobs": 1}
@@ -292,3 +299,54 @@ def test_settings_of_another_model_are_refused(
     wrong = SamplingSettings.parse(None, name="sampling")
     with pytest.raises(TypeError, match="expected ClassifierSettings, got SamplingSettings"):
         train_segment_classifier(rfm, segments, wrong)
+
+
+def _ctrl_c_handler() -> str:
+    return repr(signal.getsignal(signal.SIGINT))
+
+
+def test_the_grid_search_workers_leave_ctrl_c_to_dbt() -> None:
+    """The grid search's worker processes (`fit_workers`) ignore Ctrl-C, which the terminal sends
+    to every process of the build: a worker stopped in the middle of a fit printed its stack trace
+    through dbt's output. Outside `fit_workers`, joblib's workers are as joblib makes them."""
+    with fit_workers():
+        inside = Parallel(n_jobs=2)(delayed(_ctrl_c_handler)() for _ in range(4))
+    assert set(inside) == {repr(signal.SIG_IGN)}
+    outside = Parallel(n_jobs=2)(delayed(_ctrl_c_handler)() for _ in range(4))
+    assert repr(signal.SIG_IGN) not in outside
+
+
+# A process that starts two `fit_workers` workers, prints their process ids and waits to be killed.
+WORKERS_THEN_WAIT = """
+import os, sys, time
+from joblib import Parallel, delayed
+from retail_segments.ml.threads import fit_workers
+with fit_workers():
+    pids = set(Parallel(n_jobs=2)(delayed(os.getpid)() for _ in range(8)))
+print(*pids, flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_grid_search_workers_end_with_the_process_that_started_them() -> None:
+    """Workers that ignore Ctrl-C end when the process running dbt is killed (a second Ctrl-C
+    kills it), instead of idling on as orphans for loky's five-minute timeout."""
+    with subprocess.Popen(
+        [sys.executable, "-c", WORKERS_THEN_WAIT], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        assert parent.stdout is not None
+        workers = [int(pid) for pid in parent.stdout.readline().split()]
+        assert workers and all(_alive(pid) for pid in workers)
+        parent.kill()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
