@@ -309,10 +309,15 @@ def test_the_grid_search_workers_leave_ctrl_c_to_dbt() -> None:
     """The grid search's worker processes (`fit_workers`) ignore Ctrl-C, which the terminal sends
     to every process of the build: a worker stopped in the middle of a fit printed its stack trace
     through dbt's output. Outside `fit_workers`, joblib's workers are as joblib makes them."""
-    with fit_workers():
-        inside = Parallel(n_jobs=2)(delayed(_ctrl_c_handler)() for _ in range(4))
+    # Ctrl-C as in dbt's process (a process started in the background inherits it ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with fit_workers():
+            inside = Parallel(n_jobs=2)(delayed(_ctrl_c_handler)() for _ in range(4))
+        outside = Parallel(n_jobs=2)(delayed(_ctrl_c_handler)() for _ in range(4))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert set(inside) == {repr(signal.SIG_IGN)}
-    outside = Parallel(n_jobs=2)(delayed(_ctrl_c_handler)() for _ in range(4))
     assert repr(signal.SIG_IGN) not in outside
 
 
