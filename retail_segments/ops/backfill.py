@@ -26,14 +26,11 @@ month.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -41,7 +38,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from retail_segments.ops.dbt_runner import log_file, run_on_console
+from retail_segments.ops.dbt_runner import ctrl_c_noted, log_file, run_on_console
 from retail_segments.ops.paths import WAREHOUSE_PATH_ENV, find_project_root
 from retail_segments.ops.preflight import (
     PREPARED_STAMP_ENV,
@@ -279,7 +276,7 @@ def run_backfill(
 
     project_root = project_root or find_project_root()
     project = ["--project-dir", str(project_root), "--profiles-dir", str(project_root)]
-    with _ctrl_c_seen() as seen:
+    with ctrl_c_noted() as seen:
         parsed = _unless_stopped(dbtRunner().invoke(["parse", *project]), seen)
         if not parsed.success:
             print("error: dbt could not parse the project; nothing was backfilled", file=sys.stderr)
@@ -327,30 +324,6 @@ def _unless_stopped(result: dbtRunnerResult, seen: Sequence[int]) -> dbtRunnerRe
     if seen:
         raise KeyboardInterrupt
     return result
-
-
-@contextlib.contextmanager
-def _ctrl_c_seen() -> Iterator[list[int]]:
-    """While the backfill runs, each Ctrl-C is recorded (in the list yielded) before it raises
-    ``KeyboardInterrupt`` as Python's own handler does. Off the main thread, or where Ctrl-C is
-    not Python's default, nothing changes."""
-    seen: list[int] = []
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
-        yield seen
-        return
-
-    def note(signum: int, frame: object) -> None:
-        seen.append(signum)
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, note)
-    try:
-        yield seen
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

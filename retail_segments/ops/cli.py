@@ -40,7 +40,7 @@ import duckdb
 
 from retail_segments.ops.backfill import dropped_history_note, history_dates, vars_arg
 from retail_segments.ops.dbt_args import DbtBuildArgs, dbt_target
-from retail_segments.ops.dbt_runner import run_dbt, stops_as_ctrl_c
+from retail_segments.ops.dbt_runner import ctrl_c_noted, run_dbt, stops_as_ctrl_c
 from retail_segments.ops.orphans import drop_orphans, orphan_relations
 from retail_segments.ops.paths import (
     PROJECT_DIR_ENV,
@@ -658,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # a `kill` or hang-up stops the command as Ctrl-C does, with its message (while dbt runs
         # as a child, it is passed on to dbt: `dbt_runner.run_on_console`)
-        with stops_as_ctrl_c(), _one_at_a_time(args.command, args.rest) as busy:
+        with stops_as_ctrl_c(), ctrl_c_noted(), _one_at_a_time(args.command, args.rest) as busy:
             if busy:
                 print(f"error: {busy}", file=sys.stderr)
                 return 2

@@ -98,6 +98,37 @@ def stops_as_ctrl_c() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def ctrl_c_noted() -> Iterator[list[int]]:
+    """While open, each Ctrl-C is recorded (in the list yielded) before it raises
+    ``KeyboardInterrupt`` as Python's own handler does, and an exception that leaves after one
+    leaves as ``KeyboardInterrupt``: DuckDB turns Ctrl-C during a query into an error of its own
+    ("Query interrupted"), which was shown with its stack trace and exit code 1. Off the main
+    thread, or where Ctrl-C is not Python's default (ignored, or another's handler), nothing
+    changes."""
+    seen: list[int] = []
+    installed = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+
+    def note(signum: int, frame: object) -> None:
+        seen.append(signum)
+        raise KeyboardInterrupt
+
+    if installed:
+        signal.signal(signal.SIGINT, note)
+    try:
+        yield seen
+    except Exception as error:
+        if seen:
+            raise KeyboardInterrupt from error
+        raise
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextlib.contextmanager
 def console_filtered(log_path: str) -> Iterator[None]:
     """While open, what is written to ``sys.stdout`` (dbt's console, when dbt runs in this
     process: its logger writes to the ``sys.stdout`` of the moment it starts) passes through

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -242,3 +243,11 @@ def table_checksums(
             ).fetchall()[0]
             for key, (relation, expressions) in selected.items()
         }
+
+
+def interrupted_query() -> None:
+    """A DuckDB query stopped by Ctrl-C (sent by a timer): DuckDB raises its own error for it,
+    ``RuntimeError: Query interrupted``, not ``KeyboardInterrupt``."""
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with duckdb.connect() as connection:
+        connection.execute("select count(*) from range(10000000000) where range % 7 = 3").fetchall()

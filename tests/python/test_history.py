@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from dbt.cli.main import dbtRunnerResult
+from dbt_helpers import interrupted_query
 from sklearn.tree import DecisionTreeClassifier
 
 from retail_segments.ml.artifacts import serialize_model
@@ -358,3 +359,20 @@ def test_a_ctrl_c_dbt_did_not_stop_on_still_stops_the_backfill(
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_a_month_is_prepared_stops_the_backfill(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C during a month's checks (DuckDB queries, which DuckDB ends with its own "Query
+    interrupted" error) is a stop, not a stack trace."""
+    calls: list[str] = []
+    monkeypatch.setattr("dbt.cli.main.dbtRunner", _DbtStoppedAt("none", calls))
+    monkeypatch.setattr(backfill, "prepare", lambda *args, **kwargs: interrupted_query())
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_backfill([month_end(date(2011, 6, 1)), month_end(date(2011, 7, 1))], {}, Path("."))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert calls == ["parse"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dbt_helpers import PROJECT_ROOT
+from dbt_helpers import PROJECT_ROOT, interrupted_query
 
 from retail_segments.ops import cli
 from retail_segments.ops.cli import main
@@ -170,6 +170,26 @@ def test_ctrl_c_ends_a_command_with_a_message_not_a_traceback(
     err = capsys.readouterr().err
     assert "interrupted: `report` stopped before it finished" in err
     assert "Traceback" not in err
+
+
+def test_ctrl_c_during_a_duckdb_query_is_a_stop(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C while the command's own DuckDB queries run (checking the inputs before a build)
+    showed DuckDB's "Query interrupted" with a stack trace and exit code 1."""
+
+    def checking(_args: list[str]) -> int:
+        interrupted_query()
+        return 0
+
+    monkeypatch.setattr(cli, "_report", checking)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        assert main(["report"]) == 130
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert "interrupted: `report` stopped before it finished" in capsys.readouterr().err
 
 
 def test_a_kill_ends_a_command_as_ctrl_c_does(
