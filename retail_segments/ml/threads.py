@@ -8,6 +8,9 @@ thread had set it first, and t-SNE's two threads then reached another model's KM
 result depends on the number of BLAS threads (forced, the product categories' silhouettes moved
 by up to 1.4%). So BLAS runs on one thread for the whole process, set when this module is first
 imported (every fitting module imports it), and no fit changes it.
+
+The worker processes of a grid search (`fit_workers`) ignore Ctrl-C and end with the process
+that started them.
 """
 
 from __future__ import annotations

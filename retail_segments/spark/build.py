@@ -274,12 +274,14 @@ def publish_spark_build(env: Mapping[str, str], dbt_args: list[str], tables: Pat
 
     project_root = find_project_root()
     mirror = tables.parent / "published.duckdb"
-    info = new_build_info(
-        env[RAW_PATH_ENV], project_root, prepared=read_prepared(prepared_stamp(env))
-    )
     # the same serving directory as the DuckDB build's (RETAIL_SERVING_DIR, else warehouse/serving)
     destination = serving_dir(warehouse_path(project_root, env), env)
     try:
+        # the stamp is read here, as the DuckDB build's publish reads it: an unreadable one is a
+        # failed publish with its reason, not a traceback
+        info = new_build_info(
+            env[RAW_PATH_ENV], project_root, prepared=read_prepared(prepared_stamp(env))
+        )
         manifest = manifest_path(dbt_args, env)
         relations = published_relations(manifest)
         missing = mirror_tables(tables, manifest, relations, mirror)
