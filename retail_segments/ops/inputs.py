@@ -758,6 +758,38 @@ _VALUE_FIX = (
     " column declares; the README's 'Pointing it at the data' shows the format"
 )
 
+# A date written day first, as Excel saves a CSV where the locale writes dates D/M/YYYY (the UK)
+_DAY_FIRST = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4}) ([0-9]{1,2}):([0-9]{2})")
+
+
+def day_first_reading(value: str) -> datetime | None:
+    """``value`` read as a day-first date (``D/M/YYYY H:MM``, trimmed of ' '), or None when it is
+    not one."""
+    match = _DAY_FIRST.fullmatch(value.strip(" "))
+    if match is None:
+        return None
+    day, month, year, hour, minute = (int(part) for part in match.groups())
+    try:
+        return datetime(year, month, day, hour, minute)
+    except ValueError:
+        return None
+
+
+def bad_values_detail(column: str, problem: str, n_bad: int, place: str, value: str | None) -> str:
+    """One line of a "values that would not load" message: the column, how many values, the
+    problem, the first value and where it is. A date that only reads day first (``13/12/2011``)
+    says so, since that is how a spreadsheet in a day-first locale re-saves the file."""
+    shown = "empty" if value is None else f"'{value}'"
+    detail = f"column {column}: {n_bad} value(s) {problem} (first on {place} of the file: {shown})"
+    day_first = None if column != "InvoiceDate" or value is None else day_first_reading(value)
+    if day_first is not None:
+        detail += (
+            f"; read day first it would be {day_first:%Y-%m-%d %H:%M}: the dates look written"
+            " D/M/YYYY, as a spreadsheet set to a day-first locale (the UK's) saves them; export"
+            " them as M/D/YYYY H:MM or YYYY-MM-DD HH:MM"
+        )
+    return detail
+
 
 def _csv_relation_sql(names: Sequence[str]) -> str:
     """A read_csv call with every column read as text under our names, in file order. The path,
@@ -807,18 +839,62 @@ def check_values(
     # the line each first bad row starts on (a quoted field with line breaks spans lines, and the
     # reader skips empty lines): read again only for a refusal
     places = places_of_rows(_source_of(parameters), {int(first) for *_, first, _value in failing})
-    problems = []
-    for column, problem, n_bad, first_row, value in failing:
-        shown = "empty" if value is None else f"'{value}'"
-        problems.append(
-            f"column {column}: {n_bad} value(s) {problem}"
-            f" (first on {places[int(first_row)]} of the file: {shown})"
-        )
+    problems = [
+        bad_values_detail(column, problem, n_bad, places[int(first_row)], value)
+        for column, problem, n_bad, first_row, value in failing
+    ]
     if problems:
         raise InputError(
             path, "has values that would not load exactly as written", problems, _VALUE_FIX
         )
     return n_rows
+
+
+def ambiguous_dates(
+    path: Path, source: TextSource, before: datetime
+) -> tuple[int, str, datetime, datetime] | None:
+    """When every InvoiceDate of the text is ``M/D/YYYY H:MM`` with a day of 12 or less (so it
+    also reads day first, ``D/M/YYYY``), some read month first (as the file is landed) lie before
+    ``before`` and none does read day first: the first such data row (1 = the first data row), its
+    text and its two readings, month first and day first. Else None (also for a file whose dates
+    read one way only: ISO, or a day above 12)."""
+    header = next(text_lines(source), b"").decode(source.encoding)
+    names = next(csv.reader([header.removeprefix("\ufeff").rstrip("\r")]), [])
+    _layout, columns = map_header(path, names)
+    date = _trimmed("InvoiceDate")
+    sql = f"""
+        with readings as (
+            select file_row_number, {date} as written,
+                regexp_full_match({date}, '{_MDY}') as slashed,
+                try_strptime({date}, '%m/%d/%Y %H:%M') as month_first,
+                try_strptime({date}, '%d/%m/%Y %H:%M') as day_first
+            from ({_numbered_sql(columns)})
+        )
+        select
+            count(*) filter (
+                where not coalesce(slashed and month_first is not null and day_first is not null,
+                false)
+            ),
+            min(day_first),
+            arg_min([cast(file_row_number as varchar), written], file_row_number)
+                filter (where month_first < cast($before as timestamp))
+        from readings
+    """
+    parameters = {
+        "path": str(source.path),
+        "encoding": source.encoding,
+        "compression": source.compression,
+    }
+    with scratch_connection() as connection:
+        unambiguous, earliest_day_first, early = _fetch_one(
+            connection, path, sql, {**parameters, "before": before.isoformat(" ")}
+        )
+    if unambiguous or early is None or earliest_day_first < before:
+        return None
+    row, written = early
+    day_first = day_first_reading(written)
+    assert day_first is not None  # every date of the file reads day first
+    return int(row), written, datetime.strptime(written.strip(" "), "%m/%d/%Y %H:%M"), day_first
 
 
 def _fetch_one(

@@ -55,6 +55,7 @@ from retail_segments.ops.inputs import (
     InputError,
     LandedFile,
     Lander,
+    ambiguous_dates,
     land_file,
     places_of_rows,
     scratch_connection,
@@ -567,6 +568,52 @@ def check_sales_lines(landed: Sequence[LandedFile]) -> None:
                 " then build again"
             )
         raise InputError(path, what, [*details, *([more] if count > 1 else [])], fix, role=role)
+
+
+def check_day_first_dates(landed: Sequence[LandedFile]) -> None:
+    """Raise `InputError` for a daily file that a spreadsheet set to a day-first locale (the UK's)
+    has re-saved: every date in it is ``M/D/YYYY`` with a day of 12 or less, so it also reads
+    ``D/M/YYYY``; read month first (the documented form, as it was landed) some of its lines lie
+    before the last line of the files before it, read day first none does. ``10/12/2011`` in a
+    file after the raw file is then 12 October as loaded, a month or more off, when it was
+    written for 10 December (``13/12/2011`` is refused as a value already). ``landed`` is in
+    arrival order, the raw file first. A file whose dates read one way only (ISO, or a day
+    above 12 anywhere) loads as written, old lines included."""
+    end: LandedFile | None = None
+    for item in landed:
+        if (
+            end is not None
+            and end.last_invoice_at is not None
+            and item.first_invoice_at is not None
+            and item.first_invoice_at < end.last_invoice_at
+        ):
+            found = ambiguous_dates(item.path, text_source(item), end.last_invoice_at)
+            if found is not None:
+                row, written, month_first, day_first = found
+                place = places_of_rows(text_source(item), {row})[row]
+                raise InputError(
+                    item.path,
+                    "has dates that look written day first (D/M/YYYY), as a spreadsheet set to"
+                    " a day-first locale such as the UK's saves them",
+                    [
+                        f"{place}: '{written}' loads as {month_first:%Y-%m-%d %H:%M} (month"
+                        " first, the documented M/D/YYYY), before the last line of the files"
+                        f" before it ({end.last_invoice_at:%Y-%m-%d %H:%M} in '{end.path}'); read"
+                        f" day first it is {day_first:%Y-%m-%d %H:%M}, after it",
+                        "every date in the file has a day and a month of 12 or less, so both"
+                        " readings are possible, and only the day-first one keeps the files in"
+                        " order",
+                    ],
+                    "export the file again with its dates as M/D/YYYY H:MM or YYYY-MM-DD HH:MM"
+                    " (set the spreadsheet's date format, or save from the system that wrote"
+                    " it); if the lines really are that old, write their dates as YYYY-MM-DD"
+                    " HH:MM, which reads one way only",
+                    role="Daily file",
+                )
+        if item.last_invoice_at is not None and (
+            end is None or end.last_invoice_at is None or item.last_invoice_at > end.last_invoice_at
+        ):
+            end = item
 
 
 @dataclass(frozen=True)
@@ -1428,6 +1475,7 @@ def _prepare(
     raw = land_file(raw_path, cache, lander)
     incoming = tuple(_land_daily_file(path, cache, lander) for path in incoming_paths)
     check_sales_lines([raw, *incoming])
+    check_day_first_dates([raw, *incoming])
     facts = data_facts([raw, *incoming])
     check_vars_against_data(settings, raw_values, facts, fits=fits, holdout_days=holdout_days)
     notes = as_of_notes(settings, facts, holdout_days) if fits else ()

@@ -45,6 +45,7 @@ from retail_segments.ops.inputs import (
     SMALLEST_NORMAL_DOUBLE,
     InputError,
     TextSource,
+    bad_values_detail,
     lines_of_rows,
     place_of_line,
     places_of_rows,
@@ -423,18 +424,13 @@ def check_values(
         if row[f"bad_{index}"]
     }
     places = places_of_rows(source, set(firsts.values()))
-    problems = []
-    for index, (column, problem, _condition) in enumerate(SPARK_VALUE_CHECKS):
-        n_bad = row[f"bad_{index}"]
-        if n_bad:
-            value = row[f"value_{index}"]
-            first = firsts[index]
-            shown = "empty" if value is None else f"'{value}'"
-            problems.append(
-                f"column {column}: {n_bad} value(s) {problem}"
-                f" (first on {places[first]} of the file:"
-                f" {shown})"
-            )
+    problems = [
+        bad_values_detail(
+            column, problem, row[f"bad_{index}"], places[firsts[index]], row[f"value_{index}"]
+        )
+        for index, (column, problem, _condition) in enumerate(SPARK_VALUE_CHECKS)
+        if row[f"bad_{index}"]
+    ]
     if problems:
         raise InputError(
             path, "has values that would not load exactly as written", problems, _VALUE_FIX

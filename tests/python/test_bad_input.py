@@ -207,7 +207,8 @@ CASES: list[Case] = [
             FILE,
             "column InvoiceDate: 1 value(s)",
             "do not parse as M/D/YYYY H:MM",
-            "'31/12/2011 10:00'",
+            "'31/12/2011 10:00'); read day first it would be 2011-12-31 10:00: the dates look"
+            " written D/M/YYYY",
         ],
     ),
     Case(
@@ -917,6 +918,33 @@ def test_a_reused_invoice_or_a_line_no_order_can_hold_is_refused_before_anything
     assert "1 more such line(s)" in message
     message = refused([negative])
     assert "has a negative price (-2.55)" in message
+    assert guarded.marts() == marts_before
+    assert guarded.serving_state() == serving_before
+
+
+def test_a_daily_file_re_saved_day_first_is_refused_before_anything_is_replaced(
+    guarded: Guarded, synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
+) -> None:
+    """A daily file for 10 December re-saved by a UK spreadsheet (10/12/2011) read as the
+    documented M/D/YYYY would load two months early; the build refuses it with both readings."""
+    text = text_of(synthetic_raw)
+    header = text.splitlines()[0].split(",")
+    (_number, first), *_ = _sales_lines(text)
+    line = list(first)
+    line[0] = "990002"
+    line[header.index("InvoiceDate")] = "10/12/2011 09:00"
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    daily = incoming / "2011-12-10.csv"
+    daily.write_bytes(latin1("\n".join([",".join(header), ",".join(line)]) + "\n"))
+    marts_before, serving_before = guarded.marts(), guarded.serving_state()
+    env = {"RETAIL_SERVING_DIR": str(guarded.serving), "RETAIL_INCOMING_GLOB": str(incoming / "*")}
+    result = cli_in_process(guarded.workspace, synthetic_raw, "build", env=env)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert f"Daily file '{daily}' has dates that look written day first" in result.stderr
+    assert "line 2: '10/12/2011 09:00' loads as 2011-10-12 09:00" in result.stderr
+    assert "read day first it is 2011-12-10 09:00, after it" in result.stderr
     assert guarded.marts() == marts_before
     assert guarded.serving_state() == serving_before
 

@@ -16,6 +16,7 @@ import random
 import re
 import zipfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import pandas as pd
 import pytest
 import zstandard
 
-from retail_segments.ops import inputs
+from retail_segments.ops import inputs, preflight
 from retail_segments.ops.inputs import (
     ONLINE_RETAIL_II_COLUMNS,
     RAW_COLUMNS,
@@ -662,3 +663,79 @@ def test_a_header_with_columns_without_a_name_names_them_by_place(tmp_path: Path
     assert "unexpected: (no name, column 9), (no name, column 10)" in message
     assert "repeated: (no name)" in message
     assert "(delete the columns without a name)" in message
+
+
+def _daily_files(folder: Path, files: dict[str, list[str]]) -> list[LandedFile]:
+    """Land a small raw file (lines up to 2011-12-09 12:50) and then each daily file named in
+    ``files`` (its InvoiceDate texts, one line each), in that order."""
+    folder.mkdir()
+    cache = folder / "cache"
+
+    def write(name: str, dates: list[str]) -> Path:
+        path = folder / name
+        lines = [
+            f"{580000 + number},85123A,WHITE HEART,6,{date},2.55,17850,United Kingdom"
+            for number, date in enumerate(dates)
+        ]
+        path.write_text("\n".join([",".join(RAW_COLUMNS), *lines]) + "\n", encoding="utf-8")
+        return path
+
+    raw = write("raw.csv", ["12/1/2010 8:26", "12/9/2011 12:50"])
+    return [
+        land_file(raw, cache),
+        *(land_file(write(name, dates), cache) for name, dates in files.items()),
+    ]
+
+
+def test_a_daily_file_re_saved_with_day_first_dates_is_refused_naming_both_readings(
+    tmp_path: Path,
+) -> None:
+    """A UK spreadsheet re-saves 10 December as 10/12/2011, which the documented M/D/YYYY reads as
+    12 October: every date in the file reads both ways and only day first keeps the files in
+    order, so the file is refused with both readings, not loaded two months early."""
+    landed = _daily_files(
+        tmp_path / "first", {"2011-12-10.csv": ["10/12/2011 09:00", "10/12/2011 09:05"]}
+    )
+    with pytest.raises(InputError) as raised:
+        preflight.check_day_first_dates(landed)
+    message = str(raised.value)
+    assert message.startswith(f"Daily file '{landed[1].path}' has dates that look written day")
+    assert (
+        "line 2: '10/12/2011 09:00' loads as 2011-10-12 09:00 (month first, the documented"
+        f" M/D/YYYY), before the last line of the files before it (2011-12-09 12:50 in"
+        f" '{landed[0].path}'); read day first it is 2011-12-10 09:00, after it"
+    ) in message
+    assert "Fix: export the file again with its dates as M/D/YYYY H:MM" in message
+
+    # after a daily file written in ISO, the next one day first: it is named against that file
+    landed = _daily_files(
+        tmp_path / "second",
+        {"2011-12-10.csv": ["2011-12-10 10:00"], "2011-12-11.csv": ["11/12/2011 8:30"]},
+    )
+    with pytest.raises(InputError) as raised:
+        preflight.check_day_first_dates(landed)
+    assert str(raised.value).startswith(f"Daily file '{landed[2].path}'")
+    assert f"(2011-12-10 10:00 in '{landed[1].path}')" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "dates",
+    [
+        ["12/10/2011 09:00"],  # 10 December written month first: in order
+        ["2011-10-12 09:00"],  # an old line in ISO reads one way only
+        ["10/12/2011 09:00", "10/13/2011 09:00"],  # a day above 12: the file is month first
+        ["3/5/2011 10:00"],  # before the raw file's end either way: an old line, month first
+        # read day first, 5 March would be as early as 3 May: nothing says the file was re-saved
+        ["12/10/2011 10:00", "5/3/2011 10:00"],
+    ],
+)
+def test_dates_that_read_one_way_only_or_out_of_order_both_ways_load_as_written(
+    dates: list[str], tmp_path: Path
+) -> None:
+    landed = _daily_files(tmp_path / "daily", {"2011-12-10.csv": dates})
+    preflight.check_day_first_dates(landed)
+    first = min(
+        datetime.strptime(date, "%m/%d/%Y %H:%M") if "/" in date else datetime.fromisoformat(date)
+        for date in dates
+    )
+    assert landed[1].first_invoice_at == first
