@@ -606,7 +606,10 @@ def map_header(path: Path, names: Sequence[str]) -> tuple[str, list[str]]:
     for layout, mapping in LAYOUTS.items():
         if not repeated and len(names) == len(mapping) and set(names) == set(mapping):
             return layout, [mapping[name] for name in names]
-    expected = list(RAW_COLUMNS)
+    # compared with the layout the header is closest to (Online Retail II's when it shares more
+    # of its names), so its "missing" names what that layout lacks
+    closest = max(LAYOUTS.values(), key=lambda mapping: len(set(names) & set(mapping)))
+    expected = list(closest)
     missing = [name for name in expected if name not in names]
     # a column without a name (a spreadsheet's empty columns after the last) is named by place
     unexpected = [
@@ -618,13 +621,13 @@ def map_header(path: Path, names: Sequence[str]) -> tuple[str, list[str]]:
         f"missing: {', '.join(missing) or 'none'}",
         f"unexpected: {', '.join(unexpected) or 'none'}",
     ]
-    if repeated:
-        details.append(
-            f"repeated: {', '.join(name if name.strip() else '(no name)' for name in repeated)}"
-        )
+    # columns without a name are listed by place above, not as one repeated name
+    named_repeats = [name for name in repeated if name.strip()]
+    if named_repeats:
+        details.append(f"repeated: {', '.join(named_repeats)}")
     details += [
         f"found header: {','.join(names)}",
-        f"expected header (any order): {','.join(expected)}",
+        f"expected header (any order): {','.join(RAW_COLUMNS)}",
         f"or the Online Retail II header: {','.join(ONLINE_RETAIL_II_COLUMNS)}",
     ]
     unnamed = any(not name.strip() for name in names)

@@ -661,8 +661,15 @@ def test_a_header_with_columns_without_a_name_names_them_by_place(tmp_path: Path
         land_file(path, tmp_path / "cache")
     message = str(raised.value)
     assert "unexpected: (no name, column 9), (no name, column 10)" in message
-    assert "repeated: (no name)" in message
+    assert "missing: none" in message and "repeated" not in message
     assert "(delete the columns without a name)" in message
+
+    # an Online Retail II header is compared with its own layout's names
+    path.write_text(f"{','.join(ONLINE_RETAIL_II_COLUMNS)},\n{values},\n", encoding="utf-8")
+    with pytest.raises(InputError) as raised:
+        land_file(path, tmp_path / "cache")
+    message = str(raised.value)
+    assert "missing: none" in message and "unexpected: (no name, column 9)" in message
 
 
 def _daily_files(folder: Path, files: dict[str, list[str]]) -> list[LandedFile]:
