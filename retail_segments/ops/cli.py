@@ -417,8 +417,15 @@ def _report(report_args: list[str]) -> int:
         )
         return 2
     if not args.warehouse.is_file():
+        # the project's own serving copy is missing until a build publishes it; a path the user
+        # gave is theirs to correct
+        fix = (
+            "run `make build` first (it publishes the serving copy), or pass --warehouse"
+            if args.warehouse == default_warehouse
+            else f"pass --warehouse the serving copy's file{usual}"
+        )
         print(
-            f"error: no warehouse at {args.warehouse}; run `make build` first or pass --warehouse",
+            f"error: no warehouse at {args.warehouse}; nothing was written.\n  Fix: {fix}.",
             file=sys.stderr,
         )
         return 2

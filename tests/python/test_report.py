@@ -589,7 +589,37 @@ def test_report_command_writes_the_report(synthetic_build: Workspace, tmp_path: 
     out = tmp_path / "out" / "report.html"
     assert main(["report", "--warehouse", str(synthetic_build.warehouse), "--out", str(out)]) == 0
     assert out.read_text().startswith("<!DOCTYPE html>")
-    assert main(["report", "--warehouse", str(tmp_path / "missing.duckdb")]) == 2
+
+
+def test_report_command_names_a_missing_warehouse_and_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's serving copy before any build: build first; a path the user gave, in the
+    project or outside it: correct the path (outside the project there is no build to run)."""
+    from retail_segments.ops.cli import main
+
+    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(tmp_path / "unbuilt" / "w.duckdb"))
+    assert main(["report"]) == 2
+    served = tmp_path / "unbuilt" / "serving" / "retail_segments_serving.duckdb"
+    message = capsys.readouterr().err
+    assert f"error: no warehouse at {served}; nothing was written." in message
+    assert "Fix: run `make build` first (it publishes the serving copy)" in message
+
+    missing = tmp_path / "missing.duckdb"
+    assert main(["report", "--warehouse", str(missing)]) == 2
+    message = capsys.readouterr().err
+    assert f"Fix: pass --warehouse the serving copy's file (default {served})." in message
+    assert "make build" not in message
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RETAIL_PROJECT_DIR", raising=False)
+    out = tmp_path / "report.html"
+    assert main(["report", "--warehouse", str(missing), "--out", str(out)]) == 2
+    message = capsys.readouterr().err
+    assert message == (
+        f"error: no warehouse at {missing}; nothing was written.\n"
+        "  Fix: pass --warehouse the serving copy's file.\n"
+    )
 
 
 @pytest.mark.dbt
