@@ -26,6 +26,7 @@ from retail_segments.ml.value import (
     CustomerValueSettings,
     GammaGammaParams,
 )
+from retail_segments_dev.clv_simulation import simulate_customers
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -53,7 +54,7 @@ def cdnow() -> pd.DataFrame:
 def simulated() -> pd.DataFrame:
     """60,000 customers simulated from TRUE_BG / TRUE_GG, ages 30..365 days, 90-day holdout."""
     ages = np.random.default_rng(11).uniform(30.0, 365.0, 60_000)
-    return clv.simulate_customers(TRUE_BG, TRUE_GG, ages, horizon=90.0, seed=12)
+    return simulate_customers(TRUE_BG, TRUE_GG, ages, horizon=90.0, seed=12)
 
 
 def synthetic_lines(n_customers: int = 400, seed: int = 3) -> pd.DataFrame:
@@ -271,7 +272,7 @@ def test_a_fit_where_nobody_drops_out_stays_finite() -> None:
     The fit must still end at a stationary point with the purchase rate recovered, and the
     predictions must stay finite with P(alive) = 1."""
     ages = np.random.default_rng(5).uniform(100, 365, 5000)
-    data = clv.simulate_customers(BgNbdParams(0.8, 50.0, 1e-9, 1.0), TRUE_GG, ages, seed=6)
+    data = simulate_customers(BgNbdParams(0.8, 50.0, 1e-9, 1.0), TRUE_GG, ages, seed=6)
     recency = np.where(data["frequency"] > 0, data["T"], 0.0)
     fit = clv.fit_bg_nbd(data["frequency"], recency, data["T"])
     params = fit.params

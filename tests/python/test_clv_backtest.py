@@ -19,9 +19,9 @@ from retail_segments.ml.value import (
     bg_nbd_expected_purchases,
     bg_nbd_log_likelihood,
     fit_bg_nbd,
-    simulate_customers,
 )
 from retail_segments_dev import clv_backtest as cb
+from retail_segments_dev.clv_simulation import simulate_customers
 
 CALIBRATION_END = pd.Timestamp("2011-09-09")
 PARAMS = BgNbdParams(r=0.8, alpha=60.0, a=0.6, b=4.0)
