@@ -159,16 +159,24 @@ def warehouse_path(project_root: Path, environ: Mapping[str, str] | None = None)
     return (path if path.is_absolute() else project_root / path).resolve()
 
 
+def names_no_duckdb_file(value: str) -> bool:
+    """Whether DuckDB reads ``value`` as no file on this machine: an in-memory database
+    (``:memory:``) or a MotherDuck one (``md:``, ``motherduck:``)."""
+    return value.strip() == ":memory:" or value.strip().startswith(("md:", "motherduck:"))
+
+
 def absolute_path_settings(environ: MutableMapping[str, str], working_dir: Path) -> None:
     """Make every relative `PATH_SETTINGS` value absolute against ``working_dir``, in place: the
     command line does so with the folder it was started in, before anything reads them, so each
     one names what it names in that folder's shell. (dbt runs in the project's folder: before,
     a relative ``RETAIL_DUCKDB_PATH`` or ``RETAIL_INCOMING_GLOB`` named a place in the project,
     while a relative ``RETAIL_RAW_PATH`` or serving, landing or Spark folder named one in the
-    working folder.) ``~`` is left for the readers to expand; an empty value is left for the
-    settings check to refuse."""
+    working folder.) ``~`` is left for the readers to expand; an empty value, and a warehouse
+    that is no file (``:memory:``, ``md:...``), are left for the settings check to refuse."""
     for name in PATH_SETTINGS:
         value = environ.get(name)
+        if name == WAREHOUSE_PATH_ENV and value and names_no_duckdb_file(value):
+            continue
         if value and not Path(value).expanduser().is_absolute():
             environ[name] = str(working_dir / value)
 

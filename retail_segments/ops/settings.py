@@ -25,6 +25,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 
+from retail_segments.ops.paths import names_no_duckdb_file
+
 # Fewest customers with a purchase before rfm_as_of for the segmentation fits: t-SNE's default
 # perplexity of 50 needs more than 50 clustered customers, and the 5% outliers are not clustered
 # (the whole build passes on 55 customers of the synthetic fixture; 60 leaves a margin).
@@ -559,9 +561,7 @@ def check_environment(environ: Mapping[str, str]) -> None:
         if value is not None and not value.strip():
             problems.append(f"{name} is set but empty; unset it or give a path")
     warehouse = environ.get("RETAIL_DUCKDB_PATH")
-    if warehouse and (
-        warehouse.strip() == ":memory:" or warehouse.startswith(("md:", "motherduck:"))
-    ):
+    if warehouse and names_no_duckdb_file(warehouse):
         problems.append(
             f"RETAIL_DUCKDB_PATH = {warehouse!r} is not a file path (the build and its serving"
             " copy need a DuckDB file on this machine); give one, e.g. /data/retail_segments.duckdb"

@@ -294,3 +294,29 @@ def test_relative_path_settings_name_places_in_the_working_folder(
     assert stamp["warehouse"] == opened == str(work / "disk" / "w.duckdb")
     assert stamp["raw_path"] == str(work / "exports" / "raw.csv.zst")
     assert stamp["incoming_glob"] == str(work / "feed" / "*.csv")
+
+
+@pytest.mark.parametrize("value", [":memory:", "md:retail", "motherduck:retail"])
+def test_a_warehouse_that_is_no_file_is_refused_from_the_command_line(
+    value: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    synthetic_raw: Path,
+) -> None:
+    """The command line made these absolute (<working folder>/:memory:) before the settings check
+    saw them, so the check never matched: a full build ran and published into a file named
+    ':memory:' in the working folder. They are refused as written, and nothing is made."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("RETAIL_PROJECT_DIR", str(PROJECT_ROOT))
+    monkeypatch.setenv("RETAIL_RAW_PATH", str(synthetic_raw))
+    monkeypatch.setenv("RETAIL_DUCKDB_PATH", value)
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+    assert main(["build"]) == 2
+    error = capsys.readouterr().err
+    assert f"RETAIL_DUCKDB_PATH = '{value}' is not a file path" in error
+    assert "Traceback" not in error
+    assert list(work.iterdir()) == []
