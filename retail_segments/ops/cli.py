@@ -49,6 +49,7 @@ from retail_segments.ops.paths import (
     ProjectNotFoundError,
     absolute_path_settings,
     find_project_root,
+    names_no_duckdb_file,
     nearest_existing,
     warehouse_path,
 )
@@ -561,7 +562,7 @@ def _lock_files(command: str, rest: list[str]) -> list[tuple[int, str]]:
     opened: list[tuple[int, str]] = []
     try:
         warehouse = warehouse_path(find_project_root(), os.environ)
-        if warehouse.name.startswith((":", "md:")) or (
+        if names_no_duckdb_file(os.environ.get(WAREHOUSE_PATH_ENV, "")) or (
             warehouse.exists() and not warehouse.is_file()
         ):
             return []  # refused by the checks (in memory, MotherDuck, a folder, a device)

@@ -306,7 +306,8 @@ def test_a_warehouse_that_is_no_file_is_refused_from_the_command_line(
 ) -> None:
     """The command line made these absolute (<working folder>/:memory:) before the settings check
     saw them, so the check never matched: a full build ran and published into a file named
-    ':memory:' in the working folder. They are refused as written, and nothing is made."""
+    ':memory:' in the working folder (and motherduck:... left a lock file in the project). They
+    are refused as written, and nothing is made."""
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -320,3 +321,5 @@ def test_a_warehouse_that_is_no_file_is_refused_from_the_command_line(
     assert f"RETAIL_DUCKDB_PATH = '{value}' is not a file path" in error
     assert "Traceback" not in error
     assert list(work.iterdir()) == []
+    # nor a lock file beside where the project would have put it (.motherduck:retail.lock)
+    assert not (PROJECT_ROOT / f".{value}.lock").exists()
