@@ -31,10 +31,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import io
 import os
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TextIO
 
 import duckdb
 
@@ -685,6 +687,32 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except BrokenPipeError:
+        _drop_further_output(sys.stdout)
+        try:
+            print(
+                f"error: the output of `{args.command}` was closed (piped into a command that"
+                " stopped reading, such as head), so it stopped before it finished, and dbt with"
+                " it. A build publishes the serving copy only after every model and test passed,"
+                " so it is as before unless that had happened.\n  Fix: send the output to a file"
+                f" and read that, e.g. `retail-segments {args.command} > {args.command}.log 2>&1;"
+                f" head {args.command}.log`.",
+                file=sys.stderr,
+            )
+        except BrokenPipeError:  # its errors went into the same pipe
+            _drop_further_output(sys.stderr)
+        return 141  # as a shell reports a command ended by SIGPIPE
+
+
+def _drop_further_output(stream: TextIO) -> None:
+    """Point ``stream`` (a standard output whose reader has gone) at /dev/null, so that Python's
+    flush of it on exit does not fail again ("Exception ignored ... BrokenPipeError")."""
+    try:
+        descriptor = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(descriptor, stream.fileno())
+        os.close(descriptor)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # no descriptor of its own (a test's captured output): nothing is flushed to it
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from retail_segments.ops.dbt_console import ConsoleFilter
 from retail_segments.ops.paths import find_project_root
@@ -171,15 +172,31 @@ def run_on_console(
     ):
         stops.started(process)
         assert process.stdout is not None
+        closed = False
         for line in iter(process.stdout.readline, b""):
-            out.writelines(console.feed(line))
-            out.flush()
-        out.writelines(console.finish())
-        out.flush()
+            if not closed:
+                closed = not _passed_on(out, console.feed(line))
+                if closed:
+                    stops.output_closed()
+        if not closed:
+            closed = not _passed_on(out, console.finish())
         returncode = process.wait()
     if stops.noted:
         raise KeyboardInterrupt
+    if closed:
+        raise BrokenPipeError(errno.EPIPE, "the command's output was closed while dbt ran")
     return subprocess.CompletedProcess(list(command), returncode)
+
+
+def _passed_on(out: _TextOut | BinaryIO, lines: Iterable[bytes]) -> bool:
+    """Write ``lines`` to ``out``; False when its reader has gone (the command's output piped
+    into `head`, which has stopped reading)."""
+    try:
+        out.writelines(lines)
+        out.flush()
+    except BrokenPipeError:
+        return False
+    return True
 
 
 class _Stops:
@@ -210,6 +227,13 @@ class _Stops:
             # would build on to the end unseen
             self._pass_on()
         self.noted.append(signum)
+
+    def output_closed(self) -> None:
+        """The command's output was closed (piped into `head`, which stopped reading): dbt,
+        writing on into the pipe, would build to the end with a "Logging error" for each line
+        it prints and nothing published; it is stopped as on Ctrl-C, and its output from here
+        on is read and dropped."""
+        self._pass_on()
 
     def _end_child(self) -> None:
         # nothing dbt has started is published before every model and test passed; its

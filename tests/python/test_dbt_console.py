@@ -158,6 +158,9 @@ RUNNER = """\
     except KeyboardInterrupt:
         print("command: interrupted", flush=True)
         sys.exit(130)
+    except BrokenPipeError:
+        print("command: output closed", file=sys.stderr, flush=True)
+        sys.exit(141)
 """
 
 
@@ -182,6 +185,23 @@ SLOW_STAND_IN = """\
         for n in range(200):
             print(f"\\x1b[0m10:00:01  CANCEL query {n}", flush=True)
             time.sleep(0.1)
+"""
+
+
+# a stand-in for dbt that prints a line every 50 ms for 40 s and, as dbt's logger does, goes on
+# when its output is a closed pipe; on Ctrl-C it notes that it stopped
+CHATTY_STAND_IN = """\
+    import time
+    try:
+        print("\\x1b[0m10:00:00  1 of 9 START sql table model marts.x", flush=True)
+        for n in range(800):
+            time.sleep(0.05)
+            try:
+                print(f"\\x1b[0m10:00:01  {n} of 9 OK", flush=True)
+            except BrokenPipeError:
+                pass  # dbt: "--- Logging error ---", and on to the end of the build
+    except KeyboardInterrupt:
+        open("stopped", "w").close()
 """
 
 
@@ -274,6 +294,22 @@ def test_a_second_stop_ends_dbt_at_once_without_a_word_from_it(
     assert err == ""
     with pytest.raises(ProcessLookupError):  # the stand-in was ended, not left cancelling
         os.kill(int((tmp_path / "dbt.pid").read_text()), 0)
+
+
+def test_a_closed_output_stops_dbt(tmp_path: Path) -> None:
+    """The command's output piped into `head`, which stops reading: the command failed on its
+    next write with a traceback, and dbt, writing on into the closed pipe, built to the end (a
+    "Logging error" for each line, nothing published). Now dbt is stopped as on Ctrl-C, the rest
+    of its output is dropped, and the command ends on BrokenPipeError (the command line's
+    message, exit 141)."""
+    process = _command_running_the_stand_in(
+        tmp_path, stand_in_code=CHATTY_STAND_IN, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # head has read its lines
+    assert process.wait(timeout=20) == 141  # the stand-in, not stopped, chats on for 40 s
+    assert process.stderr.read() == "command: output closed\n"
+    assert (tmp_path / "stopped").exists()
 
 
 def test_the_stand_in_shows_what_dbt_printed_without_the_filter(tmp_path: Path) -> None:

@@ -172,6 +172,24 @@ def test_ctrl_c_ends_a_command_with_a_message_not_a_traceback(
     assert "Traceback" not in err
 
 
+def test_a_closed_output_ends_a_command_with_a_message_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`retail-segments build | head -2`: the command's next line, or dbt's (which
+    `dbt_runner.run_on_console` then stops), met a closed pipe and it ended on a traceback."""
+
+    def closed(_args: list[str]) -> int:
+        print("Raw data: ...")
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_report", closed)
+    assert main(["report"]) == 141
+    err = capsys.readouterr().err
+    assert "error: the output of `report` was closed (piped into a command" in err
+    assert "Fix: send the output to a file and read that" in err
+    assert "Traceback" not in err
+
+
 def test_ctrl_c_during_a_duckdb_query_is_a_stop(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
