@@ -542,7 +542,12 @@ def scan_text(path: Path, chunks: Iterator[bytes]) -> _TextFacts:
             is_utf8 = False
             first_invalid = (newlines + 1, error.object[error.start])
     if n_bytes == 0:
-        raise InputError(path, "is empty: no header line and no data lines")
+        raise InputError(
+            path,
+            "is empty: no header line and no data lines",
+            fix="export or copy it again (an empty file is most often an export or copy that"
+            " failed); a daily file for a day without sales holds the header line alone",
+        )
     _check_line_ends(path, header)
     if not is_utf8 and first_utf8 is not None and first_invalid is not None:
         (utf8_line, character), (invalid_line, byte) = first_utf8, first_invalid

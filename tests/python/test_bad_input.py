@@ -226,7 +226,11 @@ CASES: list[Case] = [
         _bad("Quantity", 4, ""),
         [FILE, "column Quantity: 1 value(s) are empty or not an integer", "empty)"],
     ),
-    Case("empty_file", lambda text: zstd(b""), [FILE, "is empty: no header line and no data"]),
+    Case(
+        "empty_file",
+        lambda text: zstd(b""),
+        [FILE, "is empty: no header line and no data", "Fix: export or copy it again"],
+    ),
     Case(
         "header_only",
         lambda text: zstd(latin1(text.splitlines()[0] + "\n")),
