@@ -290,6 +290,15 @@ class LandedFile:
     parquet: Path
     reused: bool = False
 
+    @property
+    def read_as(self) -> str:
+        """What the summary says was read: "Excel workbook" for a workbook, alone or in a zip
+        (converted here to UTF-8 text, whose encoding says nothing of the user's file), else
+        the text's encoding."""
+        if self.container == "xlsx" or _rows_file(self.parquet.with_suffix(".csv")).exists():
+            return "Excel workbook"
+        return self.encoding
+
 
 @dataclass(frozen=True)
 class TextSource:

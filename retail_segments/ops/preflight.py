@@ -180,13 +180,13 @@ class PreparedBuild:
         return ", ".join(shown)
 
     def inputs_summary(self, where: str = "") -> str:
-        """Two lines for the user: the raw file (lines, encoding, checked now or before; where
-        the check ran, e.g. " in Spark") and the number of incoming files; then one line per
-        note."""
+        """Two lines for the user: the raw file (lines, encoding or workbook, checked now or
+        before; where the check ran, e.g. " in Spark") and the number of incoming files; then
+        one line per note."""
         reused = "checked before, unchanged" if self.raw.reused else "checked"
         return "\n".join(
             [
-                f"Raw data: {self.raw.path} ({self.raw.n_rows:,} lines, {self.raw.encoding},"
+                f"Raw data: {self.raw.path} ({self.raw.n_rows:,} lines, {self.raw.read_as},"
                 f" {reused}{where})",
                 f"Incoming files: {len(self.incoming)}{self._without_sales()}",
                 f"Vars: {self.vars_summary()}",

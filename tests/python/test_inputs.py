@@ -64,6 +64,7 @@ def _refusal(path: Path, cache: Path) -> str:
 def canonical(synthetic_raw: Path, tmp_path_factory: pytest.TempPathFactory) -> list[tuple]:
     landed = land_file(synthetic_raw, tmp_path_factory.mktemp("canonical_cache"))
     assert landed.encoding == "latin-1" and landed.layout == "online_retail"
+    assert landed.read_as == "latin-1"
     return _rows(landed)
 
 
@@ -132,7 +133,15 @@ VARIANTS: list[Variant] = [
     ("float_customer_ids.csv.gz", lambda t: gzip.compress(_float_customer_ids(t).encode("utf-8"))),
     ("iso_dates.csv", lambda t: _iso_dates(t).encode("latin-1")),
     ("online_retail_ii.csv", lambda t: _online_retail_ii_header(t).encode("utf-8")),
+    ("csv_in_a.zip", lambda t: _zipped("Online Retail.csv", t.encode("latin-1"))),
 ]
+
+
+def _zipped(member: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(member, data)
+    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("name, make", VARIANTS, ids=[name for name, _ in VARIANTS])
@@ -148,6 +157,8 @@ def test_a_good_variant_lands_exactly_like_the_canonical_file(
     landed = land_file(path, tmp_path / "cache")
     assert landed.n_rows == len(canonical)
     assert _rows(landed) == canonical
+    utf8 = {"utf8.csv.zst", "utf8_bom.csv", "float_customer_ids.csv.gz", "online_retail_ii.csv"}
+    assert landed.read_as == ("utf-8" if name in utf8 else "latin-1")  # its "£" tells them apart
 
 
 def test_the_fixture_has_the_quirks_the_variants_rely_on(synthetic_raw: Path) -> None:
@@ -214,6 +225,8 @@ def test_the_uci_download_zip_is_read_through_its_workbook(
     assert len(converted) == 1  # converted once, kept beside the landed rows (keyed by content)
     again = land_file(download, tmp_path / "cache")
     assert again.reused and _rows(again) == canonical
+    # the text read was converted here (UTF-8): "utf-8" would say nothing of the user's file
+    assert landed.read_as == again.read_as == "Excel workbook"
 
 
 def test_online_retail_ii_workbook_with_two_sheets_is_mapped_by_name(
@@ -223,6 +236,7 @@ def test_online_retail_ii_workbook_with_two_sheets_is_mapped_by_name(
     workbook = _write_workbook(tmp_path / "online_retail_II.xlsx", header, workbook_rows, 2)
     landed = land_file(workbook, tmp_path / "cache")
     assert landed.container == "xlsx" and landed.layout == "online_retail_ii"
+    assert landed.read_as == "Excel workbook"
     assert _rows(landed) == canonical
 
 
