@@ -59,7 +59,7 @@ report: $(STAMP)
 
 # dbt's docs site (models, columns, lineage graph, exposures) on http://localhost:8080.
 docs: $(STAMP)
-	$(VENV)/bin/dbt docs generate --profiles-dir .
+	$(VENV)/bin/retail-segments docs
 	$(VENV)/bin/dbt docs serve --profiles-dir . --no-browser
 
 # mypy checks the Spark modules against dbt-spark and pyspark: lint runs with the spark extras.

@@ -1,5 +1,5 @@
 """Command line: ``python -m retail_segments [--project-dir DIR]
-build|prepare|backfill|clean-warehouse|report``.
+build|prepare|backfill|clean-warehouse|report|docs``.
 
 The project is found from the working directory (or ``--project-dir``, before or after the
 command, / ``RETAIL_PROJECT_DIR``;
@@ -21,6 +21,9 @@ succeeded, publishes like ``build``.
 
 ``clean-warehouse`` drops the relations of the project's schemas that no model defines (left
 behind by removed or renamed models; ``build`` lists them).
+
+``docs [dbt args]`` runs ``dbt docs generate`` on the built warehouse (refused before a build, or
+while one runs); ``make docs`` serves the site.
 
 ``report`` renders the self-contained HTML report (`retail_segments.report`, plotly charts) from
 the serving copy (or ``--warehouse PATH``) to ``--out PATH``.
@@ -254,6 +257,35 @@ def _clean_warehouse(args: list[str]) -> int:
     names = ", ".join(orphan.qualified for orphan in orphans) or "none"
     print(f"Dropped from {warehouse}: {names}")
     return 0
+
+
+def _docs(args: list[str]) -> int:
+    """Generate dbt's documentation site (``dbt docs generate``) from the built warehouse, whose
+    catalog gives every relation's columns and types: refused, with the fix, where there is no
+    warehouse (dbt would create an empty one and a site without a column type) and, by the
+    writers' lock, while a build runs (dbt would rewrite the manifest its publish reads, or
+    stop on DuckDB's lock with a stack trace). `make docs` then serves the site."""
+    environ = dict(os.environ)
+    target = dbt_target(args, environ)
+    if target is not None and target != WAREHOUSE_TARGET:
+        return run_dbt(["docs", "generate", *args], environ).returncode  # its own warehouse
+    warehouse = warehouse_path(find_project_root(), environ)
+    try:
+        check_environment(environ)
+        loaded_files(warehouse)  # opens it read-only: a file that is no warehouse is named
+    except (SettingsError, PreflightError) as error:
+        message = str(error).replace("nothing was built", "nothing was generated")
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    if not warehouse.exists():
+        print(
+            f"error: no warehouse at {warehouse}: the documentation site reads every relation's"
+            " columns and types from it; nothing was generated.\n  Fix: run `make build` first"
+            " (or point RETAIL_DUCKDB_PATH at the warehouse it built).",
+            file=sys.stderr,
+        )
+        return 2
+    return run_dbt(["docs", "generate", *args], environ).returncode
 
 
 def _file_state(path: Path) -> tuple[int, int, int] | None:
@@ -507,6 +539,10 @@ _ASKS_DBT = {
         " with these arguments).",
         "parse",
     ),
+    "docs": (
+        "Generate dbt's documentation site from the built warehouse (`make docs` serves it).",
+        "docs generate",
+    ),
 }
 
 
@@ -514,11 +550,12 @@ def _help(command: str) -> int:
     text, dbt_command = _ASKS_DBT[command]
     print(f"usage: retail-segments {command} [dbt {dbt_command} arguments]\n\n{text}")
     print(f"\nThe arguments of `dbt {dbt_command}`:", flush=True)
-    return run_dbt([dbt_command, "--help"], os.environ).returncode
+    return run_dbt([*dbt_command.split(), "--help"], os.environ).returncode
 
 
-# The commands that write the warehouse or its landing folder: one at a time per warehouse.
-_WRITERS = frozenset({"build", "prepare", "backfill", "clean-warehouse"})
+# The commands that write the warehouse, its landing folder or dbt's artifacts (docs rewrites the
+# manifest a build's publish reads): one at a time per warehouse.
+_WRITERS = frozenset({"build", "prepare", "backfill", "clean-warehouse", "docs"})
 
 
 @contextlib.contextmanager
@@ -623,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
         " or its nearest parent holding this dbt project)",
     )
     parser.add_argument(
-        "command", choices=["build", "prepare", "report", "backfill", "clean-warehouse"]
+        "command", choices=["build", "prepare", "report", "backfill", "clean-warehouse", "docs"]
     )
     rest = parser.add_argument(
         "rest", nargs=argparse.REMAINDER, help="passed on (to dbt for build)"
@@ -664,6 +701,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": _report,
         "backfill": _backfill,
         "clean-warehouse": _clean_warehouse,
+        "docs": _docs,
     }
     try:
         # a `kill` or hang-up stops the command as Ctrl-C does, with its message (while dbt runs

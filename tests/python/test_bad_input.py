@@ -747,7 +747,9 @@ def test_a_second_command_on_a_warehouse_in_use_is_refused(
     env = {"RETAIL_SERVING_DIR": str(guarded.serving)}
     with lock.open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        for command in ("build", "prepare", "backfill"):
+        # docs too: dbt docs generate would meet DuckDB's lock (a stack trace) and rewrite the
+        # manifest the build's publish reads
+        for command in ("build", "prepare", "backfill", "docs"):
             result = cli_in_process(guarded.workspace, synthetic_raw, command, env=env)
             assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
             assert "another build, backfill, prepare or clean-warehouse is running" in (

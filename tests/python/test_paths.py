@@ -341,3 +341,20 @@ def test_a_warehouse_that_is_no_file_is_refused_from_the_command_line(
     assert list(work.iterdir()) == []
     # nor a lock file beside where the project would have put it (.motherduck:retail.lock)
     assert not (PROJECT_ROOT / f".{value}.lock").exists()
+
+
+def test_docs_before_a_build_is_refused_and_makes_no_warehouse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make docs` on a fresh clone ran dbt docs generate, which created an empty warehouse and
+    a site without a single column type, and said nothing."""
+    warehouse = tmp_path / "wh" / "w.duckdb"
+    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(warehouse))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "target"))
+    monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
+    assert main(["docs", "--project-dir", str(PROJECT_ROOT)]) == 2
+    error = capsys.readouterr().err
+    assert f"error: no warehouse at {warehouse}: the documentation site reads" in error
+    assert "Fix: run `make build` first" in error
+    assert not warehouse.exists()
+    assert not (tmp_path / "target" / "catalog.json").exists()
