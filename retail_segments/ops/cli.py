@@ -212,22 +212,30 @@ def _report_orphans(env: Mapping[str, str], dbt_args: list[str]) -> None:
         )
 
 
+def _warehouse_refused(environ: Mapping[str, str], warehouse: Path, nothing_was: str) -> bool:
+    """Check the settings and open the warehouse, if there is one, read-only (a file that is no
+    DuckDB warehouse is named with the fix); print what is wrong and return True when either
+    fails. The checks are the build's: their "nothing was built" becomes "nothing was
+    ``nothing_was``" (dropped, generated)."""
+    try:
+        check_environment(environ)
+        loaded_files(warehouse)
+    except (SettingsError, PreflightError) as error:
+        message = str(error).replace("nothing was built", f"nothing was {nothing_was}")
+        print(f"error: {message}", file=sys.stderr)
+        return True
+    return False
+
+
 def _clean_warehouse(args: list[str]) -> int:
     """Drop the relations no model defines (dbt parse first, for an up-to-date manifest)."""
     environ = dict(os.environ)
     warehouse = warehouse_path(find_project_root(), environ)
-    try:
-        check_environment(environ)
-        if not warehouse.exists():
-            print(f"No warehouse at {warehouse}: nothing to clean.")
-            return 0
-        # opens it read-only: a file that is no DuckDB warehouse is named with the fix
-        loaded_files(warehouse)
-    except (SettingsError, PreflightError) as error:
-        # the checks are the build's; here nothing is built but something would be dropped
-        message = str(error).replace("nothing was built", "nothing was dropped")
-        print(f"error: {message}", file=sys.stderr)
+    if _warehouse_refused(environ, warehouse, "dropped"):
         return 2
+    if not warehouse.exists():
+        print(f"No warehouse at {warehouse}: nothing to clean.")
+        return 0
     manifest = manifest_path(args, environ)
     before = _file_state(manifest)
     parsed = run_dbt(["parse", *args], environ)
@@ -270,12 +278,7 @@ def _docs(args: list[str]) -> int:
     if target is not None and target != WAREHOUSE_TARGET:
         return run_dbt(["docs", "generate", *args], environ).returncode  # its own warehouse
     warehouse = warehouse_path(find_project_root(), environ)
-    try:
-        check_environment(environ)
-        loaded_files(warehouse)  # opens it read-only: a file that is no warehouse is named
-    except (SettingsError, PreflightError) as error:
-        message = str(error).replace("nothing was built", "nothing was generated")
-        print(f"error: {message}", file=sys.stderr)
+    if _warehouse_refused(environ, warehouse, "generated"):
         return 2
     if not warehouse.exists():
         print(
@@ -730,9 +733,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(
                 f"error: the output of `{args.command}` was closed (piped into a command that"
-                " stopped reading, such as head), so it stopped before it finished, and dbt with"
-                " it. A build publishes the serving copy only after every model and test passed,"
-                " so it is as before unless that had happened.\n  Fix: send the output to a file"
+                " stopped reading, such as head), so it stopped before it finished (and dbt, had"
+                " it started). A build publishes the serving copy only after every model and"
+                " test passed, so it is as before unless that had happened.\n  Fix: send the"
+                " output to a file"
                 f" and read that, e.g. `retail-segments {args.command} > {args.command}.log 2>&1;"
                 f" head {args.command}.log`.",
                 file=sys.stderr,
