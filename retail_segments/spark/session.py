@@ -222,7 +222,6 @@ def run_dbt_in_process(args: Sequence[str], env: Mapping[str, str], project_root
     from dbt.cli.main import dbtRunner
 
     os.environ.update(env)
-    os.environ.setdefault("DO_NOT_TRACK", "1")
     # in this process a relative --log-path or DBT_LOG_PATH is taken from its working directory
     log_path = log_file(args, os.environ, project_root, given_from=Path.cwd())
     with console_filtered(log_path):

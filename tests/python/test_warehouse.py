@@ -183,3 +183,11 @@ def test_not_null_contract_constraints_are_enforced_by_duckdb(
         with pytest.raises(duckdb.ConstraintException, match="NOT NULL"):
             connection.execute("update marts.customer_rfm set recency_days = null")
         connection.execute("rollback")
+
+
+def test_a_build_sends_no_usage_events(synthetic_build: Workspace) -> None:
+    """dbt sends anonymous usage events by default (to dbt Labs, when a network is there); the
+    project turns them off (dbt_project.yml's flags), so a build reaches out to nothing."""
+    log = (synthetic_build.root / "logs" / "dbt.log").read_text()
+    assert "'send_anonymous_usage_stats': 'False'" in log
+    assert "Sending event" not in log
