@@ -28,6 +28,17 @@ SYNTHETIC_SEED = 7
 # this. (`make build` keeps OpenMP's default: on the real file, idle, spinning is faster.)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Spark's JVM (the Spark build's, and test_spark's own session) compiles hot code with both JIT
+# tiers and collects garbage on parallel threads by default: for the tests' small files, hundreds
+# of short queries and then the end, that costs more CPU than it saves, CPU the other worker
+# needs. The first tier alone, one compiler thread and one GC thread are JVM options only (no
+# result changes). The synthetic file's Spark build alone, on an idle machine: 551 s of CPU in
+# 310 s without them, 424 s in 265 s with them (2026-12-02). spark-submit reads this variable;
+# `make build TARGET=spark` keeps the JVM's defaults.
+os.environ.setdefault(
+    "SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:CICompilerCount=1 -XX:+UseSerialGC"
+)
+
 
 def _made_once(
     tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]

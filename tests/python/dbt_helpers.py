@@ -220,16 +220,20 @@ def table_checksums(
     workspace: Workspace,
     ignore: Mapping[str, Sequence[str]] = MappingProxyType({}),
     significant_digits: int | None = None,
+    schema: str | None = None,
 ) -> dict[str, tuple[int, int | None]]:
-    """Row count and an order-independent hash of all rows of every table and view, keyed by
-    'schema.name'. ``ignore`` maps a relation to columns left out of its hash. With
+    """Row count and an order-independent hash of all rows of every table and view (of
+    ``schema`` only, when given), keyed by 'schema.name'. ``ignore`` maps a relation to columns
+    left out of its hash. With
     ``significant_digits``, floating-point values are hashed rounded to that many significant
     digits (DuckDB adds doubles up in parallel, in no fixed order, so the last bits of a float sum
     may differ between two runs on the same data)."""
     with duckdb.connect(str(workspace.warehouse), read_only=True) as connection:
-        columns = connection.sql(
+        columns = connection.execute(
             "select table_schema, table_name, column_name, data_type"
-            " from information_schema.columns order by table_schema, table_name, ordinal_position"
+            " from information_schema.columns where coalesce(table_schema = ?, true)"
+            " order by table_schema, table_name, ordinal_position",
+            [schema],
         ).fetchall()
         selected: dict[str, tuple[str, list[str]]] = {}
         for schema, name, column, data_type in columns:

@@ -567,10 +567,15 @@ class Guarded:
 
     workspace: Workspace
     serving: Path
+    # every table and view as the module found it: a refused build changes none, so each case
+    # compares with these (computed once, not before every case)
+    tables_at_start: dict[str, tuple[int, int | None]]
+
+    def tables(self) -> dict[str, tuple[int, int | None]]:
+        return table_checksums(self.workspace)
 
     def marts(self) -> dict[str, tuple[int, int | None]]:
-        checksums = table_checksums(self.workspace)
-        return {name: value for name, value in checksums.items() if name.startswith("marts.")}
+        return table_checksums(self.workspace, schema="marts")
 
     def inputs(self) -> str | None:
         """The prepared set the landing folder's ``current`` names (what the warehouse's input
@@ -597,7 +602,7 @@ def guarded(synthetic_build: Workspace, tmp_path_factory: pytest.TempPathFactory
     info = publish.new_build_info("synthetic", PROJECT_ROOT)
     relations = publish.published_relations(workspace.root / "target" / "manifest.json")
     publish.publish(workspace.warehouse, serving, info, relations)
-    return Guarded(workspace, serving)
+    return Guarded(workspace, serving, table_checksums(workspace))
 
 
 def _run_case(
@@ -607,7 +612,6 @@ def _run_case(
     tmp_path: Path,
     cli_in_process: CliInProcess,
 ) -> None:
-    marts_before = guarded.marts()
     serving_before = guarded.serving_state()
     inputs_before = guarded.inputs()
     if case.content == GOOD:
@@ -634,7 +638,7 @@ def _run_case(
         expected = phrase.replace("{path}", str(path))
         assert expected in result.stderr, f"{expected!r} not in:\n{output[-3000:]}"
     assert "nothing was built" in result.stderr or "Nothing was built" in result.stderr
-    assert guarded.marts() == marts_before
+    assert guarded.tables() == guarded.tables_at_start
     assert guarded.serving_state() == serving_before
     # a refusal after the inputs were prepared (the serving folder) left `current` as it was
     assert guarded.inputs() == inputs_before

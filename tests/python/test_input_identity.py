@@ -471,7 +471,7 @@ def test_plain_dbt_refuses_what_was_not_prepared(
     ) in prepared.stdout
     # a prepare alone starts no rebuild: the dbt run that starts one records it as pending
     assert PendingRefresh("duckdb", workspace.warehouse).read() is None
-    marts = {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")}
+    marts = table_checksums(workspace, schema="marts")
     env = {
         **os.environ,
         "RETAIL_RAW_PATH": str(raw),
@@ -506,7 +506,7 @@ def test_plain_dbt_refuses_what_was_not_prepared(
     assert "RETAIL_RAW_PATH" not in refused.stdout, refused.stdout[-3000:]
     assert "The warehouse was built from other input" in refused.stdout
     assert "dbt build --full-refresh" in refused.stdout
-    assert {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")} == marts
+    assert table_checksums(workspace, schema="marts") == marts
 
     # Without RETAIL_RAW_PATH, dbt takes the raw file where prepare looks by default (data/raw/,
     # then ../shared/data/): the first of those places that exists must be the prepared file.
@@ -539,7 +539,7 @@ def test_plain_dbt_refuses_what_was_not_prepared(
         'the meta block of ml_segmentation_pca_fit is {"pca": {}, "sampling": {}} but was checked'
         ' as {"pca": {"n_clusters": 9}, "sampling": {}}'
     ) in refused.stdout
-    assert {k: v for k, v in table_checksums(workspace).items() if k.startswith("marts.")} == marts
+    assert table_checksums(workspace, schema="marts") == marts
 
 
 def test_a_recursive_pattern_finds_the_same_daily_files_in_prepare_and_in_dbt(
