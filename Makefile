@@ -29,10 +29,11 @@ build: $(STAMP) $(if $(filter spark,$(TARGET)),$(SPARK_STAMP))
 
 # Two pytest workers (the machine's two cores), each taking whole test files, so a file's
 # module-scoped builds run once; the session's shared synthetic build runs once (tests/python/conftest.py).
-# Before them, the linters (mypy and sqlfluff take about 35 s each from a clean clone), Chromium and
-# the DuckDB 1.x environment are independent of each other: made two at a time.
+# Before them, the linters (mypy and sqlfluff: 35 to 85 s of CPU each from a clean clone),
+# Chromium and the DuckDB 1.x environment are independent of each other: made all at once, so
+# the two installs (mostly downloads) wait on the network while the linters use the two cores.
 test: $(STAMP) $(SPARK_STAMP)
-	$(MAKE) --no-print-directory --jobs=2 --output-sync=target lint $(CHROMIUM) $(OLD_DUCKDB_STAMP)
+	$(MAKE) --no-print-directory --jobs=4 --output-sync=target lint $(CHROMIUM) $(OLD_DUCKDB_STAMP)
 	RETAIL_OLD_DUCKDB_VENV=$(OLD_DUCKDB_VENV) $(PY) -m pytest -n 2 --dist loadfile
 
 # Synthetic inputs of the benchmarks (generated once, reused).
