@@ -224,10 +224,9 @@ def table_checksums(
 ) -> dict[str, tuple[int, int | None]]:
     """Row count and an order-independent hash of all rows of every table and view (of
     ``schema`` only, when given), keyed by 'schema.name'. ``ignore`` maps a relation to columns
-    left out of its hash. With
-    ``significant_digits``, floating-point values are hashed rounded to that many significant
-    digits (DuckDB adds doubles up in parallel, in no fixed order, so the last bits of a float sum
-    may differ between two runs on the same data)."""
+    left out of its hash. With ``significant_digits``, floating-point values are hashed rounded to
+    that many significant digits (DuckDB adds doubles up in parallel, in no fixed order, so the
+    last bits of a float sum may differ between two runs on the same data)."""
     with duckdb.connect(str(workspace.warehouse), read_only=True) as connection:
         columns = connection.execute(
             "select table_schema, table_name, column_name, data_type"
@@ -236,9 +235,9 @@ def table_checksums(
             [schema],
         ).fetchall()
         selected: dict[str, tuple[str, list[str]]] = {}
-        for schema, name, column, data_type in columns:
-            key = f"{schema}.{name}"
-            relation = f"{quote_identifier(schema)}.{quote_identifier(name)}"
+        for table_schema, name, column, data_type in columns:
+            key = f"{table_schema}.{name}"
+            relation = f"{quote_identifier(table_schema)}.{quote_identifier(name)}"
             selected.setdefault(key, (relation, []))
             if column not in ignore.get(key, ()):
                 selected[key][1].append(_checksum_expression(column, data_type, significant_digits))
