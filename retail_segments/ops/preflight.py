@@ -75,6 +75,7 @@ from retail_segments.ops.paths import (
 )
 from retail_segments.ops.publish import SERVING_SCHEMA, serving_dir
 from retail_segments.ops.settings import (
+    CheckedMeta,
     DataFacts,
     ProjectVars,
     SettingsError,
@@ -1430,6 +1431,33 @@ def _check_writable(directory: Path, what: str, variable: str) -> None:
         )
 
 
+def _check_settings(
+    project_root: Path, environ: Mapping[str, str], dbt_args: Sequence[str]
+) -> tuple[CheckedMeta, ProjectVars, dict[str, Any]]:
+    """The environment, the models' meta blocks and the vars, checked; one `SettingsError` with
+    the problems of all three (a user fixes them in one go, not one per run)."""
+    problems: list[str] = []
+    meta = settings = None
+    raw_values: dict[str, Any] = {}
+    try:
+        check_environment(environ)
+    except SettingsError as error:
+        problems.extend(error.problems)
+    try:
+        meta = check_model_meta(project_root)
+    except SettingsError as error:
+        problems.extend(error.problems)
+    try:
+        cli_vars, _rest = parse_cli_vars(dbt_args)
+        raw_values = {**project_var_defaults(project_root), **cli_vars}
+        settings = check_vars(raw_values)
+    except SettingsError as error:
+        problems.extend(error.problems)
+    if problems or meta is None or settings is None:
+        raise SettingsError(problems)
+    return meta, settings, raw_values
+
+
 def _prepare(
     project_root: Path,
     environ: Mapping[str, str],
@@ -1439,12 +1467,8 @@ def _prepare(
     spark: SparkTables | None = None,
     activate: bool = True,
 ) -> PreparedBuild:
-    check_environment(environ)
-    meta = check_model_meta(project_root)
+    meta, settings, raw_values = _check_settings(project_root, environ, dbt_args)
     holdout_days = meta.settings["ml_customer_value_fit"]["value"].holdout_days
-    cli_vars, _rest = parse_cli_vars(dbt_args)
-    raw_values = {**project_var_defaults(project_root), **cli_vars}
-    settings = check_vars(raw_values)
     # after the vars (their messages are ours): everything else as dbt's parser reads it
     check_dbt_args(project_root, dbt_args, environ)
 

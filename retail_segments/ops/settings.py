@@ -349,6 +349,8 @@ def check_vars_against_data(
         f"valid: after the first invoice ({_fmt(start)}) up to {_fmt(end)}"
         " (the midnight after the last)"
     )
+    # a var outside the data is not checked further, the other vars are: every problem at once
+    outside: set[str] = set()
     for name in ("rfm_as_of", "new_customer_cutoff", "clv_calibration_end"):
         moment: datetime = getattr(settings, name)
         if moment <= start:
@@ -357,7 +359,10 @@ def check_vars_against_data(
             )
         elif moment > end:
             problems.append(f"var {name} = {_shown(raw[name])} is after the data ends; {valid}")
-    if problems or not fits:
+        else:
+            continue
+        outside.add(name)
+    if not fits:
         if problems:
             raise SettingsError(problems)
         return
@@ -394,6 +399,8 @@ def check_vars_against_data(
         ),
     )
     for name, minimum, repeat, who, fit in minimums:
+        if name in outside:
+            continue
         found = facts.customers_before(getattr(settings, name), repeat=repeat)
         if found < minimum:
             earliest = facts.earliest_with(minimum, repeat=repeat)
@@ -405,7 +412,7 @@ def check_vars_against_data(
     n_new = len(facts.customer_first_purchases) - facts.customers_before(
         settings.new_customer_cutoff
     )
-    if n_new < MIN_NEW_CUSTOMERS:
+    if n_new < MIN_NEW_CUSTOMERS and "new_customer_cutoff" not in outside:
         last_first = max(facts.customer_first_purchases, default=start)
         problems.append(
             f"var new_customer_cutoff = {_shown(raw['new_customer_cutoff'])} leaves no customer who"
@@ -413,7 +420,7 @@ def check_vars_against_data(
             f" {_fmt(last_first)} (the last first purchase)"
         )
     holdout_end = settings.clv_calibration_end + timedelta(days=holdout_days)
-    if holdout_end > end:
+    if holdout_end > end and "clv_calibration_end" not in outside:
         latest = end - timedelta(days=holdout_days)
         earliests = (
             facts.earliest_with(MIN_VALUE_CUSTOMERS),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dbt_helpers import PROJECT_ROOT
 
-from retail_segments.ops.preflight import as_of_notes
+from retail_segments.ops.preflight import PreflightError, as_of_notes, prepare
 from retail_segments.ops.settings import (
     DataFacts,
     SettingsError,
@@ -151,6 +151,43 @@ def test_a_var_outside_the_data_or_its_range_is_refused(overrides: dict, phrase:
     with pytest.raises(SettingsError) as raised:
         check_vars_against_data(check_vars(values), values, FACTS)
     assert phrase in str(raised.value), str(raised.value)
+
+
+def test_every_date_var_problem_is_reported_in_one_run() -> None:
+    """A var outside the data does not hide another var's problem (before, the range check
+    stopped the run, and the holdout's problem showed only on the next one), and a var outside
+    the data gets that one line, not also a count of the customers before it."""
+    values = {
+        **project_var_defaults(PROJECT_ROOT),
+        "rfm_as_of": "2010-11-01",
+        "clv_calibration_end": "2011-10-01",
+        "new_customer_cutoff": "2010-12-15",  # FACTS' customers all first buy in December
+    }
+    with pytest.raises(SettingsError) as raised:
+        check_vars_against_data(check_vars(values), values, FACTS)
+    lines = [line.strip() for line in str(raised.value).splitlines() if "var " in line]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("var rfm_as_of = '2010-11-01' is not after the data starts")
+    assert lines[1].startswith(
+        "var clv_calibration_end = '2011-10-01' leaves a holdout that ends 2011-12-31 00:00"
+    )
+
+
+def test_the_environment_and_the_vars_are_refused_together(tmp_path: Path) -> None:
+    """A bad environment variable does not hide a bad var (each stage used to stop the run);
+    both are refused before the raw file is looked for."""
+    environ = {
+        "RETAIL_DUCKDB_MEMORY_LIMIT": "lots",
+        "RETAIL_RAW_PATH": str(tmp_path / "nowhere.csv.zst"),
+        "RETAIL_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+    }
+    with pytest.raises(PreflightError) as raised:
+        prepare(PROJECT_ROOT, environ, ["build", "--vars", "{top_products_n: 0}"])
+    message = str(raised.value)
+    assert "RETAIL_DUCKDB_MEMORY_LIMIT = 'lots' is not a memory size" in message
+    assert "var top_products_n = 0: Input should be greater than or equal to 1" in message
+    assert "nowhere.csv.zst" not in message
+    assert not (tmp_path / "warehouse.duckdb").exists()
 
 
 def test_the_value_holdout_checked_is_the_one_the_meta_block_sets(tmp_path: Path) -> None:
