@@ -38,6 +38,7 @@ import io
 import os
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -561,74 +562,132 @@ def _help(command: str) -> int:
 _WRITERS = frozenset({"build", "prepare", "backfill", "clean-warehouse", "docs"})
 
 
+@dataclass
+class _Locks:
+    """What `_one_at_a_time` holds: ``busy``, why the command must stop (another one holds a
+    lock), or None; ``made``, the folders it created for its locks (none existed before)."""
+
+    busy: str | None
+    made: list[Path]
+    lock_file: Path | None
+
+    def remove_unused_folders(self) -> None:
+        """Remove the folders made for the locks that the command left empty, with the empty
+        folders it made inside them (dbt's logs/, the warehouse's folder holding only its lock
+        file), deepest first: a refused command with a mistyped path leaves nothing behind. No
+        file is removed but the lock file. Called while the locks are held; a command that
+        opened one of these locks meanwhile finds it gone (`_one_at_a_time` checks) and stops."""
+        for folder in sorted(self.made, key=lambda path: len(path.parts), reverse=True):
+            for inner, _folders, _files in os.walk(folder, topdown=False):
+                if inner != str(folder):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(inner)  # only when empty
+            try:
+                left = set(os.listdir(folder))
+                if self.lock_file is not None and self.lock_file.parent == folder:
+                    if left - {self.lock_file.name}:
+                        continue
+                    self.lock_file.unlink(missing_ok=True)
+                folder.rmdir()
+            except OSError:
+                continue  # not empty, or not ours to remove: left as it is
+
+
 @contextlib.contextmanager
-def _one_at_a_time(command: str, rest: list[str]) -> Iterator[str | None]:
+def _one_at_a_time(command: str, rest: list[str]) -> Iterator[_Locks]:
     """Hold locks on the warehouse (a file beside it), on its landing folder and on dbt's
     artifacts folder while a command that writes them runs, so that a second one started
     meanwhile, on the same warehouse, on another warehouse sharing the landing folder (its
     prepare would switch the landed inputs under the first build) or from the same project with
     the same artifacts folder (dbt would rewrite the manifest the first one's publish reads),
-    stops before it changes anything; yields why it must stop, or None. The locks are the
-    operating system's (flock): a command that ends or is killed releases them. Without a usable
-    path no lock is taken, and the command's own checks say what is wrong."""
-    locks = _lock_files(command, rest)
+    stops before it changes anything; yields why it must stop, or None, with the folders made
+    for the locks. The locks are the operating system's (flock): a command that ends or is
+    killed releases them. A lock whose file or folder is no longer at its path once taken (a
+    refused command removed the folders it made) counts as held. Without a usable path no lock
+    is taken, and the command's own checks say what is wrong."""
+    locks, made = _lock_files(command, rest)
     try:
         held = []
-        for descriptor, name in locks:
+        for descriptor, name, path in locks:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                taken, there = os.fstat(descriptor), os.stat(path)
+                if (taken.st_dev, taken.st_ino) != (there.st_dev, there.st_ino):
+                    held.append(name)
             except OSError:
                 held.append(name)
+        busy = None
         if held:
-            yield (
+            busy = (
                 "another build, backfill, prepare or clean-warehouse is running on this"
                 " warehouse, its landing folder or dbt's artifacts folder (it holds"
                 f" {' and '.join(held)}); nothing was built or changed.\n  Fix: wait for it to"
                 " finish, then run the command again (two warehouses built side by side from"
                 " one project each need their own DBT_TARGET_PATH)."
             )
-        else:
-            yield None
+        lock_file = next((path for _descriptor, _name, path in locks if path.is_file()), None)
+        yield _Locks(busy, [] if held else made, lock_file)
     finally:
-        for descriptor, _name in locks:
+        for descriptor, _name, _path in locks:
             os.close(descriptor)
 
 
-def _lock_files(command: str, rest: list[str]) -> list[tuple[int, str]]:
-    """Open descriptors (and names) of what a writing command locks: ``.<warehouse file>.lock``
-    beside the warehouse, the landing folder, dbt's artifacts folder (``target/``, or as
-    ``rest``, the command's dbt arguments, and the environment set it) and, for a Spark build,
-    the Spark folder (``RETAIL_SPARK_DIR``); none for other commands or unusable paths."""
+def _open_made(path: Path, made: list[Path], *, folder: bool) -> int:
+    """Open path (a folder, made with its parents, or a file created in its folder) for a lock,
+    adding each folder it creates to made. Tried again when a folder vanishes between the mkdir
+    and the open (a refused command removing the folders it made)."""
+    target = path if folder else path.parent
+    for attempt in range(3):
+        missing = [each for each in (target, *target.parents) if not each.exists()]
+        target.mkdir(parents=True, exist_ok=True)
+        made.extend(each for each in reversed(missing) if each not in made)
+        try:
+            if folder:
+                return os.open(path, os.O_RDONLY)
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _lock_files(command: str, rest: list[str]) -> tuple[list[tuple[int, str, Path]], list[Path]]:
+    """Open descriptors (with names and paths) of what a writing command locks:
+    ``.<warehouse file>.lock`` beside the warehouse, the landing folder, dbt's artifacts folder
+    (``target/``, or as ``rest``, the command's dbt arguments, and the environment set it) and,
+    for a Spark build, the Spark folder (``RETAIL_SPARK_DIR``); none for other commands or
+    unusable paths. Also the folders created for them."""
+    opened: list[tuple[int, str, Path]] = []
+    made: list[Path] = []
     if command not in _WRITERS:
-        return []
-    opened: list[tuple[int, str]] = []
+        return opened, made
     try:
         warehouse = warehouse_path(find_project_root(), os.environ)
         if names_no_duckdb_file(os.environ.get(WAREHOUSE_PATH_ENV, "")) or (
             warehouse.exists() and not warehouse.is_file()
         ):
-            return []  # refused by the checks (in memory, MotherDuck, a folder, a device)
+            return opened, made  # refused by the checks (in memory, MotherDuck, a folder, a device)
         lock_path = warehouse.with_name(f".{warehouse.name}.lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        opened.append((os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644), str(lock_path)))
+        descriptor = _open_made(lock_path, made, folder=False)
+        opened.append((descriptor, str(lock_path), lock_path))
         landing = landing_dir(warehouse, os.environ)
-        landing.mkdir(parents=True, exist_ok=True)
-        opened.append((os.open(landing, os.O_RDONLY), f"the landing folder {landing}"))
+        descriptor = _open_made(landing, made, folder=True)
+        opened.append((descriptor, f"the landing folder {landing}", landing))
         # the backfill's own arguments are not dbt's: its dbt runs take the environment's
         dbt_args = [] if command == "backfill" else rest
         artifacts = manifest_path(dbt_args, os.environ, find_project_root()).parent
-        artifacts.mkdir(parents=True, exist_ok=True)
-        opened.append((os.open(artifacts, os.O_RDONLY), f"dbt's artifacts folder {artifacts}"))
+        descriptor = _open_made(artifacts, made, folder=True)
+        opened.append((descriptor, f"dbt's artifacts folder {artifacts}", artifacts))
         if command == "build" and _is_spark_build(dbt_args):
             # its tables and landed inputs: another warehouse's Spark build may name the same
             from retail_segments.spark.session import spark_dir
 
             tables = spark_dir(find_project_root(), os.environ)
-            tables.mkdir(parents=True, exist_ok=True)
-            opened.append((os.open(tables, os.O_RDONLY), f"the Spark folder {tables}"))
+            descriptor = _open_made(tables, made, folder=True)
+            opened.append((descriptor, f"the Spark folder {tables}", tables))
     except (OSError, ValueError):
         pass  # what could be opened is locked; the command's checks name the rest
-    return opened
+    return opened, made
 
 
 def _is_spark_build(dbt_args: list[str]) -> bool:
@@ -709,11 +768,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # a `kill` or hang-up stops the command as Ctrl-C does, with its message (while dbt runs
         # as a child, it is passed on to dbt: `dbt_runner.run_on_console`)
-        with stops_as_ctrl_c(), ctrl_c_noted(), _one_at_a_time(args.command, args.rest) as busy:
-            if busy:
-                print(f"error: {busy}", file=sys.stderr)
+        with stops_as_ctrl_c(), ctrl_c_noted(), _one_at_a_time(args.command, args.rest) as locks:
+            if locks.busy:
+                print(f"error: {locks.busy}", file=sys.stderr)
                 return 2
-            return commands[args.command](args.rest)
+            code = commands[args.command](args.rest)
+            if code != 0:
+                locks.remove_unused_folders()
+            return code
     except KeyboardInterrupt:
         again = (
             "run `make build`, then the backfill again (a backfill stopped half-way leaves the"

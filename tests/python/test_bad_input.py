@@ -809,6 +809,54 @@ def test_a_second_command_on_a_warehouse_in_use_is_refused(
     assert released.returncode == 0, released.stderr[-2000:]
 
 
+def test_a_refused_command_leaves_no_folder_it_made_for_its_locks(
+    synthetic_raw: Path, tmp_path: Path, cli_in_process: CliInProcess
+) -> None:
+    """A mistyped warehouse path, then a refusal (no raw file there; a bad var; a Spark build):
+    the folders the command made for its locks (the warehouse's, landing/, dbt's target/, the
+    Spark folder) are gone again. A folder that was there keeps what it holds."""
+    typo = Workspace(tmp_path / "typo" / "warehuose")
+    spark = {"RETAIL_SPARK_DIR": str(tmp_path / "typo" / "spark")}
+    for raw, args, env in (
+        (tmp_path / "nowhere.csv.zst", ["build"], None),
+        (synthetic_raw, ["build", "--vars", "{top_products_n: 0}"], None),
+        (synthetic_raw, ["prepare", "--vars", "{top_products_n: 0}"], None),
+        (tmp_path / "nowhere.csv.zst", ["build", "--target", "spark"], spark),
+    ):
+        result = cli_in_process(typo, raw, *args, env=env)
+        assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+        assert "nothing was built" in result.stderr
+        assert not (tmp_path / "typo").exists(), sorted((tmp_path / "typo").rglob("*"))
+    there = Workspace(tmp_path / "there")
+    there.root.mkdir()
+    (there.root / "notes.txt").write_text("mine")
+    result = cli_in_process(there, tmp_path / "nowhere.csv.zst", "build")
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (there.root / "notes.txt").read_text() == "mine"
+
+
+def test_a_lock_removed_by_a_refused_command_counts_as_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second command that opened the lock file of a first one just before the first, refused,
+    removed it (and its folder) must not take that lock as its own: the file it holds is no
+    longer the one at the path, which a third command would create and lock afresh."""
+    from retail_segments.ops import cli
+
+    monkeypatch.chdir(PROJECT_ROOT)
+    monkeypatch.setenv("RETAIL_DUCKDB_PATH", str(tmp_path / "new" / "warehouse.duckdb"))
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "new" / "target"))
+    opened = cli._lock_files("build", [])
+    locks, made = opened
+    assert [path.name for path in made] == ["new", "landing", "target"]
+    lock_file = locks[0][2]
+    lock_file.unlink()  # what the refused first command does while it still holds the lock
+    monkeypatch.setattr(cli, "_lock_files", lambda command, rest: opened)
+    with cli._one_at_a_time("build", []) as held:
+        assert held.busy is not None and f"it holds {lock_file})" in held.busy
+        assert held.made == []
+
+
 def _sales_lines(text: str) -> list[tuple[int, list[str]]]:
     """The unquoted lines the cleaning keeps (a customer, a positive quantity, a goods stock code
     and a price), with their 1-based line numbers in the file."""
