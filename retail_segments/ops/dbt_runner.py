@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -121,7 +121,8 @@ def ctrl_c_noted() -> Iterator[list[int]]:
     try:
         yield seen
     except Exception as error:
-        if seen:
+        # a closed output stops dbt as Ctrl-C does (`console_filtered`): its own error stands
+        if seen and not isinstance(error, BrokenPipeError):
             raise KeyboardInterrupt from error
         raise
     finally:
@@ -130,21 +131,31 @@ def ctrl_c_noted() -> Iterator[list[int]]:
 
 
 @contextlib.contextmanager
-def console_filtered(log_path: str) -> Iterator[None]:
+def console_filtered(log_path: str) -> Iterator[_FilteredStdout]:
     """While open, what is written to ``sys.stdout`` (dbt's console, when dbt runs in this
     process: its logger writes to the ``sys.stdout`` of the moment it starts) passes through
     `ConsoleFilter` to the real stdout, line by line as it comes. What is written to the file
     descriptors themselves (the JVM of a Spark build) is not touched. On leaving, the lines still
-    held are passed on (also when an exception, e.g. a second Ctrl-C, leaves)."""
+    held are passed on (also when an exception, e.g. a second Ctrl-C, leaves). When the real
+    stdout's reader has gone (piped into `head`), dbt is stopped as on Ctrl-C and what it writes
+    from then on is dropped (it would print a "Logging error" for each line and build on for
+    nothing); the stream yielded says so (``closed``)."""
     real = sys.stdout
     real.flush()  # what this command printed before dbt comes first
-    filtered = _FilteredStdout(ConsoleFilter(log_path), real)
+    filtered = _FilteredStdout(ConsoleFilter(log_path), real, on_closed=_stop_main_thread)
     sys.stdout = filtered
     try:
-        yield
+        yield filtered
     finally:
         sys.stdout = real
         filtered.finish()
+
+
+def _stop_main_thread() -> None:
+    """Ctrl-C for the main thread alone (dbt run in this process stops as on Ctrl-C; a Spark
+    JVM, which ignores Ctrl-C, is not sent it)."""
+    with contextlib.suppress(OSError, ValueError):
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
 
 def run_on_console(
@@ -275,14 +286,20 @@ def _stops_noted() -> Iterator[_Stops]:
 
 
 class _FilteredStdout(io.TextIOBase):
-    """A text stream whose lines go through console to ``real`` (`console_filtered`)."""
+    """A text stream whose lines go through console to ``real`` (`console_filtered`). When
+    ``real``'s reader has gone, ``closed_output`` turns true, ``on_closed`` is called once and
+    what comes after is dropped."""
 
-    def __init__(self, console: ConsoleFilter, real: TextIO) -> None:
+    def __init__(
+        self, console: ConsoleFilter, real: TextIO, on_closed: Callable[[], None] | None = None
+    ) -> None:
         self._console = console
         self._real = real
         self._out = getattr(real, "buffer", None) or _TextOut(real)
         self._partial = ""
         self._lock = threading.Lock()  # dbt logs from its worker threads too
+        self._on_closed = on_closed
+        self.closed_output = False
 
     def writable(self) -> bool:
         return True
@@ -293,18 +310,25 @@ class _FilteredStdout(io.TextIOBase):
     def write(self, text: str) -> int:
         with self._lock:
             *lines, self._partial = (self._partial + text).split("\n")
-            for line in lines:
-                self._out.writelines(self._console.feed(f"{line}\n".encode(errors="replace")))
-            self._out.flush()
+            self._pass_on(
+                self._console.feed(f"{line}\n".encode(errors="replace")) for line in lines
+            )
         return len(text)
 
     def finish(self) -> None:
         with self._lock:
             if self._partial:
-                self._out.writelines(self._console.feed(self._partial.encode(errors="replace")))
+                self._pass_on([self._console.feed(self._partial.encode(errors="replace"))])
                 self._partial = ""
-            self._out.writelines(self._console.finish())
-            self._out.flush()
+            self._pass_on([self._console.finish()])
+
+    def _pass_on(self, batches: Iterable[Iterable[bytes]]) -> None:
+        for batch in batches:
+            lines = list(batch)  # fed to the filter whether or not the output is still read
+            if not self.closed_output and not _passed_on(self._out, lines):
+                self.closed_output = True
+                if self._on_closed is not None:
+                    self._on_closed()
 
 
 class _TextOut:

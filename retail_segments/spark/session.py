@@ -18,6 +18,7 @@ Anything else Spark reads from ``spark-defaults.conf`` (``SPARK_CONF_DIR``) stil
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import socket
@@ -217,17 +218,20 @@ def run_dbt_in_process(args: Sequence[str], env: Mapping[str, str], project_root
     0 when it succeeded, 1 when a node failed, 2 when dbt stopped on an error (e.g. a selection
     that names nothing). dbt's console passes `ConsoleFilter` as the DuckDB build's does
     (`retail_segments.ops.dbt_runner.console_filtered`); when Ctrl-C stopped dbt (which then
-    printed what it cancelled), ``KeyboardInterrupt`` goes on to the command, which says so."""
+    printed what it cancelled), ``KeyboardInterrupt`` goes on to the command, which says so; when
+    the command's output was closed (dbt is then stopped as on Ctrl-C), ``BrokenPipeError``."""
     from dbt.cli.exceptions import DbtInternalException, DbtUsageException
     from dbt.cli.main import dbtRunner
 
     os.environ.update(env)
     # in this process a relative --log-path or DBT_LOG_PATH is taken from its working directory
     log_path = log_file(args, os.environ, project_root, given_from=Path.cwd())
-    with console_filtered(log_path):
+    with console_filtered(log_path) as console:
         result: Any = dbtRunner().invoke(
             [*args, "--project-dir", str(project_root), "--profiles-dir", str(project_root)]
         )
+    if console.closed_output:  # dbt was stopped as on Ctrl-C; the command says why
+        raise BrokenPipeError(errno.EPIPE, "the command's output was closed while dbt ran")
     if isinstance(result.exception, KeyboardInterrupt):
         raise KeyboardInterrupt
     if result.success:

@@ -312,6 +312,76 @@ def test_a_closed_output_stops_dbt(tmp_path: Path) -> None:
     assert (tmp_path / "stopped").exists()
 
 
+# a command running a stand-in for dbt in its own process, as the Spark build runs dbt
+# (`spark.session.run_dbt_in_process`): the stand-in logs a line every 50 ms for 40 s through a
+# logging handler bound to the stdout of the moment it starts, as dbt's logger does (a closed
+# pipe then gives a "Logging error" on stderr for each line); on Ctrl-C it notes that it stopped
+IN_PROCESS_RUNNER = """\
+    import logging, sys, time
+    from pathlib import Path
+    import dbt.cli.main
+    from retail_segments.ops.dbt_runner import ctrl_c_noted
+    from retail_segments.spark.session import run_dbt_in_process
+
+    folder = Path(sys.argv[1])
+
+    class Result:
+        def __init__(self, exception):
+            self.exception, self.success = exception, exception is None
+
+    class StandIn:
+        def invoke(self, args):
+            logger = logging.getLogger("stand-in")
+            logger.addHandler(logging.StreamHandler(sys.stdout))
+            logger.setLevel(logging.INFO)
+            logger.propagate = False  # as dbt's
+            try:
+                logger.info("\\x1b[0m10:00:00  1 of 9 START sql table model marts.x")
+                for n in range(800):
+                    time.sleep(0.05)
+                    logger.info(f"\\x1b[0m10:00:01  {n} of 9 OK")
+            except KeyboardInterrupt as stop:
+                (folder / "stopped").touch()
+                return Result(stop)
+            return Result(None)
+
+    dbt.cli.main.dbtRunner = StandIn
+    try:
+        with ctrl_c_noted():
+            run_dbt_in_process(["build", "--log-path", str(folder)], {}, folder)
+    except KeyboardInterrupt:
+        print("command: interrupted", file=sys.stderr, flush=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        print("command: output closed", file=sys.stderr, flush=True)
+        sys.exit(141)
+"""
+
+
+def test_a_closed_output_stops_dbt_run_in_the_process(tmp_path: Path) -> None:
+    """The same for dbt run in the command's own process (the Spark build): dbt's logger wrote
+    on into the closed pipe, with a "Logging error" and its stack on stderr for each line, to the
+    end of the build. Now dbt is stopped as on Ctrl-C, the rest of its output is dropped, and the
+    command ends on BrokenPipeError, not as interrupted."""
+    runner = tmp_path / "runner.py"
+    runner.write_text(textwrap.dedent(IN_PROCESS_RUNNER))
+    env = {**os.environ, "PYTHONPATH": str(Path(dbt_runner.__file__).parents[2])}
+    process = subprocess.Popen(
+        [sys.executable, str(runner), str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert "START sql table model marts.x" in process.stdout.readline()
+    process.stdout.close()  # head has read its lines
+    assert process.wait(timeout=20) == 141  # the stand-in, not stopped, logs on for 40 s
+    assert process.stderr.read() == "command: output closed\n"
+    assert (tmp_path / "stopped").exists()
+
+
 def test_the_stand_in_shows_what_dbt_printed_without_the_filter(tmp_path: Path) -> None:
     """The stand-in's Ctrl-C output holds the stack trace the filter leaves out (so the test above
     could fail)."""
