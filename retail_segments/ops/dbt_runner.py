@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import os
 import signal
 import subprocess
 import sys
@@ -162,10 +163,9 @@ def run_on_console(
     command: Sequence[str], project_root: Path, env: Mapping[str, str], log_path: str
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command`` (dbt, or a process that runs dbt in it) with its stdout passed on to
-    this process's through `ConsoleFilter` (its stderr goes straight through). On Ctrl-C (which
-    dbt receives too), or a stop sent to this process alone (passed on to dbt as Ctrl-C), dbt's
-    last words are still read and passed on before ``KeyboardInterrupt`` goes on to the caller
-    (`_stops_noted`)."""
+    this process's through `ConsoleFilter` (its stderr goes straight through). On Ctrl-C or
+    another stop (passed on to dbt as Ctrl-C), dbt's last words are still read and passed on
+    before ``KeyboardInterrupt`` goes on to the caller (`_stops_noted`)."""
     child_env = dict(env)
     # joblib's worker pools, stopped by Ctrl-C, leave semaphores that Python's resource tracker
     # reports on exit: nothing for the user to act on
@@ -177,8 +177,10 @@ def run_on_console(
     out = getattr(sys.stdout, "buffer", None) or _TextOut(sys.stdout)
     with (
         _stops_noted() as stops,
+        # in a process group of its own: a terminal's Ctrl-C reaches this process alone, which
+        # passes it on, so dbt gets exactly one whether it was sent to the group or to us alone
         subprocess.Popen(
-            command, cwd=project_root, env=child_env, stdout=subprocess.PIPE
+            command, cwd=project_root, env=child_env, stdout=subprocess.PIPE, process_group=0
         ) as process,
     ):
         stops.started(process)
@@ -222,7 +224,7 @@ class _Stops:
 
     def started(self, child: subprocess.Popen[bytes]) -> None:
         self.child = child
-        if any(signum != signal.SIGINT for signum in self.noted):
+        if self.noted:
             self._pass_on()  # a stop came while the child was being started
 
     def note(self, signum: int, frame: object) -> None:
@@ -233,11 +235,27 @@ class _Stops:
             self.noted.append(signum)
             self._end_child()
             raise KeyboardInterrupt
-        if signum != signal.SIGINT:
-            # sent to this process alone (a scheduler's or `timeout`'s SIGTERM, a hang-up): dbt
-            # would build on to the end unseen
-            self._pass_on()
+        # dbt, in a process group of its own, gets no signal but the ones passed on: Ctrl-C
+        # (from the terminal or a `kill -INT` to this process alone), a scheduler's or
+        # `timeout`'s SIGTERM, a hang-up; it would build on to the end unseen
+        self._pass_on()
         self.noted.append(signum)
+
+    def suspend(self, signum: int, frame: object) -> None:
+        """Ctrl-Z (SIGTSTP): dbt, in a process group of its own, is stopped too, then this
+        process; when it is continued (`fg`, `bg`), so is dbt."""
+        self._signal_child_group(signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        try:
+            os.kill(os.getpid(), signal.SIGTSTP)  # this process stops here until continued
+        finally:
+            signal.signal(signal.SIGTSTP, self.suspend)
+            self._signal_child_group(signal.SIGCONT)
+
+    def _signal_child_group(self, signum: int) -> None:
+        if self.child is not None and self.child.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.child.pid, signum)
 
     def output_closed(self) -> None:
         """The command's output was closed (piped into `head`, which stopped reading): dbt,
@@ -263,21 +281,24 @@ class _Stops:
 
 @contextlib.contextmanager
 def _stops_noted() -> Iterator[_Stops]:
-    """While dbt runs: the first Ctrl-C (which dbt, in the same process group, receives too) is
-    only noted, so that every line dbt prints as it stops is still read and shown; a second stop
-    of any kind ends dbt at once (SIGKILL) and raises ``KeyboardInterrupt``. SIGTERM or SIGHUP,
-    which end this process by default and reach dbt only when sent to the whole group, are passed
-    on to dbt as Ctrl-C (as SIGTERM where Ctrl-C is ignored, which the child inherits) and noted
-    the same way. A signal ignored stays ignored; off the main thread nothing changes (Python
-    handles signals there)."""
+    """While dbt runs (in a process group of its own, so that no stop reaches it but through
+    this process): the first stop, Ctrl-C (from the terminal, or sent to this process alone),
+    SIGTERM or SIGHUP, is passed on to dbt as Ctrl-C (as SIGTERM where Ctrl-C is ignored, which
+    the child inherits) and noted, so that every line dbt prints as it stops is still read and
+    shown; a second stop of any kind ends dbt at once (SIGKILL) and raises ``KeyboardInterrupt``.
+    Ctrl-Z stops dbt with this process, and continuing this process continues dbt. A signal
+    ignored stays ignored; off the main thread nothing changes (Python handles signals there)."""
     if threading.current_thread() is not threading.main_thread():
         yield _Stops()
         return
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, *_OTHER_STOPS)}
+    previous = {
+        signum: signal.getsignal(signum)
+        for signum in (signal.SIGINT, signal.SIGTSTP, *_OTHER_STOPS)
+    }
     stops = _Stops(ctrl_c_ignored=previous[signal.SIGINT] is signal.SIG_IGN)
     for signum, handler in previous.items():
         if handler is not signal.SIG_IGN:
-            signal.signal(signum, stops.note)
+            signal.signal(signum, stops.suspend if signum == signal.SIGTSTP else stops.note)
     try:
         yield stops
     finally:

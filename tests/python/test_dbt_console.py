@@ -5,6 +5,7 @@ when the Spark build runs dbt in its own process (`retail_segments.spark.session
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -211,9 +212,10 @@ def _command_running_the_stand_in(
     stand_in_code: str = STAND_IN,
     stderr: int | None = None,
 ) -> subprocess.Popen[str]:
-    """The command (`RUNNER`) running a stand-in for dbt in a session of its own, with Ctrl-C
-    handled as ``ctrl_c`` (a shell may start background commands with it ignored), once the
-    stand-in has printed its first line."""
+    """The command (`RUNNER`) running a stand-in for dbt in a process group of its own, as a
+    shell starts a job (the group is not orphaned, so Ctrl-Z stops it), with Ctrl-C handled as
+    ``ctrl_c`` (a shell may start background commands with it ignored), once the stand-in has
+    printed its first line."""
     stand_in = tmp_path / "dbt"
     stand_in.write_text(f"#!{sys.executable}\n{textwrap.dedent(stand_in_code)}")
     stand_in.chmod(0o755)
@@ -226,7 +228,7 @@ def _command_running_the_stand_in(
         stderr=stderr,
         text=True,
         env=env,
-        start_new_session=True,
+        process_group=0,
         preexec_fn=lambda: signal.signal(signal.SIGINT, ctrl_c),
     )
     assert process.stdout is not None
@@ -236,7 +238,9 @@ def _command_running_the_stand_in(
 
 def test_ctrl_c_passes_on_dbts_last_words_before_the_command_answers(tmp_path: Path) -> None:
     process = _command_running_the_stand_in(tmp_path)
-    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole group, dbt included
+    # a terminal's Ctrl-C reaches the command's process group; dbt, in a group of its own, gets
+    # it from the command (once)
+    os.killpg(process.pid, signal.SIGINT)
     assert process.stdout is not None
     rest = process.stdout.read().splitlines()
     assert process.wait(timeout=30) == 130
@@ -246,11 +250,12 @@ def test_ctrl_c_passes_on_dbts_last_words_before_the_command_answers(tmp_path: P
 @pytest.mark.parametrize(
     ("stop", "ctrl_c"),
     [
+        (signal.SIGINT, signal.SIG_DFL),
         (signal.SIGTERM, signal.SIG_DFL),
         (signal.SIGHUP, signal.SIG_DFL),
         (signal.SIGTERM, signal.SIG_IGN),
     ],
-    ids=["SIGTERM", "SIGHUP", "SIGTERM-ctrl-c-ignored"],
+    ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGTERM-ctrl-c-ignored"],
 )
 def test_a_stop_sent_to_the_command_alone_stops_dbt(
     stop: signal.Signals, ctrl_c: signal.Handlers, tmp_path: Path
@@ -258,13 +263,51 @@ def test_a_stop_sent_to_the_command_alone_stops_dbt(
     """A scheduler's or `timeout`'s SIGTERM reaches the command's process alone: before, the
     command ended at once and dbt built on to the end unseen (the stand-in sleeps a minute). Now
     dbt gets Ctrl-C, its last words are shown, and the command says it was interrupted. Where
-    Ctrl-C is ignored (a script's background command, and so dbt too), dbt gets SIGTERM."""
+    Ctrl-C is ignored (a script's background command, and so dbt too), dbt gets SIGTERM. A
+    `kill -INT` to the command alone used to leave dbt building on too (only the terminal's
+    Ctrl-C, sent to the whole group, reached it)."""
     process = _command_running_the_stand_in(tmp_path, ctrl_c)
     process.send_signal(stop)  # to the command's process, not its group
     assert process.stdout is not None
     rest = process.stdout.read().splitlines()
     assert process.wait(timeout=30) == 130
     assert rest == [*(LAST_WORDS if ctrl_c == signal.SIG_DFL else []), "command: interrupted"]
+
+
+def _state(pid: int) -> str:
+    """The process's state letter in /proc ('T': stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _until(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_ctrl_z_stops_dbt_with_the_command_and_fg_continues_both(tmp_path: Path) -> None:
+    """dbt runs in a process group of its own (so that it gets each stop once, from the
+    command): a terminal's Ctrl-Z, sent to the command's group, stops dbt too, and `fg`, which
+    continues the command's group, continues dbt; Ctrl-C then stops it as usual."""
+    process = _command_running_the_stand_in(tmp_path, stand_in_code=SLOW_STAND_IN)
+    assert process.stdout is not None
+    dbt_pid = int((tmp_path / "dbt.pid").read_text())
+    assert os.getpgid(dbt_pid) != os.getpgid(process.pid)
+    try:
+        os.killpg(process.pid, signal.SIGTSTP)  # Ctrl-Z
+        assert _until(lambda: _state(process.pid) == "T" and _state(dbt_pid) == "T")
+        os.killpg(process.pid, signal.SIGCONT)  # fg
+        assert _until(lambda: _state(process.pid) != "T" and _state(dbt_pid) != "T")
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C
+        assert "CANCEL query 0" in process.stdout.readline()  # dbt got it, once
+    finally:
+        for kill, pid in ((os.killpg, process.pid), (os.kill, dbt_pid)):
+            with contextlib.suppress(ProcessLookupError):
+                kill(pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 @pytest.mark.parametrize("to_group", [True, False], ids=["Ctrl-C twice", "SIGTERM twice"])
