@@ -140,7 +140,7 @@ def console_filtered(log_path: str) -> Iterator[_FilteredStdout]:
     held are passed on (also when an exception, e.g. a second Ctrl-C, leaves). When the real
     stdout's reader has gone (piped into `head`), dbt is stopped as on Ctrl-C and what it writes
     from then on is dropped (it would print a "Logging error" for each line and build on for
-    nothing); the stream yielded says so (``closed``)."""
+    nothing); the stream yielded says so (``closed_output``)."""
     real = sys.stdout
     real.flush()  # what this command printed before dbt comes first
     filtered = _FilteredStdout(ConsoleFilter(log_path), real, on_closed=_stop_main_thread)
