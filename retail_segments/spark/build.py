@@ -17,7 +17,6 @@ on one SparkSession, in one Python process.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
@@ -221,7 +220,6 @@ def build(dbt_args: list[str]) -> int:
 
     root = spark_dir(project_root, environ)
     tables = tables_dir(root)
-    made_tables = not tables.exists()
     tables.mkdir(parents=True, exist_ok=True)
     session = _SessionOnDemand(root, tables, environ)
     try:
@@ -234,13 +232,11 @@ def build(dbt_args: list[str]) -> int:
         )
         problem = selected_build_problem(prepared, dbt_args, project_root)
         if problem:
-            raise PreflightError(problem)
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         spark = session()
     except (PreflightError, SparkStartError) as error:
         print(f"error: {error}", file=sys.stderr)
-        if made_tables:
-            with contextlib.suppress(OSError):
-                tables.rmdir()  # a refused first build leaves no empty folder behind
         return 2
     prepared.activate()
     _announce(prepared, root, session.registered, session.seconds)
