@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dbt_helpers import PROJECT_ROOT, CliInProcess, Workspace, assert_built
+from dbt_helpers import PROJECT_ROOT, SESSION_PARSE, CliInProcess, Workspace, assert_built
 
 from retail_segments.ops.paths import RawDataNotFoundError, resolve_raw_path
 from retail_segments_dev.synthetic import generate_raw_lines, write_raw_file
@@ -85,8 +85,12 @@ def synthetic_build(tmp_path_factory: pytest.TempPathFactory, synthetic_raw: Pat
         assert_built(Workspace(directory).build(synthetic_raw))
 
     built = _made_once(tmp_path_factory, "synthetic_build", make)
+    # its parse of the project, for the test warehouses dbt has not parsed it for yet
+    SESSION_PARSE.keep(built, {**os.environ, "RETAIL_DUCKDB_PATH": str(Workspace(built).warehouse)})
     copy = tmp_path_factory.mktemp("synthetic_build")
     shutil.copytree(built, copy, symlinks=True, dirs_exist_ok=True)
+    # made for the shared build's path: given again for the copy's at its first dbt run
+    (copy / "target" / "partial_parse.msgpack").unlink()
     return Workspace(copy)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
+import pprint
 import shutil
 import signal
 import subprocess
@@ -14,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import duckdb
 import pytest
@@ -50,6 +53,7 @@ class Workspace:
             "RETAIL_DUCKDB_PATH": str(self.warehouse),
         }
         dirs = ["--target-path", str(self.root / "target"), "--log-path", str(self.root / "logs")]
+        SESSION_PARSE.give(self.root, environ)
         result = run_prepared_dbt([*args, *dirs], environ)
         # A selector naming a model that no longer exists selects nothing and dbt still exits 0:
         # a test would then check tables that were never rebuilt.
@@ -69,6 +73,85 @@ class Workspace:
         """Run sql read-only against the warehouse and return a pandas DataFrame."""
         with duckdb.connect(str(self.warehouse), read_only=True) as connection:
             return connection.sql(sql).df()
+
+
+def _connection_info(env: Mapping[str, str]) -> tuple[tuple[str, Any], ...]:
+    """The connection info of the project's profile (its default target) as dbt renders it with
+    env: what dbt hashes into the profile check of its saved parse (dbt-core 1.11,
+    `ManifestLoader.build_manifest_state_check`). Computed in a copy of this thread's context
+    (dbt keeps its invocation environment in a context variable), and dbt's global flags are put
+    back afterwards, so nothing of it stays in the test process."""
+    from argparse import Namespace
+
+    from dbt.config.runtime import load_profile
+    from dbt.flags import get_flags, set_flags, set_from_args
+    from dbt_common.context import set_invocation_context
+
+    def render() -> tuple[tuple[str, Any], ...]:
+        previous = get_flags()
+        try:
+            set_invocation_context(dict(env))
+            set_from_args(Namespace(profiles_dir=str(PROJECT_ROOT)), {})
+            profile = load_profile(str(PROJECT_ROOT), {})
+            return tuple(sorted(profile.credentials.connection_info()))
+        finally:
+            set_flags(previous)
+
+    return contextvars.copy_context().run(render)
+
+
+@dataclass
+class SavedParse:
+    """dbt's saved parse of the project (``partial_parse.msgpack``), made by the session's first
+    build, and the connection info it was made with, for the test warehouses dbt has not parsed
+    the project for yet.
+
+    dbt parses the whole project again (10 to 30 s of CPU) whenever its profile's connection info
+    differs from the saved parse's, and a warehouse's path is part of it: every new test
+    warehouse was parsed from scratch, 29 times a session. The project and its parse are the same
+    for all of them (the database name, the file name without `.duckdb`, is the same too), so
+    `give` writes the saved parse into a workspace's dbt target with the profile check dbt
+    computes for that workspace's path. Only the path may differ: with any other difference
+    (another database name, memory limit or target) nothing is written and dbt parses as before.
+    dbt still checks everything else itself (the project's files, vars, the environment variables
+    the models read), as on a user's second build; `test_warehouse.py` checks that a copied
+    warehouse's build starts from the saved parse."""
+
+    saved: bytes | None = None
+    connection: tuple[tuple[str, Any], ...] = ()
+
+    def keep(self, root: Path, env: Mapping[str, str]) -> None:
+        """Keep the parse dbt saved in root's target, made for the warehouse of env."""
+        path = root / "target" / "partial_parse.msgpack"
+        if self.saved is None and path.exists():
+            self.connection = _connection_info(env)
+            self.saved = path.read_bytes()
+
+    def give(self, root: Path, env: Mapping[str, str]) -> bool:
+        """Write the kept parse into root's target for the warehouse of env, unless root's target
+        holds a parse already or the connection info differs in more than the path; whether it
+        was written."""
+        path = root / "target" / "partial_parse.msgpack"
+        if self.saved is None or path.exists():
+            return False
+        connection = _connection_info(env)
+        if [item for item in connection if item[0] != "path"] != [
+            item for item in self.connection if item[0] != "path"
+        ]:
+            return False
+        import msgpack
+        from dbt.contracts.files import FileHash
+
+        parse = msgpack.unpackb(self.saved, raw=False, strict_map_key=False)
+        profile_hash = FileHash.from_contents(pprint.pformat(list(connection)))
+        parse["state_check"]["profile_hash"] = profile_hash.to_dict()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(msgpack.packb(parse, use_bin_type=True))
+        return True
+
+
+# The session's saved parse (kept by conftest's synthetic_build); empty until it is made.
+SESSION_PARSE = SavedParse()
 
 
 def run_prepared_dbt(
@@ -95,6 +178,7 @@ def kill_build_once_started(workspace: Workspace, raw_path: Path, node: str) -> 
         "RETAIL_RAW_PATH": str(raw_path),
         "RETAIL_DUCKDB_PATH": str(workspace.warehouse),
     }
+    SESSION_PARSE.give(workspace.root, env)
     prepared = prepare(PROJECT_ROOT, env, ["build"])
     command = [
         dbt_executable(),
@@ -162,10 +246,12 @@ def run_cli(
     """Run ``python -m retail_segments <args>`` against raw_path into this workspace (dbt's target
     and log directories inside it), with env added to the environment; never raises on a
     non-zero exit."""
+    environ = {**os.environ, **_cli_env(workspace, raw_path, env)}
+    SESSION_PARSE.give(workspace.root, environ)
     return subprocess.run(
         [sys.executable, "-m", "retail_segments", *args],
         cwd=PROJECT_ROOT,
-        env={**os.environ, **_cli_env(workspace, raw_path, env)},
+        env=environ,
         text=True,
         capture_output=True,
         check=False,

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from dbt_helpers import Workspace, copy_workspace
+from dbt_helpers import SESSION_PARSE, Workspace, copy_workspace
 
 from retail_segments_dev import reference
 
@@ -191,3 +192,26 @@ def test_a_build_sends_no_usage_events(synthetic_build: Workspace) -> None:
     log = (synthetic_build.root / "logs" / "dbt.log").read_text()
     assert "'send_anonymous_usage_stats': 'False'" in log
     assert "Sending event" not in log
+
+
+def test_a_copied_warehouse_starts_from_the_sessions_parse(
+    synthetic_build: Workspace, synthetic_raw: Path, tmp_path: Path
+) -> None:
+    """dbt on a copy of the session's build starts from the build's saved parse (the tests'
+    `SavedParse`, which keeps the suite from parsing the project once per test warehouse); with
+    a profile that differs in more than the warehouse's path it is not given."""
+    workspace = copy_workspace(synthetic_build, tmp_path / "copy")
+    listed = workspace.dbt(synthetic_raw, "ls", "--select", "customer_rfm", "--output", "name")
+    assert listed.returncode == 0, listed.stdout[-3000:]
+    assert "customer_rfm" in listed.stdout.split()
+    log = (workspace.root / "logs" / "dbt.log").read_text()
+    assert "Partial parsing enabled: 0 files deleted, 0 files added, 0 files changed" in log
+    assert "Unable to do partial parsing" not in log
+
+    other = tmp_path / "other"
+    same = {**os.environ, "RETAIL_DUCKDB_PATH": str(Workspace(other).warehouse)}
+    assert SESSION_PARSE.saved is not None
+    assert not SESSION_PARSE.give(other, {**same, "RETAIL_DUCKDB_MEMORY_LIMIT": "1234MB"})
+    assert not (other / "target").exists()
+    assert SESSION_PARSE.give(other, same)
+    assert (other / "target" / "partial_parse.msgpack").exists()
