@@ -90,7 +90,7 @@ def synthetic_build(tmp_path_factory: pytest.TempPathFactory, synthetic_raw: Pat
     copy = tmp_path_factory.mktemp("synthetic_build")
     shutil.copytree(built, copy, symlinks=True, dirs_exist_ok=True)
     # made for the shared build's path: given again for the copy's at its first dbt run
-    (copy / "target" / "partial_parse.msgpack").unlink()
+    (copy / "target" / "partial_parse.msgpack").unlink(missing_ok=True)
     return Workspace(copy)
 
 
